@@ -1,0 +1,337 @@
+//! The policy file as written: a serde model with every key of the reference policy and the keys
+//! ordergate adds. Unknown keys are refused (`deny_unknown_fields`) so that a misspelt
+//! `require_scopes` stops startup instead of silently granting access. Values stay as text here;
+//! `compile` turns them into checked types.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: String,
+    pub admin_listen: Option<String>,
+    pub max_connections: Option<u32>,
+    pub max_in_flight: Option<u32>,
+    pub header_read_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub max_header_bytes: Option<String>,
+    pub max_request_body: Option<String>,
+    pub shutdown_grace: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+    pub tls: Option<Tls>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+    pub min_version: Option<String>,
+    pub client_auth: Option<String>,
+    pub client_ca: Option<String>,
+}
+
+/// `[upstream]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: String,
+    #[serde(default)]
+    pub ca: String,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub retries: Option<u32>,
+    /// Share of extra load retries may add (ordergate addition, default 0.2).
+    pub retry_budget: Option<f64>,
+    pub pool_idle_per_host: Option<u32>,
+    pub pool_idle_timeout: Option<String>,
+    #[serde(default = "yes")]
+    pub forward_identity: bool,
+    #[serde(default)]
+    pub expose_errors: bool,
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[upstream.circuit_breaker]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<String>,
+    pub min_requests: Option<u32>,
+    pub open_for: Option<String>,
+    pub half_open_probes: Option<u32>,
+    pub failure_statuses: Option<Vec<u16>>,
+}
+
+/// `[auth]`, read part by part so that one bad key does not hide the others' problems.
+#[derive(Debug, Default)]
+pub struct Auth {
+    pub jwt: Option<Jwt>,
+    pub api_keys: Option<ApiKeys>,
+    pub mtls_clients: Vec<Option<MtlsClient>>,
+}
+
+/// `[auth.jwt]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    /// Extra CA bundle for an https `jwks_url` (ordergate addition).
+    pub jwks_ca: Option<String>,
+    pub jwks_refresh: Option<String>,
+    pub leeway: Option<String>,
+    pub max_token_bytes: Option<u32>,
+    pub scope_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub tenant_claim: Option<String>,
+    /// Name of an environment variable holding the HMAC secret (HS* algorithms).
+    pub hs_secret_env: Option<String>,
+    /// Path of a file holding the HMAC secret (HS* algorithms).
+    pub hs_secret_file: Option<String>,
+    /// Verified tokens kept in memory (ordergate addition, default 10000).
+    pub cache_size: Option<u32>,
+}
+
+/// `[auth.api_keys]` without its keys, which are read one by one.
+#[derive(Debug, Default)]
+pub struct ApiKeys {
+    pub header: Option<String>,
+    pub keys: Vec<Option<ApiKey>>,
+}
+
+/// `[[auth.api_keys.keys]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub id: String,
+    pub hash: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub tenant: Option<String>,
+    pub not_before: Option<toml::value::Datetime>,
+    pub not_after: Option<toml::value::Datetime>,
+    /// Values that `owner` bindings compare against (e.g. `customer_id`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `[[auth.mtls.clients]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsClient {
+    pub subject: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `[roles.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub scopes: Vec<String>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub upstream_path: Option<String>,
+    #[serde(default)]
+    pub require_scopes: Vec<String>,
+    pub owner: Option<Owner>,
+    pub rate_limit: Option<Bucket>,
+    #[serde(default)]
+    pub forward_params: IndexMap<String, String>,
+    #[serde(default)]
+    pub params: IndexMap<String, Param>,
+    #[serde(default)]
+    pub query: IndexMap<String, Param>,
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    pub response: Option<Response>,
+    /// A line for the OpenAPI document.
+    pub summary: Option<String>,
+}
+
+/// `owner = { param, claim, bypass_scopes }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    pub param: String,
+    pub claim: String,
+    #[serde(default)]
+    pub bypass_scopes: Vec<String>,
+}
+
+/// `{ rate = "120/min", burst = 20 }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub rate: String,
+    pub burst: Option<u32>,
+}
+
+/// The type of a path or query parameter.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Date,
+    Datetime,
+    Enum,
+}
+
+/// A number in the policy, integer or float as written.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(untagged)]
+pub enum Number {
+    Integer(i64),
+    Float(f64),
+}
+
+impl Number {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Integer(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+}
+
+/// `[routes.params.NAME]` and `[routes.query.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+    #[serde(default)]
+    pub required: bool,
+    pub default: Option<toml::Value>,
+    pub pattern: Option<String>,
+    pub min_length: Option<u32>,
+    pub max_length: Option<u32>,
+    pub min: Option<Number>,
+    pub max: Option<Number>,
+    pub values: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// `[[routes.constraints]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraint {
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub max_days: Option<u32>,
+}
+
+/// `[routes.response]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    #[serde(default)]
+    pub views: Vec<View>,
+}
+
+/// `[[routes.response.views]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    pub scope: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub mask: IndexMap<String, String>,
+}
+
+/// `[rate_limits]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    pub backend: Option<String>,
+    pub redis_url: Option<String>,
+    /// Environment variable holding the Redis password (never inline in `redis_url`).
+    pub redis_password_env: Option<String>,
+    /// File holding the Redis password.
+    pub redis_password_file: Option<String>,
+    /// How long one Redis round trip may take before `on_backend_error` applies.
+    pub redis_timeout: Option<String>,
+    /// Prefix of every Redis key (default `ordergate:`).
+    pub redis_key_prefix: Option<String>,
+    pub on_backend_error: Option<String>,
+    pub per_principal: Option<Bucket>,
+    pub per_ip_unauthenticated: Option<Bucket>,
+}
+
+/// `[abuse]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Abuse {
+    pub window: Option<String>,
+    pub max_denials: Option<u32>,
+    pub freeze_for: Option<String>,
+}
+
+/// `[audit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    pub path: String,
+    pub rotate_bytes: Option<String>,
+    pub keep_files: Option<u32>,
+    #[serde(default = "yes")]
+    pub hash_chain: bool,
+    pub fsync: Option<String>,
+    pub on_error: Option<String>,
+    #[serde(default)]
+    pub sensitive_params: Vec<String>,
+    /// Records that may wait for the writer (ordergate addition, default 65536).
+    pub queue_capacity: Option<u32>,
+}
+
+/// The whole file, each section read on its own (`None` where a section is absent or broken).
+#[derive(Debug, Default)]
+pub struct Policy {
+    pub server: Option<Server>,
+    pub upstream: Option<Upstream>,
+    pub auth: Auth,
+    pub roles: BTreeMap<String, Option<Role>>,
+    pub routes: Vec<Option<Route>>,
+    pub rate_limits: Option<RateLimits>,
+    pub abuse: Option<Abuse>,
+    pub audit: Option<Audit>,
+}

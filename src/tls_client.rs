@@ -1,0 +1,42 @@
+//! Outbound TLS for the upstream and a JWKS URL: rustls with the aws-lc provider (the one
+//! provider of the process), system roots or an explicit CA bundle, ALPN for h2 and http/1.1.
+
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+
+/// The process's one crypto provider.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A client configuration trusting `ca` if given, else the system's roots (falling back to the
+/// Mozilla bundle when the system has none).
+pub fn client_config(ca: Option<&[CertificateDer<'static>]>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(certs) => {
+            for cert in certs {
+                roots.add(cert.clone()).map_err(|e| format!("CA certificate rejected: {e}"))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                // A broken system certificate must not stop the gateway; it is simply not trusted.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}

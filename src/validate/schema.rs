@@ -1,0 +1,373 @@
+//! Typed parameter schemas, compiled once from `[routes.params.*]` / `[routes.query.*]`, and the
+//! check of one value against one schema. Reasons are written for a partner developer and never
+//! echo the value.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, NaiveDate};
+use regex::Regex;
+
+use crate::config::problems::{KeyPath, Problems};
+use crate::config::raw;
+
+/// `max_length` when the policy gives none.
+pub const DEFAULT_MAX_LENGTH: usize = 256;
+
+/// What a parameter must be.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Text, optionally matching a whole-value pattern.
+    String { pattern: Option<Regex> },
+    /// A whole number within bounds.
+    Integer { min: Option<i64>, max: Option<i64> },
+    /// A finite decimal number within bounds.
+    Number { min: Option<f64>, max: Option<f64> },
+    /// `true` or `false`.
+    Boolean,
+    /// `YYYY-MM-DD`, a real calendar date.
+    Date,
+    /// RFC 3339 date-time (`2024-05-01T10:00:00Z`, `...+08:00`).
+    Datetime,
+    /// One of the listed values.
+    Enum { values: Vec<String> },
+}
+
+/// A parameter's compiled schema.
+#[derive(Debug, Clone)]
+pub struct ParamSchema {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub min_length: usize,
+    pub max_length: usize,
+    pub description: Option<String>,
+    /// The raw pattern as written, for the OpenAPI document.
+    pub pattern_source: Option<String>,
+}
+
+/// A validated value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    String(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+    Date(NaiveDate),
+    /// Kept as written: the strict shape check makes it canonical already.
+    Datetime(String),
+}
+
+impl Value {
+    /// The canonical text of the value, before percent-encoding.
+    pub fn write_canonical(&self, out: &mut String) {
+        // Writing into a String cannot fail.
+        let _ = match self {
+            Value::String(s) | Value::Datetime(s) => {
+                out.push_str(s);
+                Ok(())
+            }
+            Value::Integer(i) => write!(out, "{i}"),
+            Value::Number(n) => write!(out, "{n}"),
+            Value::Boolean(b) => write!(out, "{b}"),
+            Value::Date(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+        };
+    }
+
+    /// The value as JSON, for the audit record.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::String(s) | Value::Datetime(s) => serde_json::Value::String(s.clone()),
+            Value::Integer(i) => serde_json::Value::from(*i),
+            Value::Number(n) => serde_json::Value::from(*n),
+            Value::Boolean(b) => serde_json::Value::Bool(*b),
+            Value::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
+        }
+    }
+
+    /// The date, for constraints.
+    pub fn as_date(&self) -> Option<NaiveDate> {
+        match self {
+            Value::Date(d) => Some(*d),
+            Value::Datetime(s) => DateTime::parse_from_rfc3339(s).ok().map(|d| d.date_naive()),
+            _ => None,
+        }
+    }
+}
+
+static INTEGER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^-?[0-9]{1,19}$").expect("static regex"));
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?$").expect("static regex")
+});
+static DATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$").expect("static regex"));
+static DATETIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$")
+        .expect("static regex")
+});
+
+impl ParamSchema {
+    /// Checks one raw (decoded) value; `Err` holds the reason.
+    pub fn check(&self, raw: &str) -> Result<Value, String> {
+        let chars = raw.chars().count();
+        if chars > self.max_length {
+            return Err(format!("must be at most {} characters", self.max_length));
+        }
+        if chars < self.min_length {
+            return Err(format!("must be at least {} characters", self.min_length));
+        }
+        match &self.kind {
+            Kind::String { pattern } => match pattern {
+                Some(p) if !p.is_match(raw) => Err("does not match the required pattern".into()),
+                _ => Ok(Value::String(raw.to_owned())),
+            },
+            Kind::Integer { min, max } => {
+                let n: i64 = INTEGER
+                    .is_match(raw)
+                    .then(|| raw.parse().ok())
+                    .flatten()
+                    .ok_or("must be an integer")?;
+                bounds(n, *min, *max)?;
+                Ok(Value::Integer(n))
+            }
+            Kind::Number { min, max } => {
+                let n: f64 = NUMBER
+                    .is_match(raw)
+                    .then(|| raw.parse().ok())
+                    .flatten()
+                    .filter(|n: &f64| n.is_finite())
+                    .ok_or("must be a number")?;
+                bounds(n, *min, *max)?;
+                Ok(Value::Number(n))
+            }
+            Kind::Boolean => match raw {
+                "true" => Ok(Value::Boolean(true)),
+                "false" => Ok(Value::Boolean(false)),
+                _ => Err("must be true or false".into()),
+            },
+            Kind::Date => {
+                if !DATE.is_match(raw) {
+                    return Err("must be a date (YYYY-MM-DD)".into());
+                }
+                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .map(Value::Date)
+                    .map_err(|_| "is not a real calendar date".into())
+            }
+            Kind::Datetime => {
+                if !DATETIME.is_match(raw) {
+                    return Err("must be an RFC 3339 date-time (e.g. 2024-05-01T10:00:00Z)".into());
+                }
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|_| Value::Datetime(raw.to_owned()))
+                    .map_err(|_| "is not a real date-time".into())
+            }
+            Kind::Enum { values } => {
+                if values.iter().any(|v| v == raw) {
+                    Ok(Value::String(raw.to_owned()))
+                } else {
+                    Err(format!("must be one of: {}", values.join(", ")))
+                }
+            }
+        }
+    }
+
+    /// A short type name for documentation.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            Kind::String { .. } => "string",
+            Kind::Integer { .. } => "integer",
+            Kind::Number { .. } => "number",
+            Kind::Boolean => "boolean",
+            Kind::Date => "date",
+            Kind::Datetime => "datetime",
+            Kind::Enum { .. } => "enum",
+        }
+    }
+}
+
+fn bounds<T: PartialOrd + std::fmt::Display>(n: T, min: Option<T>, max: Option<T>) -> Result<(), String> {
+    if let Some(min) = min
+        && n < min
+    {
+        return Err(format!("must be >= {min}"));
+    }
+    if let Some(max) = max
+        && n > max
+    {
+        return Err(format!("must be <= {max}"));
+    }
+    Ok(())
+}
+
+/// Compiles one parameter's schema, reporting every problem at `at`.
+pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Problems) -> Option<ParamSchema> {
+    let before = problems.len();
+    let bad = |problems: &mut Problems, key: &str, message: String| problems.at(&at.k(key), message);
+    use raw::ParamType as T;
+    let only_for = |problems: &mut Problems, key: &str, present: bool, allowed: bool, types: &str| {
+        if present && !allowed {
+            bad(problems, key, format!("`{key}` applies only to {types} parameters"));
+        }
+    };
+    only_for(problems, "pattern", raw.pattern.is_some(), raw.kind == T::String, "string");
+    only_for(problems, "min", raw.min.is_some(), matches!(raw.kind, T::Integer | T::Number), "integer and number");
+    only_for(problems, "max", raw.max.is_some(), matches!(raw.kind, T::Integer | T::Number), "integer and number");
+    only_for(problems, "values", raw.values.is_some(), raw.kind == T::Enum, "enum");
+    let int_bound = |problems: &mut Problems, key: &str, n: Option<raw::Number>| match n {
+        Some(raw::Number::Integer(i)) => Some(i),
+        Some(raw::Number::Float(_)) => {
+            bad(problems, key, format!("`{key}` of an integer parameter must be a whole number"));
+            None
+        }
+        None => None,
+    };
+    let kind = match raw.kind {
+        T::String => {
+            let pattern = match &raw.pattern {
+                // Patterns must match the whole value: an unanchored `[0-9]+` would accept
+                // `1; DROP TABLE orders`.
+                Some(p) => match regex::RegexBuilder::new(&format!("^(?:{p})$")).size_limit(1 << 20).build() {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        let first = e.to_string().lines().last().unwrap_or("invalid").trim().to_owned();
+                        bad(problems, "pattern", format!("invalid regular expression: {first}"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            Kind::String { pattern }
+        }
+        T::Integer => Kind::Integer { min: int_bound(problems, "min", raw.min), max: int_bound(problems, "max", raw.max) },
+        T::Number => Kind::Number { min: raw.min.map(raw::Number::as_f64), max: raw.max.map(raw::Number::as_f64) },
+        T::Boolean => Kind::Boolean,
+        T::Date => Kind::Date,
+        T::Datetime => Kind::Datetime,
+        T::Enum => match &raw.values {
+            Some(values) if !values.is_empty() => Kind::Enum { values: values.clone() },
+            _ => {
+                bad(problems, "type", "an enum parameter needs a non-empty `values` list".to_owned());
+                Kind::Enum { values: Vec::new() }
+            }
+        },
+    };
+    if let (Some(min), Some(max)) = (raw.min, raw.max)
+        && min.as_f64() > max.as_f64()
+    {
+        bad(problems, "min", format!("`min` ({}) is greater than `max` ({})", min.as_f64(), max.as_f64()));
+    }
+    let min_length = raw.min_length.unwrap_or(0) as usize;
+    let max_length = raw.max_length.map(|m| m as usize).unwrap_or(DEFAULT_MAX_LENGTH);
+    if min_length > max_length {
+        bad(problems, "min_length", format!("`min_length` ({min_length}) is greater than `max_length` ({max_length})"));
+    }
+    let mut schema = ParamSchema {
+        name: Arc::from(name),
+        kind,
+        required: raw.required,
+        default: None,
+        min_length,
+        max_length,
+        description: raw.description.clone(),
+        pattern_source: raw.pattern.clone(),
+    };
+    if let Some(default) = &raw.default {
+        if raw.required {
+            bad(problems, "default", "a required parameter cannot have a `default`".to_owned());
+        }
+        let text = match default {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Float(f) => Some(f.to_string()),
+            toml::Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        };
+        match text.map(|t| schema.check(&t)) {
+            Some(Ok(value)) => schema.default = Some(value),
+            Some(Err(reason)) => bad(problems, "default", format!("`default` fails its own schema: it {reason}")),
+            None => bad(problems, "default", "`default` must be a string, number or boolean".to_owned()),
+        }
+    }
+    (problems.len() == before).then_some(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(toml_text: &str) -> Result<ParamSchema, Vec<String>> {
+        let raw: raw::Param = toml::from_str(toml_text).unwrap();
+        let mut problems = Problems::default();
+        let compiled = compile("p", &raw, &KeyPath::root().k("p"), &mut problems);
+        compiled.ok_or_else(|| problems.messages())
+    }
+
+    #[test]
+    fn strings_match_whole_patterns() {
+        let s = schema("type = 'string'\npattern = '[0-9]+'").unwrap();
+        assert!(s.check("123").is_ok());
+        assert!(s.check("1; DROP TABLE orders").is_err());
+        assert_eq!(s.check(&"1".repeat(257)).unwrap_err(), "must be at most 256 characters");
+        let s = schema("type = 'string'\nmin_length = 2\nmax_length = 3").unwrap();
+        assert_eq!(s.check("a").unwrap_err(), "must be at least 2 characters");
+        assert_eq!(s.check("abcd").unwrap_err(), "must be at most 3 characters");
+    }
+
+    #[test]
+    fn numbers() {
+        let s = schema("type = 'integer'\nmin = 1\nmax = 100").unwrap();
+        assert_eq!(s.check("20"), Ok(Value::Integer(20)));
+        assert_eq!(s.check("101").unwrap_err(), "must be <= 100");
+        assert_eq!(s.check("0").unwrap_err(), "must be >= 1");
+        for bad in ["1.5", "+5", " 5", "0x10", "1e3", "", "99999999999999999999", "5 OR 1=1"] {
+            assert_eq!(s.check(bad).unwrap_err(), "must be an integer", "{bad}");
+        }
+        let s = schema("type = 'number'\nmin = 0\nmax = 1.5").unwrap();
+        assert_eq!(s.check("1.25"), Ok(Value::Number(1.25)));
+        assert_eq!(s.check("2").unwrap_err(), "must be <= 1.5");
+        for bad in ["NaN", "inf", "1e999", "1,5", "."] {
+            assert!(s.check(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_and_datetimes() {
+        let d = schema("type = 'date'").unwrap();
+        assert!(d.check("2024-02-29").is_ok());
+        assert_eq!(d.check("2023-02-29").unwrap_err(), "is not a real calendar date");
+        assert_eq!(d.check("2024-13-01").unwrap_err(), "is not a real calendar date");
+        assert_eq!(d.check("2024-1-1").unwrap_err(), "must be a date (YYYY-MM-DD)");
+        assert_eq!(d.check("2024-01-01' OR '1'='1").unwrap_err(), "must be a date (YYYY-MM-DD)");
+        let t = schema("type = 'datetime'").unwrap();
+        assert!(t.check("2024-05-01T10:00:00Z").is_ok());
+        assert!(t.check("2024-05-01T10:00:00.123+08:00").is_ok());
+        assert!(t.check("2024-05-01 10:00:00Z").is_err());
+        assert!(t.check("2024-05-01T25:00:00Z").is_err());
+    }
+
+    #[test]
+    fn enums_and_booleans() {
+        let e = schema("type = 'enum'\nvalues = ['paid', 'shipped']").unwrap();
+        assert!(e.check("paid").is_ok());
+        assert_eq!(e.check("PAID").unwrap_err(), "must be one of: paid, shipped");
+        let b = schema("type = 'boolean'").unwrap();
+        assert_eq!(b.check("true"), Ok(Value::Boolean(true)));
+        assert!(b.check("1").is_err());
+    }
+
+    #[test]
+    fn policy_mistakes_are_reported() {
+        let problems = schema("type = 'string'\npattern = '('").unwrap_err();
+        assert!(problems[0].starts_with("invalid regular expression"), "{problems:?}");
+        let problems = schema("type = 'integer'\nmin = 5\nmax = 1").unwrap_err();
+        assert!(problems[0].contains("greater than `max`"));
+        let problems = schema("type = 'integer'\nmax = 10\ndefault = 20").unwrap_err();
+        assert_eq!(problems[0], "`default` fails its own schema: it must be <= 10");
+        let problems = schema("type = 'enum'").unwrap_err();
+        assert!(problems[0].contains("non-empty `values`"));
+        let problems = schema("type = 'date'\npattern = 'x'").unwrap_err();
+        assert!(problems[0].contains("applies only to string"));
+        let ok = schema("type = 'integer'\nmin = 1\nmax = 100\ndefault = 20").unwrap();
+        assert_eq!(ok.default, Some(Value::Integer(20)));
+    }
+}
