@@ -33,6 +33,8 @@ pub enum BadRequest {
     KeyInQuery,
     /// The request headers are larger than `max_header_bytes`.
     HeadersTooLarge,
+    /// The request body could not be read.
+    BodyUnreadable,
 }
 
 impl BadRequest {
@@ -48,6 +50,7 @@ impl BadRequest {
             BadRequest::TwoCredentials => "two_credentials",
             BadRequest::KeyInQuery => "api_key_in_query",
             BadRequest::HeadersTooLarge => "headers_too_large",
+            BadRequest::BodyUnreadable => "body_unreadable",
         }
     }
 
@@ -65,6 +68,7 @@ impl BadRequest {
                  treat the key as exposed and rotate it"
             }
             BadRequest::HeadersTooLarge => "the request headers are too large",
+            BadRequest::BodyUnreadable => "the request body could not be read",
         }
     }
 }

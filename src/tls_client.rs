@@ -1,5 +1,5 @@
 //! Outbound TLS for the upstream and a JWKS URL: rustls with the aws-lc provider (the one
-//! provider of the process), system roots or an explicit CA bundle, ALPN for h2 and http/1.1.
+//! provider of the process), system roots or an explicit CA bundle.
 
 use std::sync::Arc;
 
@@ -32,11 +32,11 @@ pub fn client_config(ca: Option<&[CertificateDer<'static>]>) -> Result<rustls::C
             }
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    // No ALPN here: the hyper-rustls connector sets it from the protocols it enables.
+    let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -75,11 +75,12 @@ impl AllowTree {
             return Some(value);
         }
         match value {
-            Value::Object(mut map) if !self.keys.is_empty() => {
+            Value::Object(map) if !self.keys.is_empty() => {
+                // Walk the document's own keys so the answer keeps the upstream's field order.
                 let mut out = Map::with_capacity(self.keys.len());
-                for (key, child) in &self.keys {
-                    if let Some(v) = map.remove(key).and_then(|v| child.filter(v)) {
-                        out.insert(key.clone(), v);
+                for (key, value) in map {
+                    if let Some(v) = self.keys.get(&key).and_then(|child| child.filter(value)) {
+                        out.insert(key, v);
                     }
                 }
                 Some(Value::Object(out))

@@ -505,23 +505,19 @@ fn auth(
     AuthSettings { jwt, api_keys, mtls }
 }
 
-/// A TOML datetime as seconds since the epoch; a bare date means midnight UTC.
-fn timestamp(ctx: &mut Ctx<'_>, at: &KeyPath, value: &toml::value::Datetime) -> Option<i64> {
-    let text = value.to_string();
-    if value.time.is_none() {
-        return chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|d| d.and_utc().timestamp());
-    }
-    if value.offset.is_none() {
-        ctx.bad(at, "give a time zone (e.g. 2026-01-01T00:00:00Z)");
-        return None;
+/// A policy instant as seconds since the epoch; a bare date means midnight UTC.
+fn timestamp(ctx: &mut Ctx<'_>, at: &KeyPath, value: &raw::Instant) -> Option<i64> {
+    let text = match value {
+        raw::Instant::Text(t) => t.clone(),
+        raw::Instant::Toml(d) => d.to_string(),
+    };
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp());
     }
     match chrono::DateTime::parse_from_rfc3339(&text) {
         Ok(d) => Some(d.timestamp()),
-        Err(e) => {
-            ctx.bad(at, format!("not an RFC 3339 date-time: {e}"));
+        Err(_) => {
+            ctx.bad(at, format!("`{text}` is not an RFC 3339 date-time with a time zone (e.g. 2026-01-01T00:00:00Z) or a date"));
             None
         }
     }

@@ -128,11 +128,20 @@ pub struct ApiKey {
     #[serde(default)]
     pub scopes: Vec<String>,
     pub tenant: Option<String>,
-    pub not_before: Option<toml::value::Datetime>,
-    pub not_after: Option<toml::value::Datetime>,
+    pub not_before: Option<Instant>,
+    pub not_after: Option<Instant>,
     /// Values that `owner` bindings compare against (e.g. `customer_id`).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+}
+
+/// A point in time: an RFC 3339 string (`"2027-04-01T00:00:00Z"`), a TOML date-time or a
+/// date (midnight UTC).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum Instant {
+    Text(String),
+    Toml(toml::value::Datetime),
 }
 
 /// `[[auth.mtls.clients]]`

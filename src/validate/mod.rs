@@ -57,15 +57,6 @@ impl Validated {
             .map(|(_, v)| v)
     }
 
-    /// The canonical text of a path parameter, for `upstream_path` templates.
-    pub fn path_text(&self, name: &str) -> Option<String> {
-        self.path.iter().find(|(n, _)| &**n == name).map(|(_, v)| {
-            let mut s = String::new();
-            v.write_canonical(&mut s);
-            s
-        })
-    }
-
     /// The upstream query string (without `?`), rebuilt from validated values.
     pub fn upstream_query(&self, params: &RouteParams) -> String {
         let mut out = String::new();

@@ -1,0 +1,310 @@
+//! The command line (CONTRACT.md §1): `serve`, `check`, `demo`, `apikey new`, `token`,
+//! `audit verify`, `openapi`. Errors go to stderr with a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// ordergate: an HTTPS gateway that guards an order service.
+#[derive(Debug, Parser)]
+#[command(name = "ordergate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway with a policy.
+    Serve {
+        /// The policy file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Reload when the policy's directory changes (as well as on SIGHUP).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Load and validate a policy and the files it names; print every problem.
+    Check {
+        /// The policy file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Start a sample order service and the gateway in front of it, with personas to try.
+    Demo(crate::demo::DemoArgs),
+    /// API key management.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Mint a JWT with a local key (tests and demos).
+    Token(TokenArgs),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the OpenAPI 3.1 document of what a policy allows.
+    Openapi {
+        /// The policy file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Print a new key once, with its policy block.
+    New {
+        /// The key's id (its principal id).
+        #[arg(long)]
+        id: String,
+        /// Roles, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Days until the key expires (not_after); none: no expiry.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and seq continuity across (rotated) audit files.
+    Verify {
+        /// Audit files, in any order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// PEM private key (EC, Ed25519 or RSA); for HS* a file holding the secret.
+    #[arg(long)]
+    key: PathBuf,
+    /// Subject (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// Issuer (`iss`).
+    #[arg(long)]
+    iss: Option<String>,
+    /// Audience (`aud`).
+    #[arg(long)]
+    aud: Option<String>,
+    /// Key id (`kid` header).
+    #[arg(long)]
+    kid: Option<String>,
+    /// Algorithm (default: from the key).
+    #[arg(long)]
+    alg: Option<String>,
+    /// Space-separated scopes (`scope`).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Roles, comma-separated (`roles`).
+    #[arg(long, value_delimiter = ',')]
+    roles: Vec<String>,
+    /// Extra claim, `key=value` (value parsed as JSON when possible); repeatable.
+    #[arg(long = "claim")]
+    claims: Vec<String>,
+    /// Lifetime, e.g. 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+}
+
+/// Entry point for `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    if let Err(e) = install_crypto() {
+        eprintln!("ordergate: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ordergate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs the one crypto provider for rustls and jsonwebtoken; fails hard otherwise.
+pub fn install_crypto() -> Result<(), String> {
+    if rustls::crypto::CryptoProvider::get_default().is_none()
+        && rustls::crypto::aws_lc_rs::default_provider().install_default().is_err()
+        && rustls::crypto::CryptoProvider::get_default().is_none()
+    {
+        return Err("cannot install the rustls crypto provider".into());
+    }
+    // Already installed (tests call this more than once) is fine; any other outcome is not.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::redact::make_writer)
+        .with_ansi(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config, watch } => serve(config, watch),
+        Command::Check { config } => Ok(check(&config)),
+        Command::Demo(args) => runtime()?.block_on(crate::demo::run(args)).map(|()| ExitCode::SUCCESS),
+        Command::Apikey { command: ApikeyCommand::New { id, roles, tenant, days } } => {
+            print!("{}", apikey_new(&id, &roles, tenant.as_deref(), days));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(args) => {
+            println!("{}", token(args)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify { files } } => Ok(audit_verify(&files)),
+        Command::Openapi { config } => match crate::config::load(&config) {
+            Ok(policy) => {
+                println!("{}", serde_json::to_string_pretty(&crate::openapi::document(&policy))?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
+fn check(config: &std::path::Path) -> ExitCode {
+    match crate::config::load(config) {
+        Ok(policy) => {
+            println!("{}", policy.summary());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{} problem(s)", problems.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
+    let policy = match crate::config::load(&config) {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    runtime()?.block_on(async move {
+        let running = crate::server::start(policy, &config).await.map_err(anyhow::Error::msg)?;
+        crate::server::signals::reload_on_sighup(running.gateway.clone());
+        if watch {
+            crate::server::signals::reload_on_change(running.gateway.clone()).map_err(anyhow::Error::msg)?;
+        }
+        crate::server::signals::terminated().await;
+        running.shutdown().await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The text `ordergate apikey new` prints.
+pub fn apikey_new(id: &str, roles: &[String], tenant: Option<&str>, days: Option<u32>) -> String {
+    let (key, hash) = crate::authn::api_key::generate();
+    let now = chrono::Utc::now();
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut block = format!("[[auth.api_keys.keys]]\nid = {}\nhash = \"{hash}\"\n", quote(id));
+    let roles: Vec<String> = roles.iter().filter(|r| !r.is_empty()).map(|r| quote(r)).collect();
+    block.push_str(&format!("roles = [{}]\n", roles.join(", ")));
+    if let Some(t) = tenant {
+        block.push_str(&format!("tenant = {}\n", quote(t)));
+    }
+    block.push_str(&format!("not_before = \"{}\"\n", now.format("%Y-%m-%dT%H:%M:%SZ")));
+    if let Some(days) = days {
+        let until = now + chrono::Duration::days(i64::from(days));
+        block.push_str(&format!("not_after = \"{}\"\n", until.format("%Y-%m-%dT%H:%M:%SZ")));
+    }
+    format!(
+        "# API key for `{id}`. It is shown once: store it in your secret manager now.\n# {key}\n\n# Add this block to the policy (it holds only the key's hash):\n{block}"
+    )
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<String> {
+    let key = std::fs::read(&args.key).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
+    let alg = args
+        .alg
+        .as_deref()
+        .map(|a| a.parse::<jsonwebtoken::Algorithm>().map_err(|_| anyhow::anyhow!("unknown algorithm `{a}`")))
+        .transpose()?;
+    let key = match alg {
+        Some(jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512) => {
+            let text = String::from_utf8(key).map_err(|_| anyhow::anyhow!("the secret file is not text"))?;
+            text.trim_end_matches(['\r', '\n']).as_bytes().to_vec()
+        }
+        _ => key,
+    };
+    let spec = crate::token::TokenSpec {
+        sub: args.sub,
+        iss: args.iss,
+        aud: args.aud,
+        kid: args.kid,
+        alg,
+        scope: args.scope,
+        roles: args.roles,
+        claims: args.claims.iter().map(|c| crate::token::parse_claim(c)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+        ttl: crate::config::units::parse_duration(&args.ttl).map_err(anyhow::Error::msg)?.max(Duration::from_secs(1)),
+    };
+    crate::token::mint(&spec, &key).map_err(anyhow::Error::msg)
+}
+
+fn audit_verify(files: &[PathBuf]) -> ExitCode {
+    match crate::audit::verify::verify(files) {
+        Ok(summary) => {
+            println!(
+                "ok: {} record(s) in {} file(s), seq {}..{}",
+                summary.records,
+                summary.files,
+                summary.first_seq.map_or("-".into(), |s| s.to_string()),
+                summary.last_seq.map_or("-".into(), |s| s.to_string()),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(broken) => {
+            eprintln!("broken: {broken}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! `ordergate demo`: the newcomer's first run. It starts the bundled sample order service, makes
+//! a dev CA, certificates, a JWT signing key and API keys, writes a demo policy into a state
+//! directory, starts the gateway on https://127.0.0.1:8443, walks through the personas (showing
+//! what each one gets), and prints curl commands that work when pasted. Ctrl-C stops all.
+
+pub mod orders;
+pub mod pki;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use jsonwebtoken::Algorithm;
+use rustls_pki_types::pem::PemObject;
+use serde_json::Value;
+
+use orders::OrderStore;
+use pki::{Ca, JwtKey};
+
+/// `ordergate demo` options.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its policy, keys, certificates and audit log.
+    #[arg(long, default_value = "demo-state")]
+    pub state: PathBuf,
+    /// The gateway's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8443)]
+    pub port: u16,
+    /// The admin listener's port on 127.0.0.1.
+    #[arg(long, default_value_t = 9901)]
+    pub admin_port: u16,
+    /// Skip the guided tour; only print the curl commands.
+    #[arg(long)]
+    pub no_tour: bool,
+    /// Run the tour and exit instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit_after_tour: bool,
+}
+
+const ISSUER: &str = "https://idp.demo.ordergate.dev/";
+
+/// Everything the demo made.
+struct Setup {
+    state: PathBuf,
+    orders_port: u16,
+    store: Arc<OrderStore>,
+    /// An order of C0000002 paid by card, shown to several personas.
+    order_id: String,
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let state = args.state.clone();
+    for dir in ["certs", "keys", "tokens", "audit"] {
+        std::fs::create_dir_all(state.join(dir)).with_context(|| format!("cannot create {}", state.join(dir).display()))?;
+    }
+    let store = Arc::new(OrderStore::seeded());
+    let orders_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let orders_port = orders_listener.local_addr()?.port();
+    let orders_app = orders::router(store.clone());
+    let orders_task = tokio::spawn(async move {
+        let _ = axum::serve(orders_listener, orders_app).await;
+    });
+    let order_id = store
+        .orders()
+        .iter()
+        .find(|o| o["customer_id"] == "C0000002" && o["payment"]["card_number"].is_string())
+        .and_then(|o| o["order_id"].as_str())
+        .unwrap_or("O20250101100000")
+        .to_owned();
+    let setup = Setup { state: state.clone(), orders_port, store, order_id };
+    write_files(&setup, &args).map_err(anyhow::Error::msg)?;
+    let policy_path = state.join("policy.toml");
+    let policy = crate::config::load(&policy_path).map_err(|problems| {
+        anyhow::anyhow!("the demo policy is invalid:\n{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    })?;
+    let running = crate::server::start(policy, &policy_path)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n(is another demo running? try `--port` and `--admin-port`)"))?;
+    println!("\nordergate demo: gateway on https://127.0.0.1:{}  (admin http://127.0.0.1:{}, sample order service http://127.0.0.1:{})", args.port, args.admin_port, orders_port);
+    println!("state, keys and audit log in {}/\n", state.display());
+    if !args.no_tour {
+        if let Err(e) = tour(&setup, args.port).await {
+            println!("(the tour stopped early: {e:#})");
+        }
+    }
+    print_curls(&setup, args.port, args.admin_port);
+    if !args.exit_after_tour {
+        println!("\nCtrl-C stops the gateway and the sample order service.");
+        crate::server::signals::terminated().await;
+    }
+    running.shutdown().await;
+    orders_task.abort();
+    Ok(())
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
+    let s = &setup.state;
+    let ca = Ca::new("ordergate demo CA")?;
+    let server = ca.server(&["127.0.0.1", "localhost"])?;
+    write(&s.join("certs/ca.pem"), ca.pem())?;
+    write(&s.join("certs/server.crt"), &server.cert_pem)?;
+    write(&s.join("certs/server.key"), &server.key_pem)?;
+    let partners = Ca::new("demo partners CA")?;
+    let jd = partners.client("jd-marketplace", Some("JD Partner"))?;
+    write(&s.join("certs/partners-ca.pem"), partners.pem())?;
+    write(&s.join("certs/jd-marketplace.crt"), &jd.cert_pem)?;
+    write(&s.join("certs/jd-marketplace.key"), &jd.key_pem)?;
+    let jwt_key = JwtKey::generate(Algorithm::ES256, "demo-es256")?;
+    write(&s.join("keys/jwt-signing.pem"), &jwt_key.private_pem)?;
+    write(&s.join("keys/jwks.json"), &pki::jwks(&[&jwt_key]))?;
+    let mut key_blocks = String::new();
+    for (id, role) in [("erp-sync", "erp"), ("sf-logistics", "logistics_partner")] {
+        let (key, hash) = crate::authn::api_key::generate();
+        write(&s.join(format!("keys/{id}.key")), &key)?;
+        key_blocks.push_str(&format!(
+            "[[auth.api_keys.keys]]\nid = \"{id}\"\nhash = \"{hash}\"\nroles = [\"{role}\"]\ntenant = \"acme\"\n\n"
+        ));
+    }
+    let policy = POLICY
+        .replace("{port}", &args.port.to_string())
+        .replace("{admin_port}", &args.admin_port.to_string())
+        .replace("{orders_port}", &setup.orders_port.to_string())
+        .replace("{issuer}", ISSUER)
+        .replace("{api_keys}", &key_blocks);
+    write(&s.join("policy.toml"), &policy)?;
+    let mint = |sub: &str, roles: &[&str], claims: Vec<(String, Value)>| {
+        crate::token::mint(
+            &crate::token::TokenSpec {
+                sub: sub.into(),
+                iss: Some(ISSUER.into()),
+                aud: Some("ordergate".into()),
+                kid: Some(jwt_key.kid.clone()),
+                alg: Some(Algorithm::ES256),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                claims,
+                ttl: Duration::from_secs(8 * 3600),
+                ..Default::default()
+            },
+            jwt_key.private_pem.as_bytes(),
+        )
+    };
+    let tenant = ("tenant".to_owned(), Value::from("acme"));
+    let alice = mint("alice", &["customer"], vec![("customer_id".into(), Value::from("C0000001")), tenant.clone()])?;
+    let agent = mint("agent-007", &["customer_service"], vec![tenant])?;
+    write(&s.join("tokens/alice.jwt"), &alice)?;
+    write(&s.join("tokens/agent.jwt"), &agent)?;
+    Ok(())
+}
+
+/// The demo policy: the reference policy with the demo's files, ports and keys.
+const POLICY: &str = r#"# Written by `ordergate demo`; regenerated on every run.
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin_port}"
+max_connections = 1000
+max_in_flight = 256
+header_read_timeout = "5s"
+request_timeout = "10s"
+max_header_bytes = "16KiB"
+max_request_body = "64KiB"
+shutdown_grace = "5s"
+
+[server.tls]
+cert = "certs/server.crt"
+key = "certs/server.key"
+min_version = "1.2"
+client_auth = "optional"
+client_ca = "certs/partners-ca.pem"
+
+[upstream]
+url = "http://127.0.0.1:{orders_port}"
+connect_timeout = "1s"
+timeout = "3s"
+retries = 1
+forward_identity = true
+expose_errors = false
+
+[upstream.circuit_breaker]
+consecutive_failures = 5
+failure_rate = 0.5
+window = "10s"
+min_requests = 20
+open_for = "15s"
+half_open_probes = 2
+failure_statuses = [500, 502, 503, 504]
+
+[auth.jwt]
+issuer = "{issuer}"
+audiences = ["ordergate"]
+algorithms = ["ES256"]
+jwks_file = "keys/jwks.json"
+leeway = "30s"
+
+[auth.api_keys]
+header = "X-Api-Key"
+
+{api_keys}[[auth.mtls.clients]]
+subject = "CN=jd-marketplace,O=JD Partner"
+roles = ["marketplace_partner"]
+tenant = "acme"
+
+[roles.customer]
+scopes = ["orders:read"]
+[roles.customer_service]
+scopes = ["orders:read", "orders:read:any_customer", "orders:read:contact"]
+[roles.erp]
+scopes = ["orders:read", "orders:read:any_customer", "orders:read:full"]
+[roles.logistics_partner]
+scopes = ["orders:read", "orders:read:any_customer", "orders:read:shipping"]
+[roles.marketplace_partner]
+scopes = ["orders:read", "orders:read:any_customer"]
+
+[[routes]]
+id = "customer-orders"
+method = "GET"
+path = "/v1/customers/{customer_id}/orders"
+upstream_path = "/api/orders"
+summary = "A customer's order history"
+require_scopes = ["orders:read"]
+owner = { param = "customer_id", claim = "customer_id", bypass_scopes = ["orders:read:any_customer"] }
+rate_limit = { rate = "120/min", burst = 20 }
+forward_params = { customer_id = "customer_id" }
+[routes.params.customer_id]
+type = "string"
+pattern = "^C[0-9]{6,12}$"
+[routes.query.start_date]
+type = "date"
+required = true
+[routes.query.end_date]
+type = "date"
+required = true
+[routes.query.status]
+type = "enum"
+values = ["pending", "paid", "shipped", "delivered", "refunded", "cancelled"]
+[routes.query.page_size]
+type = "integer"
+min = 1
+max = 100
+default = 20
+[routes.query.cursor]
+type = "string"
+pattern = "^[A-Za-z0-9_-]{1,64}$"
+[[routes.constraints]]
+kind = "date_range"
+from = "start_date"
+to = "end_date"
+max_days = 366
+[[routes.response.views]]
+scope = "orders:read:full"
+allow = ["*"]
+[[routes.response.views]]
+scope = "orders:read:contact"
+allow = ["*"]
+deny = ["orders[].payment", "orders[].internal"]
+mask = { "orders[].customer.phone" = "phone", "orders[].customer.email" = "email", "orders[].customer.id_number" = "id_number", "orders[].shipping.phone" = "phone" }
+[[routes.response.views]]
+scope = "orders:read:shipping"
+allow = ["orders[].order_id", "orders[].status", "orders[].created_at", "orders[].shipping", "next_cursor"]
+mask = { "orders[].shipping.phone" = "phone" }
+[[routes.response.views]]
+scope = "orders:read"
+allow = ["orders[].order_id", "orders[].status", "orders[].created_at", "orders[].total", "orders[].items", "next_cursor"]
+
+[[routes]]
+id = "order-detail"
+method = "GET"
+path = "/v1/orders/{order_id}"
+upstream_path = "/api/orders/{order_id}"
+summary = "One order"
+require_scopes = ["orders:read", "orders:read:any_customer"]
+rate_limit = { rate = "300/min", burst = 50 }
+[routes.params.order_id]
+type = "string"
+pattern = "^O[0-9]{8,16}$"
+[[routes.response.views]]
+scope = "orders:read:full"
+allow = ["*"]
+[[routes.response.views]]
+scope = "orders:read:shipping"
+allow = ["order_id", "status", "shipping"]
+mask = { "shipping.phone" = "phone" }
+[[routes.response.views]]
+scope = "orders:read"
+allow = ["order_id", "status", "created_at", "total", "items"]
+
+[rate_limits]
+backend = "local"
+per_principal = { rate = "1000/min", burst = 100 }
+per_ip_unauthenticated = { rate = "30/min", burst = 10 }
+
+[abuse]
+window = "1m"
+max_denials = 50
+freeze_for = "2m"
+
+[audit]
+path = "audit/audit.jsonl"
+rotate_bytes = "10MiB"
+keep_files = 5
+fsync = "batch"
+on_error = "reject"
+sensitive_params = ["phone", "email", "id_number"]
+"#;
+
+type DemoClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+fn client(state: &Path, with_partner_cert: bool) -> anyhow::Result<DemoClient> {
+    let ca = crate::config::files::certificates(&state.join("certs/ca.pem")).map_err(anyhow::Error::msg)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca {
+        roots.add(cert)?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls_client::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = if with_partner_cert {
+        let certs = crate::config::files::certificates(&state.join("certs/jd-marketplace.crt")).map_err(anyhow::Error::msg)?;
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(state.join("certs/jd-marketplace.key"))?;
+        builder.with_client_auth_cert(certs, key)?
+    } else {
+        builder.with_no_client_auth()
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+}
+
+async fn get(client: &DemoClient, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<(u16, Value, http::HeaderMap)> {
+    let mut request = http::Request::get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = client.request(request.body(Empty::new())?).await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers))
+}
+
+fn read(state: &Path, file: &str) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(state.join(file))?.trim().to_owned())
+}
+
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 220 { format!("{}…", text.chars().take(220).collect::<String>()) } else { text }
+}
+
+async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
+    let s = &setup.state;
+    let base = format!("https://127.0.0.1:{port}");
+    let plain = client(s, false)?;
+    let partner = client(s, true)?;
+    let alice = format!("Bearer {}", read(s, "tokens/alice.jwt")?);
+    let agent = format!("Bearer {}", read(s, "tokens/agent.jwt")?);
+    let erp = read(s, "keys/erp-sync.key")?;
+    let logistics = read(s, "keys/sf-logistics.key")?;
+    let range = "start_date=2025-01-01&end_date=2025-12-31&page_size=2";
+    let order = &setup.order_id;
+    println!("── Guided tour ─────────────────────────────────────────────────────────────");
+    let step = |n: u32, who: &str, what: &str, status: u16, body: &Value| {
+        println!("\n{n}. {who}: {what}\n   → {status} {}", short(body));
+    };
+    let (st, b, h) = get(&plain, &format!("{base}/v1/customers/C0000001/orders?{range}"), &[("authorization", &alice)]).await?;
+    step(1, "alice (customer C0000001, JWT)", "her own orders — the plain customer view", st, &b);
+    println!("   RateLimit-Remaining: {}", h.get("ratelimit-remaining").and_then(|v| v.to_str().ok()).unwrap_or("-"));
+    let (st, b, _) = get(&plain, &format!("{base}/v1/customers/C0000002/orders?{range}"), &[("authorization", &alice)]).await?;
+    step(2, "alice", "someone else's orders (C0000002) — refused by the owner binding", st, &b);
+    let (st, b, _) = get(&plain, &format!("{base}/v1/customers/C0000002/orders?{range}"), &[("authorization", &agent)]).await?;
+    step(3, "agent-007 (customer service, JWT)", "C0000002's orders — contacts masked, no payment", st, &b["orders"][0]["customer"]);
+    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}"), &[("x-api-key", &erp)]).await?;
+    step(4, "erp-sync (API key)", &format!("order {order} — everything"), st, &b["payment"]);
+    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}"), &[("x-api-key", &logistics)]).await?;
+    step(5, "sf-logistics (API key)", &format!("order {order} — shipping only, phone masked"), st, &b);
+    let (st, b, _) = get(&partner, &format!("{base}/v1/customers/C0000003/orders?{range}"), &[]).await?;
+    step(6, "jd-marketplace (client certificate)", "C0000003's orders — the basic view", st, &b);
+    let (st, b, _) = get(&plain, &format!("{base}/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2026-06-30&page_size=500&debug=1"), &[("authorization", &alice)]).await?;
+    step(7, "alice", "bad parameters — every violation listed, nothing reaches the order service", st, &b["errors"]);
+    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}?api_key={erp}"), &[]).await?;
+    step(8, "someone", "an API key in the query string — refused (and never logged)", st, &b["detail"]);
+    let (st, b, h) = get(&plain, &format!("{base}/v1/orders/{order}"), &[]).await?;
+    step(9, "someone", "no credential", st, &b["title"]);
+    println!("   WWW-Authenticate: {}", h.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("-"));
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..25 {
+        let (st, _, _) = get(&plain, &format!("{base}/v1/customers/C0000001/orders?{range}"), &[("authorization", &alice)]).await?;
+        *counts.entry(st).or_insert(0) += 1;
+    }
+    println!("\n10. alice, 25 requests at once (burst 20, 120/min): {counts:?} — 429s carry Retry-After");
+    let fail_url = format!("http://127.0.0.1:{}/__demo/fail", setup.orders_port);
+    setup.store.set_failing(true);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}"), &[("x-api-key", &erp)]).await?;
+        statuses.push(format!("{st} {}", b["type"].as_str().and_then(|t| t.rsplit('/').next()).unwrap_or("")));
+    }
+    setup.store.set_failing(false);
+    println!("\n11. the order service fails (POST {fail_url}): the gateway hides its stack traces, then opens the circuit:");
+    println!("   {}", statuses.join(", "));
+    println!("   (the circuit half-opens after 15 s and closes when probes succeed)");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audit = s.join("audit/audit.jsonl");
+    let text = std::fs::read_to_string(&audit).unwrap_or_default();
+    if let Some(last) = text.lines().rev().find(|l| l.contains("\"route\":\"customer-orders\"")) {
+        println!("\n12. the audit log ({}) has one record per request; the last customer-orders one:\n   {last}", audit.display());
+    }
+    match crate::audit::verify::verify(&[audit.clone()]) {
+        Ok(sum) => println!("   `ordergate audit verify {}` → ok: {} records, seq {:?}..{:?}", audit.display(), sum.records, sum.first_seq, sum.last_seq),
+        Err(e) => println!("   audit verify: {e}"),
+    }
+    println!("────────────────────────────────────────────────────────────────────────────\n");
+    Ok(())
+}
+
+fn print_curls(setup: &Setup, port: u16, admin_port: u16) {
+    let s = setup.state.display();
+    let order = &setup.order_id;
+    println!(
+        r#"Try it yourself (paste into a shell in this directory):
+
+export OG=https://127.0.0.1:{port} CA={s}/certs/ca.pem
+export ALICE=$(cat {s}/tokens/alice.jwt) AGENT=$(cat {s}/tokens/agent.jwt)
+export ERP_KEY=$(cat {s}/keys/erp-sync.key) CARRIER_KEY=$(cat {s}/keys/sf-logistics.key)
+
+# a customer reads her own orders (200) ...
+curl -s --cacert $CA -H "Authorization: Bearer $ALICE" "$OG/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-12-31&page_size=3"
+# ... and is refused another customer's (403)
+curl -s --cacert $CA -H "Authorization: Bearer $ALICE" "$OG/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-12-31"
+# customer service: contacts masked, no payment
+curl -s --cacert $CA -H "Authorization: Bearer $AGENT" "$OG/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-12-31&page_size=1"
+# the ERP sees everything; the logistics partner only shipping, phone masked
+curl -s --cacert $CA -H "X-Api-Key: $ERP_KEY" "$OG/v1/orders/{order}"
+curl -s --cacert $CA -H "X-Api-Key: $CARRIER_KEY" "$OG/v1/orders/{order}"
+# a marketplace partner by client certificate
+curl -s --cacert $CA --cert {s}/certs/jd-marketplace.crt --key {s}/certs/jd-marketplace.key "$OG/v1/customers/C0000003/orders?start_date=2025-01-01&end_date=2025-12-31&page_size=1"
+# a bad parameter (400, every violation listed)
+curl -s --cacert $CA -H "Authorization: Bearer $ALICE" "$OG/v1/customers/C0000001/orders?start_date=2025-02-30&end_date=2025-03-01&page_size=1000"
+# a rate-limit hit (burst 20): watch the 429s
+for i in $(seq 25); do curl -s -o /dev/null -w "%{{http_code}} " --cacert $CA -H "Authorization: Bearer $ALICE" "$OG/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31"; done; echo
+# make the order service fail, watch upstream_error then circuit_open, then heal it
+curl -s -X POST "http://127.0.0.1:{orders}/__demo/fail?on=true"; for i in $(seq 7); do curl -s -o /dev/null -w "%{{http_code}} " --cacert $CA -H "X-Api-Key: $ERP_KEY" "$OG/v1/orders/{order}"; done; echo; curl -s -X POST "http://127.0.0.1:{orders}/__demo/fail?on=false"
+# operations: metrics, frozen callers, the audit trail and its verification
+curl -s http://127.0.0.1:{admin_port}/metrics | grep ^ordergate_requests_total
+curl -s http://127.0.0.1:{admin_port}/admin/frozen
+tail -n 2 {s}/audit/audit.jsonl
+cargo run --release -- audit verify {s}/audit/audit.jsonl*"#,
+        orders = setup.orders_port
+    );
+}
