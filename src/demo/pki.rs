@@ -95,6 +95,14 @@ impl JwtKey {
         }
         .map_err(error)?;
         let private_pem = pair.serialize_pem();
+        if alg == EdDSA {
+            // jsonwebtoken derives Ed25519 JWKs only from PKCS#8 v1 keys; rcgen writes v2, which
+            // carries the raw public key we need anyway.
+            use base64::Engine as _;
+            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key_raw());
+            let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "EdDSA", "kid": kid});
+            return Ok(Self { alg, kid: kid.to_owned(), private_pem, jwk });
+        }
         let encoding = match alg {
             ES256 | ES384 => EncodingKey::from_ec_pem(private_pem.as_bytes()),
             EdDSA => EncodingKey::from_ed_pem(private_pem.as_bytes()),

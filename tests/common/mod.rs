@@ -475,9 +475,22 @@ impl Harness {
     }
 
     pub async fn with_parts(keys: Arc<Keys>, upstream: Arc<FakeUpstream>, change: impl FnOnce(&str) -> String) -> Self {
+        Self::with_files(keys, upstream, change, &[]).await
+    }
+
+    /// Like `with_parts`, writing `files` (name, contents) next to the policy first.
+    pub async fn with_files(
+        keys: Arc<Keys>,
+        upstream: Arc<FakeUpstream>,
+        change: impl FnOnce(&str) -> String,
+        files: &[(&str, String)],
+    ) -> Self {
         install();
         let dir = tempfile::tempdir().unwrap();
         write_files(dir.path(), &keys);
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
         let policy = change(&base_policy(&keys, upstream.addr));
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, &policy).unwrap();
@@ -534,6 +547,17 @@ impl Harness {
     pub fn audit_records(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Waits until the record of `request_id` is written (bounded) and returns it.
+    pub async fn record_of(&self, request_id: &str) -> Value {
+        for _ in 0..500 {
+            if let Some(r) = self.audit_records().into_iter().find(|r| r["request_id"] == request_id) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no audit record for {request_id}");
     }
 
     /// Waits until the writer has written `n` records (bounded).
@@ -640,4 +664,53 @@ pub async fn raw_request(h: &Harness, request_line: &str, headers: &[(&str, &str
     let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// An HTTPS server (certificate from the test CA) answering every request with `body()`;
+/// returns its address and a request counter.
+pub async fn serve_https(
+    keys: &Keys,
+    body: Arc<Mutex<String>>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(keys.server.cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(keys.server.key_pem.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |_req| {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let text = body.lock().clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, hits)
 }
