@@ -224,8 +224,17 @@ fn service(
 + Send
 + 'static {
     service_fn(move |request| {
-        let gateway = gateway.clone();
-        let conn = conn.clone();
-        async move { Ok(pipeline::handle(gateway, conn, request).await) }
+        // Each request runs in its own task: if the client goes away, hyper drops this future,
+        // but the pipeline still finishes, so the request is still recorded (as
+        // `client_disconnected`) and upstream bookkeeping (breaker, in-flight) stays right.
+        let task = tokio::spawn(pipeline::handle(gateway.clone(), conn.clone(), request));
+        async move {
+            Ok(task.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "request task failed");
+                let mut response = hyper::Response::new(crate::body::GatewayBody::empty());
+                *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                response
+            }))
+        }
     })
 }
