@@ -118,7 +118,8 @@ impl Problems {
                 }
             })
             .collect();
-        out.sort_by_key(|p| (p.line, p.col));
+        out.sort_by(|a, b| (a.line, a.col, &a.message).cmp(&(b.line, b.col, &b.message)));
+        out.dedup();
         out
     }
 }

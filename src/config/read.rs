@@ -35,7 +35,7 @@ pub fn read<'t>(
                     }
                 }
             }
-            "routes" => policy.routes = each(value, problems),
+            "routes" => policy.routes = routes(value, problems),
             "rate_limits" => policy.rate_limits = take(value, problems),
             "abuse" => policy.abuse = take(value, problems),
             "audit" => policy.audit = take(value, problems),
@@ -49,6 +49,44 @@ pub fn read<'t>(
         }
     }
     Some((policy, doc))
+}
+
+/// Reads `[[routes]]`. A route that fails is read again part by part (each parameter,
+/// constraint and view), so that problems after the first one in that route are reported too.
+fn routes(value: &Spanned<DeValue<'_>>, problems: &mut Problems) -> Vec<Option<raw::Route>> {
+    let Some(items) = value.get_ref().as_array() else {
+        return each(value, problems);
+    };
+    items
+        .iter()
+        .map(|item| {
+            let route = take::<raw::Route>(item, problems);
+            if route.is_none()
+                && let Some(table) = item.get_ref().as_table()
+            {
+                for (key, part) in table {
+                    match key.get_ref().as_ref() {
+                        "params" | "query" => {
+                            for (_, param) in part.get_ref().as_table().into_iter().flatten() {
+                                let _ = take::<raw::Param>(param, problems);
+                            }
+                        }
+                        "constraints" => {
+                            let _ = each::<raw::Constraint>(part, problems);
+                        }
+                        "response" => {
+                            let views = part.get_ref().as_table().and_then(|t| t.get("views"));
+                            if let Some(views) = views {
+                                let _ = each::<raw::View>(views, problems);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            route
+        })
+        .collect()
 }
 
 fn read_auth(value: &Spanned<DeValue<'_>>, problems: &mut Problems) -> raw::Auth {

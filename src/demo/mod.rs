@@ -82,14 +82,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let running = crate::server::start(policy, &policy_path)
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n(is another demo running? try `--port` and `--admin-port`)"))?;
-    println!("\nordergate demo: gateway on https://127.0.0.1:{}  (admin http://127.0.0.1:{}, sample order service http://127.0.0.1:{})", args.port, args.admin_port, orders_port);
+    let port = running.addr.port();
+    let admin_port = running.admin_addr.map_or(args.admin_port, |a| a.port());
+    println!("\nordergate demo: gateway on https://127.0.0.1:{port}  (admin http://127.0.0.1:{admin_port}, sample order service http://127.0.0.1:{orders_port})");
     println!("state, keys and audit log in {}/\n", state.display());
     if !args.no_tour {
-        if let Err(e) = tour(&setup, args.port).await {
+        if let Err(e) = tour(&setup, port).await {
             println!("(the tour stopped early: {e:#})");
         }
     }
-    print_curls(&setup, args.port, args.admin_port);
+    print_curls(&setup, port, admin_port);
     if !args.exit_after_tour {
         println!("\nCtrl-C stops the gateway and the sample order service.");
         crate::server::signals::terminated().await;
