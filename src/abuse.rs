@@ -26,7 +26,11 @@ pub struct AbuseSettings {
 
 impl Default for AbuseSettings {
     fn default() -> Self {
-        Self { window: Duration::from_secs(60), max_denials: 50, freeze_for: Duration::from_secs(900) }
+        Self {
+            window: Duration::from_secs(60),
+            max_denials: 50,
+            freeze_for: Duration::from_secs(900),
+        }
     }
 }
 
@@ -74,7 +78,10 @@ impl Default for AbuseGuard {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl AbuseGuard {
@@ -97,7 +104,9 @@ impl AbuseGuard {
                     }
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "shared denial count failed; counting locally"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared denial count failed; counting locally")
+                }
             }
         }
         let now = now_ms();
@@ -105,7 +114,10 @@ impl AbuseGuard {
         let max = settings.max_denials.max(1) as usize;
         let freeze = {
             let mut times = self.denials.entry(key.to_owned()).or_default();
-            while times.front().is_some_and(|t| now.saturating_sub(*t) >= window) {
+            while times
+                .front()
+                .is_some_and(|t| now.saturating_sub(*t) >= window)
+            {
                 times.pop_front();
             }
             times.push_back(now);
@@ -120,7 +132,12 @@ impl AbuseGuard {
         }
     }
 
-    async fn deny_shared(&self, settings: &AbuseSettings, key: &str, redis: &RedisBuckets) -> Result<u64, String> {
+    async fn deny_shared(
+        &self,
+        settings: &AbuseSettings,
+        key: &str,
+        redis: &RedisBuckets,
+    ) -> Result<u64, String> {
         let prefix = redis.prefix();
         let mut invocation = self.script.prepare_invoke();
         invocation
@@ -132,10 +149,11 @@ impl AbuseGuard {
             .arg(format!("{}-{}", now_ms(), rand::random::<u64>()))
             .arg(key);
         let mut connection = redis.connection();
-        let until: u64 = tokio::time::timeout(redis.timeout(), invocation.invoke_async(&mut connection))
-            .await
-            .map_err(|_| "timeout".to_owned())?
-            .map_err(|e| e.to_string())?;
+        let until: u64 =
+            tokio::time::timeout(redis.timeout(), invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| "timeout".to_owned())?
+                .map_err(|e| e.to_string())?;
         Ok(until)
     }
 
@@ -157,7 +175,12 @@ impl AbuseGuard {
             .load()
             .iter()
             .filter(|e| *e.value() > now)
-            .map(|e| (e.key().clone(), UNIX_EPOCH + Duration::from_millis(*e.value())))
+            .map(|e| {
+                (
+                    e.key().clone(),
+                    UNIX_EPOCH + Duration::from_millis(*e.value()),
+                )
+            })
             .collect();
         out.sort();
         out
@@ -165,7 +188,11 @@ impl AbuseGuard {
 
     /// Lifts a freeze; returns whether there was one.
     pub async fn unfreeze(&self, key: &str, redis: Option<&RedisBuckets>) -> bool {
-        let was = self.frozen.load().remove(key).is_some_and(|(_, until)| until > now_ms());
+        let was = self
+            .frozen
+            .load()
+            .remove(key)
+            .is_some_and(|(_, until)| until > now_ms());
         self.denials.remove(key);
         let mut shared = false;
         if let Some(redis) = redis {
@@ -185,12 +212,16 @@ impl AbuseGuard {
     pub async fn sync(&self, redis: &RedisBuckets) -> Result<(), String> {
         let mut connection = redis.connection();
         let key = format!("{}{{abuse}}:frozen", redis.prefix());
-        let all: Vec<(String, u64)> = tokio::time::timeout(redis.timeout(), redis::cmd("HGETALL").arg(&key).query_async(&mut connection))
-            .await
-            .map_err(|_| "timeout".to_owned())?
-            .map_err(|e| e.to_string())?;
+        let all: Vec<(String, u64)> = tokio::time::timeout(
+            redis.timeout(),
+            redis::cmd("HGETALL").arg(&key).query_async(&mut connection),
+        )
+        .await
+        .map_err(|_| "timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
         let now = now_ms();
-        let (live, expired): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, until)| *until > now);
+        let (live, expired): (Vec<_>, Vec<_>) =
+            all.into_iter().partition(|(_, until)| *until > now);
         if !expired.is_empty() {
             let mut cmd = redis::cmd("HDEL");
             cmd.arg(&key);
@@ -212,7 +243,11 @@ impl AbuseGuard {
     pub fn sweep(&self, settings: &AbuseSettings) {
         let now = now_ms();
         let window = settings.window.as_millis() as u64;
-        self.denials.retain(|_, times| times.back().is_some_and(|t| now.saturating_sub(*t) < window));
+        self.denials.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.saturating_sub(*t) < window)
+        });
         let frozen = self.frozen.load();
         frozen.retain(|_, until| *until > now);
         metrics::gauge!("ordergate_frozen").set(frozen.len() as f64);
@@ -226,7 +261,11 @@ mod tests {
     #[tokio::test]
     async fn the_max_denials_th_denial_freezes() {
         let guard = AbuseGuard::default();
-        let settings = AbuseSettings { window: Duration::from_secs(60), max_denials: 3, freeze_for: Duration::from_secs(60) };
+        let settings = AbuseSettings {
+            window: Duration::from_secs(60),
+            max_denials: 3,
+            freeze_for: Duration::from_secs(60),
+        };
         guard.deny(&settings, "ip:127.0.0.1", None).await;
         guard.deny(&settings, "ip:127.0.0.1", None).await;
         assert!(!guard.is_frozen("ip:127.0.0.1"));
@@ -242,7 +281,11 @@ mod tests {
     #[tokio::test]
     async fn denials_outside_the_window_do_not_count() {
         let guard = AbuseGuard::default();
-        let settings = AbuseSettings { window: Duration::from_millis(50), max_denials: 2, freeze_for: Duration::from_secs(60) };
+        let settings = AbuseSettings {
+            window: Duration::from_millis(50),
+            max_denials: 2,
+            freeze_for: Duration::from_secs(60),
+        };
         guard.deny(&settings, "principal:a", None).await;
         std::thread::sleep(Duration::from_millis(60));
         guard.deny(&settings, "principal:a", None).await;

@@ -38,19 +38,28 @@ pub fn authorize(
     query: &RawQuery,
 ) -> Result<Option<usize>, GatewayError> {
     if !principal.scopes.contains_all(&route.require_scopes) {
-        return Err(GatewayError::Forbidden { cause: "scope_missing" });
+        return Err(GatewayError::Forbidden {
+            cause: "scope_missing",
+        });
     }
     if let Some(owner) = &route.owner
         && !principal.scopes.contains_any(&owner.bypass)
     {
         let requested = match &owner.param {
-            OwnerParam::Path(name) => path_params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
+            OwnerParam::Path(name) => path_params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str()),
             OwnerParam::Query(name) => query.get(name),
         };
         let claimed = principal.claim(&owner.claim);
         match (requested, claimed) {
             (Some(requested), Some(claimed)) if requested == claimed => {}
-            _ => return Err(GatewayError::Forbidden { cause: "owner_mismatch" }),
+            _ => {
+                return Err(GatewayError::Forbidden {
+                    cause: "owner_mismatch",
+                });
+            }
         }
     }
     if route.views.is_empty() {

@@ -29,7 +29,12 @@ pub struct GatewayBody {
 impl GatewayBody {
     /// A body of bytes the gateway made.
     pub fn full(bytes: Bytes) -> Self {
-        Self { inner: Inner::Full(Some(bytes)), sent: 0, pending: None, in_flight: None }
+        Self {
+            inner: Inner::Full(Some(bytes)),
+            sent: 0,
+            pending: None,
+            in_flight: None,
+        }
     }
 
     /// An empty body.
@@ -39,7 +44,12 @@ impl GatewayBody {
 
     /// The upstream's body, streamed.
     pub fn upstream(body: hyper::body::Incoming) -> Self {
-        Self { inner: Inner::Upstream(body), sent: 0, pending: None, in_flight: None }
+        Self {
+            inner: Inner::Upstream(body),
+            sent: 0,
+            pending: None,
+            in_flight: None,
+        }
     }
 
     /// Attaches the audit record to finish when the body ends.
@@ -65,10 +75,18 @@ impl Body for GatewayBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
-            Inner::Full(bytes) => Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            Inner::Full(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e) as BoxError))),
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
@@ -98,7 +116,9 @@ impl Body for GatewayBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             Inner::Upstream(body) => body.size_hint(),
         }
     }

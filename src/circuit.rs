@@ -132,8 +132,11 @@ impl CircuitBreaker {
             match self.state() {
                 State::Closed => return Ok(Permit { probe: false }),
                 State::Open => {
-                    let open_ms = u64::try_from(self.settings.open_for.as_millis()).unwrap_or(u64::MAX);
-                    let elapsed = self.now_ms().saturating_sub(self.opened_at_ms.load(Ordering::Acquire));
+                    let open_ms =
+                        u64::try_from(self.settings.open_for.as_millis()).unwrap_or(u64::MAX);
+                    let elapsed = self
+                        .now_ms()
+                        .saturating_sub(self.opened_at_ms.load(Ordering::Acquire));
                     if elapsed < open_ms {
                         return Err((open_ms - elapsed).div_ceil(1000).max(1));
                     }
@@ -170,7 +173,9 @@ impl CircuitBreaker {
                 self.trip(State::HalfOpen);
             } else {
                 let ok = self.probes_succeeded.fetch_add(1, Ordering::AcqRel) + 1;
-                if ok >= self.settings.half_open_probes && self.transition(State::HalfOpen, State::Closed) {
+                if ok >= self.settings.half_open_probes
+                    && self.transition(State::HalfOpen, State::Closed)
+                {
                     self.consecutive.store(0, Ordering::Release);
                     for slot in &self.slots {
                         slot.total.store(0, Ordering::Release);
@@ -201,7 +206,9 @@ impl CircuitBreaker {
 
     /// Adds one outcome to the sliding window; returns the window's totals.
     fn count(&self, success: bool) -> (u32, u32) {
-        let slot_ms = (u64::try_from(self.settings.window.as_millis()).unwrap_or(u64::MAX) / SLOTS as u64).max(1);
+        let slot_ms = (u64::try_from(self.settings.window.as_millis()).unwrap_or(u64::MAX)
+            / SLOTS as u64)
+            .max(1);
         let epoch = self.now_ms() / slot_ms;
         let slot = &self.slots[(epoch % SLOTS as u64) as usize];
         if slot.epoch.swap(epoch, Ordering::AcqRel) != epoch {
@@ -216,7 +223,10 @@ impl CircuitBreaker {
             .iter()
             .filter(|s| epoch.saturating_sub(s.epoch.load(Ordering::Acquire)) < SLOTS as u64)
             .fold((0, 0), |(t, f), s| {
-                (t + s.total.load(Ordering::Acquire), f + s.failures.load(Ordering::Acquire))
+                (
+                    t + s.total.load(Ordering::Acquire),
+                    f + s.failures.load(Ordering::Acquire),
+                )
             })
     }
 
@@ -234,10 +244,15 @@ impl CircuitBreaker {
             .is_ok();
         if changed {
             metrics::gauge!("ordergate_circuit_state").set(f64::from(to as u8));
-            metrics::counter!("ordergate_circuit_transitions_total", "to" => to.as_str()).increment(1);
+            metrics::counter!("ordergate_circuit_transitions_total", "to" => to.as_str())
+                .increment(1);
             match to {
                 State::Open => tracing::warn!(from = from.as_str(), "upstream circuit opened"),
-                _ => tracing::info!(from = from.as_str(), to = to.as_str(), "upstream circuit changed state"),
+                _ => tracing::info!(
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    "upstream circuit changed state"
+                ),
             }
         }
         changed

@@ -146,7 +146,9 @@ pub fn main() -> ExitCode {
 /// Installs the one crypto provider for rustls and jsonwebtoken; fails hard otherwise.
 pub fn install_crypto() -> Result<(), String> {
     if rustls::crypto::CryptoProvider::get_default().is_none()
-        && rustls::crypto::aws_lc_rs::default_provider().install_default().is_err()
+        && rustls::crypto::aws_lc_rs::default_provider()
+            .install_default()
+            .is_err()
         && rustls::crypto::CryptoProvider::get_default().is_none()
     {
         return Err("cannot install the rustls crypto provider".into());
@@ -170,15 +172,27 @@ fn init_logging(format: LogFormat) {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, watch } => serve(config, watch),
         Command::Check { config } => Ok(check(&config)),
-        Command::Demo(args) => runtime()?.block_on(crate::demo::run(args)).map(|()| ExitCode::SUCCESS),
-        Command::Apikey { command: ApikeyCommand::New { id, roles, tenant, days } } => {
+        Command::Demo(args) => runtime()?
+            .block_on(crate::demo::run(args))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Apikey {
+            command:
+                ApikeyCommand::New {
+                    id,
+                    roles,
+                    tenant,
+                    days,
+                },
+        } => {
             print!("{}", apikey_new(&id, &roles, tenant.as_deref(), days));
             Ok(ExitCode::SUCCESS)
         }
@@ -186,10 +200,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", token(args)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify { files } } => Ok(audit_verify(&files)),
+        Command::Audit {
+            command: AuditCommand::Verify { files },
+        } => Ok(audit_verify(&files)),
         Command::Openapi { config } => match crate::config::load(&config) {
             Ok(policy) => {
-                println!("{}", serde_json::to_string_pretty(&crate::openapi::document(&policy))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::openapi::document(&policy))?
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(problems) => {
@@ -229,10 +248,13 @@ fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
         }
     };
     runtime()?.block_on(async move {
-        let running = crate::server::start(policy, &config).await.map_err(anyhow::Error::msg)?;
+        let running = crate::server::start(policy, &config)
+            .await
+            .map_err(anyhow::Error::msg)?;
         crate::server::signals::reload_on_sighup(running.gateway.clone());
         if watch {
-            crate::server::signals::reload_on_change(running.gateway.clone()).map_err(anyhow::Error::msg)?;
+            crate::server::signals::reload_on_change(running.gateway.clone())
+                .map_err(anyhow::Error::msg)?;
         }
         crate::server::signals::terminated().await;
         running.shutdown().await;
@@ -246,16 +268,29 @@ pub fn apikey_new(id: &str, roles: &[String], tenant: Option<&str>, days: Option
     let (key, hash) = crate::authn::api_key::generate();
     let now = chrono::Utc::now();
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut block = format!("[[auth.api_keys.keys]]\nid = {}\nhash = \"{hash}\"\n", quote(id));
-    let roles: Vec<String> = roles.iter().filter(|r| !r.is_empty()).map(|r| quote(r)).collect();
+    let mut block = format!(
+        "[[auth.api_keys.keys]]\nid = {}\nhash = \"{hash}\"\n",
+        quote(id)
+    );
+    let roles: Vec<String> = roles
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| quote(r))
+        .collect();
     block.push_str(&format!("roles = [{}]\n", roles.join(", ")));
     if let Some(t) = tenant {
         block.push_str(&format!("tenant = {}\n", quote(t)));
     }
-    block.push_str(&format!("not_before = \"{}\"\n", now.format("%Y-%m-%dT%H:%M:%SZ")));
+    block.push_str(&format!(
+        "not_before = \"{}\"\n",
+        now.format("%Y-%m-%dT%H:%M:%SZ")
+    ));
     if let Some(days) = days {
         let until = now + chrono::Duration::days(i64::from(days));
-        block.push_str(&format!("not_after = \"{}\"\n", until.format("%Y-%m-%dT%H:%M:%SZ")));
+        block.push_str(&format!(
+            "not_after = \"{}\"\n",
+            until.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
     }
     format!(
         "# API key for `{id}`. It is shown once: store it in your secret manager now.\n# {key}\n\n# Add this block to the policy (it holds only the key's hash):\n{block}"
@@ -263,15 +298,24 @@ pub fn apikey_new(id: &str, roles: &[String], tenant: Option<&str>, days: Option
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<String> {
-    let key = std::fs::read(&args.key).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
+    let key =
+        std::fs::read(&args.key).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
     let alg = args
         .alg
         .as_deref()
-        .map(|a| a.parse::<jsonwebtoken::Algorithm>().map_err(|_| anyhow::anyhow!("unknown algorithm `{a}`")))
+        .map(|a| {
+            a.parse::<jsonwebtoken::Algorithm>()
+                .map_err(|_| anyhow::anyhow!("unknown algorithm `{a}`"))
+        })
         .transpose()?;
     let key = match alg {
-        Some(jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512) => {
-            let text = String::from_utf8(key).map_err(|_| anyhow::anyhow!("the secret file is not text"))?;
+        Some(
+            jsonwebtoken::Algorithm::HS256
+            | jsonwebtoken::Algorithm::HS384
+            | jsonwebtoken::Algorithm::HS512,
+        ) => {
+            let text = String::from_utf8(key)
+                .map_err(|_| anyhow::anyhow!("the secret file is not text"))?;
             text.trim_end_matches(['\r', '\n']).as_bytes().to_vec()
         }
         _ => key,
@@ -284,8 +328,15 @@ fn token(args: TokenArgs) -> anyhow::Result<String> {
         alg,
         scope: args.scope,
         roles: args.roles,
-        claims: args.claims.iter().map(|c| crate::token::parse_claim(c)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
-        ttl: crate::config::units::parse_duration(&args.ttl).map_err(anyhow::Error::msg)?.max(Duration::from_secs(1)),
+        claims: args
+            .claims
+            .iter()
+            .map(|c| crate::token::parse_claim(c))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
+        ttl: crate::config::units::parse_duration(&args.ttl)
+            .map_err(anyhow::Error::msg)?
+            .max(Duration::from_secs(1)),
     };
     crate::token::mint(&spec, &key).map_err(anyhow::Error::msg)
 }

@@ -26,7 +26,12 @@ pub struct ConnInfo {
 impl ConnInfo {
     /// A connection without TLS (tests, `insecure_plaintext`).
     pub fn plain(peer: SocketAddr) -> Self {
-        Self { peer, tls_version: None, client_subject: None, client_subject_text: None }
+        Self {
+            peer,
+            tls_version: None,
+            client_subject: None,
+            client_subject_text: None,
+        }
     }
 }
 
@@ -58,7 +63,9 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
     }
     let mut chain: Vec<IpAddr> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else { return peer };
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
         for part in text.split(',') {
             match part.trim().parse::<IpAddr>() {
                 Ok(ip) => chain.push(ip),
@@ -66,7 +73,11 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
             }
         }
     }
-    chain.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+    chain
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -78,10 +89,22 @@ mod tests {
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.9, 10.1.1.1".parse().unwrap());
-        assert_eq!(client_ip("10.2.2.2".parse().unwrap(), &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip("198.51.100.7".parse().unwrap(), &h, &trusted), "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip("10.2.2.2".parse().unwrap(), &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("198.51.100.7".parse().unwrap(), &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
         h.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
-        assert_eq!(client_ip("10.2.2.2".parse().unwrap(), &h, &trusted), "10.2.2.2".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip("10.2.2.2".parse().unwrap(), &HeaderMap::new(), &trusted), "10.2.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip("10.2.2.2".parse().unwrap(), &h, &trusted),
+            "10.2.2.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("10.2.2.2".parse().unwrap(), &HeaderMap::new(), &trusted),
+            "10.2.2.2".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -58,7 +58,9 @@ impl BadRequest {
         match self {
             BadRequest::PathDotSegment => "the path contains a dot segment",
             BadRequest::PathEmptySegment => "the path contains an empty segment",
-            BadRequest::PathEncodedSeparator => "the path contains an encoded or backslash separator",
+            BadRequest::PathEncodedSeparator => {
+                "the path contains an encoded or backslash separator"
+            }
             BadRequest::PathBadEncoding => "the path contains a malformed percent-escape",
             BadRequest::PathInvalidUtf8 => "the path is not valid UTF-8",
             BadRequest::PathControlCharacter => "the path contains a control character",
@@ -92,7 +94,10 @@ pub enum GatewayError {
     /// The request is malformed.
     BadRequest(BadRequest),
     /// The query or path parameters failed validation; every violation is listed.
-    InvalidParameter { errors: Vec<ParamError>, cause: &'static str },
+    InvalidParameter {
+        errors: Vec<ParamError>,
+        cause: &'static str,
+    },
     /// No credential, or one that was not accepted. `cause` is the precise reason.
     Unauthenticated { cause: &'static str },
     /// Authenticated, but not allowed. `cause` is `scope_missing`, `owner_mismatch`, ...
@@ -100,7 +105,10 @@ pub enum GatewayError {
     /// The client IP or principal is frozen by the abuse guard.
     Frozen { cause: &'static str },
     /// Over a rate limit.
-    RateLimited { status: RateLimitStatus, cause: &'static str },
+    RateLimited {
+        status: RateLimitStatus,
+        cause: &'static str,
+    },
     /// The request body is larger than `max_request_body`.
     PayloadTooLarge,
     /// Too many requests in flight, or the rate-limit backend failed under `reject`.
@@ -197,13 +205,15 @@ impl GatewayError {
     fn title_and_detail(&self) -> (&'static str, &'static str) {
         match self {
             GatewayError::NotFound => ("Not Found", "no route matches this path"),
-            GatewayError::MethodNotAllowed { .. } => {
-                ("Method Not Allowed", "this path does not accept this method")
-            }
+            GatewayError::MethodNotAllowed { .. } => (
+                "Method Not Allowed",
+                "this path does not accept this method",
+            ),
             GatewayError::BadRequest(b) => ("Bad Request", b.detail()),
-            GatewayError::InvalidParameter { .. } => {
-                ("Invalid Parameter", "one or more parameters are invalid; see `errors`")
-            }
+            GatewayError::InvalidParameter { .. } => (
+                "Invalid Parameter",
+                "one or more parameters are invalid; see `errors`",
+            ),
             GatewayError::Unauthenticated { cause } => (
                 "Unauthenticated",
                 if *cause == "missing_credential" {
@@ -212,29 +222,35 @@ impl GatewayError {
                     "the credential was not accepted"
                 },
             ),
-            GatewayError::Forbidden { .. } => {
-                ("Forbidden", "the caller is not allowed to access this resource")
-            }
+            GatewayError::Forbidden { .. } => (
+                "Forbidden",
+                "the caller is not allowed to access this resource",
+            ),
             GatewayError::Frozen { .. } => (
                 "Frozen",
                 "too many refused requests; access is suspended for a while",
             ),
             GatewayError::RateLimited { .. } => ("Too Many Requests", "rate limit exceeded"),
             GatewayError::PayloadTooLarge => ("Payload Too Large", "the request body is too large"),
-            GatewayError::Overloaded { .. } => ("Overloaded", "the gateway is overloaded; retry later"),
+            GatewayError::Overloaded { .. } => {
+                ("Overloaded", "the gateway is overloaded; retry later")
+            }
             GatewayError::CircuitOpen { .. } => (
                 "Circuit Open",
                 "the order service is failing; requests are paused",
             ),
-            GatewayError::BadGateway { .. } => {
-                ("Bad Gateway", "the order service could not be reached or answered badly")
-            }
-            GatewayError::GatewayTimeout { .. } => {
-                ("Gateway Timeout", "the order service did not answer in time")
-            }
-            GatewayError::UpstreamError { .. } => {
-                ("Upstream Error", "the order service failed to answer this request")
-            }
+            GatewayError::BadGateway { .. } => (
+                "Bad Gateway",
+                "the order service could not be reached or answered badly",
+            ),
+            GatewayError::GatewayTimeout { .. } => (
+                "Gateway Timeout",
+                "the order service did not answer in time",
+            ),
+            GatewayError::UpstreamError { .. } => (
+                "Upstream Error",
+                "the order service failed to answer this request",
+            ),
             GatewayError::AuditUnavailable => (
                 "Audit Unavailable",
                 "requests cannot be recorded right now, so none is served",
@@ -274,7 +290,10 @@ impl GatewayError {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             GatewayError::RateLimited { status, .. } => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(status.retry_after_secs.max(1)));
+                headers.insert(
+                    RETRY_AFTER,
+                    HeaderValue::from(status.retry_after_secs.max(1)),
+                );
                 status.write_headers(headers);
             }
             GatewayError::CircuitOpen { retry_after_secs } => {

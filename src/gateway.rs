@@ -34,7 +34,11 @@ impl Live {
             Some(p) if p.upstream.serves(&policy.upstream) => p.upstream.clone(),
             _ => Arc::new(UpstreamRuntime::new(&policy.upstream)?),
         };
-        Ok(Self { policy: Arc::new(policy), jwt, upstream })
+        Ok(Self {
+            policy: Arc::new(policy),
+            jwt,
+            upstream,
+        })
     }
 }
 
@@ -120,9 +124,12 @@ impl Gateway {
             tracing::warn!("listen addresses changed: they take effect at the next restart");
         }
         if !self.audit.settings().same_writer(&policy.audit) {
-            tracing::warn!("[audit] changes other than sensitive_params take effect at the next restart");
+            tracing::warn!(
+                "[audit] changes other than sensitive_params take effect at the next restart"
+            );
         }
-        self.audit.set_sensitive(policy.audit.sensitive_params.clone());
+        self.audit
+            .set_sensitive(policy.audit.sensitive_params.clone());
         let live = match Live::build(policy, Some(&current)) {
             Ok(l) => l,
             Err(e) => {
@@ -150,7 +157,14 @@ impl Gateway {
         }
         *current = Some(wanted.clone());
         self.limiter.set_redis(None);
-        let Backend::Redis { url, timeout, prefix } = wanted else { return };
+        let Backend::Redis {
+            url,
+            timeout,
+            prefix,
+        } = wanted
+        else {
+            return;
+        };
         let client = match redis::Client::open(url.expose()) {
             Ok(c) => c,
             Err(e) => {
@@ -159,11 +173,18 @@ impl Gateway {
             }
         };
         let weak = Arc::downgrade(self);
-        let wanted = Backend::Redis { url, timeout, prefix: prefix.clone() };
+        let wanted = Backend::Redis {
+            url,
+            timeout,
+            prefix: prefix.clone(),
+        };
         tokio::spawn(async move {
             loop {
-                let connected = RedisBuckets::connect(client.clone(), timeout, prefix.clone()).await;
-                let Some(gateway) = weak.upgrade() else { return };
+                let connected =
+                    RedisBuckets::connect(client.clone(), timeout, prefix.clone()).await;
+                let Some(gateway) = weak.upgrade() else {
+                    return;
+                };
                 if gateway.backend.lock().as_ref() != Some(&wanted) {
                     return; // a reload changed the backend meanwhile
                 }
@@ -190,15 +211,17 @@ impl Gateway {
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;
-                let Some(gateway) = weak.upgrade() else { return };
+                let Some(gateway) = weak.upgrade() else {
+                    return;
+                };
                 n += 1;
                 let live = gateway.live();
-                if let Some(redis) = gateway.limiter.redis() {
-                    if let Err(e) = gateway.abuse.sync(&redis).await {
-                        tracing::warn!(error = %e, "could not read the shared frozen set");
-                    }
+                if let Some(redis) = gateway.limiter.redis()
+                    && let Err(e) = gateway.abuse.sync(&redis).await
+                {
+                    tracing::warn!(error = %e, "could not read the shared frozen set");
                 }
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     let now = gateway.limiter.local().now();
                     gateway.limiter.local().sweep(now);
                     gateway.abuse.sweep(&live.policy.abuse);

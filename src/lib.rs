@@ -4,6 +4,8 @@
 //! after what it does. The policy is compiled once ([`config`] → [`policy::Policy`]) and swapped
 //! whole on reload.
 #![forbid(unsafe_code)]
+// Nothing a client sends may panic the gateway: no unwrap/expect outside tests.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod abuse;
 pub mod audit;
@@ -11,27 +13,27 @@ pub mod authn;
 pub mod authz;
 pub mod body;
 pub mod circuit;
+pub mod cli;
 pub mod config;
+pub mod context;
+pub mod demo;
 pub mod error;
+pub mod gateway;
 pub mod load_shed;
 pub mod metrics;
+pub mod openapi;
 pub mod percent;
+pub mod pipeline;
 pub mod policy;
+pub mod proxy;
 pub mod rate_limit;
 pub mod redact;
-pub mod route;
-pub mod scopes;
-pub mod tls_client;
-pub mod validate;
-pub mod views;
-pub mod context;
-pub mod gateway;
-pub mod pipeline;
-pub mod proxy;
 pub mod request_id;
 pub mod response;
+pub mod route;
+pub mod scopes;
 pub mod server;
-pub mod cli;
-pub mod demo;
-pub mod openapi;
+pub mod tls_client;
 pub mod token;
+pub mod validate;
+pub mod views;

@@ -25,10 +25,14 @@ impl InFlightLimit {
         let previous = self.current.fetch_add(1, Ordering::AcqRel);
         if previous >= max {
             self.current.fetch_sub(1, Ordering::AcqRel);
-            return Err(GatewayError::Overloaded { cause: "max_in_flight" });
+            return Err(GatewayError::Overloaded {
+                cause: "max_in_flight",
+            });
         }
         metrics::gauge!("ordergate_in_flight").set((previous + 1) as f64);
-        Ok(InFlight { current: self.current.clone() })
+        Ok(InFlight {
+            current: self.current.clone(),
+        })
     }
 
     /// Requests in flight now.
@@ -53,7 +57,10 @@ mod tests {
         let limit = InFlightLimit::default();
         let a = limit.try_acquire(2).unwrap();
         let _b = limit.try_acquire(2).unwrap();
-        assert!(matches!(limit.try_acquire(2), Err(GatewayError::Overloaded { .. })));
+        assert!(matches!(
+            limit.try_acquire(2),
+            Err(GatewayError::Overloaded { .. })
+        ));
         assert_eq!(limit.current(), 2);
         drop(a);
         assert!(limit.try_acquire(2).is_ok());

@@ -34,7 +34,10 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 
 /// The Prometheus text of every series.
 pub fn render() -> String {
-    HANDLE.get().map(PrometheusHandle::render).unwrap_or_default()
+    HANDLE
+        .get()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }
 
 /// Housekeeping for histograms; run on a timer.
@@ -46,24 +49,63 @@ pub fn upkeep() {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("ordergate_requests_total", "Requests by route, status and reason.");
-    describe_histogram!("ordergate_request_duration_seconds", "Time from request to the end of the response, by route.");
-    describe_histogram!("ordergate_upstream_duration_seconds", "Upstream response time, by route.");
+    describe_counter!(
+        "ordergate_requests_total",
+        "Requests by route, status and reason."
+    );
+    describe_histogram!(
+        "ordergate_request_duration_seconds",
+        "Time from request to the end of the response, by route."
+    );
+    describe_histogram!(
+        "ordergate_upstream_duration_seconds",
+        "Upstream response time, by route."
+    );
     describe_gauge!("ordergate_in_flight", "Requests being served.");
-    describe_counter!("ordergate_auth_failures_total", "Failed authentications by reason.");
-    describe_counter!("ordergate_rate_limited_total", "Requests refused by a rate limit, by bucket kind.");
-    describe_counter!("ordergate_rate_limit_backend_errors_total", "Shared rate-limit backend failures.");
-    describe_gauge!("ordergate_circuit_state", "Upstream circuit: 0 closed, 1 open, 2 half-open.");
-    describe_counter!("ordergate_circuit_transitions_total", "Circuit state changes, by new state.");
-    describe_counter!("ordergate_upstream_retries_total", "Upstream retries, by outcome.");
+    describe_counter!(
+        "ordergate_auth_failures_total",
+        "Failed authentications by reason."
+    );
+    describe_counter!(
+        "ordergate_rate_limited_total",
+        "Requests refused by a rate limit, by bucket kind."
+    );
+    describe_counter!(
+        "ordergate_rate_limit_backend_errors_total",
+        "Shared rate-limit backend failures."
+    );
+    describe_gauge!(
+        "ordergate_circuit_state",
+        "Upstream circuit: 0 closed, 1 open, 2 half-open."
+    );
+    describe_counter!(
+        "ordergate_circuit_transitions_total",
+        "Circuit state changes, by new state."
+    );
+    describe_counter!(
+        "ordergate_upstream_retries_total",
+        "Upstream retries, by outcome."
+    );
     describe_gauge!("ordergate_frozen", "Principals and IPs currently frozen.");
-    describe_counter!("ordergate_freezes_total", "Freezes by the abuse guard, by kind.");
+    describe_counter!(
+        "ordergate_freezes_total",
+        "Freezes by the abuse guard, by kind."
+    );
     describe_counter!("ordergate_audit_records_total", "Audit records written.");
     describe_counter!("ordergate_audit_errors_total", "Audit write errors.");
     describe_counter!("ordergate_audit_bytes_total", "Audit bytes written.");
-    describe_gauge!("ordergate_audit_queue_depth", "Audit records waiting for the writer.");
-    describe_counter!("ordergate_audit_refused_total", "Requests refused for want of an audit queue slot.");
-    describe_counter!("ordergate_views_applied_total", "Response views applied, by route and view scope.");
+    describe_gauge!(
+        "ordergate_audit_queue_depth",
+        "Audit records waiting for the writer."
+    );
+    describe_counter!(
+        "ordergate_audit_refused_total",
+        "Requests refused for want of an audit queue slot."
+    );
+    describe_counter!(
+        "ordergate_views_applied_total",
+        "Response views applied, by route and view scope."
+    );
     describe_counter!("ordergate_reloads_total", "Policy reloads, by result.");
     describe_counter!("ordergate_jwks_refresh_total", "JWKS refreshes, by result.");
 }
@@ -81,7 +123,8 @@ pub fn request_finished(entry: &Entry) {
     metrics::histogram!("ordergate_request_duration_seconds", "route" => route.clone())
         .record(entry.duration.as_secs_f64());
     if let Some(upstream) = entry.upstream {
-        metrics::histogram!("ordergate_upstream_duration_seconds", "route" => route).record(upstream.as_secs_f64());
+        metrics::histogram!("ordergate_upstream_duration_seconds", "route" => route)
+            .record(upstream.as_secs_f64());
     }
 }
 

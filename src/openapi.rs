@@ -13,11 +13,17 @@ pub fn document(policy: &Policy) -> Value {
     let mut security_schemes = Map::new();
     let mut security = Vec::new();
     if policy.auth.jwt.is_some() {
-        security_schemes.insert("bearerAuth".into(), json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}));
+        security_schemes.insert(
+            "bearerAuth".into(),
+            json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
+        );
         security.push(json!({"bearerAuth": []}));
     }
     if let Some(keys) = &policy.auth.api_keys {
-        security_schemes.insert("apiKeyAuth".into(), json!({"type": "apiKey", "in": "header", "name": keys.header.as_str()}));
+        security_schemes.insert(
+            "apiKeyAuth".into(),
+            json!({"type": "apiKey", "in": "header", "name": keys.header.as_str()}),
+        );
         security.push(json!({"apiKeyAuth": []}));
     }
     if !policy.auth.mtls.is_empty() {
@@ -52,7 +58,10 @@ pub fn document(policy: &Policy) -> Value {
             ("503", "Unavailable"),
             ("504", "GatewayTimeout"),
         ] {
-            responses.insert(status.into(), json!({"$ref": format!("#/components/responses/{name}")}));
+            responses.insert(
+                status.into(),
+                json!({"$ref": format!("#/components/responses/{name}")}),
+            );
         }
         let mut operation = json!({
             "operationId": &*route.id,
@@ -65,15 +74,29 @@ pub fn document(policy: &Policy) -> Value {
             operation["summary"] = Value::from(summary.clone());
         }
         if !route.views.is_empty() {
-            operation["x-views"] = Value::from(route.views.iter().map(|v| v.scope_name.to_string()).collect::<Vec<_>>());
+            operation["x-views"] = Value::from(
+                route
+                    .views
+                    .iter()
+                    .map(|v| v.scope_name.to_string())
+                    .collect::<Vec<_>>(),
+            );
         }
-        let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| json!({}));
         entry[route.method.as_str().to_ascii_lowercase()] = operation;
     }
-    let problem_ref = json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
-    let response = |description: &str| json!({"description": description, "content": problem_ref.clone()});
+    let problem_ref =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let response =
+        |description: &str| json!({"description": description, "content": problem_ref.clone()});
     let listen = policy.server.listen;
-    let scheme = if policy.server.tls.is_some() { "https" } else { "http" };
+    let scheme = if policy.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     json!({
         "openapi": "3.1.0",
         "info": {

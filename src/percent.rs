@@ -20,7 +20,10 @@ pub enum DecodeError {
 /// for query strings). Borrowed when nothing needed decoding.
 pub fn decode(input: &str, plus_is_space: bool) -> Result<Cow<'_, str>, DecodeError> {
     let bytes = input.as_bytes();
-    if !bytes.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
+    if !bytes
+        .iter()
+        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
+    {
         return Ok(Cow::Borrowed(input));
     }
     let mut out = Vec::with_capacity(bytes.len());

@@ -47,7 +47,11 @@ use crate::validate;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves one request through every stage and returns the response (refusals included).
-pub async fn handle<B>(gateway: Arc<Gateway>, conn: Arc<ConnInfo>, request: Request<B>) -> Response<GatewayBody>
+pub async fn handle<B>(
+    gateway: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    request: Request<B>,
+) -> Response<GatewayBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -58,7 +62,11 @@ where
     let mut ctx = RequestContext {
         request_id: request_id::from_headers(&parts.headers),
         started,
-        client_ip: client_ip(conn.peer.ip(), &parts.headers, &live.policy.server.trusted_proxies),
+        client_ip: client_ip(
+            conn.peer.ip(),
+            &parts.headers,
+            &live.policy.server.trusted_proxies,
+        ),
         conn,
         method: parts.method.clone(),
         path: parts.uri.path().to_owned(),
@@ -73,9 +81,12 @@ where
     let outcome = match &ticket {
         Some(_) if gateway.audit.accepting() => {
             let deadline = live.policy.server.request_timeout;
-            match tokio::time::timeout(deadline, run(&gateway, &live, &mut ctx, parts, body)).await {
+            match tokio::time::timeout(deadline, run(&gateway, &live, &mut ctx, parts, body)).await
+            {
                 Ok(outcome) => outcome,
-                Err(_) => Err(GatewayError::GatewayTimeout { cause: "request_timeout" }),
+                Err(_) => Err(GatewayError::GatewayTimeout {
+                    cause: "request_timeout",
+                }),
             }
         }
         _ => Err(GatewayError::AuditUnavailable),
@@ -86,10 +97,18 @@ where
             if error.is_denial() {
                 count_denial(&gateway, &live, &ctx).await;
             }
-            (error.to_response(&ctx.request_id), error.reason(), error.cause())
+            (
+                error.to_response(&ctx.request_id),
+                error.reason(),
+                error.cause(),
+            )
         }
     };
-    response::finish_headers(response.headers_mut(), &ctx.request_id, ctx.conn.tls_version.is_some());
+    response::finish_headers(
+        response.headers_mut(),
+        &ctx.request_id,
+        ctx.conn.tls_version.is_some(),
+    );
     if let Some(status) = &ctx.rate_limit {
         status.write_headers(response.headers_mut());
     }
@@ -113,7 +132,12 @@ where
             upstream: ctx.upstream_time,
             bytes_out: 0,
         };
-        response.body_mut().set_pending(Pending { ticket, entry, started, completed: false });
+        response.body_mut().set_pending(Pending {
+            ticket,
+            entry,
+            started,
+            completed: false,
+        });
     }
     response
 }
@@ -131,7 +155,11 @@ where
     B::Error: Into<BoxError>,
 {
     let policy = &live.policy;
-    let header_bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if header_bytes > policy.server.max_header_bytes {
         return Err(GatewayError::BadRequest(BadRequest::HeadersTooLarge));
     }
@@ -153,18 +181,32 @@ where
     if authn::credential_in_query(&raw_query, key_header, &declared) {
         return Err(GatewayError::BadRequest(BadRequest::KeyInQuery));
     }
-    let principal =
-        match authn::authenticate(policy, live.jwt.as_ref(), &parts.headers, ctx.conn.client_subject.as_ref()).await {
-            Ok(p) => p,
-            Err(e @ GatewayError::Unauthenticated { .. }) => {
-                let limited = gateway.limiter.charge_failed_auth(&policy.rate_limits, ctx.client_ip).await;
-                return Err(limited.unwrap_or(e));
-            }
-            Err(e) => return Err(e),
-        };
+    let principal = match authn::authenticate(
+        policy,
+        live.jwt.as_ref(),
+        &parts.headers,
+        ctx.conn.client_subject.as_ref(),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e @ GatewayError::Unauthenticated { .. }) => {
+            let limited = gateway
+                .limiter
+                .charge_failed_auth(&policy.rate_limits, ctx.client_ip)
+                .await;
+            return Err(limited.unwrap_or(e));
+        }
+        Err(e) => return Err(e),
+    };
     ctx.principal = Some(principal.clone());
-    if gateway.abuse.is_frozen(&abuse::principal_key(&principal.id)) {
-        return Err(GatewayError::Frozen { cause: "principal_frozen" });
+    if gateway
+        .abuse
+        .is_frozen(&abuse::principal_key(&principal.id))
+    {
+        return Err(GatewayError::Frozen {
+            cause: "principal_frozen",
+        });
     }
 
     // 6. Authorisation.
@@ -183,14 +225,24 @@ where
         })
         .collect();
     let mut upstream_path = String::with_capacity(64);
-    route
-        .upstream_path
-        .render(&mut upstream_path, |name| path_texts.iter().find(|(n, _)| *n == name).map(|(_, t)| t.as_str()));
+    route.upstream_path.render(&mut upstream_path, |name| {
+        path_texts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_str())
+    });
     let upstream_query = validated.upstream_query(&route.params);
     ctx.validated = Some(validated);
 
     // 8. Rate limits.
-    ctx.rate_limit = gateway.limiter.check(&policy.rate_limits, route.rate_limit.as_ref(), &principal.id).await?;
+    ctx.rate_limit = gateway
+        .limiter
+        .check(
+            &policy.rate_limits,
+            route.rate_limit.as_ref(),
+            &principal.id,
+        )
+        .await?;
 
     // 9. Load (the circuit is consulted per attempt inside `send`).
     let in_flight = gateway.in_flight.try_acquire(policy.server.max_in_flight)?;
@@ -201,22 +253,37 @@ where
     let headers = proxy::upstream_headers(&HeaderFacts {
         client_headers: &parts.headers,
         peer,
-        peer_trusted: policy.server.trusted_proxies.iter().any(|n| n.contains(&peer)),
+        peer_trusted: policy
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer)),
         https: ctx.conn.tls_version.is_some(),
         request_id: &ctx.request_id,
         principal: &principal,
         forward_identity: policy.upstream.forward_identity,
         body_len: body.len(),
     });
-    let request = UpstreamRequest { method: parts.method.clone(), uri, headers, body };
+    let request = UpstreamRequest {
+        method: parts.method.clone(),
+        uri,
+        headers,
+        body,
+    };
     let (upstream, upstream_time) = live.upstream.send(&policy.upstream, request).await?;
     ctx.upstream_status = Some(upstream.status().as_u16());
     ctx.upstream_time = Some(upstream_time);
 
     // 11. Response.
     let view = view.map(|i| &route.views[i]);
-    let mut response =
-        response::shape(upstream, view, &route.id, policy.upstream.expose_errors, policy.upstream.timeout).await?;
+    let mut response = response::shape(
+        upstream,
+        view,
+        &route.id,
+        policy.upstream.expose_errors,
+        policy.upstream.timeout,
+    )
+    .await?;
     response.body_mut().set_in_flight(Some(in_flight));
     Ok(response)
 }
@@ -250,8 +317,14 @@ where
 async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext) {
     let redis = gateway.limiter.redis();
     let settings = &live.policy.abuse;
-    gateway.abuse.deny(settings, &abuse::ip_key(ctx.client_ip), redis.as_deref()).await;
+    gateway
+        .abuse
+        .deny(settings, &abuse::ip_key(ctx.client_ip), redis.as_deref())
+        .await;
     if let Some(p) = &ctx.principal {
-        gateway.abuse.deny(settings, &abuse::principal_key(&p.id), redis.as_deref()).await;
+        gateway
+            .abuse
+            .deny(settings, &abuse::principal_key(&p.id), redis.as_deref())
+            .await;
     }
 }

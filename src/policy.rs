@@ -135,8 +135,16 @@ impl Policy {
             self.source.display(),
             self.routes.len(),
             self.roles.len(),
-            if auth.is_empty() { "none".to_owned() } else { auth.join(", ") },
-            if self.server.tls.is_some() { "https://" } else { "http://" },
+            if auth.is_empty() {
+                "none".to_owned()
+            } else {
+                auth.join(", ")
+            },
+            if self.server.tls.is_some() {
+                "https://"
+            } else {
+                "http://"
+            },
             self.server.listen,
         )
     }

@@ -60,18 +60,25 @@ const RETRY_BUDGET_CAP: i64 = 10_000;
 impl RetryBudget {
     /// A budget allowing `ratio` extra load (0.2 = 20 %).
     pub fn new(ratio: f64) -> Self {
-        Self { milli_tokens: AtomicI64::new(RETRY_BUDGET_CAP), deposit: (ratio * 1000.0) as i64 }
+        Self {
+            milli_tokens: AtomicI64::new(RETRY_BUDGET_CAP),
+            deposit: (ratio * 1000.0) as i64,
+        }
     }
 
     fn deposit(&self) {
-        let _ = self.milli_tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-            Some((b + self.deposit).min(RETRY_BUDGET_CAP))
-        });
+        let _ = self
+            .milli_tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some((b + self.deposit).min(RETRY_BUDGET_CAP))
+            });
     }
 
     fn withdraw(&self) -> bool {
         self.milli_tokens
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| (b >= 1000).then_some(b - 1000))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b >= 1000).then_some(b - 1000)
+            })
             .is_ok()
     }
 }
@@ -87,7 +94,9 @@ pub struct UpstreamRuntime {
 
 impl std::fmt::Debug for UpstreamRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamRuntime").field("origin", &self.settings.origin).finish_non_exhaustive()
+        f.debug_struct("UpstreamRuntime")
+            .field("origin", &self.settings.origin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,14 +153,19 @@ impl UpstreamRuntime {
                 .acquire()
                 .map_err(|retry_after_secs| GatewayError::CircuitOpen { retry_after_secs })?;
             let started = Instant::now();
-            let outcome = tokio::time::timeout(settings.timeout, self.client.request(request.build())).await;
+            let outcome =
+                tokio::time::timeout(settings.timeout, self.client.request(request.build())).await;
             let may_retry = |left: u32| {
-                left > 0 && self.breaker.state() == crate::circuit::State::Closed && self.budget.withdraw()
+                left > 0
+                    && self.breaker.state() == crate::circuit::State::Closed
+                    && self.budget.withdraw()
             };
             match outcome {
                 Err(_) => {
                     self.breaker.record(permit, false);
-                    return Err(GatewayError::GatewayTimeout { cause: "upstream_timeout" });
+                    return Err(GatewayError::GatewayTimeout {
+                        cause: "upstream_timeout",
+                    });
                 }
                 Ok(Err(e)) => {
                     self.breaker.record(permit, false);
@@ -163,15 +177,21 @@ impl UpstreamRuntime {
                         continue;
                     }
                     return Err(GatewayError::BadGateway {
-                        cause: if connect { "upstream_unreachable" } else { "upstream_protocol_error" },
+                        cause: if connect {
+                            "upstream_unreachable"
+                        } else {
+                            "upstream_protocol_error"
+                        },
                     });
                 }
                 Ok(Ok(response)) => {
                     let status = response.status().as_u16();
-                    self.breaker.record(permit, !self.breaker.is_failure_status(status));
+                    self.breaker
+                        .record(permit, !self.breaker.is_failure_status(status));
                     if matches!(status, 502..=504) && may_retry(retries_left) {
                         retries_left -= 1;
-                        metrics::counter!("ordergate_upstream_retries_total", "on" => "status").increment(1);
+                        metrics::counter!("ordergate_upstream_retries_total", "on" => "status")
+                            .increment(1);
                         continue;
                     }
                     return Ok((response, started.elapsed()));
@@ -201,8 +221,14 @@ impl UpstreamRequest {
 }
 
 /// The upstream URI: origin, base path, rendered `upstream_path`, rebuilt query.
-pub fn upstream_uri(settings: &UpstreamSettings, path: &str, query: &str) -> Result<Uri, GatewayError> {
-    let mut text = String::with_capacity(settings.origin.len() + settings.base_path.len() + path.len() + query.len() + 1);
+pub fn upstream_uri(
+    settings: &UpstreamSettings,
+    path: &str,
+    query: &str,
+) -> Result<Uri, GatewayError> {
+    let mut text = String::with_capacity(
+        settings.origin.len() + settings.base_path.len() + path.len() + query.len() + 1,
+    );
     text.push_str(&settings.origin);
     text.push_str(&settings.base_path);
     text.push_str(path);
@@ -210,7 +236,9 @@ pub fn upstream_uri(settings: &UpstreamSettings, path: &str, query: &str) -> Res
         text.push('?');
         text.push_str(query);
     }
-    Uri::try_from(text).map_err(|_| GatewayError::BadGateway { cause: "upstream_uri" })
+    Uri::try_from(text).map_err(|_| GatewayError::BadGateway {
+        cause: "upstream_uri",
+    })
 }
 
 /// What the gateway knows when building upstream headers.
@@ -240,7 +268,11 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(facts.body_len));
     }
     let peer = facts.peer.to_string();
-    let forwarded_for = match facts.client_headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+    let forwarded_for = match facts
+        .client_headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(chain) if facts.peer_trusted => format!("{chain}, {peer}"),
         _ => peer,
     };
@@ -257,7 +289,10 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
     if facts.forward_identity {
         let p = facts.principal;
         headers.insert(X_AUTH_SUBJECT.clone(), header_safe(&p.id));
-        headers.insert(X_AUTH_KIND.clone(), HeaderValue::from_static(p.kind.as_str()));
+        headers.insert(
+            X_AUTH_KIND.clone(),
+            HeaderValue::from_static(p.kind.as_str()),
+        );
         headers.insert(X_AUTH_SCOPES.clone(), p.scope_header.clone());
         if let Some(tenant) = &p.tenant {
             headers.insert(X_AUTH_TENANT.clone(), header_safe(tenant));
@@ -268,10 +303,10 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
 
 /// A header value for text that may not be header-safe: percent-encoded if needed.
 fn header_safe(text: &str) -> HeaderValue {
-    if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        if let Ok(v) = HeaderValue::from_str(text) {
-            return v;
-        }
+    if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && let Ok(v) = HeaderValue::from_str(text)
+    {
+        return v;
     }
     HeaderValue::from_str(&percent::encode(text)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -326,12 +361,26 @@ mod tests {
         let names: Vec<&str> = up.keys().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
-            ["accept", "user-agent", "x-forwarded-for", "x-forwarded-proto", "x-request-id", "x-auth-subject", "x-auth-kind", "x-auth-scopes", "x-auth-tenant"]
+            [
+                "accept",
+                "user-agent",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-request-id",
+                "x-auth-subject",
+                "x-auth-kind",
+                "x-auth-scopes",
+                "x-auth-tenant"
+            ]
         );
         assert_eq!(up["x-forwarded-for"], "127.0.0.9");
         assert_eq!(up["x-auth-subject"], "C0000001");
         assert_eq!(up["x-auth-scopes"], "orders:read");
-        let trusted = upstream_headers(&HeaderFacts { peer_trusted: true, forward_identity: false, ..facts });
+        let trusted = upstream_headers(&HeaderFacts {
+            peer_trusted: true,
+            forward_identity: false,
+            ..facts
+        });
         assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 127.0.0.9");
         assert!(trusted.get("x-auth-subject").is_none());
     }

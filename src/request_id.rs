@@ -16,19 +16,28 @@ static COUNTER: AtomicU64 = AtomicU64::new(1);
 pub fn from_headers(headers: &HeaderMap) -> String {
     let mut values = headers.get_all(&X_REQUEST_ID).iter();
     match (values.next(), values.next()) {
-        (Some(v), None) if is_valid(v.as_bytes()) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        (Some(v), None) if is_valid(v.as_bytes()) => {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        }
         _ => generate(),
     }
 }
 
 fn is_valid(id: &[u8]) -> bool {
-    (1..=64).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A new id: a per-process random prefix and a counter (unique, cheap, not guessable across
 /// restarts).
 pub fn generate() -> String {
-    format!("og-{:08x}-{:x}", *PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "og-{:08x}-{:x}",
+        *PREFIX,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[cfg(test)]

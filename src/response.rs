@@ -79,10 +79,18 @@ pub async fn shape(
         })
         .unwrap_or(false);
     if !is_json {
-        return Err(GatewayError::BadGateway { cause: "view_non_json" });
+        return Err(GatewayError::BadGateway {
+            cause: "view_non_json",
+        });
     }
-    if parts.headers.get(header::CONTENT_ENCODING).is_some_and(|v| v != "identity") {
-        return Err(GatewayError::BadGateway { cause: "view_encoded_body" });
+    if parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v != "identity")
+    {
+        return Err(GatewayError::BadGateway {
+            cause: "view_encoded_body",
+        });
     }
     if parts
         .headers
@@ -91,22 +99,35 @@ pub async fn shape(
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_VIEW_BODY as u64)
     {
-        return Err(GatewayError::BadGateway { cause: "view_body_too_large" });
+        return Err(GatewayError::BadGateway {
+            cause: "view_body_too_large",
+        });
     }
     let collected = tokio::time::timeout(body_timeout, Limited::new(body, MAX_VIEW_BODY).collect())
         .await
-        .map_err(|_| GatewayError::GatewayTimeout { cause: "upstream_body_timeout" })?
+        .map_err(|_| GatewayError::GatewayTimeout {
+            cause: "upstream_body_timeout",
+        })?
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                GatewayError::BadGateway { cause: "view_body_too_large" }
+                GatewayError::BadGateway {
+                    cause: "view_body_too_large",
+                }
             } else {
-                GatewayError::BadGateway { cause: "upstream_body_error" }
+                GatewayError::BadGateway {
+                    cause: "upstream_body_error",
+                }
             }
         })?
         .to_bytes();
     let document: serde_json::Value =
-        serde_json::from_slice(&collected).map_err(|_| GatewayError::BadGateway { cause: "view_invalid_json" })?;
-    let shaped = serde_json::to_vec(&view.apply(document)).map_err(|_| GatewayError::BadGateway { cause: "view_render" })?;
+        serde_json::from_slice(&collected).map_err(|_| GatewayError::BadGateway {
+            cause: "view_invalid_json",
+        })?;
+    let shaped =
+        serde_json::to_vec(&view.apply(document)).map_err(|_| GatewayError::BadGateway {
+            cause: "view_render",
+        })?;
     metrics::counter!(
         "ordergate_views_applied_total",
         "route" => route_id.to_owned(),
@@ -114,8 +135,13 @@ pub async fn shape(
     )
     .increment(1);
     parts.headers.remove(header::ETAG);
-    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(shaped.len()));
-    Ok(Response::from_parts(parts, GatewayBody::full(Bytes::from(shaped))))
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(shaped.len()));
+    Ok(Response::from_parts(
+        parts,
+        GatewayBody::full(Bytes::from(shaped)),
+    ))
 }
 
 /// Adds the headers every response carries.
@@ -123,7 +149,10 @@ pub fn finish_headers(headers: &mut HeaderMap, request_id: &str, tls: bool) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(crate::request_id::X_REQUEST_ID.clone(), v);
     }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if tls {
         headers.insert(

@@ -37,17 +37,27 @@ impl PathTemplate {
             .strip_prefix('/')
             .ok_or_else(|| format!("path `{text}` must start with `/`"))?;
         if rest.is_empty() {
-            return Ok(Self { segments: Vec::new() });
+            return Ok(Self {
+                segments: Vec::new(),
+            });
         }
         let mut segments = Vec::new();
         for segment in rest.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                let valid = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
-                    return Err(format!("path `{text}`: parameter `{{{name}}}` needs a name of letters, digits and `_`"));
+                    return Err(format!(
+                        "path `{text}`: parameter `{{{name}}}` needs a name of letters, digits and `_`"
+                    ));
                 }
-                if segments.iter().any(|s| matches!(s, Segment::Param(p) if &**p == name)) {
+                if segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(p) if &**p == name))
+                {
                     return Err(format!("path `{text}` names `{{{name}}}` twice"));
                 }
                 segments.push(Segment::Param(Arc::from(name)));
@@ -143,17 +153,26 @@ impl RouteTable {
             let entry = match by_template.iter().find(|(t, _)| *t == key) {
                 Some((_, entry)) => *entry,
                 None => {
-                    router
-                        .insert(key.clone(), entries.len())
-                        .map_err(|e| (index, format!("path `{key}` conflicts with another route: {e}")))?;
+                    router.insert(key.clone(), entries.len()).map_err(|e| {
+                        (
+                            index,
+                            format!("path `{key}` conflicts with another route: {e}"),
+                        )
+                    })?;
                     by_template.push((key, entries.len()));
-                    entries.push(PathEntry { methods: Vec::new(), allow: HeaderValue::from_static("") });
+                    entries.push(PathEntry {
+                        methods: Vec::new(),
+                        allow: HeaderValue::from_static(""),
+                    });
                     entries.len() - 1
                 }
             };
             let methods = &mut entries[entry].methods;
             if methods.iter().any(|(m, _)| m == method) {
-                return Err((index, format!("another route already serves {method} {template}")));
+                return Err((
+                    index,
+                    format!("another route already serves {method} {template}"),
+                ));
             }
             methods.push((method.clone(), index));
         }
@@ -171,7 +190,9 @@ impl RouteTable {
         let matched = self.router.at(path).map_err(|_| GatewayError::NotFound)?;
         let entry = &self.entries[*matched.value];
         let Some(&(_, route)) = entry.methods.iter().find(|(m, _)| m == method) else {
-            return Err(GatewayError::MethodNotAllowed { allow: entry.allow.clone() });
+            return Err(GatewayError::MethodNotAllowed {
+                allow: entry.allow.clone(),
+            });
         };
         let mut params = Vec::with_capacity(matched.params.len());
         for (name, raw) in matched.params.iter() {
@@ -233,9 +254,18 @@ mod tests {
 
     fn table() -> RouteTable {
         RouteTable::build(&[
-            (Method::GET, PathTemplate::parse("/v1/customers/{customer_id}/orders").unwrap()),
-            (Method::GET, PathTemplate::parse("/v1/orders/{order_id}").unwrap()),
-            (Method::DELETE, PathTemplate::parse("/v1/orders/{order_id}").unwrap()),
+            (
+                Method::GET,
+                PathTemplate::parse("/v1/customers/{customer_id}/orders").unwrap(),
+            ),
+            (
+                Method::GET,
+                PathTemplate::parse("/v1/orders/{order_id}").unwrap(),
+            ),
+            (
+                Method::DELETE,
+                PathTemplate::parse("/v1/orders/{order_id}").unwrap(),
+            ),
         ])
         .unwrap()
     }
@@ -249,10 +279,17 @@ mod tests {
 
     #[test]
     fn matches_and_decodes_parameters_once() {
-        let m = table().lookup(&Method::GET, "/v1/customers/C%31234567/orders").unwrap();
+        let m = table()
+            .lookup(&Method::GET, "/v1/customers/C%31234567/orders")
+            .unwrap();
         assert_eq!(m.route, 0);
-        assert_eq!(m.params, vec![(Arc::from("customer_id"), "C1234567".to_owned())]);
-        let m = table().lookup(&Method::GET, "/v1/customers/%2525/orders").unwrap();
+        assert_eq!(
+            m.params,
+            vec![(Arc::from("customer_id"), "C1234567".to_owned())]
+        );
+        let m = table()
+            .lookup(&Method::GET, "/v1/customers/%2525/orders")
+            .unwrap();
         assert_eq!(m.params[0].1, "%25");
     }
 
@@ -267,17 +304,50 @@ mod tests {
             Err(GatewayError::MethodNotAllowed { allow }) => assert_eq!(allow, "GET, DELETE"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/..")), "path_dot_segment");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/%2e%2E")), "path_dot_segment");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/customers/../orders/1")), "path_dot_segment");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1//orders/1")), "path_empty_segment");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/a%2Fb")), "path_encoded_separator");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/a%5cb")), "path_encoded_separator");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/a\\b")), "path_encoded_separator");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/%zz")), "path_bad_encoding");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/%C0%AF")), "path_invalid_utf8");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/a%00")), "path_control_character");
-        assert_eq!(cause(t.lookup(&Method::GET, "/v1/orders/a%0D%0A")), "path_control_character");
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/..")),
+            "path_dot_segment"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/%2e%2E")),
+            "path_dot_segment"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/customers/../orders/1")),
+            "path_dot_segment"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1//orders/1")),
+            "path_empty_segment"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/a%2Fb")),
+            "path_encoded_separator"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/a%5cb")),
+            "path_encoded_separator"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/a\\b")),
+            "path_encoded_separator"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/%zz")),
+            "path_bad_encoding"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/%C0%AF")),
+            "path_invalid_utf8"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/a%00")),
+            "path_control_character"
+        );
+        assert_eq!(
+            cause(t.lookup(&Method::GET, "/v1/orders/a%0D%0A")),
+            "path_control_character"
+        );
     }
 
     #[test]

@@ -13,12 +13,16 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// A client configuration trusting `ca` if given, else the system's roots (falling back to the
 /// Mozilla bundle when the system has none).
-pub fn client_config(ca: Option<&[CertificateDer<'static>]>) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(
+    ca: Option<&[CertificateDer<'static>]>,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = RootCertStore::empty();
     match ca {
         Some(certs) => {
             for cert in certs {
-                roots.add(cert.clone()).map_err(|e| format!("CA certificate rejected: {e}"))?;
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| format!("CA certificate rejected: {e}"))?;
             }
         }
         None => {

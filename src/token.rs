@@ -23,7 +23,8 @@ pub struct TokenSpec {
 /// The signing algorithm a PEM private key implies.
 pub fn algorithm_of(pem: &[u8]) -> Result<Algorithm, String> {
     let text = std::str::from_utf8(pem).map_err(|_| "the key is not PEM text")?;
-    let key = rcgen::KeyPair::from_pem(text).map_err(|e| format!("cannot read the private key: {e}"))?;
+    let key =
+        rcgen::KeyPair::from_pem(text).map_err(|e| format!("cannot read the private key: {e}"))?;
     let alg = key.algorithm();
     if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
         Ok(Algorithm::ES256)
@@ -43,14 +44,21 @@ pub fn mint(spec: &TokenSpec, key_material: &[u8]) -> Result<String, String> {
         None => algorithm_of(key_material)?,
     };
     let key = match alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => EncodingKey::from_secret(key_material),
-        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(key_material).map_err(|e| e.to_string())?,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            EncodingKey::from_secret(key_material)
+        }
+        Algorithm::ES256 | Algorithm::ES384 => {
+            EncodingKey::from_ec_pem(key_material).map_err(|e| e.to_string())?
+        }
         Algorithm::EdDSA => EncodingKey::from_ed_pem(key_material).map_err(|e| e.to_string())?,
         _ => EncodingKey::from_rsa_pem(key_material).map_err(|e| e.to_string())?,
     };
     let mut header = Header::new(alg);
     header.kid = spec.kid.clone();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut claims = Map::new();
     claims.insert("sub".into(), Value::from(spec.sub.clone()));
     if let Some(iss) = &spec.iss {
@@ -76,7 +84,9 @@ pub fn mint(spec: &TokenSpec, key_material: &[u8]) -> Result<String, String> {
 
 /// Parses `--claim k=v`: the value as JSON when it is JSON, else as a string.
 pub fn parse_claim(text: &str) -> Result<(String, Value), String> {
-    let (k, v) = text.split_once('=').ok_or_else(|| format!("`{text}` is not key=value"))?;
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not key=value"))?;
     if k.is_empty() {
         return Err(format!("`{text}` has an empty key"));
     }

@@ -35,9 +35,13 @@ impl FieldPath {
                 None => (part, false),
             };
             let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$' || c == '@');
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$' || c == '@');
             if !valid {
-                return Err(format!("field path `{text}`: `{part}` is not a field name (use `a.b`, `list[].field` or `*`)"));
+                return Err(format!(
+                    "field path `{text}`: `{part}` is not a field name (use `a.b`, `list[].field` or `*`)"
+                ));
             }
             steps.push(Step::Key(name.to_owned()));
             if each {
@@ -87,7 +91,9 @@ impl AllowTree {
             }
             Value::Array(items) => {
                 let each = self.each.as_ref()?;
-                Some(Value::Array(items.into_iter().filter_map(|v| each.filter(v)).collect()))
+                Some(Value::Array(
+                    items.into_iter().filter_map(|v| each.filter(v)).collect(),
+                ))
             }
             _ => None,
         }
@@ -140,7 +146,11 @@ impl Masker {
                     return "*".repeat(chars.len().max(4));
                 }
                 let n = chars.len();
-                chars[..6].iter().chain(std::iter::repeat_n(&'*', n - 10)).chain(&chars[n - 4..]).collect()
+                chars[..6]
+                    .iter()
+                    .chain(std::iter::repeat_n(&'*', n - 10))
+                    .chain(&chars[n - 4..])
+                    .collect()
             }
             Masker::BankCard => {
                 let digits: Vec<char> = text.chars().filter(char::is_ascii_digit).collect();
@@ -148,7 +158,9 @@ impl Masker {
                     return "****".into();
                 }
                 let n = digits.len();
-                std::iter::repeat_n('*', n - 4).chain(digits[n - 4..].iter().copied()).collect()
+                std::iter::repeat_n('*', n - 4)
+                    .chain(digits[n - 4..].iter().copied())
+                    .collect()
             }
             Masker::Name => {
                 let mut chars = text.chars();
@@ -180,7 +192,11 @@ pub fn mask_phone(text: &str) -> String {
         return "****".into();
     }
     let n = digits.len();
-    digits[..3].iter().chain(&['*'; 4]).chain(&digits[n - 4..]).collect()
+    digits[..3]
+        .iter()
+        .chain(&['*'; 4])
+        .chain(&digits[n - 4..])
+        .collect()
 }
 
 /// First character of the local part, then `***@` and the domain.
@@ -219,12 +235,21 @@ impl CompiledView {
         for path in allow {
             tree.insert(&path.0);
         }
-        Self { scope_name, scope, allow: tree, deny, mask }
+        Self {
+            scope_name,
+            scope,
+            allow: tree,
+            deny,
+            mask,
+        }
     }
 
     /// Applies allow, deny and mask to a document.
     pub fn apply(&self, document: Value) -> Value {
-        let mut out = self.allow.filter(document).unwrap_or_else(|| Value::Object(Map::new()));
+        let mut out = self
+            .allow
+            .filter(document)
+            .unwrap_or_else(|| Value::Object(Map::new()));
         for path in &self.deny {
             if path.0.is_empty() {
                 out = Value::Object(Map::new());
@@ -278,9 +303,14 @@ mod tests {
         CompiledView::new(
             Arc::from("s"),
             ScopeSet::default(),
-            &allow.iter().map(|p| FieldPath::parse(p).unwrap()).collect::<Vec<_>>(),
+            &allow
+                .iter()
+                .map(|p| FieldPath::parse(p).unwrap())
+                .collect::<Vec<_>>(),
             deny.iter().map(|p| FieldPath::parse(p).unwrap()).collect(),
-            mask.iter().map(|(p, m)| (FieldPath::parse(p).unwrap(), Masker::parse(m).unwrap())).collect(),
+            mask.iter()
+                .map(|(p, m)| (FieldPath::parse(p).unwrap(), Masker::parse(m).unwrap()))
+                .collect(),
         )
     }
 
@@ -300,7 +330,11 @@ mod tests {
 
     #[test]
     fn allow_keeps_only_listed_paths() {
-        let v = view(&["orders[].order_id", "orders[].shipping", "next_cursor"], &[], &[("orders[].shipping.phone", "phone")]);
+        let v = view(
+            &["orders[].order_id", "orders[].shipping", "next_cursor"],
+            &[],
+            &[("orders[].shipping.phone", "phone")],
+        );
         assert_eq!(
             v.apply(page()),
             json!({"orders": [
@@ -315,13 +349,25 @@ mod tests {
         let v = view(
             &["*"],
             &["orders[].payment", "internal"],
-            &[("orders[].customer.phone", "phone"), ("orders[].customer.email", "email"), ("orders[].customer.id_number", "id_number"), ("orders[].customer.name", "name")],
+            &[
+                ("orders[].customer.phone", "phone"),
+                ("orders[].customer.email", "email"),
+                ("orders[].customer.id_number", "id_number"),
+                ("orders[].customer.name", "name"),
+            ],
         );
         let out = v.apply(page());
-        assert_eq!(out["orders"][0]["customer"], json!({"name": "张*", "phone": "138****5678", "email": "z***@example.com", "id_number": "110101********1234"}));
+        assert_eq!(
+            out["orders"][0]["customer"],
+            json!({"name": "张*", "phone": "138****5678", "email": "z***@example.com", "id_number": "110101********1234"})
+        );
         assert!(out["orders"][0].get("payment").is_none());
         assert!(out.get("internal").is_none());
-        assert_eq!(out["orders"][1]["customer"], json!({"name": "李*"}), "missing fields stay missing");
+        assert_eq!(
+            out["orders"][1]["customer"],
+            json!({"name": "李*"}),
+            "missing fields stay missing"
+        );
         let rendered = out.to_string();
         assert!(!rendered.contains("13812345678") && !rendered.contains("6222021234567890123"));
     }
@@ -329,10 +375,22 @@ mod tests {
     #[test]
     fn shape_mismatches_select_nothing() {
         let v = view(&["orders.order_id"], &[], &[]);
-        assert_eq!(v.apply(page()), json!({}), "orders is an array: `orders.order_id` keeps nothing");
+        assert_eq!(
+            v.apply(page()),
+            json!({}),
+            "orders is an array: `orders.order_id` keeps nothing"
+        );
         let v = view(&["orders[]"], &[], &[("orders[].customer", "phone")]);
-        assert_eq!(v.apply(page())["orders"][0]["customer"], Value::Null, "structures are hidden, not half-masked");
-        assert_eq!(view(&[], &[], &[]).apply(page()), json!({}), "no allow list shows nothing");
+        assert_eq!(
+            v.apply(page())["orders"][0]["customer"],
+            Value::Null,
+            "structures are hidden, not half-masked"
+        );
+        assert_eq!(
+            view(&[], &[], &[]).apply(page()),
+            json!({}),
+            "no allow list shows nothing"
+        );
         assert_eq!(view(&["*"], &["*"], &[]).apply(page()), json!({}));
         assert_eq!(view(&["x"], &[], &[]).apply(json!([1, 2])), json!({}));
     }
@@ -344,8 +402,14 @@ mod tests {
         assert_eq!(Masker::Phone.mask("12345"), "****");
         assert_eq!(Masker::Email.mask("alice@example.com"), "a***@example.com");
         assert_eq!(Masker::Email.mask("not-an-email"), "***");
-        assert_eq!(Masker::IdNumber.mask("11010119900307123X"), "110101********123X");
-        assert_eq!(Masker::BankCard.mask("6222 0212 3456 7890"), "************7890");
+        assert_eq!(
+            Masker::IdNumber.mask("11010119900307123X"),
+            "110101********123X"
+        );
+        assert_eq!(
+            Masker::BankCard.mask("6222 0212 3456 7890"),
+            "************7890"
+        );
         assert_eq!(Masker::Name.mask("Alice"), "A****");
         assert_eq!(Masker::Hide.mask("x"), "");
         let mut n = json!(13812345678u64);

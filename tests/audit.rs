@@ -19,7 +19,12 @@ fn verify_independently(lines: &[&str], first: u64) {
         let record: Value = serde_json::from_str(line).unwrap();
         assert_eq!(record["seq"], first + i as u64, "seq at line {}", i + 1);
         if first == 1 || i > 0 {
-            assert_eq!(record["prev_hash"], prev.as_str(), "prev_hash at line {}", i + 1);
+            assert_eq!(
+                record["prev_hash"],
+                prev.as_str(),
+                "prev_hash at line {}",
+                i + 1
+            );
         }
         let cut = line.rfind(",\"hash\":\"").unwrap();
         let body = format!("{}}}", &line[..cut]);
@@ -27,14 +32,28 @@ fn verify_independently(lines: &[&str], first: u64) {
         hasher.update(record["prev_hash"].as_str().unwrap().as_bytes());
         hasher.update(b"\n");
         hasher.update(body.as_bytes());
-        assert_eq!(hex::encode(hasher.finalize()), record["hash"].as_str().unwrap(), "hash at line {}", i + 1);
+        assert_eq!(
+            hex::encode(hasher.finalize()),
+            record["hash"].as_str().unwrap(),
+            "hash at line {}",
+            i + 1
+        );
         prev = record["hash"].as_str().unwrap().to_owned();
     }
 }
 
 #[tokio::test]
 async fn one_record_per_request_under_concurrency() {
-    let mut h = Harness::with(|p| edit(p, &[("per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }", "per_ip_unauthenticated = { rate = \"30/min\", burst = 1000 }")])).await;
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[(
+                "per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }",
+                "per_ip_unauthenticated = { rate = \"30/min\", burst = 1000 }",
+            )],
+        )
+    })
+    .await;
     h.upstream.set_default(Reply::Orders);
     let alice = h.alice();
     let erp = h.keys.erp_key.clone();
@@ -72,11 +91,19 @@ async fn one_record_per_request_under_concurrency() {
     verify_independently(&lines, 1);
     let recorded: HashSet<String> = lines
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["request_id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(recorded, sent);
     let summary = ordergate::audit::verify::verify(&[h.audit_path()]).unwrap();
-    assert_eq!((summary.records, summary.first_seq, summary.last_seq), (80, Some(1), Some(80)));
+    assert_eq!(
+        (summary.records, summary.first_seq, summary.last_seq),
+        (80, Some(1), Some(80))
+    );
 }
 
 #[tokio::test]
@@ -84,30 +111,85 @@ async fn records_follow_the_contract_format_and_hold_no_secret_or_clear_pii() {
     let mut h = Harness::start().await;
     let alice = h.alice();
     let token = alice.trim_start_matches("Bearer ").to_owned();
-    h.get(&format!("{ORDERS}&phone=13812345678"), &[("authorization", &alice), ("cookie", "sid=cookie-secret")]).await;
-    h.get("/v1/customers/13912345678/orders?email=bob@example.com", &[("x-api-key", &h.keys.erp_key)]).await;
-    h.get(&format!("/v1/orders/O2025010100000001?api_key={}", h.keys.logistics_key), &[]).await;
-    h.get("/v1/nothing/11010519491231002X", &[("authorization", "Bearer not.a.token")]).await;
+    h.get(
+        &format!("{ORDERS}&phone=13812345678"),
+        &[("authorization", &alice), ("cookie", "sid=cookie-secret")],
+    )
+    .await;
+    h.get(
+        "/v1/customers/13912345678/orders?email=bob@example.com",
+        &[("x-api-key", &h.keys.erp_key)],
+    )
+    .await;
+    h.get(
+        &format!(
+            "/v1/orders/O2025010100000001?api_key={}",
+            h.keys.logistics_key
+        ),
+        &[],
+    )
+    .await;
+    h.get(
+        "/v1/nothing/11010519491231002X",
+        &[("authorization", "Bearer not.a.token")],
+    )
+    .await;
     h.stop().await;
     let text = std::fs::read_to_string(h.audit_path()).unwrap();
-    for secret in [token.as_str(), &h.keys.erp_key, &h.keys.logistics_key, "cookie-secret", "13812345678", "13912345678", "bob@example.com", "11010519491231002X", "not.a.token"] {
+    for secret in [
+        token.as_str(),
+        &h.keys.erp_key,
+        &h.keys.logistics_key,
+        "cookie-secret",
+        "13812345678",
+        "13912345678",
+        "bob@example.com",
+        "11010519491231002X",
+        "not.a.token",
+    ] {
         assert!(!text.contains(secret), "`{secret}` reached the audit log");
     }
-    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let first = &records[0];
-    assert!(first["ts"].as_str().unwrap().ends_with('Z') && first["ts"].as_str().unwrap().len() == 24);
+    assert!(
+        first["ts"].as_str().unwrap().ends_with('Z') && first["ts"].as_str().unwrap().len() == 24
+    );
     assert_eq!(first["client_ip"], "127.0.0.1");
     assert_eq!(first["tls"]["version"], "TLSv1.3");
-    assert_eq!(first["principal"], json!({"id": "alice", "kind": "jwt", "tenant": null}));
+    assert_eq!(
+        first["principal"],
+        json!({"id": "alice", "kind": "jwt", "tenant": null})
+    );
     assert_eq!(first["route"], "customer-orders");
-    assert_eq!(first["query"], json!({"start_date": "2025-01-01", "end_date": "2025-01-31", "page_size": 20, "phone": "138****5678"}));
-    assert_eq!((first["decision"].as_str(), first["reason"].as_str(), first["status"].as_u64()), (Some("allow"), Some("ok"), Some(200)));
+    assert_eq!(
+        first["query"],
+        json!({"start_date": "2025-01-01", "end_date": "2025-01-31", "page_size": 20, "phone": "138****5678"})
+    );
+    assert_eq!(
+        (
+            first["decision"].as_str(),
+            first["reason"].as_str(),
+            first["status"].as_u64()
+        ),
+        (Some("allow"), Some("ok"), Some(200))
+    );
     assert_eq!(first["upstream_status"], 200);
-    assert!(first["upstream_ms"].as_f64().unwrap() >= 0.0 && first["bytes_out"].as_u64().unwrap() > 0);
+    assert!(
+        first["upstream_ms"].as_f64().unwrap() >= 0.0 && first["bytes_out"].as_u64().unwrap() > 0
+    );
     assert_eq!(records[1]["path"], "/v1/customers/139****5678/orders");
-    assert_eq!((records[2]["reason"].as_str(), records[2]["detail"].as_str()), (Some("bad_request"), Some("api_key_in_query")));
+    assert_eq!(
+        (records[2]["reason"].as_str(), records[2]["detail"].as_str()),
+        (Some("bad_request"), Some("api_key_in_query"))
+    );
     assert_eq!(records[2]["query"], json!({}));
-    assert_eq!((records[3]["route"].clone(), records[3]["reason"].as_str()), (Value::Null, Some("not_found")));
+    assert_eq!(
+        (records[3]["route"].clone(), records[3]["reason"].as_str()),
+        (Value::Null, Some("not_found"))
+    );
     assert_eq!(records[3]["principal"]["kind"], "none");
 }
 
@@ -130,7 +212,11 @@ async fn tampering_deleting_or_reordering_is_detected() {
     let broken = check(edited).unwrap_err();
     assert_eq!((broken.line, broken.seq), (1, Some(1)));
     assert!(broken.problem.contains("hash does not match"));
-    let rehashed = original.replacen("\"principal\":{\"id\":\"alice\"", "\"principal\":{\"id\":\"mallory\"", 1);
+    let rehashed = original.replacen(
+        "\"principal\":{\"id\":\"alice\"",
+        "\"principal\":{\"id\":\"mallory\"",
+        1,
+    );
     assert!(check(rehashed).is_err());
     let mut deleted = lines.clone();
     deleted.remove(2);
@@ -145,16 +231,25 @@ async fn tampering_deleting_or_reordering_is_detected() {
 async fn seq_and_chain_continue_across_restart_and_rotation() {
     let keys = std::sync::Arc::new(common::Keys::new());
     let upstream = common::FakeUpstream::start().await;
-    let policy = |p: &str| edit(p, &[("rotate_bytes = \"100MiB\"", "rotate_bytes = \"2KiB\"")]);
+    let policy = |p: &str| {
+        edit(
+            p,
+            &[("rotate_bytes = \"100MiB\"", "rotate_bytes = \"2KiB\"")],
+        )
+    };
     let mut first = Harness::with_parts(keys.clone(), upstream.clone(), policy).await;
     for _ in 0..6 {
-        first.get(ORDERS, &[("authorization", &first.alice())]).await;
+        first
+            .get(ORDERS, &[("authorization", &first.alice())])
+            .await;
     }
     first.stop().await;
     // Restart on the same directory: the writer resumes from the newest file's tail.
     let dir = first.dir.path().to_path_buf();
     let loaded = ordergate::config::load(&dir.join("policy.toml")).unwrap();
-    let running = ordergate::server::start(loaded, &dir.join("policy.toml")).await.unwrap();
+    let running = ordergate::server::start(loaded, &dir.join("policy.toml"))
+        .await
+        .unwrap();
     let client = common::client(&keys, None, true);
     for _ in 0..6 {
         client
@@ -165,13 +260,31 @@ async fn seq_and_chain_continue_across_restart_and_rotation() {
             .unwrap();
     }
     running.shutdown().await;
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("audit")).unwrap().map(|e| e.unwrap().path()).collect();
-    assert!(files.len() >= 3, "rotation at 2KiB made several files: {files:?}");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        files.len() >= 3,
+        "rotation at 2KiB made several files: {files:?}"
+    );
     files.reverse();
     let summary = ordergate::audit::verify::verify(&files).unwrap();
-    assert_eq!((summary.records, summary.first_seq, summary.last_seq), (12, Some(1), Some(12)));
-    files.sort_by_key(|f| std::fs::read_to_string(f).unwrap().lines().next().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()));
-    let all: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    assert_eq!(
+        (summary.records, summary.first_seq, summary.last_seq),
+        (12, Some(1), Some(12))
+    );
+    files.sort_by_key(|f| {
+        std::fs::read_to_string(f).unwrap().lines().next().map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+    });
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
     verify_independently(&all.lines().collect::<Vec<_>>(), 1);
 }
 
@@ -179,9 +292,21 @@ async fn seq_and_chain_continue_across_restart_and_rotation() {
 async fn an_unwritable_audit_log_refuses_service_until_it_recovers() {
     // Rotating at every record makes the writer reopen the file each time, so a broken
     // directory shows at once.
-    let h = Harness::with(|p| edit(p, &[("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""), ("keep_files = 5", "keep_files = 1000")])).await;
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+                ("keep_files = 5", "keep_files = 1000"),
+            ],
+        )
+    })
+    .await;
     let alice = h.alice();
-    assert_eq!(h.get(ORDERS, &[("authorization", &alice)]).await.status(), 200);
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &alice)]).await.status(),
+        200
+    );
     h.wait_for_records(1).await;
     let audit = h.dir.path().join("audit");
     let aside = h.dir.path().join("audit-aside");
@@ -199,12 +324,22 @@ async fn an_unwritable_audit_log_refuses_service_until_it_recovers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let refused = refused.expect("requests were served while records could not be written");
-    assert_eq!(refused["type"], "https://ordergate.dev/problems/audit_unavailable");
+    assert_eq!(
+        refused["type"],
+        "https://ordergate.dev/problems/audit_unavailable"
+    );
     let readyz = reqwest::get(h.admin_url("/readyz")).await.unwrap();
     assert_eq!(readyz.status(), 503);
     let upstream_calls = h.upstream.count();
-    assert_eq!(h.get(ORDERS, &[("authorization", &alice)]).await.status(), 503);
-    assert_eq!(h.upstream.count(), upstream_calls, "refused requests reach nobody");
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &alice)]).await.status(),
+        503
+    );
+    assert_eq!(
+        h.upstream.count(),
+        upstream_calls,
+        "refused requests reach nobody"
+    );
     // Repair: service resumes by itself and every record, the refusals included, is kept.
     std::fs::remove_file(&audit).unwrap();
     std::fs::rename(&aside, &audit).unwrap();
@@ -219,7 +354,10 @@ async fn an_unwritable_audit_log_refuses_service_until_it_recovers() {
     assert!(recovered, "service did not resume");
     let mut h = h;
     h.stop().await;
-    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let summary = ordergate::audit::verify::verify(&files).unwrap();
     assert_eq!(summary.first_seq, Some(1));
     assert!(summary.records >= 5, "{summary:?}");
@@ -232,17 +370,29 @@ async fn a_client_that_disconnects_is_still_recorded() {
     let impatient = reqwest::Client::builder()
         .tls_backend_preconfigured({
             let mut roots = rustls::RootCertStore::empty();
-            roots.add(rustls_pki_types::CertificateDer::from_pem_slice(h.keys.ca.pem().as_bytes()).unwrap()).unwrap();
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth()
+            roots
+                .add(
+                    rustls_pki_types::CertificateDer::from_pem_slice(h.keys.ca.pem().as_bytes())
+                        .unwrap(),
+                )
+                .unwrap();
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
         })
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let gone = impatient.get(h.url("/v1/orders/O2025010100000001")).header("x-api-key", &h.keys.erp_key).header("x-request-id", "impatient").send().await;
+    let gone = impatient
+        .get(h.url("/v1/orders/O2025010100000001"))
+        .header("x-api-key", &h.keys.erp_key)
+        .header("x-request-id", "impatient")
+        .send()
+        .await;
     assert!(gone.is_err());
     let record = h.record_of("impatient").await;
     assert_eq!(record["detail"], "client_disconnected");
@@ -257,13 +407,26 @@ async fn each_persona_sees_its_view() {
     let h = Harness::start().await;
     let detail = "/v1/orders/O2025010100000001";
     // ERP: everything.
-    let erp: Value = h.get(detail, &[("x-api-key", &h.keys.erp_key)]).await.json().await.unwrap();
+    let erp: Value = h
+        .get(detail, &[("x-api-key", &h.keys.erp_key)])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(erp, sample_order("O2025010100000001"));
     // Logistics partner: shipping only, phone masked.
     let response = h.get(detail, &[("x-api-key", &h.keys.logistics_key)]).await;
-    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let bytes = response.bytes().await.unwrap();
-    assert_eq!(length, bytes.len(), "Content-Length matches the rewritten body");
+    assert_eq!(
+        length,
+        bytes.len(),
+        "Content-Length matches the rewritten body"
+    );
     let logistics: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         logistics,
@@ -271,20 +434,50 @@ async fn each_persona_sees_its_view() {
     );
     // Customer service: contacts masked, no payment, across the orders array.
     let agent = format!("Bearer {}", h.token("agent", &["customer_service"], &[]));
-    let page: Value = h.get(ORDERS, &[("authorization", &agent)]).await.json().await.unwrap();
+    let page: Value = h
+        .get(ORDERS, &[("authorization", &agent)])
+        .await
+        .json()
+        .await
+        .unwrap();
     for order in page["orders"].as_array().unwrap() {
-        assert_eq!(order["customer"], json!({"name": "张三", "phone": "138****5678", "email": "z***@example.com", "id_number": "110105********002X"}));
+        assert_eq!(
+            order["customer"],
+            json!({"name": "张三", "phone": "138****5678", "email": "z***@example.com", "id_number": "110105********002X"})
+        );
         assert!(order.get("payment").is_none());
-        assert!(order.get("internal").is_some(), "allow = [*] keeps what deny does not remove");
+        assert!(
+            order.get("internal").is_some(),
+            "allow = [*] keeps what deny does not remove"
+        );
     }
     // A customer: the plain view.
-    let own: Value = h.get(ORDERS, &[("authorization", &h.alice())]).await.json().await.unwrap();
+    let own: Value = h
+        .get(ORDERS, &[("authorization", &h.alice())])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(own["next_cursor"], "abc");
-    assert_eq!(own["orders"][0], json!({"order_id": "O2025010100000001", "status": "shipped", "created_at": "2025-03-01T10:00:00+08:00", "total": 199.0, "items": [{"sku": "P1", "name": "耳机", "qty": 1, "price": 199.0}]}));
+    assert_eq!(
+        own["orders"][0],
+        json!({"order_id": "O2025010100000001", "status": "shipped", "created_at": "2025-03-01T10:00:00+08:00", "total": 199.0, "items": [{"sku": "P1", "name": "耳机", "qty": 1, "price": 199.0}]})
+    );
     // Missing fields stay missing; nulls stay null.
-    h.upstream.queue([Reply::Json(200, json!({"orders": [{"order_id": "O3", "customer": {"phone": null}}, {"status": "paid"}]}))]);
-    let sparse: Value = h.get(ORDERS, &[("authorization", &agent)]).await.json().await.unwrap();
-    assert_eq!(sparse, json!({"orders": [{"order_id": "O3", "customer": {"phone": null}}, {"status": "paid"}]}));
+    h.upstream.queue([Reply::Json(
+        200,
+        json!({"orders": [{"order_id": "O3", "customer": {"phone": null}}, {"status": "paid"}]}),
+    )]);
+    let sparse: Value = h
+        .get(ORDERS, &[("authorization", &agent)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sparse,
+        json!({"orders": [{"order_id": "O3", "customer": {"phone": null}}, {"status": "paid"}]})
+    );
     let body = serde_json::to_string(&page).unwrap();
     assert!(!body.contains("13812345678") && !body.contains("6222021234567890128"));
 }
@@ -297,7 +490,11 @@ async fn views_fail_closed_on_what_they_cannot_read() {
     for reply in [
         Reply::Raw(200, "text/html", "<html>13812345678</html>".into()),
         Reply::Raw(200, "application/json", "{not json".into()),
-        Reply::Raw(200, "application/json", format!("{{\"pad\": \"{}\"}}", "x".repeat(9 * 1024 * 1024))),
+        Reply::Raw(
+            200,
+            "application/json",
+            format!("{{\"pad\": \"{}\"}}", "x".repeat(9 * 1024 * 1024)),
+        ),
     ] {
         h.upstream.queue([reply]);
         let response = h.get(detail, &[("x-api-key", &key)]).await;
@@ -306,11 +503,40 @@ async fn views_fail_closed_on_what_they_cannot_read() {
         assert!(body.contains("problems/bad_gateway") && !body.contains("13812345678"));
     }
     // Without a view the body streams through as sent.
-    h.upstream.queue([Reply::Raw(200, "text/plain", "raw".into())]);
-    assert_eq!(h.get("/v1/raw/orders/O2025010100000001", &[("x-api-key", &h.keys.erp_key)]).await.text().await.unwrap(), "raw");
+    h.upstream
+        .queue([Reply::Raw(200, "text/plain", "raw".into())]);
+    assert_eq!(
+        h.get(
+            "/v1/raw/orders/O2025010100000001",
+            &[("x-api-key", &h.keys.erp_key)]
+        )
+        .await
+        .text()
+        .await
+        .unwrap(),
+        "raw"
+    );
     // A caller lacking the route's scopes is refused before the upstream is called.
     let calls = h.upstream.count();
-    let scoped = format!("Bearer {}", h.token("svc", &[], &[("scope", json!("orders:read:any_customer orders:read:full_but_not_really"))]));
-    assert_eq!(h.get("/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-01-31", &[("authorization", &scoped)]).await.status(), 403);
+    let scoped = format!(
+        "Bearer {}",
+        h.token(
+            "svc",
+            &[],
+            &[(
+                "scope",
+                json!("orders:read:any_customer orders:read:full_but_not_really")
+            )]
+        )
+    );
+    assert_eq!(
+        h.get(
+            "/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-01-31",
+            &[("authorization", &scoped)]
+        )
+        .await
+        .status(),
+        403
+    );
     assert_eq!(h.upstream.count(), calls);
 }

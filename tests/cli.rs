@@ -10,7 +10,11 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_ordergate");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -25,9 +29,17 @@ fn reference_policy(dir: &Path) -> std::path::PathBuf {
     std::fs::write(dir.join("certs/server.crt"), &keys.server.cert_pem).unwrap();
     std::fs::write(dir.join("certs/server.key"), &keys.server.key_pem).unwrap();
     std::fs::write(dir.join("certs/partners-ca.pem"), keys.partners.pem()).unwrap();
-    std::fs::write(dir.join("keys/jwks.json"), ordergate::demo::pki::jwks(&[&keys.es256])).unwrap();
+    std::fs::write(
+        dir.join("keys/jwks.json"),
+        ordergate::demo::pki::jwks(&[&keys.es256]),
+    )
+    .unwrap();
     let path = dir.join("policy.toml");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.example.toml"), &path).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.example.toml"),
+        &path,
+    )
+    .unwrap();
     path
 }
 
@@ -48,7 +60,11 @@ fn check_reports_every_problem_as_file_line_col() {
     let path = reference_policy(dir.path());
     let text_in = std::fs::read_to_string(&path).unwrap();
     let broken = text_in
-        .replacen("require_scopes = [\"orders:read\"]", "require_scope = [\"orders:read\"]", 1)
+        .replacen(
+            "require_scopes = [\"orders:read\"]",
+            "require_scope = [\"orders:read\"]",
+            1,
+        )
         .replacen("max = 100", "max = \"lots\"", 1)
         .replacen("jwks_refresh = \"5m\"", "jwks_refresh = \"5 minutes\"", 1)
         .replacen("keys/jwks.json", "keys/missing.json", 1);
@@ -56,12 +72,19 @@ fn check_reports_every_problem_as_file_line_col() {
     let out = run(&["check", "-c", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with(path.to_str().unwrap())).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(path.to_str().unwrap()))
+        .collect();
     assert_eq!(lines.len(), 4, "{stderr}");
     for line in &lines {
         let rest = line.strip_prefix(&format!("{}:", path.display())).unwrap();
         let mut parts = rest.splitn(3, ':');
-        assert!(parts.next().unwrap().parse::<usize>().is_ok() && parts.next().unwrap().parse::<usize>().is_ok(), "{line}");
+        assert!(
+            parts.next().unwrap().parse::<usize>().is_ok()
+                && parts.next().unwrap().parse::<usize>().is_ok(),
+            "{line}"
+        );
     }
     assert!(stderr.contains("unknown field `require_scope`"));
     assert!(stderr.contains("missing.json"));
@@ -73,13 +96,21 @@ fn check_reports_every_problem_as_file_line_col() {
 #[test]
 fn the_local_example_policy_checks() {
     let out = Command::new(BIN)
-        .args(["check", "-c", concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml")])
+        .args([
+            "check",
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml"),
+        ])
         .env("ORDERGATE_DEV_SECRET", "0123456789abcdef0123456789abcdef")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let unset = Command::new(BIN)
-        .args(["check", "-c", concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml")])
+        .args([
+            "check",
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml"),
+        ])
         .env_remove("ORDERGATE_DEV_SECRET")
         .output()
         .unwrap();
@@ -89,43 +120,92 @@ fn the_local_example_policy_checks() {
 
 #[test]
 fn apikey_new_prints_a_key_once_and_a_block_that_loads() {
-    let out = run(&["apikey", "new", "--id", "erp-sync", "--roles", "erp", "--tenant", "acme", "--days", "90"]);
+    let out = run(&[
+        "apikey", "new", "--id", "erp-sync", "--roles", "erp", "--tenant", "acme", "--days", "90",
+    ]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    let key = stdout.lines().find_map(|l| l.strip_prefix("# ogk_")).map(|k| format!("ogk_{k}")).unwrap();
-    let block: String = stdout.lines().skip_while(|l| !l.starts_with("[[auth.api_keys.keys]]")).map(|l| format!("{l}\n")).collect();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# ogk_"))
+        .map(|k| format!("ogk_{k}"))
+        .unwrap();
+    let block: String = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("[[auth.api_keys.keys]]"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     use sha2::Digest;
-    assert!(block.contains(&format!("hash = \"sha256:{}\"", hex::encode(sha2::Sha256::digest(key.as_bytes())))));
+    assert!(block.contains(&format!(
+        "hash = \"sha256:{}\"",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )));
     assert!(!block.contains(&key), "the block holds only the hash");
     let parsed: toml::Value = toml::from_str(&block).unwrap();
     let entry = &parsed["auth"]["api_keys"]["keys"][0];
     assert_eq!(entry["roles"][0].as_str(), Some("erp"));
     assert!(entry["not_after"].as_str().is_some());
-    assert_ne!(key, text(&run(&["apikey", "new", "--id", "x"]).stdout).lines().find_map(|l| l.strip_prefix("# ")).unwrap());
+    assert_ne!(
+        key,
+        text(&run(&["apikey", "new", "--id", "x"]).stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("# "))
+            .unwrap()
+    );
 }
 
 #[test]
 fn token_mints_what_the_gateway_accepts() {
     let dir = tempfile::tempdir().unwrap();
-    let key = ordergate::demo::pki::JwtKey::generate(jsonwebtoken::Algorithm::ES256, "cli").unwrap();
+    let key =
+        ordergate::demo::pki::JwtKey::generate(jsonwebtoken::Algorithm::ES256, "cli").unwrap();
     let pem = dir.path().join("key.pem");
     std::fs::write(&pem, &key.private_pem).unwrap();
     let out = run(&[
-        "token", "--key", pem.to_str().unwrap(), "--sub", "alice", "--iss", "https://idp.test/", "--aud", "ordergate", "--kid", "cli",
-        "--scope", "orders:read", "--roles", "customer", "--claim", "customer_id=C0000001", "--claim", "level=3", "--ttl", "15m",
+        "token",
+        "--key",
+        pem.to_str().unwrap(),
+        "--sub",
+        "alice",
+        "--iss",
+        "https://idp.test/",
+        "--aud",
+        "ordergate",
+        "--kid",
+        "cli",
+        "--scope",
+        "orders:read",
+        "--roles",
+        "customer",
+        "--claim",
+        "customer_id=C0000001",
+        "--claim",
+        "level=3",
+        "--ttl",
+        "15m",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_owned();
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
     use base64::Engine as _;
-    let decode = |s: &str| serde_json::from_slice::<Value>(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap();
+    let decode = |s: &str| {
+        serde_json::from_slice::<Value>(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap(),
+        )
+        .unwrap()
+    };
     assert_eq!(decode(parts[0])["alg"], "ES256");
     assert_eq!(decode(parts[0])["kid"], "cli");
     let claims = decode(parts[1]);
     assert_eq!(claims["customer_id"], "C0000001");
     assert_eq!(claims["level"], 3);
-    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 900);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        900
+    );
     let bad = run(&["token", "--key", "/nonexistent.pem", "--sub", "x"]);
     assert!(!bad.status.success());
 }
@@ -137,7 +217,11 @@ fn audit_verify_exits_1_and_names_the_first_broken_record() {
     let audit = rt.block_on(async {
         let mut h = common::Harness::start().await;
         for _ in 0..3 {
-            h.get("/v1/orders/O2025010100000001", &[("x-api-key", &h.keys.erp_key)]).await;
+            h.get(
+                "/v1/orders/O2025010100000001",
+                &[("x-api-key", &h.keys.erp_key)],
+            )
+            .await;
         }
         h.stop().await;
         let copy = dir.path().join("audit.jsonl");
@@ -148,10 +232,23 @@ fn audit_verify_exits_1_and_names_the_first_broken_record() {
     assert!(ok.status.success());
     assert!(text(&ok.stdout).starts_with("ok: 3 record(s)"));
     let original = std::fs::read_to_string(&audit).unwrap();
-    std::fs::write(&audit, original.replacen("\"status\":200", "\"status\":201", 2).replacen("\"status\":201", "\"status\":200", 1)).unwrap();
+    std::fs::write(
+        &audit,
+        original
+            .replacen("\"status\":200", "\"status\":201", 2)
+            .replacen("\"status\":201", "\"status\":200", 1),
+    )
+    .unwrap();
     let broken = run(&["audit", "verify", audit.to_str().unwrap()]);
     assert_eq!(broken.status.code(), Some(1));
-    assert!(text(&broken.stderr).contains(&format!("{}:2: seq 2: hash does not match", audit.display())), "{}", text(&broken.stderr));
+    assert!(
+        text(&broken.stderr).contains(&format!(
+            "{}:2: seq 2: hash does not match",
+            audit.display()
+        )),
+        "{}",
+        text(&broken.stderr)
+    );
 }
 
 #[test]
@@ -167,7 +264,16 @@ fn openapi_prints_the_document() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [vec!["--help"], vec!["serve", "--help"], vec!["check", "--help"], vec!["demo", "--help"], vec!["apikey", "new", "--help"], vec!["token", "--help"], vec!["audit", "verify", "--help"], vec!["openapi", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["check", "--help"],
+        vec!["demo", "--help"],
+        vec!["apikey", "new", "--help"],
+        vec!["token", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["openapi", "--help"],
+    ] {
         let out = run(&args);
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage"), "{args:?}");
@@ -181,14 +287,34 @@ fn every_command_has_help() {
 fn the_demo_runs_its_tour_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["demo", "--exit-after-tour", "--port", "0", "--admin-port", "0", "--state", dir.path().to_str().unwrap()])
+        .args([
+            "demo",
+            "--exit-after-tour",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+            "--state",
+            dir.path().to_str().unwrap(),
+        ])
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    for expected in ["→ 200", "→ 403", "→ 400", "→ 401", "429", "circuit_open", "ok: "] {
-        assert!(stdout.contains(expected), "`{expected}` missing from the tour:\n{stdout}");
+    for expected in [
+        "→ 200",
+        "→ 403",
+        "→ 400",
+        "→ 401",
+        "429",
+        "circuit_open",
+        "ok: ",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing from the tour:\n{stdout}"
+        );
     }
     assert!(stdout.contains("curl -s --cacert $CA"));
     assert!(!stdout.contains("(the tour stopped early"), "{stdout}");

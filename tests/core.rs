@@ -13,7 +13,10 @@ const RANGE: &str = "start_date=2025-01-01&end_date=2025-01-31";
 async fn problem(response: reqwest::Response) -> (u16, Value, reqwest::header::HeaderMap) {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    assert_eq!(headers["content-type"], "application/problem+json", "status {status}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "status {status}"
+    );
     (status, response.json().await.unwrap(), headers)
 }
 
@@ -22,8 +25,14 @@ async fn proxies_a_permitted_request_with_a_rebuilt_query_and_clean_headers() {
     let h = Harness::start().await;
     let response = h
         .get(
-            &format!("/v1/customers/C0000001/orders?end_date=2025-01-31&start_date=2025-01-01"),
-            &[("authorization", &h.alice()), ("cookie", "session=secret"), ("x-auth-subject", "admin"), ("x-request-id", "trace-42"), ("accept", "application/json")],
+            "/v1/customers/C0000001/orders?end_date=2025-01-31&start_date=2025-01-01",
+            &[
+                ("authorization", &h.alice()),
+                ("cookie", "session=secret"),
+                ("x-auth-subject", "admin"),
+                ("x-request-id", "trace-42"),
+                ("accept", "application/json"),
+            ],
         )
         .await;
     assert_eq!(response.status(), 200);
@@ -31,18 +40,29 @@ async fn proxies_a_permitted_request_with_a_rebuilt_query_and_clean_headers() {
     assert_eq!(headers["x-request-id"], "trace-42");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["cache-control"], "no-store");
-    assert!(headers["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+    assert!(
+        headers["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
     assert!(headers.get("server").is_none() && headers.get("x-powered-by").is_none());
     assert_eq!(headers["ratelimit-limit"], "20");
     assert_eq!(headers["ratelimit-remaining"], "19");
     let seen = h.upstream.requests();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].target, "/api/orders?customer_id=C0000001&start_date=2025-01-01&end_date=2025-01-31&page_size=20");
+    assert_eq!(
+        seen[0].target,
+        "/api/orders?customer_id=C0000001&start_date=2025-01-01&end_date=2025-01-31&page_size=20"
+    );
     let up = &seen[0].headers;
     for gone in ["authorization", "cookie", "x-api-key"] {
         assert!(up.get(gone).is_none(), "{gone} reached the upstream");
     }
-    assert_eq!(up["x-auth-subject"], "alice", "the client's X-Auth-Subject was replaced");
+    assert_eq!(
+        up["x-auth-subject"], "alice",
+        "the client's X-Auth-Subject was replaced"
+    );
     assert_eq!(up["x-auth-kind"], "jwt");
     assert_eq!(up["x-auth-scopes"], "orders:read");
     assert_eq!(up["x-forwarded-for"], "127.0.0.1");
@@ -56,28 +76,64 @@ async fn speaks_http2_and_http11_over_tls_12_and_13() {
     let h = Harness::start().await;
     let auth = h.alice();
     let path = format!("/v1/customers/C0000001/orders?{RANGE}");
-    let h2 = h.client.get(h.url(&path)).header("authorization", &auth).send().await.unwrap();
+    let h2 = h
+        .client
+        .get(h.url(&path))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
     assert_eq!(h2.status(), 200);
-    let h1 = common::client(&h.keys, None, false).get(h.url(&path)).header("authorization", &auth).send().await.unwrap();
+    let h1 = common::client(&h.keys, None, false)
+        .get(h.url(&path))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h1.version(), reqwest::Version::HTTP_11);
     assert_eq!(h1.status(), 200);
     // A TLS 1.2-only client is served under min_version = "1.2" ...
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(h.keys.ca.pem().as_bytes()).unwrap()).unwrap();
-    let tls12 = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let c12 = reqwest::Client::builder().tls_backend_preconfigured(tls12.clone()).build().unwrap();
-    assert_eq!(c12.get(h.url(&path)).header("authorization", &auth).send().await.unwrap().status(), 200);
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(h.keys.ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let tls12 = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let c12 = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls12.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        c12.get(h.url(&path))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // ... and refused under min_version = "1.3".
-    let strict = Harness::with(|p| edit(p, &[("min_version = \"1.2\"", "min_version = \"1.3\"")])).await;
-    let c12 = reqwest::Client::builder().tls_backend_preconfigured(tls12).build().unwrap();
-    assert!(c12.get(strict.url(&path)).send().await.is_err(), "TLS 1.2 handshake must fail");
+    let strict =
+        Harness::with(|p| edit(p, &[("min_version = \"1.2\"", "min_version = \"1.3\"")])).await;
+    let c12 = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls12)
+        .build()
+        .unwrap();
+    assert!(
+        c12.get(strict.url(&path)).send().await.is_err(),
+        "TLS 1.2 handshake must fail"
+    );
     // Plain HTTP to the TLS port gets no answer.
-    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}{path}", h.addr.port())).send().await;
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}{path}", h.addr.port()))
+        .send()
+        .await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
 }
 
@@ -88,8 +144,17 @@ async fn routing_refuses_unknown_paths_methods_and_unsafe_paths_without_calling_
     let h = Harness::start().await;
     let auth = h.alice();
     let (status, body, _) = problem(h.get("/v1/nothing", &[("authorization", &auth)]).await).await;
-    assert_eq!((status, body["type"].as_str().unwrap()), (404, "https://ordergate.dev/problems/not_found"));
-    let response = h.client.post(h.url("/v1/orders/O2025010100000001")).header("authorization", &auth).send().await.unwrap();
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (404, "https://ordergate.dev/problems/not_found")
+    );
+    let response = h
+        .client
+        .post(h.url("/v1/orders/O2025010100000001"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
     let (status, body, headers) = problem(response).await;
     assert_eq!(status, 405);
     assert_eq!(headers["allow"], "GET");
@@ -104,17 +169,28 @@ async fn routing_refuses_unknown_paths_methods_and_unsafe_paths_without_calling_
         "/v1/orders/O2025%00",
         "/v1/orders/O2025%zz",
     ] {
-        let (status, body) = raw_request(&h, &format!("GET {path} HTTP/1.1"), &[("authorization", &auth)]).await;
+        let (status, body) = raw_request(
+            &h,
+            &format!("GET {path} HTTP/1.1"),
+            &[("authorization", &auth)],
+        )
+        .await;
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains("problems/bad_request"), "{path}: {body}");
     }
-    assert_eq!(h.upstream.count(), 0, "nothing unmatched reaches the upstream");
+    assert_eq!(
+        h.upstream.count(),
+        0,
+        "nothing unmatched reaches the upstream"
+    );
 }
 
 #[tokio::test]
 async fn request_ids_are_kept_when_valid_and_made_otherwise() {
     let h = Harness::start().await;
-    let kept = h.get("/v1/nothing", &[("x-request-id", "abc.DEF_123-x")]).await;
+    let kept = h
+        .get("/v1/nothing", &[("x-request-id", "abc.DEF_123-x")])
+        .await;
     assert_eq!(kept.headers()["x-request-id"], "abc.DEF_123-x");
     for bad in ["has space", &"x".repeat(65), "semi;colon"] {
         let made = h.get("/v1/nothing", &[("x-request-id", bad)]).await;
@@ -131,29 +207,66 @@ async fn limits_headers_bodies_and_time() {
     let erp = h.keys.erp_key.clone();
     // Oversized headers: 431 (problem+json when just over, a bare 431 far over).
     let big = "x".repeat(9 * 1024);
-    let (status, _) = raw_request(&h, "GET /v1/orders/O2025010100000001 HTTP/1.1", &[("x-padding", &big)]).await;
+    let (status, _) = raw_request(
+        &h,
+        "GET /v1/orders/O2025010100000001 HTTP/1.1",
+        &[("x-padding", &big)],
+    )
+    .await;
     assert_eq!(status, 431);
     // Bodies over max_request_body: 413, before the upstream sees anything.
     let url = h.url("/v1/orders/O2025010100000001/notes");
-    let response = h.client.post(&url).header("x-api-key", &erp).body(vec![b'a'; 2048]).send().await.unwrap();
+    let response = h
+        .client
+        .post(&url)
+        .header("x-api-key", &erp)
+        .body(vec![b'a'; 2048])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
-    let chunked = reqwest::Body::wrap_stream(futures_util_stream(vec![vec![b'a'; 700], vec![b'b'; 700]]));
-    let response = h.client.post(&url).header("x-api-key", &erp).body(chunked).send().await.unwrap();
-    assert_eq!(response.status(), 413, "a streamed body is cut off at the limit too");
+    let chunked =
+        reqwest::Body::wrap_stream(futures_util_stream(vec![vec![b'a'; 700], vec![b'b'; 700]]));
+    let response = h
+        .client
+        .post(&url)
+        .header("x-api-key", &erp)
+        .body(chunked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        413,
+        "a streamed body is cut off at the limit too"
+    );
     assert_eq!(h.upstream.count(), 0);
     // A body within the limit is forwarded as sent.
-    let response = h.client.post(&url).header("x-api-key", &erp).header("content-type", "text/plain").body("call before noon").send().await.unwrap();
+    let response = h
+        .client
+        .post(&url)
+        .header("x-api-key", &erp)
+        .header("content-type", "text/plain")
+        .body("call before noon")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let seen = h.upstream.requests();
     assert_eq!(seen[0].body, b"call before noon");
     assert_eq!(seen[0].headers["content-type"], "text/plain");
 }
 
-fn futures_util_stream(chunks: Vec<Vec<u8>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+fn futures_util_stream(
+    chunks: Vec<Vec<u8>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     struct S(std::collections::VecDeque<Vec<u8>>);
     impl futures_core::Stream for S {
         type Item = Result<Vec<u8>, std::io::Error>;
-        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
             std::task::Poll::Ready(self.0.pop_front().map(Ok))
         }
     }
@@ -163,9 +276,21 @@ fn futures_util_stream(chunks: Vec<Vec<u8>>) -> impl futures_core::Stream<Item =
 #[tokio::test]
 async fn slow_clients_are_dropped_after_the_header_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let h = Harness::with(|p| edit(p, &[("header_read_timeout = \"2s\"", "header_read_timeout = \"300ms\"")])).await;
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[(
+                "header_read_timeout = \"2s\"",
+                "header_read_timeout = \"300ms\"",
+            )],
+        )
+    })
+    .await;
     let mut stream = common::raw_tls(&h).await;
-    stream.write_all(b"GET /v1/orders/O2025010100000001 HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /v1/orders/O2025010100000001 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the slow client was not cut off");
@@ -174,7 +299,10 @@ async fn slow_clients_are_dropped_after_the_header_timeout() {
     tcp.write_all(b"\x16\x03\x01").await.unwrap();
     let mut buf = [0u8; 16];
     let ended = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
-    assert!(matches!(ended, Ok(Ok(0)) | Ok(Err(_))), "half a handshake was not cut off: {ended:?}");
+    assert!(
+        matches!(ended, Ok(Ok(0)) | Ok(Err(_))),
+        "half a handshake was not cut off: {ended:?}"
+    );
 }
 
 #[tokio::test]
@@ -186,7 +314,15 @@ async fn over_max_in_flight_answers_503_at_once() {
         let client = h.client.clone();
         let url = h.url("/v1/orders/O2025010100000001");
         let erp = erp.clone();
-        tokio::spawn(async move { client.get(url).header("x-api-key", erp).send().await.unwrap().status() })
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .header("x-api-key", erp)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
     };
     // Wait until the first request is at the upstream (a readiness signal, not a guess).
     for _ in 0..200 {
@@ -196,10 +332,20 @@ async fn over_max_in_flight_answers_503_at_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let started = std::time::Instant::now();
-    let (status, body, headers) = problem(h.get("/v1/orders/O2025010100000001", &[("x-api-key", &erp)]).await).await;
-    assert_eq!((status, body["type"].as_str().unwrap()), (503, "https://ordergate.dev/problems/overloaded"));
+    let (status, body, headers) = problem(
+        h.get("/v1/orders/O2025010100000001", &[("x-api-key", &erp)])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (503, "https://ordergate.dev/problems/overloaded")
+    );
     assert!(headers.contains_key("retry-after"));
-    assert!(started.elapsed() < Duration::from_millis(700), "refused at once, not queued");
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "refused at once, not queued"
+    );
     assert_eq!(first.await.unwrap(), 200);
 }
 
@@ -210,15 +356,24 @@ async fn connections_beyond_max_connections_are_closed() {
     let _b = common::raw_tls(&h).await;
     // Give the accept loop its turn: both slots are taken once the handshakes completed.
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(h.keys.ca.pem().as_bytes()).unwrap()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(h.keys.ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let third = connector.connect(rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(), tcp).await;
+    let third = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await;
     assert!(third.is_err(), "a third connection was served");
 }
 
@@ -227,20 +382,36 @@ async fn upstream_failures_map_to_502_and_504_and_5xx_bodies_are_replaced() {
     let h = Harness::start().await;
     let erp = h.keys.erp_key.clone();
     let path = "/v1/orders/O2025010100000001";
-    h.upstream.queue([Reply::Raw(500, "text/plain", "java.sql.SQLException: at OrderRepository.find".into())]);
+    h.upstream.queue([Reply::Raw(
+        500,
+        "text/plain",
+        "java.sql.SQLException: at OrderRepository.find".into(),
+    )]);
     let response = h.get(path, &[("x-api-key", &erp)]).await;
     let (status, body, _) = problem(response).await;
-    assert_eq!((status, body["type"].as_str().unwrap()), (500, "https://ordergate.dev/problems/upstream_error"));
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (500, "https://ordergate.dev/problems/upstream_error")
+    );
     assert!(!body.to_string().contains("SQLException"));
     h.upstream.queue([Reply::Hang, Reply::Hang]);
     let (status, body, _) = problem(h.get(path, &[("x-api-key", &erp)]).await).await;
-    assert_eq!((status, body["type"].as_str().unwrap()), (504, "https://ordergate.dev/problems/gateway_timeout"));
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (504, "https://ordergate.dev/problems/gateway_timeout")
+    );
 
-    let exposed = Harness::with(|p| edit(p, &[("expose_errors = false", "expose_errors = true")])).await;
+    let exposed =
+        Harness::with(|p| edit(p, &[("expose_errors = false", "expose_errors = true")])).await;
     // 503 is retried once (GET, retries = 1); the second 503 is passed through as sent.
     let maintenance = Reply::Raw(503, "text/plain", "maintenance until 02:00".into());
     exposed.upstream.queue([maintenance.clone(), maintenance]);
-    let response = exposed.get("/v1/raw/orders/O2025010100000001", &[("x-api-key", &exposed.keys.erp_key)]).await;
+    let response = exposed
+        .get(
+            "/v1/raw/orders/O2025010100000001",
+            &[("x-api-key", &exposed.keys.erp_key)],
+        )
+        .await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.text().await.unwrap(), "maintenance until 02:00");
     assert_eq!(exposed.upstream.count(), 2);
@@ -250,20 +421,51 @@ async fn upstream_failures_map_to_502_and_504_and_5xx_bodies_are_replaced() {
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     let unreachable = Harness::with(|p| {
-        let line = p.lines().find(|l| l.starts_with("url = ")).unwrap().to_owned();
+        let line = p
+            .lines()
+            .find(|l| l.starts_with("url = "))
+            .unwrap()
+            .to_owned();
         edit(p, &[(&line, &format!("url = \"http://{dead_addr}\""))])
     })
     .await;
-    let (status, body, _) = problem(unreachable.get(path, &[("x-api-key", &unreachable.keys.erp_key)]).await).await;
-    assert_eq!((status, body["type"].as_str().unwrap()), (502, "https://ordergate.dev/problems/bad_gateway"));
+    let (status, body, _) = problem(
+        unreachable
+            .get(path, &[("x-api-key", &unreachable.keys.erp_key)])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (502, "https://ordergate.dev/problems/bad_gateway")
+    );
 }
 
 #[tokio::test]
 async fn the_whole_request_is_bounded_by_request_timeout() {
-    let h = Harness::with(|p| edit(p, &[("request_timeout = \"5s\"", "request_timeout = \"300ms\""), ("timeout = \"1s\"", "timeout = \"5s\"")])).await;
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("request_timeout = \"5s\"", "request_timeout = \"300ms\""),
+                ("timeout = \"1s\"", "timeout = \"5s\""),
+            ],
+        )
+    })
+    .await;
     h.upstream.queue([Reply::Hang]);
-    let (status, body, _) = problem(h.get("/v1/orders/O2025010100000001", &[("x-api-key", &h.keys.erp_key)]).await).await;
-    assert_eq!((status, body["type"].as_str().unwrap()), (504, "https://ordergate.dev/problems/gateway_timeout"));
+    let (status, body, _) = problem(
+        h.get(
+            "/v1/orders/O2025010100000001",
+            &[("x-api-key", &h.keys.erp_key)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (504, "https://ordergate.dev/problems/gateway_timeout")
+    );
 }
 
 #[tokio::test]
@@ -281,20 +483,60 @@ async fn plain_http_only_on_loopback_with_insecure_plaintext() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers().get("strict-transport-security").is_none());
-    assert_eq!(h.upstream.requests()[0].headers["x-forwarded-proto"], "http");
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
+    assert_eq!(
+        h.upstream.requests()[0].headers["x-forwarded-proto"],
+        "http"
+    );
 }
 
 #[tokio::test]
 async fn admin_listener_reports_health_readiness_and_metrics() {
     let h = Harness::start().await;
-    h.get(&format!("/v1/customers/C0000001/orders?{RANGE}"), &[("authorization", &h.alice())]).await;
+    h.get(
+        &format!("/v1/customers/C0000001/orders?{RANGE}"),
+        &[("authorization", &h.alice())],
+    )
+    .await;
     h.get("/v1/nothing", &[]).await;
     let admin = reqwest::Client::new();
-    assert_eq!(admin.get(h.admin_url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(admin.get(h.admin_url("/readyz")).send().await.unwrap().status(), 200);
-    let metrics = admin.get(h.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for series in ["ordergate_requests_total", "ordergate_request_duration_seconds_bucket", "ordergate_upstream_duration_seconds_bucket", "ordergate_in_flight"] {
+    assert_eq!(
+        admin
+            .get(h.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        admin
+            .get(h.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = admin
+        .get(h.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "ordergate_requests_total",
+        "ordergate_request_duration_seconds_bucket",
+        "ordergate_upstream_duration_seconds_bucket",
+        "ordergate_in_flight",
+    ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }
     assert!(metrics.contains("reason=\"not_found\""));
@@ -307,7 +549,14 @@ async fn in_flight_requests_finish_during_graceful_shutdown() {
     let client = h.client.clone();
     let url = h.url("/v1/orders/O2025010100000001");
     let erp = h.keys.erp_key.clone();
-    let pending = tokio::spawn(async move { client.get(url).header("x-api-key", erp).send().await.map(|r| r.status().as_u16()) });
+    let pending = tokio::spawn(async move {
+        client
+            .get(url)
+            .header("x-api-key", erp)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
     for _ in 0..200 {
         if h.upstream.count() == 1 {
             break;
@@ -315,8 +564,15 @@ async fn in_flight_requests_finish_during_graceful_shutdown() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     h.stop().await;
-    assert_eq!(pending.await.unwrap().unwrap(), 200, "the in-flight request was cut off");
-    assert!(tokio::net::TcpStream::connect(h.addr).await.is_err(), "still accepting after shutdown");
+    assert_eq!(
+        pending.await.unwrap().unwrap(),
+        200,
+        "the in-flight request was cut off"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(h.addr).await.is_err(),
+        "still accepting after shutdown"
+    );
     let records = h.audit_records();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["status"], 200);
@@ -324,10 +580,40 @@ async fn in_flight_requests_finish_during_graceful_shutdown() {
 
 #[tokio::test]
 async fn trusted_proxies_decide_whose_forwarded_for_is_believed() {
-    let h = Harness::with(|p| edit(p, &[("shutdown_grace = \"3s\"", "shutdown_grace = \"3s\"\ntrusted_proxies = [\"127.0.0.0/8\"]")])).await;
-    h.get("/v1/orders/O2025010100000001", &[("x-api-key", &h.keys.erp_key), ("x-forwarded-for", "203.0.113.7")]).await;
-    assert_eq!(h.upstream.requests()[0].headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[(
+                "shutdown_grace = \"3s\"",
+                "shutdown_grace = \"3s\"\ntrusted_proxies = [\"127.0.0.0/8\"]",
+            )],
+        )
+    })
+    .await;
+    h.get(
+        "/v1/orders/O2025010100000001",
+        &[
+            ("x-api-key", &h.keys.erp_key),
+            ("x-forwarded-for", "203.0.113.7"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        h.upstream.requests()[0].headers["x-forwarded-for"],
+        "203.0.113.7, 127.0.0.1"
+    );
     let untrusting = Harness::start().await;
-    untrusting.get("/v1/orders/O2025010100000001", &[("x-api-key", &untrusting.keys.erp_key), ("x-forwarded-for", "203.0.113.7")]).await;
-    assert_eq!(untrusting.upstream.requests()[0].headers["x-forwarded-for"], "127.0.0.1");
+    untrusting
+        .get(
+            "/v1/orders/O2025010100000001",
+            &[
+                ("x-api-key", &untrusting.keys.erp_key),
+                ("x-forwarded-for", "203.0.113.7"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        untrusting.upstream.requests()[0].headers["x-forwarded-for"],
+        "127.0.0.1"
+    );
 }

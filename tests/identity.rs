@@ -18,7 +18,10 @@ use serde_json::{Value, json};
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn b64(v: &Value) -> String {
@@ -48,12 +51,20 @@ fn sign(key: &JwtKey, header: Value, claims: &Value) -> String {
 
 /// Expects 401 for `token`, and the audit cause `cause`.
 async fn refused(h: &Harness, token: &str, cause: &str) {
-    let response = h.get(ORDERS, &[("authorization", &format!("Bearer {token}"))]).await;
+    let response = h
+        .get(ORDERS, &[("authorization", &format!("Bearer {token}"))])
+        .await;
     assert_eq!(response.status(), 401, "expected {cause}");
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body = response.text().await.unwrap();
-    assert!(!body.contains(token) && !body.contains(cause), "the caller saw more than a coarse detail: {body}");
+    assert!(
+        !body.contains(token) && !body.contains(cause),
+        "the caller saw more than a coarse detail: {body}"
+    );
     let record = h.record_of(&id).await;
     assert_eq!(record["detail"], cause);
     assert_eq!(record["reason"], "unauthenticated");
@@ -63,10 +74,19 @@ async fn refused(h: &Harness, token: &str, cause: &str) {
 async fn every_supported_algorithm_is_accepted() {
     let keys = Arc::new(Keys::new());
     let algorithms = [
-        Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512,
-        Algorithm::ES384, Algorithm::EdDSA,
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
     ];
-    let extra: Vec<JwtKey> = algorithms.iter().map(|a| JwtKey::generate(*a, &format!("k-{a:?}")).unwrap()).collect();
+    let extra: Vec<JwtKey> = algorithms
+        .iter()
+        .map(|a| JwtKey::generate(*a, &format!("k-{a:?}")).unwrap())
+        .collect();
     let mut all: Vec<&JwtKey> = extra.iter().collect();
     all.push(&keys.es256);
     let secret = "a-test-secret-of-at-least-32-bytes-long!".to_owned();
@@ -83,8 +103,20 @@ async fn every_supported_algorithm_is_accepted() {
     )
     .await;
     for key in &all {
-        let t = token_with(key, "alice", &["customer"], &[("customer_id", json!("C0000001"))]);
-        assert_eq!(h.get(ORDERS, &[("authorization", &format!("Bearer {t}"))]).await.status(), 200, "{:?}", key.alg);
+        let t = token_with(
+            key,
+            "alice",
+            &["customer"],
+            &[("customer_id", json!("C0000001"))],
+        );
+        assert_eq!(
+            h.get(ORDERS, &[("authorization", &format!("Bearer {t}"))])
+                .await
+                .status(),
+            200,
+            "{:?}",
+            key.alg
+        );
     }
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let spec = ordergate::token::TokenSpec {
@@ -98,7 +130,13 @@ async fn every_supported_algorithm_is_accepted() {
             ..Default::default()
         };
         let t = ordergate::token::mint(&spec, secret.as_bytes()).unwrap();
-        assert_eq!(h.get(ORDERS, &[("authorization", &format!("Bearer {t}"))]).await.status(), 200, "{alg:?}");
+        assert_eq!(
+            h.get(ORDERS, &[("authorization", &format!("Bearer {t}"))])
+                .await
+                .status(),
+            200,
+            "{alg:?}"
+        );
         // HMAC keyed with the *public* RSA key (the classic confusion) is not the secret.
         let rsa_public = serde_json::to_string(&extra[0].jwk).unwrap();
         let forged = ordergate::token::mint(&spec, rsa_public.as_bytes()).unwrap();
@@ -111,46 +149,143 @@ async fn forged_and_malformed_tokens_are_refused_with_their_cause() {
     // Many failures from one IP: raise the failed-authentication allowance for this test (the
     // bucket itself is tested in traffic.rs).
     let h = Harness::with(|p| {
-        edit(p, &[
-            ("per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }", "per_ip_unauthenticated = { rate = \"30/min\", burst = 1000 }"),
-            ("leeway = \"30s\"", "leeway = \"30s\"\nmax_token_bytes = 2048"),
-        ])
+        edit(
+            p,
+            &[
+                (
+                    "per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }",
+                    "per_ip_unauthenticated = { rate = \"30/min\", burst = 1000 }",
+                ),
+                (
+                    "leeway = \"30s\"",
+                    "leeway = \"30s\"\nmax_token_bytes = 2048",
+                ),
+            ],
+        )
     })
     .await;
     let key = &h.keys.es256;
     let header = json!({"alg": "ES256", "kid": key.kid, "typ": "JWT"});
     // alg none, and an algorithm the policy does not list (HMAC confusion: HS256 with the public key).
-    let none = format!("{}.{}.", b64(&json!({"alg": "none", "kid": key.kid})), b64(&claims(json!({}))));
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": key.kid})),
+        b64(&claims(json!({})))
+    );
     refused(&h, &none, "alg_none").await;
     let confused = ordergate::token::mint(
-        &ordergate::token::TokenSpec { sub: "alice".into(), alg: Some(Algorithm::HS256), kid: Some(key.kid.clone()), ttl: Duration::from_secs(60), ..Default::default() },
+        &ordergate::token::TokenSpec {
+            sub: "alice".into(),
+            alg: Some(Algorithm::HS256),
+            kid: Some(key.kid.clone()),
+            ttl: Duration::from_secs(60),
+            ..Default::default()
+        },
         key.jwk.to_string().as_bytes(),
     )
     .unwrap();
     refused(&h, &confused, "alg_not_allowed").await;
     // An attacker's key under our kid, and a token whose signature belongs to other claims.
     let attacker = JwtKey::generate(Algorithm::ES256, &key.kid).unwrap();
-    refused(&h, &sign(&attacker, header.clone(), &claims(json!({}))), "bad_signature").await;
+    refused(
+        &h,
+        &sign(&attacker, header.clone(), &claims(json!({}))),
+        "bad_signature",
+    )
+    .await;
     let genuine = sign(key, header.clone(), &claims(json!({})));
     let (head, rest) = genuine.split_once('.').unwrap();
     let signature = rest.split_once('.').unwrap().1;
-    let swapped = format!("{head}.{}.{signature}", b64(&claims(json!({"customer_id": "C0000002"}))));
+    let swapped = format!(
+        "{head}.{}.{signature}",
+        b64(&claims(json!({"customer_id": "C0000002"})))
+    );
     refused(&h, &swapped, "bad_signature").await;
-    refused(&h, &sign(key, json!({"alg": "ES256", "kid": "nobody"}), &claims(json!({}))), "unknown_kid").await;
-    refused(&h, &sign(key, json!({"alg": "ES256", "kid": key.kid, "crit": ["exp"]}), &claims(json!({}))), "unsupported_crit").await;
+    refused(
+        &h,
+        &sign(
+            key,
+            json!({"alg": "ES256", "kid": "nobody"}),
+            &claims(json!({})),
+        ),
+        "unknown_kid",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(
+            key,
+            json!({"alg": "ES256", "kid": key.kid, "crit": ["exp"]}),
+            &claims(json!({})),
+        ),
+        "unsupported_crit",
+    )
+    .await;
     // Claims.
-    refused(&h, &sign(key, header.clone(), &claims(json!({"exp": now() - 120}))), "token_expired").await;
-    refused(&h, &sign(key, header.clone(), &claims(json!({"exp": null}))), "missing_exp").await;
-    refused(&h, &sign(key, header.clone(), &claims(json!({"nbf": now() + 300}))), "token_not_yet_valid").await;
-    refused(&h, &sign(key, header.clone(), &claims(json!({"iat": now() + 300}))), "token_issued_in_future").await;
-    refused(&h, &sign(key, header.clone(), &claims(json!({"iss": "https://evil.example/"}))), "wrong_issuer").await;
-    refused(&h, &sign(key, header.clone(), &claims(json!({"aud": ["billing"]}))), "wrong_audience").await;
-    refused(&h, &sign(key, header.clone(), &claims(json!({"sub": null}))), "missing_subject").await;
+    refused(
+        &h,
+        &sign(key, header.clone(), &claims(json!({"exp": now() - 120}))),
+        "token_expired",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(key, header.clone(), &claims(json!({"exp": null}))),
+        "missing_exp",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(key, header.clone(), &claims(json!({"nbf": now() + 300}))),
+        "token_not_yet_valid",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(key, header.clone(), &claims(json!({"iat": now() + 300}))),
+        "token_issued_in_future",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(
+            key,
+            header.clone(),
+            &claims(json!({"iss": "https://evil.example/"})),
+        ),
+        "wrong_issuer",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(key, header.clone(), &claims(json!({"aud": ["billing"]}))),
+        "wrong_audience",
+    )
+    .await;
+    refused(
+        &h,
+        &sign(key, header.clone(), &claims(json!({"sub": null}))),
+        "missing_subject",
+    )
+    .await;
     // Within leeway: still accepted.
-    let lenient = sign(key, header.clone(), &claims(json!({"exp": now() - 5, "nbf": now() + 5})));
-    assert_eq!(h.get(ORDERS, &[("authorization", &format!("Bearer {lenient}"))]).await.status(), 200);
+    let lenient = sign(
+        key,
+        header.clone(),
+        &claims(json!({"exp": now() - 5, "nbf": now() + 5})),
+    );
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &format!("Bearer {lenient}"))])
+            .await
+            .status(),
+        200
+    );
     // Size and shape.
-    let huge = sign(key, header.clone(), &claims(json!({"pad": "x".repeat(3000)})));
+    let huge = sign(
+        key,
+        header.clone(),
+        &claims(json!({"pad": "x".repeat(3000)})),
+    );
     refused(&h, &huge, "token_too_large").await;
     refused(&h, "not-a-jwt", "malformed_token").await;
     refused(&h, "a.b.c", "malformed_token").await;
@@ -158,7 +293,11 @@ async fn forged_and_malformed_tokens_are_refused_with_their_cause() {
         let response = h.get(ORDERS, &[("authorization", value)]).await;
         assert_eq!(response.status(), 401, "{value}");
     }
-    assert_eq!(h.upstream.count(), 1, "only the token within leeway reached the upstream");
+    assert_eq!(
+        h.upstream.count(),
+        1,
+        "only the token within leeway reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -174,10 +313,18 @@ async fn key_urls_in_token_headers_are_never_followed() {
         json!({"alg": "ES256", "jwk": attacker.jwk}),
     ] {
         let t = sign(&attacker, header, &claims(json!({})));
-        assert_eq!(h.get(ORDERS, &[("authorization", &format!("Bearer {t}"))]).await.status(), 401);
+        assert_eq!(
+            h.get(ORDERS, &[("authorization", &format!("Bearer {t}"))])
+                .await
+                .status(),
+            401
+        );
     }
     let contacted = tokio::time::timeout(Duration::from_millis(300), trap.accept()).await;
-    assert!(contacted.is_err(), "the gateway fetched a key from a URL a token named");
+    assert!(
+        contacted.is_err(),
+        "the gateway fetched a key from a URL a token named"
+    );
     assert_eq!(h.upstream.count(), 0);
 }
 
@@ -188,7 +335,10 @@ async fn api_keys_are_checked_by_hash_and_validity_window() {
     let ok = h.get(path, &[("x-api-key", &h.keys.erp_key)]).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(h.upstream.requests()[0].headers["x-auth-kind"], "api_key");
-    assert_eq!(h.upstream.requests()[0].headers["x-auth-subject"], "erp-sync");
+    assert_eq!(
+        h.upstream.requests()[0].headers["x-auth-subject"],
+        "erp-sync"
+    );
     assert_eq!(h.upstream.requests()[0].headers["x-auth-tenant"], "acme");
     for (key, cause) in [
         ("ogk_unknownunknownunknown".to_owned(), "unknown_api_key"),
@@ -197,12 +347,21 @@ async fn api_keys_are_checked_by_hash_and_validity_window() {
     ] {
         let response = h.get(path, &[("x-api-key", &key)]).await;
         assert_eq!(response.status(), 401, "{cause}");
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(h.record_of(&id).await["detail"], cause);
     }
     // A key in the query string: 400, and the key appears nowhere in the audit log.
-    for query in [format!("X-Api-Key={}", h.keys.erp_key), format!("api_key={}", h.keys.erp_key), format!("access_token={}", h.alice())] {
-        let response = h.get(&format!("{path}?{}", query.replace(' ', "%20")), &[]).await;
+    for query in [
+        format!("X-Api-Key={}", h.keys.erp_key),
+        format!("api_key={}", h.keys.erp_key),
+        format!("access_token={}", h.alice()),
+    ] {
+        let response = h
+            .get(&format!("{path}?{}", query.replace(' ', "%20")), &[])
+            .await;
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["type"], "https://ordergate.dev/problems/bad_request");
@@ -210,7 +369,10 @@ async fn api_keys_are_checked_by_hash_and_validity_window() {
     let mut h = h;
     h.stop().await;
     let log = std::fs::read_to_string(h.audit_path()).unwrap();
-    assert!(!log.contains(&h.keys.erp_key) && !log.contains("ogk_"), "a key reached the audit log");
+    assert!(
+        !log.contains(&h.keys.erp_key) && !log.contains("ogk_"),
+        "a key reached the audit log"
+    );
     assert_eq!(h.upstream.count(), 1);
 }
 
@@ -219,11 +381,25 @@ async fn exactly_one_credential() {
     let h = Harness::start().await;
     let path = "/v1/orders/O2025010100000001";
     let agent = format!("Bearer {}", h.token("agent", &["customer_service"], &[]));
-    let response = h.get(path, &[("authorization", &agent), ("x-api-key", &h.keys.erp_key)]).await;
+    let response = h
+        .get(
+            path,
+            &[("authorization", &agent), ("x-api-key", &h.keys.erp_key)],
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let mtls = common::client(&h.keys, Some(&h.keys.jd), true);
-    let both = mtls.get(h.url(path)).header("x-api-key", &h.keys.erp_key).send().await.unwrap();
-    assert_eq!(both.status(), 400, "a mapped client certificate is a credential");
+    let both = mtls
+        .get(h.url(path))
+        .header("x-api-key", &h.keys.erp_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        both.status(),
+        400,
+        "a mapped client certificate is a credential"
+    );
     let none = h.get(path, &[]).await;
     assert_eq!(none.status(), 401);
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
@@ -245,15 +421,31 @@ async fn mutual_tls_clients_are_mapped_by_subject() {
     assert_eq!(up["x-auth-scopes"], "orders:read orders:read:any_customer");
     // A certificate from the partners' CA with a subject nobody configured: no credential.
     let stranger = common::client(&h.keys, Some(&h.keys.stranger), true);
-    assert_eq!(stranger.get(h.url(path)).send().await.unwrap().status(), 401);
+    assert_eq!(
+        stranger.get(h.url(path)).send().await.unwrap().status(),
+        401
+    );
     // A certificate from another CA never completes the handshake.
     let rogue_ca = ordergate::demo::pki::Ca::new("rogue").unwrap();
-    let rogue = rogue_ca.client("jd-marketplace", Some("JD Partner")).unwrap();
-    assert!(common::client(&h.keys, Some(&rogue), true).get(h.url(path)).send().await.is_err());
+    let rogue = rogue_ca
+        .client("jd-marketplace", Some("JD Partner"))
+        .unwrap();
+    assert!(
+        common::client(&h.keys, Some(&rogue), true)
+            .get(h.url(path))
+            .send()
+            .await
+            .is_err()
+    );
     let records = h.wait_for_records(2).await;
     let mapped = records.iter().find(|r| r["status"] == 200).unwrap();
     assert_eq!(mapped["principal"]["kind"], "mtls");
-    assert!(mapped["tls"]["client_subject"].as_str().unwrap().contains("CN=jd-marketplace"));
+    assert!(
+        mapped["tls"]["client_subject"]
+            .as_str()
+            .unwrap()
+            .contains("CN=jd-marketplace")
+    );
 }
 
 #[tokio::test]
@@ -261,26 +453,66 @@ async fn scopes_and_owner_binding_decide_before_the_upstream_is_called() {
     let h = Harness::start().await;
     let other = "/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-01-31";
     // A customer: own orders yes, someone else's no.
-    assert_eq!(h.get(ORDERS, &[("authorization", &h.alice())]).await.status(), 200);
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &h.alice())])
+            .await
+            .status(),
+        200
+    );
     let response = h.get(other, &[("authorization", &h.alice())]).await;
     assert_eq!(response.status(), 403);
     // Without the claim at all: no.
     let anonymous = format!("Bearer {}", h.token("bob", &["customer"], &[]));
-    assert_eq!(h.get(ORDERS, &[("authorization", &anonymous)]).await.status(), 403);
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &anonymous)])
+            .await
+            .status(),
+        403
+    );
     // A scope missing: the detail route needs orders:read:any_customer.
-    assert_eq!(h.get("/v1/orders/O2025010100000001", &[("authorization", &h.alice())]).await.status(), 403);
+    assert_eq!(
+        h.get(
+            "/v1/orders/O2025010100000001",
+            &[("authorization", &h.alice())]
+        )
+        .await
+        .status(),
+        403
+    );
     // No role at all.
-    let nobody = format!("Bearer {}", h.token("eve", &[], &[("customer_id", json!("C0000002"))]));
-    assert_eq!(h.get(other, &[("authorization", &nobody)]).await.status(), 403);
+    let nobody = format!(
+        "Bearer {}",
+        h.token("eve", &[], &[("customer_id", json!("C0000002"))])
+    );
+    assert_eq!(
+        h.get(other, &[("authorization", &nobody)]).await.status(),
+        403
+    );
     // Customer service holds a bypass scope.
     let agent = format!("Bearer {}", h.token("agent", &["customer_service"], &[]));
-    assert_eq!(h.get(other, &[("authorization", &agent)]).await.status(), 200);
+    assert_eq!(
+        h.get(other, &[("authorization", &agent)]).await.status(),
+        200
+    );
     // Scopes straight from the scope claim count too.
-    let scoped = format!("Bearer {}", h.token("svc", &[], &[("scope", json!("orders:read orders:read:any_customer"))]));
-    assert_eq!(h.get(other, &[("authorization", &scoped)]).await.status(), 200);
+    let scoped = format!(
+        "Bearer {}",
+        h.token(
+            "svc",
+            &[],
+            &[("scope", json!("orders:read orders:read:any_customer"))]
+        )
+    );
+    assert_eq!(
+        h.get(other, &[("authorization", &scoped)]).await.status(),
+        200
+    );
     assert_eq!(h.upstream.count(), 3);
     let records = h.wait_for_records(7).await;
-    let causes: Vec<&str> = records.iter().filter_map(|r| r["detail"].as_str()).collect();
+    let causes: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["detail"].as_str())
+        .collect();
     assert_eq!(causes.iter().filter(|c| **c == "owner_mismatch").count(), 2);
     assert_eq!(causes.iter().filter(|c| **c == "scope_missing").count(), 2);
 }
@@ -289,10 +521,32 @@ async fn scopes_and_owner_binding_decide_before_the_upstream_is_called() {
 async fn a_rotated_jwks_file_is_picked_up_without_restart() {
     let h = Harness::start().await;
     let next = JwtKey::generate(Algorithm::ES256, "rotated-2027").unwrap();
-    let token = format!("Bearer {}", token_with(&next, "alice", &["customer"], &[("customer_id", json!("C0000001"))]));
-    std::fs::write(h.dir.path().join("jwks.json"), jwks(&[&h.keys.es256, &next])).unwrap();
-    assert_eq!(h.get(ORDERS, &[("authorization", &token)]).await.status(), 200, "the unknown kid triggered one refresh");
-    assert_eq!(h.get(ORDERS, &[("authorization", &h.alice())]).await.status(), 200, "the old key still works");
+    let token = format!(
+        "Bearer {}",
+        token_with(
+            &next,
+            "alice",
+            &["customer"],
+            &[("customer_id", json!("C0000001"))]
+        )
+    );
+    std::fs::write(
+        h.dir.path().join("jwks.json"),
+        jwks(&[&h.keys.es256, &next]),
+    )
+    .unwrap();
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &token)]).await.status(),
+        200,
+        "the unknown kid triggered one refresh"
+    );
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &h.alice())])
+            .await
+            .status(),
+        200,
+        "the old key still works"
+    );
 }
 
 #[tokio::test]
@@ -302,21 +556,57 @@ async fn a_rotated_jwks_url_is_picked_up_and_refreshes_are_rate_limited() {
     let served = Arc::new(Mutex::new(jwks(&[&keys.es256])));
     let (jwks_addr, hits) = common::serve_https(&keys, served.clone()).await;
     let h = Harness::with_parts(keys.clone(), FakeUpstream::start().await, |p| {
-        edit(p, &[("jwks_file = \"jwks.json\"", &format!("jwks_url = \"https://127.0.0.1:{}/jwks.json\"\njwks_ca = \"ca.pem\"", jwks_addr.port()))])
+        edit(
+            p,
+            &[(
+                "jwks_file = \"jwks.json\"",
+                &format!(
+                    "jwks_url = \"https://127.0.0.1:{}/jwks.json\"\njwks_ca = \"ca.pem\"",
+                    jwks_addr.port()
+                ),
+            )],
+        )
     })
     .await;
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "fetched once at start");
-    assert_eq!(h.get(ORDERS, &[("authorization", &h.alice())]).await.status(), 200);
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "fetched once at start"
+    );
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &h.alice())])
+            .await
+            .status(),
+        200
+    );
     let next = JwtKey::generate(Algorithm::ES256, "url-rotated").unwrap();
     *served.lock() = jwks(&[&keys.es256, &next]);
-    let token = format!("Bearer {}", token_with(&next, "alice", &["customer"], &[("customer_id", json!("C0000001"))]));
-    assert_eq!(h.get(ORDERS, &[("authorization", &token)]).await.status(), 200);
+    let token = format!(
+        "Bearer {}",
+        token_with(
+            &next,
+            "alice",
+            &["customer"],
+            &[("customer_id", json!("C0000001"))]
+        )
+    );
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &token)]).await.status(),
+        200
+    );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     // More unknown kids within 30 s cause no further fetches.
     for n in 0..5 {
         let stranger = JwtKey::generate(Algorithm::ES256, &format!("unknown-{n}")).unwrap();
-        let t = format!("Bearer {}", token_with(&stranger, "alice", &["customer"], &[]));
+        let t = format!(
+            "Bearer {}",
+            token_with(&stranger, "alice", &["customer"], &[])
+        );
         assert_eq!(h.get(ORDERS, &[("authorization", &t)]).await.status(), 401);
     }
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2, "unknown kids must not hammer the IdP");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "unknown kids must not hammer the IdP"
+    );
 }

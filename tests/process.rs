@@ -26,7 +26,11 @@ struct Process {
 impl Process {
     fn start(policy: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(BIN);
-        command.args(["serve", "-c", policy.to_str().unwrap()]).args(extra).stderr(Stdio::piped()).stdout(Stdio::null());
+        command
+            .args(["serve", "-c", policy.to_str().unwrap()])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
         for (k, v) in env {
             command.env(k, v);
         }
@@ -39,24 +43,50 @@ impl Process {
             for line in reader.lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("ordergate listening addr=127.0.0.1:").nth(1) {
                     let port: u16 = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    let admin: u16 = rest.split("admin=Some(127.0.0.1:").nth(1).unwrap().trim_end_matches(')').parse().unwrap();
+                    let admin: u16 = rest
+                        .split("admin=Some(127.0.0.1:")
+                        .nth(1)
+                        .unwrap()
+                        .trim_end_matches(')')
+                        .parse()
+                        .unwrap();
                     let _ = tx.send((port, admin));
                 } else if let Ok(json) = serde_json::from_str::<Value>(&line)
                     && json["message"] == "ordergate listening"
                 {
-                    let port = |v: &Value| v.as_str().unwrap().trim_start_matches("Some(").trim_end_matches(')').rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                    let port = |v: &Value| {
+                        v.as_str()
+                            .unwrap()
+                            .trim_start_matches("Some(")
+                            .trim_end_matches(')')
+                            .rsplit(':')
+                            .next()
+                            .unwrap()
+                            .parse::<u16>()
+                            .unwrap()
+                    };
                     let _ = tx.send((port(&json["addr"]), port(&json["admin"])));
                 }
                 sink.lock().push_str(&line);
                 sink.lock().push('\n');
             }
         });
-        let (port, admin) = rx.recv_timeout(Duration::from_secs(20)).expect("the gateway did not start");
-        Self { child, port, admin, stderr }
+        let (port, admin) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the gateway did not start");
+        Self {
+            child,
+            port,
+            admin,
+            stderr,
+        }
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -83,7 +113,11 @@ impl Drop for Process {
     }
 }
 
-fn setup(keys: &Keys, upstream: std::net::SocketAddr, change: impl FnOnce(&str) -> String) -> (tempfile::TempDir, PathBuf) {
+fn setup(
+    keys: &Keys,
+    upstream: std::net::SocketAddr,
+    change: impl FnOnce(&str) -> String,
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     common::write_files(dir.path(), keys);
     let path = dir.path().join("policy.toml");
@@ -92,7 +126,15 @@ fn setup(keys: &Keys, upstream: std::net::SocketAddr, change: impl FnOnce(&str) 
 }
 
 fn alice(keys: &Keys) -> String {
-    format!("Bearer {}", common::token_with(&keys.es256, "alice", &["customer"], &[("customer_id", serde_json::json!("C0000001"))]))
+    format!(
+        "Bearer {}",
+        common::token_with(
+            &keys.es256,
+            "alice",
+            &["customer"],
+            &[("customer_id", serde_json::json!("C0000001"))]
+        )
+    )
 }
 
 #[tokio::test]
@@ -100,12 +142,21 @@ async fn sigterm_under_load_with_rotation_loses_no_record() {
     let keys = Arc::new(Keys::new());
     let upstream = common::FakeUpstream::start().await;
     let (dir, path) = setup(&keys, upstream.addr, |p| {
-        edit(p, &[
-            ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"8KiB\""),
-            ("keep_files = 5", "keep_files = 1000"),
-            ("rate_limit = { rate = \"120/min\", burst = 20 }", "rate_limit = { rate = \"100000/min\", burst = 10000 }"),
-            ("per_principal = { rate = \"1000/min\", burst = 100 }", "per_principal = { rate = \"100000/min\", burst = 10000 }"),
-        ])
+        edit(
+            p,
+            &[
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"8KiB\""),
+                ("keep_files = 5", "keep_files = 1000"),
+                (
+                    "rate_limit = { rate = \"120/min\", burst = 20 }",
+                    "rate_limit = { rate = \"100000/min\", burst = 10000 }",
+                ),
+                (
+                    "per_principal = { rate = \"1000/min\", burst = 100 }",
+                    "per_principal = { rate = \"100000/min\", burst = 10000 }",
+                ),
+            ],
+        )
     });
     let mut process = Process::start(&path, &[], &[("RUST_LOG", "info")]);
     let client = common::client(&keys, None, false);
@@ -113,11 +164,22 @@ async fn sigterm_under_load_with_rotation_loses_no_record() {
     let answered = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
     for w in 0..8 {
-        let (client, auth, url, answered) = (client.clone(), auth.clone(), process.url(ORDERS), answered.clone());
+        let (client, auth, url, answered) = (
+            client.clone(),
+            auth.clone(),
+            process.url(ORDERS),
+            answered.clone(),
+        );
         workers.push(tokio::spawn(async move {
             for n in 0..100 {
                 let id = format!("w{w}-{n}");
-                match client.get(&url).header("authorization", &auth).header("x-request-id", &id).send().await {
+                match client
+                    .get(&url)
+                    .header("authorization", &auth)
+                    .header("x-request-id", &id)
+                    .send()
+                    .await
+                {
                     Ok(r) => {
                         let _ = r.bytes().await;
                         answered.lock().push(id);
@@ -137,24 +199,48 @@ async fn sigterm_under_load_with_rotation_loses_no_record() {
     for w in workers {
         w.await.unwrap();
     }
-    let status = tokio::task::spawn_blocking(move || process.wait()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || process.wait())
+        .await
+        .unwrap();
     assert!(status.success(), "exit status {status:?}");
-    let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("audit")).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(files.len() > 2, "the log rotated: {files:?}");
     let mut args = vec!["audit".to_owned(), "verify".to_owned()];
     args.extend(files.iter().map(|f| f.display().to_string()));
     let verify = Command::new(BIN).args(&args).output().unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let recorded: std::collections::HashSet<String> = files
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["request_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
         .collect();
     let answered = answered.lock();
     assert!(answered.len() >= 150);
     for id in answered.iter() {
         assert!(recorded.contains(id), "{id} was answered but not recorded");
     }
-    assert_eq!(recorded.len(), answered.len(), "nothing unanswered was recorded as served");
+    assert_eq!(
+        recorded.len(),
+        answered.len(),
+        "nothing unanswered was recorded as served"
+    );
 }
 
 #[tokio::test]
@@ -167,17 +253,39 @@ async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_invalid() {
     let auth = alice(&keys);
     let status = |url: String| {
         let (client, auth) = (client.clone(), auth.clone());
-        async move { client.get(url).header("authorization", auth).send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .get(url)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(status(process.url(ORDERS)).await, 200);
     // Invalid: refused, counted, the old policy keeps serving.
     let original = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, original.replacen("require_scopes = [\"orders:read\"]", "require_scope = [\"orders:read\"]", 1)).unwrap();
+    std::fs::write(
+        &path,
+        original.replacen(
+            "require_scopes = [\"orders:read\"]",
+            "require_scope = [\"orders:read\"]",
+            1,
+        ),
+    )
+    .unwrap();
     process.signal("HUP");
     let metrics_url = format!("http://127.0.0.1:{}/metrics", process.admin);
     let mut counted = false;
     for _ in 0..500 {
-        let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+        let metrics = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if metrics.contains("ordergate_reloads_total{result=\"invalid\"} 1") {
             counted = true;
             break;
@@ -188,7 +296,15 @@ async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_invalid() {
     assert_eq!(status(process.url(ORDERS)).await, 200);
     assert!(process.stderr.lock().contains("reload refused"));
     // Valid: customers lose the route.
-    std::fs::write(&path, original.replacen("require_scopes = [\"orders:read\"]", "require_scopes = [\"orders:read:any_customer\"]", 1)).unwrap();
+    std::fs::write(
+        &path,
+        original.replacen(
+            "require_scopes = [\"orders:read\"]",
+            "require_scopes = [\"orders:read:any_customer\"]",
+            1,
+        ),
+    )
+    .unwrap();
     process.signal("HUP");
     let mut applied = false;
     for _ in 0..500 {
@@ -209,15 +325,40 @@ async fn watch_reloads_on_file_change() {
     let process = Process::start(&path, &["--watch"], &[("RUST_LOG", "info")]);
     let client = common::client(&keys, None, true);
     let auth = alice(&keys);
-    assert_eq!(client.get(process.url(ORDERS)).header("authorization", &auth).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(process.url(ORDERS))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let original = std::fs::read_to_string(&path).unwrap();
     // Replace the file atomically, as editors and config managers do.
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, original.replacen("require_scopes = [\"orders:read\"]", "require_scopes = [\"orders:read:any_customer\"]", 1)).unwrap();
+    std::fs::write(
+        &tmp,
+        original.replacen(
+            "require_scopes = [\"orders:read\"]",
+            "require_scopes = [\"orders:read:any_customer\"]",
+            1,
+        ),
+    )
+    .unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     let mut applied = false;
     for _ in 0..500 {
-        if client.get(process.url(ORDERS)).header("authorization", &auth).send().await.unwrap().status() == 403 {
+        if client
+            .get(process.url(ORDERS))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 403
+        {
             applied = true;
             break;
         }
@@ -236,22 +377,45 @@ async fn stderr_never_carries_credentials_or_clear_personal_data() {
     let auth = alice(&keys);
     let token = auth.trim_start_matches("Bearer ").to_owned();
     let requests = [
-        client.get(process.url(&format!("{ORDERS}&phone=13812345678"))).header("authorization", &auth),
-        client.get(process.url("/v1/customers/13912345678/orders")).header("x-api-key", &keys.erp_key),
-        client.get(process.url(&format!("/v1/orders/O2025010100000001?api_key={}", keys.logistics_key))),
-        client.get(process.url("/v1/orders/O2025010100000001")).header("authorization", "Bearer forged.token.value").header("cookie", "sid=cookie-secret"),
+        client
+            .get(process.url(&format!("{ORDERS}&phone=13812345678")))
+            .header("authorization", &auth),
+        client
+            .get(process.url("/v1/customers/13912345678/orders"))
+            .header("x-api-key", &keys.erp_key),
+        client.get(process.url(&format!(
+            "/v1/orders/O2025010100000001?api_key={}",
+            keys.logistics_key
+        ))),
+        client
+            .get(process.url("/v1/orders/O2025010100000001"))
+            .header("authorization", "Bearer forged.token.value")
+            .header("cookie", "sid=cookie-secret"),
     ];
     for r in requests {
         r.send().await.unwrap();
     }
     upstream.queue([common::Reply::Hang]);
-    client.get(process.url("/v1/orders/O2025010100000001")).header("x-api-key", &keys.erp_key).send().await.unwrap();
+    client
+        .get(process.url("/v1/orders/O2025010100000001"))
+        .header("x-api-key", &keys.erp_key)
+        .send()
+        .await
+        .unwrap();
     process.signal("TERM");
     tokio::task::spawn_blocking(move || {
         process.wait();
         let log = process.stderr.lock().clone();
         assert!(log.contains("\"level\":\"INFO\""), "JSON logs: {log}");
-        for secret in [token.as_str(), &keys.erp_key, &keys.logistics_key, "cookie-secret", "forged.token.value", "13812345678", "13912345678"] {
+        for secret in [
+            token.as_str(),
+            &keys.erp_key,
+            &keys.logistics_key,
+            "cookie-secret",
+            "forged.token.value",
+            "13812345678",
+            "13912345678",
+        ] {
             assert!(!log.contains(secret), "`{secret}` reached stderr:\n{log}");
         }
     })

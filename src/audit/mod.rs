@@ -87,7 +87,11 @@ impl AuditSink {
                 }
                 writer::read_tail(path)?
             }
-            AuditTarget::Stdout => writer::ChainTail { seq: 0, hash: record::GENESIS.into(), file_first_seq: None },
+            AuditTarget::Stdout => writer::ChainTail {
+                seq: 0,
+                hash: record::GENESIS.into(),
+                file_first_seq: None,
+            },
         };
         let state = Arc::new(WriterState {
             healthy: AtomicBool::new(true),
@@ -101,7 +105,12 @@ impl AuditSink {
             .name("ordergate-audit".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
-        Ok(Self { sender: Mutex::new(Some(tx)), state, settings, thread: Mutex::new(Some(thread)) })
+        Ok(Self {
+            sender: Mutex::new(Some(tx)),
+            state,
+            settings,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// The settings the writer runs with.
@@ -156,7 +165,9 @@ impl AuditSink {
     /// requests still finishing, which hold their own slots), and waits up to `grace`.
     pub fn close(&self, grace: Duration) {
         self.sender.lock().take();
-        let Some(thread) = self.thread.lock().take() else { return };
+        let Some(thread) = self.thread.lock().take() else {
+            return;
+        };
         let deadline = Instant::now() + grace;
         while !thread.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

@@ -83,17 +83,28 @@ fn millis(d: Duration) -> f64 {
 
 /// RFC 3339 UTC with milliseconds.
 pub fn format_ts(ts: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(ts).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::DateTime::<chrono::Utc>::from(ts)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 impl Entry {
     /// Serialises the record as it is written (without the trailing newline), chained to
     /// `prev_hash` when given. Returns the line and its hash.
-    pub fn to_line(&self, seq: u64, prev_hash: Option<&str>, sensitive: &[String]) -> (String, Option<String>) {
+    pub fn to_line(
+        &self,
+        seq: u64,
+        prev_hash: Option<&str>,
+        sensitive: &[String],
+    ) -> (String, Option<String>) {
         let request_id = redact(&self.request_id);
         let subject = self.client_subject.as_deref().map(redact);
         let principal_id = self.principal.as_ref().map(|p| redact(&p.id));
-        let tenant = self.principal.as_ref().and_then(|p| p.tenant.as_deref()).map(redact);
+        let tenant = self
+            .principal
+            .as_ref()
+            .and_then(|p| p.tenant.as_deref())
+            .map(redact);
         let path = redact(&self.path);
         let query = self
             .query
@@ -103,7 +114,9 @@ impl Entry {
                     serde_json::Value::String(s) if sensitive.iter().any(|p| **p == **name) => {
                         serde_json::Value::String(mask_param(name, &s))
                     }
-                    serde_json::Value::String(s) => serde_json::Value::String(redact(&s).into_owned()),
+                    serde_json::Value::String(s) => {
+                        serde_json::Value::String(redact(&s).into_owned())
+                    }
                     other if sensitive.iter().any(|p| **p == **name) => {
                         serde_json::Value::String(mask_param(name, &other.to_string()))
                     }
@@ -117,7 +130,10 @@ impl Entry {
             seq,
             request_id: &request_id,
             client_ip: self.client_ip.to_string(),
-            tls: Tls { version: self.tls_version, client_subject: subject.as_deref() },
+            tls: Tls {
+                version: self.tls_version,
+                client_subject: subject.as_deref(),
+            },
             principal: PrincipalOut {
                 id: principal_id.as_deref(),
                 kind: self.principal.as_ref().map_or("none", |p| p.kind.as_str()),
@@ -177,7 +193,10 @@ mod tests {
             method: http::Method::GET,
             route: Some(Arc::from("customer-orders")),
             path: "/v1/customers/13812345678/orders".into(),
-            query: vec![(Arc::from("phone"), Value::String("13900001111".into())), (Arc::from("page_size"), Value::Integer(20))],
+            query: vec![
+                (Arc::from("phone"), Value::String("13900001111".into())),
+                (Arc::from("page_size"), Value::Integer(20)),
+            ],
             reason: "unauthenticated",
             detail: Some("token_expired"),
             status: 401,
@@ -191,21 +210,53 @@ mod tests {
     #[test]
     fn keys_in_contract_order_and_chained() {
         let (line, hash) = entry().to_line(7, Some(GENESIS), &["phone".into()]);
-        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap();
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap();
         assert_eq!(
             keys,
-            ["ts", "seq", "request_id", "client_ip", "tls", "principal", "method", "route", "path", "query", "decision", "reason", "detail", "status", "upstream_status", "duration_ms", "upstream_ms", "bytes_out", "prev_hash", "hash"]
+            [
+                "ts",
+                "seq",
+                "request_id",
+                "client_ip",
+                "tls",
+                "principal",
+                "method",
+                "route",
+                "path",
+                "query",
+                "decision",
+                "reason",
+                "detail",
+                "status",
+                "upstream_status",
+                "duration_ms",
+                "upstream_ms",
+                "bytes_out",
+                "prev_hash",
+                "hash"
+            ]
         );
-        assert!(line.starts_with("{\"ts\":\"2023-11-14T22:13:20.123Z\",\"seq\":7,"), "{line}");
+        assert!(
+            line.starts_with("{\"ts\":\"2023-11-14T22:13:20.123Z\",\"seq\":7,"),
+            "{line}"
+        );
         assert!(line.contains("\"principal\":{\"id\":null,\"kind\":\"none\",\"tenant\":null}"));
         assert!(line.contains("\"decision\":\"deny\""));
         assert!(line.contains("\"duration_ms\":1.234"));
-        assert!(!line.contains("13812345678") && !line.contains("13900001111"), "{line}");
+        assert!(
+            !line.contains("13812345678") && !line.contains("13900001111"),
+            "{line}"
+        );
         assert!(line.contains("\"phone\":\"139****1111\""));
         let hash = hash.unwrap();
-        let body = line.strip_suffix(&format!(",\"hash\":\"{hash}\"}}")).unwrap().to_owned() + "}";
+        let body = line
+            .strip_suffix(&format!(",\"hash\":\"{hash}\"}}"))
+            .unwrap()
+            .to_owned()
+            + "}";
         assert_eq!(chain_hash(GENESIS, &body), hash);
     }
 }

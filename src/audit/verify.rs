@@ -30,18 +30,35 @@ pub struct Broken {
 impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let seq = self.seq.map_or_else(|| "?".to_owned(), |s| s.to_string());
-        write!(f, "{}:{}: seq {seq}: {}", self.file.display(), self.line, self.problem)
+        write!(
+            f,
+            "{}:{}: seq {seq}: {}",
+            self.file.display(),
+            self.line,
+            self.problem
+        )
     }
 }
 
 /// Verifies `files` as one chain.
 pub fn verify(files: &[PathBuf]) -> Result<Summary, Broken> {
-    let mut ordered: Vec<(Option<u64>, &PathBuf)> = files.iter().map(|f| (first_seq(f), f)).collect();
+    let mut ordered: Vec<(Option<u64>, &PathBuf)> =
+        files.iter().map(|f| (first_seq(f), f)).collect();
     ordered.sort_by_key(|(seq, _)| seq.unwrap_or(u64::MAX));
-    let mut summary = Summary { records: 0, first_seq: None, last_seq: None, files: files.len() };
+    let mut summary = Summary {
+        records: 0,
+        first_seq: None,
+        last_seq: None,
+        files: files.len(),
+    };
     let mut previous: Option<(u64, String)> = None;
     for (_, path) in ordered {
-        let broken = |line: usize, seq: Option<u64>, problem: String| Broken { file: path.clone(), line, seq, problem };
+        let broken = |line: usize, seq: Option<u64>, problem: String| Broken {
+            file: path.clone(),
+            line,
+            seq,
+            problem,
+        };
         let file = File::open(path).map_err(|e| broken(0, None, format!("cannot open: {e}")))?;
         for (index, line) in BufReader::new(file).lines().enumerate() {
             let number = index + 1;
@@ -57,14 +74,26 @@ pub fn verify(files: &[PathBuf]) -> Result<Summary, Broken> {
             match &previous {
                 Some((last_seq, last_hash)) => {
                     if seq_value != last_seq + 1 {
-                        return Err(broken(number, seq, format!("expected seq {}", last_seq + 1)));
+                        return Err(broken(
+                            number,
+                            seq,
+                            format!("expected seq {}", last_seq + 1),
+                        ));
                     }
                     if prev != last_hash {
-                        return Err(broken(number, seq, "prev_hash is not the previous record's hash".into()));
+                        return Err(broken(
+                            number,
+                            seq,
+                            "prev_hash is not the previous record's hash".into(),
+                        ));
                     }
                 }
                 None if seq_value == 1 && prev != GENESIS => {
-                    return Err(broken(number, seq, "the first record's prev_hash must be 64 zeros".into()));
+                    return Err(broken(
+                        number,
+                        seq,
+                        "the first record's prev_hash must be 64 zeros".into(),
+                    ));
                 }
                 None => {}
             }

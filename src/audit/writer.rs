@@ -9,8 +9,8 @@
 //! the kept lines go first and health returns by itself. Under `continue` the failed batch is
 //! counted and dropped.
 
-use std::fs::{self, File, OpenOptions};
 use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,15 +46,27 @@ pub fn read_tail(path: &Path) -> Result<ChainTail, String> {
     let mut candidates = vec![path.to_path_buf()];
     candidates.extend(rotated_files(path).into_iter().rev());
     for file in &candidates {
-        let Some(last) = last_line(file)? else { continue };
+        let Some(last) = last_line(file)? else {
+            continue;
+        };
         let record: serde_json::Value = serde_json::from_str(&last)
             .map_err(|e| format!("{}: last line is not an audit record: {e}", file.display()))?;
-        let seq = record["seq"].as_u64().ok_or_else(|| format!("{}: last record has no seq", file.display()))?;
+        let seq = record["seq"]
+            .as_u64()
+            .ok_or_else(|| format!("{}: last record has no seq", file.display()))?;
         let hash = record["hash"].as_str().unwrap_or(GENESIS).to_owned();
         let file_first_seq = if file == path { first_seq(path)? } else { None };
-        return Ok(ChainTail { seq, hash, file_first_seq });
+        return Ok(ChainTail {
+            seq,
+            hash,
+            file_first_seq,
+        });
     }
-    Ok(ChainTail { seq: 0, hash: GENESIS.to_owned(), file_first_seq: None })
+    Ok(ChainTail {
+        seq: 0,
+        hash: GENESIS.to_owned(),
+        file_first_seq: None,
+    })
 }
 
 /// Rotated siblings of `path` (`audit.jsonl.000000000001`, ...), oldest first.
@@ -62,7 +74,11 @@ pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Vec::new();
     };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let prefix = format!("{name}.");
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .into_iter()
@@ -86,20 +102,31 @@ fn last_line(path: &Path) -> Result<Option<String>, String> {
     };
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let start = len.saturating_sub(64 * 1024);
-    file.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| e.to_string())?;
     let mut tail = String::new();
-    file.read_to_string(&mut tail).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(tail.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned))
+    file.read_to_string(&mut tail)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_owned))
 }
 
 fn first_seq(path: &Path) -> Result<Option<u64>, String> {
-    let Ok(file) = File::open(path) else { return Ok(None) };
+    let Ok(file) = File::open(path) else {
+        return Ok(None);
+    };
     let mut first = String::new();
-    BufReader::new(file).read_line(&mut first).map_err(|e| e.to_string())?;
+    BufReader::new(file)
+        .read_line(&mut first)
+        .map_err(|e| e.to_string())?;
     if first.trim().is_empty() {
         return Ok(None);
     }
-    let record: serde_json::Value = serde_json::from_str(&first).map_err(|e| format!("{}: {e}", path.display()))?;
+    let record: serde_json::Value =
+        serde_json::from_str(&first).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(record["seq"].as_u64())
 }
 
@@ -147,7 +174,10 @@ impl Writer {
 
     /// Runs until every sender is gone, then writes what is left and syncs.
     pub fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "audit writer could not start");
@@ -308,7 +338,8 @@ impl Writer {
     }
 
     fn sync_due_in(&self) -> Option<Duration> {
-        self.unsynced.then(|| SYNC_EVERY.saturating_sub(self.last_sync.elapsed()))
+        self.unsynced
+            .then(|| SYNC_EVERY.saturating_sub(self.last_sync.elapsed()))
     }
 
     fn sync(&mut self) {

@@ -37,7 +37,10 @@ pub struct ApiKeyTable {
 impl ApiKeyTable {
     /// A table of `entries`, read from `header`.
     pub fn new(header: HeaderName, entries: Vec<ApiKeyEntry>) -> Self {
-        Self { header, keys: entries.into_iter().map(|e| (e.digest, e)).collect() }
+        Self {
+            header,
+            keys: entries.into_iter().map(|e| (e.digest, e)).collect(),
+        }
     }
 
     /// How many keys are configured.
@@ -72,7 +75,11 @@ pub fn parse_hash(text: &str) -> Result<[u8; 32], String> {
     let hex_part = text
         .strip_prefix("sha256:")
         .ok_or("`hash` must start with `sha256:` (make keys with `ordergate apikey new`)")?;
-    if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex_part.len() != 64
+        || !hex_part
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err("`hash` must be `sha256:` followed by 64 lowercase hex digits".into());
     }
     let mut out = [0u8; 32];
@@ -106,17 +113,34 @@ mod tests {
             claims: Claims::Attributes(Default::default()),
             expires_at: None,
         });
-        let entry = ApiKeyEntry { digest: parse_hash(&hash).unwrap(), not_before, not_after, principal };
-        (ApiKeyTable::new(HeaderName::from_static("x-api-key"), vec![entry]), key)
+        let entry = ApiKeyEntry {
+            digest: parse_hash(&hash).unwrap(),
+            not_before,
+            not_after,
+            principal,
+        };
+        (
+            ApiKeyTable::new(HeaderName::from_static("x-api-key"), vec![entry]),
+            key,
+        )
     }
 
     #[test]
     fn keys_verify_within_their_window() {
         let (t, key) = table(Some(100), Some(200));
         assert!(key.starts_with(KEY_PREFIX) && key.len() == 47);
-        assert_eq!(t.verify(key.as_bytes(), 150).unwrap().id.as_ref(), "erp-sync");
-        assert_eq!(t.verify(key.as_bytes(), 99).unwrap_err(), "api_key_not_yet_valid");
-        assert_eq!(t.verify(key.as_bytes(), 200).unwrap_err(), "api_key_expired");
+        assert_eq!(
+            t.verify(key.as_bytes(), 150).unwrap().id.as_ref(),
+            "erp-sync"
+        );
+        assert_eq!(
+            t.verify(key.as_bytes(), 99).unwrap_err(),
+            "api_key_not_yet_valid"
+        );
+        assert_eq!(
+            t.verify(key.as_bytes(), 200).unwrap_err(),
+            "api_key_expired"
+        );
         assert_eq!(t.verify(b"ogk_guess", 150).unwrap_err(), "unknown_api_key");
         let mut almost = key.clone().into_bytes();
         almost[10] ^= 1;
@@ -125,9 +149,17 @@ mod tests {
 
     #[test]
     fn hashes_are_strict() {
-        assert!(parse_hash("sha256:2f3c0e1f6a4b8f8f7b3a6c0d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b").is_ok());
-        assert!(parse_hash("2f3c0e1f6a4b8f8f7b3a6c0d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b").is_err());
-        assert!(parse_hash("sha256:2F3C0E1F6A4B8F8F7B3A6C0D9E1F2A3B4C5D6E7F8091A2B3C4D5E6F708192A3B").is_err());
+        assert!(
+            parse_hash("sha256:2f3c0e1f6a4b8f8f7b3a6c0d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b")
+                .is_ok()
+        );
+        assert!(
+            parse_hash("2f3c0e1f6a4b8f8f7b3a6c0d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b").is_err()
+        );
+        assert!(
+            parse_hash("sha256:2F3C0E1F6A4B8F8F7B3A6C0D9E1F2A3B4C5D6E7F8091A2B3C4D5E6F708192A3B")
+                .is_err()
+        );
         assert!(parse_hash("sha256:abc").is_err());
         assert!(parse_hash("md5:abc").is_err());
     }

@@ -33,8 +33,10 @@ impl KeyFamily {
         use Algorithm::*;
         matches!(
             (self, alg),
-            (KeyFamily::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
-                | (KeyFamily::EcP256, ES256)
+            (
+                KeyFamily::Rsa,
+                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
+            ) | (KeyFamily::EcP256, ES256)
                 | (KeyFamily::EcP384, ES384)
                 | (KeyFamily::Ed25519, EdDSA)
         )
@@ -53,7 +55,10 @@ pub struct VerificationKey {
 
 impl std::fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerificationKey").field("kid", &self.kid).field("family", &self.family).finish()
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("family", &self.family)
+            .finish()
     }
 }
 
@@ -74,7 +79,8 @@ impl KeySet {
     /// Parses a JWKS document. Keys for encryption are skipped; `oct` keys and unsupported curves
     /// are errors.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let set: JwkSet = serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let set: JwkSet =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
         let mut keys = Vec::new();
         for (i, jwk) in set.keys.iter().enumerate() {
             if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
@@ -112,7 +118,12 @@ impl KeySet {
                 return Err(format!("key {i}: `alg` {a:?} does not fit the key type"));
             }
             let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {i}: {e}"))?;
-            keys.push(VerificationKey { kid: jwk.common.key_id.clone(), family, alg, key });
+            keys.push(VerificationKey {
+                kid: jwk.common.key_id.clone(),
+                family,
+                alg,
+                key,
+            });
         }
         Ok(Self { keys })
     }
@@ -131,7 +142,9 @@ impl KeySet {
         };
         match candidate {
             None => Selection::UnknownKid,
-            Some(k) if !k.family.accepts(alg) || k.alg.is_some_and(|a| a != alg) => Selection::Mismatch,
+            Some(k) if !k.family.accepts(alg) || k.alg.is_some_and(|a| a != alg) => {
+                Selection::Mismatch
+            }
             Some(k) => Selection::Found(k),
         }
     }
@@ -141,7 +154,10 @@ impl KeySet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
     File(PathBuf),
-    Url { url: http::Uri, ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>> },
+    Url {
+        url: http::Uri,
+        ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    },
 }
 
 type HttpsClient = hyper_util::client::legacy::Client<
@@ -172,8 +188,10 @@ impl JwksStore {
                     .enable_http2()
                     .build();
                 Some(
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                        .build(connector),
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .build(connector),
                 )
             }
         };
@@ -203,7 +221,10 @@ impl JwksStore {
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))
                 .and_then(|bytes| KeySet::parse(&bytes)),
-            JwksSource::Url { url, .. } => self.fetch(url).await.and_then(|bytes| KeySet::parse(&bytes)),
+            JwksSource::Url { url, .. } => self
+                .fetch(url)
+                .await
+                .and_then(|bytes| KeySet::parse(&bytes)),
         };
         match result {
             Ok(set) => {

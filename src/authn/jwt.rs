@@ -71,11 +71,17 @@ impl JwtVerifier {
     /// Builds the verifier; with a JWKS URL the key set starts empty until [`Self::start`].
     pub fn new(settings: JwtSettings) -> Result<Self, String> {
         let store = match &settings.jwks {
-            Some((source, initial)) => Some(Arc::new(JwksStore::new(source.clone(), initial.clone())?)),
+            Some((source, initial)) => {
+                Some(Arc::new(JwksStore::new(source.clone(), initial.clone())?))
+            }
             None => None,
         };
         let cache = Cache::new(settings.cache_size.max(1));
-        Ok(Self { settings, store, cache })
+        Ok(Self {
+            settings,
+            store,
+            cache,
+        })
     }
 
     /// Fetches a URL key set once and starts the background refresher.
@@ -109,7 +115,10 @@ impl JwtVerifier {
         if let Some((cached_generation, principal)) = self.cache.get(&digest)
             && cached_generation == generation
         {
-            if principal.expires_at.is_some_and(|exp| now > exp + self.settings.leeway_secs) {
+            if principal
+                .expires_at
+                .is_some_and(|exp| now > exp + self.settings.leeway_secs)
+            {
                 self.cache.remove(&digest);
                 return Err("token_expired");
             }
@@ -233,9 +242,10 @@ impl JwtVerifier {
         }
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => self.settings.audiences.contains(aud),
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .any(|a| a.as_str().is_some_and(|a| self.settings.audiences.iter().any(|x| x == a))),
+            Some(Value::Array(auds)) => auds.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| self.settings.audiences.iter().any(|x| x == a))
+            }),
             _ => false,
         };
         if !audience_ok {
@@ -253,7 +263,10 @@ fn store_source(settings: &JwtSettings) -> Option<&JwksSource> {
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     }
 }

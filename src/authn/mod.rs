@@ -36,7 +36,11 @@ pub struct AuthSettings {
 /// True when the query string carries something that looks like a credential: a parameter named
 /// like the key header, `api_key`, `apikey` or `access_token` (unless the route declares it), or
 /// any value with the prefix of ordergate's keys.
-pub fn credential_in_query(query: &RawQuery, key_header: Option<&str>, declared: &dyn Fn(&str) -> bool) -> bool {
+pub fn credential_in_query(
+    query: &RawQuery,
+    key_header: Option<&str>,
+    declared: &dyn Fn(&str) -> bool,
+) -> bool {
     let normalise = |s: &str| s.to_ascii_lowercase().replace('-', "_");
     let header = key_header.map(normalise);
     query.pairs.iter().any(|(name, value)| {
@@ -65,7 +69,9 @@ pub async fn authenticate(
     let mut keys = key_header.map(|h| headers.get_all(h).iter());
     let key = keys.as_mut().and_then(Iterator::next);
     let certificate = client_subject.and_then(|s| mtls::principal_for(&auth.mtls, s));
-    let presented = usize::from(bearer.is_some()) + usize::from(key.is_some()) + usize::from(certificate.is_some());
+    let presented = usize::from(bearer.is_some())
+        + usize::from(key.is_some())
+        + usize::from(certificate.is_some());
     if presented > 1 {
         return Err(GatewayError::BadRequest(BadRequest::TwoCredentials));
     }
@@ -76,7 +82,10 @@ pub async fn authenticate(
         return Ok(principal);
     }
     if let Some(value) = key {
-        let table = auth.api_keys.as_ref().ok_or_else(|| fail("api_keys_disabled"))?;
+        let table = auth
+            .api_keys
+            .as_ref()
+            .ok_or_else(|| fail("api_keys_disabled"))?;
         return table.verify(value.as_bytes(), now_secs()).map_err(fail);
     }
     let Some(value) = bearer else {
@@ -88,7 +97,11 @@ pub async fn authenticate(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim_start())
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        .filter(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
     let Some(token) = token else {
         return Err(fail("malformed_authorization"));
     };
@@ -96,7 +109,10 @@ pub async fn authenticate(
     if token.len() > verifier.max_token_bytes() {
         return Err(fail("token_too_large"));
     }
-    verifier.verify(token, &policy.roles, &policy.scopes).await.map_err(fail)
+    verifier
+        .verify(token, &policy.roles, &policy.scopes)
+        .await
+        .map_err(fail)
 }
 
 fn now_secs() -> i64 {
@@ -115,12 +131,24 @@ mod tests {
     fn keys_in_the_query_are_spotted() {
         let none = |_: &str| false;
         let q = |s: &str| query::parse(s);
-        assert!(credential_in_query(&q("X-Api-Key=abc"), Some("X-Api-Key"), &none));
-        assert!(credential_in_query(&q("x_api_key=abc"), Some("X-Api-Key"), &none));
+        assert!(credential_in_query(
+            &q("X-Api-Key=abc"),
+            Some("X-Api-Key"),
+            &none
+        ));
+        assert!(credential_in_query(
+            &q("x_api_key=abc"),
+            Some("X-Api-Key"),
+            &none
+        ));
         assert!(credential_in_query(&q("api_key=abc"), None, &none));
         assert!(credential_in_query(&q("access_token=abc"), None, &none));
         assert!(credential_in_query(&q("cursor=ogk_abc"), None, &none));
-        assert!(!credential_in_query(&q("cursor=abc&page_size=2"), Some("X-Api-Key"), &none));
+        assert!(!credential_in_query(
+            &q("cursor=abc&page_size=2"),
+            Some("X-Api-Key"),
+            &none
+        ));
         assert!(!credential_in_query(&q("api_key=abc"), None, &|n| n == "api_key"));
     }
 }

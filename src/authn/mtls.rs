@@ -29,9 +29,9 @@ impl Subject {
         }
         parts.push(current);
         for part in parts {
-            let (attr, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("subject part `{}` is not `ATTRIBUTE=value`", part.trim()))?;
+            let (attr, value) = part.split_once('=').ok_or_else(|| {
+                format!("subject part `{}` is not `ATTRIBUTE=value`", part.trim())
+            })?;
             let attr = normalise_attribute(attr.trim());
             if attr.is_empty() || value.trim().is_empty() {
                 return Err(format!("subject part `{}` is empty", part.trim()));
@@ -52,9 +52,12 @@ impl Subject {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
         let mut pairs = Vec::new();
         for attr in cert.subject().iter_attributes() {
-            let name = x509_parser::objects::oid2abbrev(attr.attr_type(), x509_parser::objects::oid_registry())
-                .map(str::to_owned)
-                .unwrap_or_else(|_| format!("OID.{}", attr.attr_type()));
+            let name = x509_parser::objects::oid2abbrev(
+                attr.attr_type(),
+                x509_parser::objects::oid_registry(),
+            )
+            .map(str::to_owned)
+            .unwrap_or_else(|_| format!("OID.{}", attr.attr_type()));
             let value = attr.as_str().ok()?.to_owned();
             pairs.push((normalise_attribute(&name), value));
         }
@@ -63,12 +66,19 @@ impl Subject {
 
     /// The CN, if any.
     pub fn common_name(&self) -> Option<&str> {
-        self.0.iter().find(|(a, _)| a == "CN").map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(a, _)| a == "CN")
+            .map(|(_, v)| v.as_str())
     }
 
     /// RFC 4514-like text for audit records.
     pub fn to_text(&self) -> String {
-        self.0.iter().map(|(a, v)| format!("{a}={}", v.replace(',', "\\,"))).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(|(a, v)| format!("{a}={}", v.replace(',', "\\,")))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -94,7 +104,10 @@ pub struct MtlsClient {
 
 /// The principal of a verified client certificate's subject, if it is configured.
 pub fn principal_for(clients: &[MtlsClient], subject: &Subject) -> Option<Arc<Principal>> {
-    clients.iter().find(|c| c.subject == *subject).map(|c| c.principal.clone())
+    clients
+        .iter()
+        .find(|c| c.subject == *subject)
+        .map(|c| c.principal.clone())
 }
 
 #[cfg(test)]
@@ -111,7 +124,10 @@ mod tests {
         assert_eq!(a, d);
         assert_ne!(a, c);
         assert_eq!(a.common_name(), Some("jd-marketplace"));
-        assert_eq!(Subject::parse("CN=a\\,b").unwrap().common_name(), Some("a,b"));
+        assert_eq!(
+            Subject::parse("CN=a\\,b").unwrap().common_name(),
+            Some("a,b")
+        );
         assert!(Subject::parse("CN").is_err());
         assert!(Subject::parse("CN=").is_err());
     }
@@ -121,10 +137,17 @@ mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "jd-marketplace");
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "JD Partner");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "jd-marketplace");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "JD Partner");
         let cert = params.self_signed(&key).unwrap();
         let subject = Subject::of_certificate(cert.der()).unwrap();
-        assert_eq!(subject, Subject::parse("CN=jd-marketplace,O=JD Partner").unwrap());
+        assert_eq!(
+            subject,
+            Subject::parse("CN=jd-marketplace,O=JD Partner").unwrap()
+        );
     }
 }

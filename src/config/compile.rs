@@ -19,15 +19,17 @@ use super::raw;
 use super::units::{parse_duration, parse_rate, parse_size};
 use crate::abuse::AbuseSettings;
 use crate::audit::{AuditSettings, AuditTarget, FsyncMode, OnError};
+use crate::authn::AuthSettings;
 use crate::authn::api_key::{self, ApiKeyEntry, ApiKeyTable};
 use crate::authn::jwks::{JwksSource, KeySet};
 use crate::authn::jwt::JwtSettings;
 use crate::authn::mtls::{MtlsClient, Subject};
 use crate::authn::principal::{Claims, Principal, PrincipalKind, scope_header};
-use crate::authn::AuthSettings;
 use crate::authz::{OwnerBinding, OwnerParam};
 use crate::circuit::BreakerSettings;
-use crate::policy::{ClientAuth, Policy, RoleScopes, Roles, Route, ServerSettings, TlsSettings, UpstreamSettings};
+use crate::policy::{
+    ClientAuth, Policy, RoleScopes, Roles, Route, ServerSettings, TlsSettings, UpstreamSettings,
+};
 use crate::rate_limit::{Backend, BucketRef, BucketSpec, OnBackendError, RateLimitSettings};
 use crate::route::{PathTemplate, RouteTable};
 use crate::scopes::ScopeRegistry;
@@ -97,7 +99,10 @@ impl Ctx<'_> {
             None => rate.count,
         };
         let spec = BucketSpec { rate, burst };
-        Some(BucketRef { id: Arc::from(format!("{id}:{}", spec.fingerprint())), spec })
+        Some(BucketRef {
+            id: Arc::from(format!("{id}:{}", spec.fingerprint())),
+            spec,
+        })
     }
 }
 
@@ -123,15 +128,28 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         }
     };
     let roles = roles(&mut ctx, &root.k("roles"), &raw.roles, &mut scopes);
-    let client_auth = server.as_ref().and_then(|s| s.tls.as_ref()).map(|t| t.client_auth);
-    let auth = auth(&mut ctx, &root.k("auth"), &raw.auth, &roles, &mut scopes, client_auth);
+    let client_auth = server
+        .as_ref()
+        .and_then(|s| s.tls.as_ref())
+        .map(|t| t.client_auth);
+    let auth = auth(
+        &mut ctx,
+        &root.k("auth"),
+        &raw.auth,
+        &roles,
+        &mut scopes,
+        client_auth,
+    );
     let routes = routes(&mut ctx, &root.k("routes"), &raw.routes, &mut scopes);
     let rate_limits = rate_limits(&mut ctx, &root.k("rate_limits"), raw.rate_limits.as_ref());
     let abuse = abuse(&mut ctx, &root.k("abuse"), raw.abuse.as_ref());
     let audit = match &raw.audit {
         Some(a) => Some(audit(&mut ctx, &root.k("audit"), a)),
         None => {
-            ctx.bad(&root, "missing section [audit]: every request must leave a record");
+            ctx.bad(
+                &root,
+                "missing section [audit]: every request must leave a record",
+            );
             None
         }
     };
@@ -139,7 +157,10 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         ctx.bad(&root, "no [[routes]]: the gateway would refuse everything");
     }
     let table = {
-        let shapes: Vec<(Method, PathTemplate)> = routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
+        let shapes: Vec<(Method, PathTemplate)> = routes
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect();
         match RouteTable::build(&shapes) {
             Ok(t) => Some(t),
             Err((index, message)) => {
@@ -170,7 +191,10 @@ fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr
     match text.parse() {
         Ok(a) => Some(a),
         Err(_) => {
-            ctx.bad(at, format!("`{text}` is not IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"));
+            ctx.bad(
+                at,
+                format!("`{text}` is not IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"),
+            );
             None
         }
     }
@@ -178,39 +202,78 @@ fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr
 
 fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSettings> {
     let listen = socket_addr(ctx, &at.k("listen"), &raw.listen);
-    let admin_listen = raw.admin_listen.as_deref().and_then(|a| socket_addr(ctx, &at.k("admin_listen"), a));
-    let max_connections = ctx.positive(&at.k("max_connections"), raw.max_connections, 10_000) as usize;
+    let admin_listen = raw
+        .admin_listen
+        .as_deref()
+        .and_then(|a| socket_addr(ctx, &at.k("admin_listen"), a));
+    let max_connections =
+        ctx.positive(&at.k("max_connections"), raw.max_connections, 10_000) as usize;
     let max_in_flight = ctx.positive(&at.k("max_in_flight"), raw.max_in_flight, 2_048) as usize;
-    let header_read_timeout = ctx.duration(&at.k("header_read_timeout"), raw.header_read_timeout.as_deref(), Duration::from_secs(5));
-    let request_timeout = ctx.duration(&at.k("request_timeout"), raw.request_timeout.as_deref(), Duration::from_secs(30));
-    let shutdown_grace = ctx.duration(&at.k("shutdown_grace"), raw.shutdown_grace.as_deref(), Duration::from_secs(30));
-    let max_header_bytes = ctx.size(&at.k("max_header_bytes"), raw.max_header_bytes.as_deref(), 16 * 1024);
+    let header_read_timeout = ctx.duration(
+        &at.k("header_read_timeout"),
+        raw.header_read_timeout.as_deref(),
+        Duration::from_secs(5),
+    );
+    let request_timeout = ctx.duration(
+        &at.k("request_timeout"),
+        raw.request_timeout.as_deref(),
+        Duration::from_secs(30),
+    );
+    let shutdown_grace = ctx.duration(
+        &at.k("shutdown_grace"),
+        raw.shutdown_grace.as_deref(),
+        Duration::from_secs(30),
+    );
+    let max_header_bytes = ctx.size(
+        &at.k("max_header_bytes"),
+        raw.max_header_bytes.as_deref(),
+        16 * 1024,
+    );
     if max_header_bytes < 1024 {
         ctx.bad(&at.k("max_header_bytes"), "must be at least 1KiB");
     }
-    let max_request_body = ctx.size(&at.k("max_request_body"), raw.max_request_body.as_deref(), 64 * 1024);
-    for (key, d) in [("header_read_timeout", header_read_timeout), ("request_timeout", request_timeout)] {
+    let max_request_body = ctx.size(
+        &at.k("max_request_body"),
+        raw.max_request_body.as_deref(),
+        64 * 1024,
+    );
+    for (key, d) in [
+        ("header_read_timeout", header_read_timeout),
+        ("request_timeout", request_timeout),
+    ] {
         if d.is_zero() {
             ctx.bad(&at.k(key), "must be longer than 0s");
         }
     }
     let mut trusted_proxies = Vec::new();
     for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
-        match cidr.parse::<ipnet::IpNet>().or_else(|_| cidr.parse::<IpAddr>().map(ipnet::IpNet::from)) {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<IpAddr>().map(ipnet::IpNet::from))
+        {
             Ok(net) => trusted_proxies.push(net),
-            Err(_) => ctx.bad(&at.k("trusted_proxies").i(i), format!("`{cidr}` is not a CIDR (e.g. 10.0.0.0/8) or an IP")),
+            Err(_) => ctx.bad(
+                &at.k("trusted_proxies").i(i),
+                format!("`{cidr}` is not a CIDR (e.g. 10.0.0.0/8) or an IP"),
+            ),
         }
     }
     let tls = match (&raw.tls, raw.insecure_plaintext) {
         (_, true) => {
             if listen.is_some_and(|l| !l.ip().is_loopback()) {
-                ctx.bad(&at.k("insecure_plaintext"), "plain HTTP is allowed only when `listen` is a loopback address");
+                ctx.bad(
+                    &at.k("insecure_plaintext"),
+                    "plain HTTP is allowed only when `listen` is a loopback address",
+                );
             }
             None
         }
         (Some(tls), false) => tls_settings(ctx, &at.k("tls"), tls),
         (None, false) => {
-            ctx.bad(at, "missing [server.tls] (plain HTTP needs `insecure_plaintext = true` on loopback)");
+            ctx.bad(
+                at,
+                "missing [server.tls] (plain HTTP needs `insecure_plaintext = true` on loopback)",
+            );
             None
         }
     };
@@ -230,22 +293,33 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
 }
 
 fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSettings> {
-    let certs = files::certificates(&files::resolve(ctx.base, &raw.cert)).map_err(|e| ctx.bad(&at.k("cert"), e)).ok();
-    let key = files::private_key(&files::resolve(ctx.base, &raw.key)).map_err(|e| ctx.bad(&at.k("key"), e)).ok();
-    let versions: &[&rustls::SupportedProtocolVersion] = match raw.min_version.as_deref().unwrap_or("1.2") {
-        "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        "1.3" => &[&rustls::version::TLS13],
-        other => {
-            ctx.bad(&at.k("min_version"), format!("`{other}` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")"));
-            &[&rustls::version::TLS13]
-        }
-    };
+    let certs = files::certificates(&files::resolve(ctx.base, &raw.cert))
+        .map_err(|e| ctx.bad(&at.k("cert"), e))
+        .ok();
+    let key = files::private_key(&files::resolve(ctx.base, &raw.key))
+        .map_err(|e| ctx.bad(&at.k("key"), e))
+        .ok();
+    let versions: &[&rustls::SupportedProtocolVersion] =
+        match raw.min_version.as_deref().unwrap_or("1.2") {
+            "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            "1.3" => &[&rustls::version::TLS13],
+            other => {
+                ctx.bad(
+                    &at.k("min_version"),
+                    format!("`{other}` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")"),
+                );
+                &[&rustls::version::TLS13]
+            }
+        };
     let client_auth = match raw.client_auth.as_deref().unwrap_or("off") {
         "off" => ClientAuth::Off,
         "optional" => ClientAuth::Optional,
         "required" => ClientAuth::Required,
         other => {
-            ctx.bad(&at.k("client_auth"), format!("`{other}` must be \"off\", \"optional\" or \"required\""));
+            ctx.bad(
+                &at.k("client_auth"),
+                format!("`{other}` must be \"off\", \"optional\" or \"required\""),
+            );
             ClientAuth::Off
         }
     };
@@ -257,19 +331,29 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
             None
         }
         (mode, Some(ca)) => {
-            let ca_certs = files::certificates(&files::resolve(ctx.base, ca)).map_err(|e| ctx.bad(&at.k("client_ca"), e)).ok()?;
+            let ca_certs = files::certificates(&files::resolve(ctx.base, ca))
+                .map_err(|e| ctx.bad(&at.k("client_ca"), e))
+                .ok()?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in ca_certs {
                 if let Err(e) = roots.add(cert) {
                     ctx.bad(&at.k("client_ca"), format!("CA certificate rejected: {e}"));
                 }
             }
-            let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let builder = if mode == ClientAuth::Optional { builder.allow_unauthenticated() } else { builder };
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder = if mode == ClientAuth::Optional {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
             match builder.build() {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    ctx.bad(&at.k("client_ca"), format!("cannot verify clients with this CA: {e}"));
+                    ctx.bad(
+                        &at.k("client_ca"),
+                        format!("cannot verify clients with this CA: {e}"),
+                    );
                     None
                 }
             }
@@ -286,14 +370,26 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
     };
     let mut config = builder
         .with_single_cert(certs?, key?)
-        .map_err(|e| ctx.bad(&at.k("key"), format!("certificate and key do not form a usable pair: {e}")))
+        .map_err(|e| {
+            ctx.bad(
+                &at.k("key"),
+                format!("certificate and key do not form a usable pair: {e}"),
+            )
+        })
         .ok()?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Some(TlsSettings { config: Arc::new(config), client_auth })
+    Some(TlsSettings {
+        config: Arc::new(config),
+        client_auth,
+    })
 }
 
 fn upstream(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Upstream) -> Option<UpstreamSettings> {
-    let url: Option<http::Uri> = raw.url.parse().map_err(|_| ctx.bad(&at.k("url"), format!("`{}` is not a URL", raw.url))).ok();
+    let url: Option<http::Uri> = raw
+        .url
+        .parse()
+        .map_err(|_| ctx.bad(&at.k("url"), format!("`{}` is not a URL", raw.url)))
+        .ok();
     let parts = url.and_then(|u| {
         let scheme = u.scheme_str().unwrap_or("");
         if scheme != "http" && scheme != "https" {
@@ -301,7 +397,10 @@ fn upstream(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Upstream) -> Option<Upst
             return None;
         }
         if u.query().is_some() {
-            ctx.bad(&at.k("url"), "the upstream URL must not have a query string");
+            ctx.bad(
+                &at.k("url"),
+                "the upstream URL must not have a query string",
+            );
             return None;
         }
         let authority = u.authority()?.as_str().to_owned();
@@ -309,23 +408,47 @@ fn upstream(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Upstream) -> Option<Upst
             ctx.bad(&at.k("url"), "the upstream URL must not carry credentials");
             return None;
         }
-        Some((scheme == "https", format!("{scheme}://{authority}"), u.path().trim_end_matches('/').to_owned()))
+        Some((
+            scheme == "https",
+            format!("{scheme}://{authority}"),
+            u.path().trim_end_matches('/').to_owned(),
+        ))
     });
     let ca = if raw.ca.is_empty() {
         None
     } else {
-        files::certificates(&files::resolve(ctx.base, &raw.ca)).map_err(|e| ctx.bad(&at.k("ca"), e)).ok()
+        files::certificates(&files::resolve(ctx.base, &raw.ca))
+            .map_err(|e| ctx.bad(&at.k("ca"), e))
+            .ok()
     };
-    let connect_timeout = ctx.duration(&at.k("connect_timeout"), raw.connect_timeout.as_deref(), Duration::from_secs(1));
-    let timeout = ctx.duration(&at.k("timeout"), raw.timeout.as_deref(), Duration::from_secs(5));
-    let pool_idle_timeout = ctx.duration(&at.k("pool_idle_timeout"), raw.pool_idle_timeout.as_deref(), Duration::from_secs(90));
+    let connect_timeout = ctx.duration(
+        &at.k("connect_timeout"),
+        raw.connect_timeout.as_deref(),
+        Duration::from_secs(1),
+    );
+    let timeout = ctx.duration(
+        &at.k("timeout"),
+        raw.timeout.as_deref(),
+        Duration::from_secs(5),
+    );
+    let pool_idle_timeout = ctx.duration(
+        &at.k("pool_idle_timeout"),
+        raw.pool_idle_timeout.as_deref(),
+        Duration::from_secs(90),
+    );
     let retries = raw.retries.unwrap_or(1);
     if retries > 5 {
-        ctx.bad(&at.k("retries"), "at most 5 retries (more only adds load to a failing service)");
+        ctx.bad(
+            &at.k("retries"),
+            "at most 5 retries (more only adds load to a failing service)",
+        );
     }
     let retry_budget = raw.retry_budget.unwrap_or(0.2);
     if !(0.0..=1.0).contains(&retry_budget) {
-        ctx.bad(&at.k("retry_budget"), "must be between 0 and 1 (a share of requests)");
+        ctx.bad(
+            &at.k("retry_budget"),
+            "must be between 0 and 1 (a share of requests)",
+        );
     }
     let breaker = breaker(ctx, &at.k("circuit_breaker"), raw.circuit_breaker.as_ref());
     let (https, origin, base_path) = parts?;
@@ -351,31 +474,57 @@ fn breaker(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::CircuitBreaker>) -
     let Some(raw) = raw else { return d };
     let failure_rate = raw.failure_rate.unwrap_or(d.failure_rate);
     if !(failure_rate > 0.0 && failure_rate <= 1.0) {
-        ctx.bad(&at.k("failure_rate"), "must be greater than 0 and at most 1");
+        ctx.bad(
+            &at.k("failure_rate"),
+            "must be greater than 0 and at most 1",
+        );
     }
     let failure_statuses = raw.failure_statuses.clone().unwrap_or(d.failure_statuses);
     for (i, s) in failure_statuses.iter().enumerate() {
         if !(100..=599).contains(s) {
-            ctx.bad(&at.k("failure_statuses").i(i), format!("{s} is not an HTTP status"));
+            ctx.bad(
+                &at.k("failure_statuses").i(i),
+                format!("{s} is not an HTTP status"),
+            );
         }
     }
     BreakerSettings {
-        consecutive_failures: ctx.positive(&at.k("consecutive_failures"), raw.consecutive_failures, d.consecutive_failures),
+        consecutive_failures: ctx.positive(
+            &at.k("consecutive_failures"),
+            raw.consecutive_failures,
+            d.consecutive_failures,
+        ),
         failure_rate,
         window: ctx.duration(&at.k("window"), raw.window.as_deref(), d.window),
         min_requests: ctx.positive(&at.k("min_requests"), raw.min_requests, d.min_requests),
         open_for: ctx.duration(&at.k("open_for"), raw.open_for.as_deref(), d.open_for),
-        half_open_probes: ctx.positive(&at.k("half_open_probes"), raw.half_open_probes, d.half_open_probes),
+        half_open_probes: ctx.positive(
+            &at.k("half_open_probes"),
+            raw.half_open_probes,
+            d.half_open_probes,
+        ),
         failure_statuses,
     }
 }
 
-fn roles(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &BTreeMap<String, Option<raw::Role>>, scopes: &mut ScopeRegistry) -> Roles {
+fn roles(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &BTreeMap<String, Option<raw::Role>>,
+    scopes: &mut ScopeRegistry,
+) -> Roles {
     let mut roles = HashMap::new();
     for (name, role) in raw {
         let Some(role) = role else { continue };
-        if role.scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
-            ctx.bad(&at.k(name).k("scopes"), "scopes must be non-empty and contain no spaces");
+        if role
+            .scopes
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            ctx.bad(
+                &at.k(name).k("scopes"),
+                "scopes must be non-empty and contain no spaces",
+            );
         }
         let set = scopes.set_of(role.scopes.iter().map(String::as_str));
         let names = role.scopes.iter().map(|s| Arc::from(s.as_str())).collect();
@@ -390,7 +539,12 @@ fn fixed_principal(
     at: &KeyPath,
     id: &str,
     kind: PrincipalKind,
-    parts: (&[String], &[String], Option<&String>, &BTreeMap<String, String>),
+    parts: (
+        &[String],
+        &[String],
+        Option<&String>,
+        &BTreeMap<String, String>,
+    ),
     roles: &Roles,
     scopes: &mut ScopeRegistry,
 ) -> Principal {
@@ -403,7 +557,10 @@ fn fixed_principal(
                 set.extend(&r.set);
                 names.extend(r.names.iter().map(|s| &**s));
             }
-            None => ctx.bad(&at.k("roles").i(i), format!("unknown role `{role}` (define it under [roles.{role}])")),
+            None => ctx.bad(
+                &at.k("roles").i(i),
+                format!("unknown role `{role}` (define it under [roles.{role}])"),
+            ),
         }
     }
     Principal {
@@ -432,7 +589,10 @@ fn auth(
         let header = match HeaderName::from_bytes(header_name.as_bytes()) {
             Ok(h) if !matches!(h.as_str(), "authorization" | "cookie" | "host") => h,
             _ => {
-                ctx.bad(&at.k("header"), format!("`{header_name}` cannot carry API keys"));
+                ctx.bad(
+                    &at.k("header"),
+                    format!("`{header_name}` cannot carry API keys"),
+                );
                 HeaderName::from_static("x-api-key")
             }
         };
@@ -442,22 +602,41 @@ fn auth(
             let Some(key) = key else { continue };
             let at = at.k("keys").i(i);
             if key.id.is_empty() || !ids.insert(key.id.clone()) {
-                ctx.bad(&at.k("id"), format!("API key id `{}` is empty or used twice", key.id));
+                ctx.bad(
+                    &at.k("id"),
+                    format!("API key id `{}` is empty or used twice", key.id),
+                );
             }
-            let digest = api_key::parse_hash(&key.hash).map_err(|e| ctx.bad(&at.k("hash"), e)).ok();
-            let not_before = key.not_before.as_ref().and_then(|d| timestamp(ctx, &at.k("not_before"), d));
-            let not_after = key.not_after.as_ref().and_then(|d| timestamp(ctx, &at.k("not_after"), d));
+            let digest = api_key::parse_hash(&key.hash)
+                .map_err(|e| ctx.bad(&at.k("hash"), e))
+                .ok();
+            let not_before = key
+                .not_before
+                .as_ref()
+                .and_then(|d| timestamp(ctx, &at.k("not_before"), d));
+            let not_after = key
+                .not_after
+                .as_ref()
+                .and_then(|d| timestamp(ctx, &at.k("not_after"), d));
             if let (Some(a), Some(b)) = (not_before, not_after)
                 && a >= b
             {
-                ctx.bad(&at.k("not_after"), "`not_after` must be later than `not_before`");
+                ctx.bad(
+                    &at.k("not_after"),
+                    "`not_after` must be later than `not_before`",
+                );
             }
             let principal = fixed_principal(
                 ctx,
                 &at,
                 &key.id,
                 PrincipalKind::ApiKey,
-                (&key.roles, &key.scopes, key.tenant.as_ref(), &key.attributes),
+                (
+                    &key.roles,
+                    &key.scopes,
+                    key.tenant.as_ref(),
+                    &key.attributes,
+                ),
                 roles,
                 scopes,
             );
@@ -465,7 +644,12 @@ fn auth(
                 if entries.iter().any(|e: &ApiKeyEntry| e.digest == digest) {
                     ctx.bad(&at.k("hash"), "two keys have the same hash");
                 }
-                entries.push(ApiKeyEntry { digest, not_before, not_after, principal: Arc::new(principal) });
+                entries.push(ApiKeyEntry {
+                    digest,
+                    not_before,
+                    not_after,
+                    principal: Arc::new(principal),
+                });
             }
         }
         ApiKeyTable::new(header, entries)
@@ -475,7 +659,10 @@ fn auth(
         let Some(client) = client else { continue };
         let at = at.k("mtls").k("clients").i(i);
         if client_auth.is_none_or(|c| c == ClientAuth::Off) {
-            ctx.bad(&at.k("subject"), "mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"");
+            ctx.bad(
+                &at.k("subject"),
+                "mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"",
+            );
         }
         let subject = match Subject::parse(&client.subject) {
             Ok(s) => s,
@@ -485,7 +672,10 @@ fn auth(
             }
         };
         let Some(cn) = subject.common_name().map(str::to_owned) else {
-            ctx.bad(&at.k("subject"), "the subject needs a CN (it becomes the principal id)");
+            ctx.bad(
+                &at.k("subject"),
+                "the subject needs a CN (it becomes the principal id)",
+            );
             continue;
         };
         if mtls.iter().any(|c: &MtlsClient| c.subject == subject) {
@@ -496,13 +686,25 @@ fn auth(
             &at,
             &cn,
             PrincipalKind::Mtls,
-            (&client.roles, &client.scopes, client.tenant.as_ref(), &client.attributes),
+            (
+                &client.roles,
+                &client.scopes,
+                client.tenant.as_ref(),
+                &client.attributes,
+            ),
             roles,
             scopes,
         );
-        mtls.push(MtlsClient { subject, principal: Arc::new(principal) });
+        mtls.push(MtlsClient {
+            subject,
+            principal: Arc::new(principal),
+        });
     }
-    AuthSettings { jwt, api_keys, mtls }
+    AuthSettings {
+        jwt,
+        api_keys,
+        mtls,
+    }
 }
 
 /// A policy instant as seconds since the epoch; a bare date means midnight UTC.
@@ -544,15 +746,35 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
     if algorithms.is_empty() {
         ctx.bad(&at.k("algorithms"), "list at least one algorithm");
     }
-    let hmac_wanted = algorithms.iter().any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    let asymmetric_wanted = algorithms.iter().any(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    let secret = files::secret(ctx.base, raw.hs_secret_env.as_deref(), raw.hs_secret_file.as_deref())
-        .map_err(|e| ctx.bad(&at.k(if raw.hs_secret_env.is_some() { "hs_secret_env" } else { "hs_secret_file" }), e))
-        .ok()
-        .flatten();
+    let hmac_wanted = algorithms
+        .iter()
+        .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let asymmetric_wanted = algorithms
+        .iter()
+        .any(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let secret = files::secret(
+        ctx.base,
+        raw.hs_secret_env.as_deref(),
+        raw.hs_secret_file.as_deref(),
+    )
+    .map_err(|e| {
+        ctx.bad(
+            &at.k(if raw.hs_secret_env.is_some() {
+                "hs_secret_env"
+            } else {
+                "hs_secret_file"
+            }),
+            e,
+        )
+    })
+    .ok()
+    .flatten();
     let hmac = match (hmac_wanted, secret) {
         (true, Some(s)) if s.expose().len() < 32 => {
-            ctx.bad(&at.k("algorithms"), "the HMAC secret must be at least 32 bytes");
+            ctx.bad(
+                &at.k("algorithms"),
+                "the HMAC secret must be at least 32 bytes",
+            );
             None
         }
         (true, Some(s)) => Some(DecodingKey::from_secret(s.expose().as_bytes())),
@@ -561,24 +783,34 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
             None
         }
         (false, Some(_)) => {
-            ctx.bad(&at.k("algorithms"), "an HMAC secret is configured but no HS* algorithm is listed");
+            ctx.bad(
+                &at.k("algorithms"),
+                "an HMAC secret is configured but no HS* algorithm is listed",
+            );
             None
         }
         (false, None) => None,
     };
     let jwks_ca = raw.jwks_ca.as_deref().and_then(|ca| {
-        files::certificates(&files::resolve(ctx.base, ca)).map_err(|e| ctx.bad(&at.k("jwks_ca"), e)).ok()
+        files::certificates(&files::resolve(ctx.base, ca))
+            .map_err(|e| ctx.bad(&at.k("jwks_ca"), e))
+            .ok()
     });
     let jwks = match (&raw.jwks_file, &raw.jwks_url) {
         (Some(_), Some(_)) => {
-            ctx.bad(&at.k("jwks_url"), "give `jwks_file` or `jwks_url`, not both");
+            ctx.bad(
+                &at.k("jwks_url"),
+                "give `jwks_file` or `jwks_url`, not both",
+            );
             None
         }
         (Some(file), None) => {
             let path = files::resolve(ctx.base, file);
             let keys = std::fs::read(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))
-                .and_then(|bytes| KeySet::parse(&bytes).map_err(|e| format!("{}: {e}", path.display())));
+                .and_then(|bytes| {
+                    KeySet::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+                });
             match keys {
                 Ok(keys) => Some((JwksSource::File(path), keys)),
                 Err(e) => {
@@ -588,7 +820,13 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
             }
         }
         (None, Some(url)) => match url.parse::<http::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("https") => Some((JwksSource::Url { url: uri, ca: jwks_ca }, KeySet::default())),
+            Ok(uri) if uri.scheme_str() == Some("https") => Some((
+                JwksSource::Url {
+                    url: uri,
+                    ca: jwks_ca,
+                },
+                KeySet::default(),
+            )),
             _ => {
                 ctx.bad(&at.k("jwks_url"), "`jwks_url` must be an https:// URL");
                 None
@@ -601,14 +839,27 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
             None
         }
     };
-    let claim = |value: &Option<String>, default: &str| value.clone().unwrap_or_else(|| default.to_owned());
+    let claim =
+        |value: &Option<String>, default: &str| value.clone().unwrap_or_else(|| default.to_owned());
     Some(JwtSettings {
         issuer: raw.issuer.clone(),
         audiences: raw.audiences.clone(),
         algorithms,
         jwks,
-        jwks_refresh: ctx.duration(&at.k("jwks_refresh"), raw.jwks_refresh.as_deref(), Duration::from_secs(300)).max(Duration::from_secs(1)),
-        leeway_secs: ctx.duration(&at.k("leeway"), raw.leeway.as_deref(), Duration::from_secs(30)).as_secs() as i64,
+        jwks_refresh: ctx
+            .duration(
+                &at.k("jwks_refresh"),
+                raw.jwks_refresh.as_deref(),
+                Duration::from_secs(300),
+            )
+            .max(Duration::from_secs(1)),
+        leeway_secs: ctx
+            .duration(
+                &at.k("leeway"),
+                raw.leeway.as_deref(),
+                Duration::from_secs(30),
+            )
+            .as_secs() as i64,
         max_token_bytes: ctx.positive(&at.k("max_token_bytes"), raw.max_token_bytes, 8192) as usize,
         scope_claim: claim(&raw.scope_claim, "scope"),
         roles_claim: claim(&raw.roles_claim, "roles"),
@@ -618,14 +869,22 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
     })
 }
 
-fn routes(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &[Option<raw::Route>], scopes: &mut ScopeRegistry) -> Vec<Route> {
+fn routes(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &[Option<raw::Route>],
+    scopes: &mut ScopeRegistry,
+) -> Vec<Route> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     for (i, route) in raw.iter().enumerate() {
         let Some(route) = route else { continue };
         let at = at.i(i);
         if route.id.is_empty() || route.id.starts_with("admin.") || !ids.insert(route.id.clone()) {
-            ctx.bad(&at.k("id"), format!("route id `{}` is empty, reserved or used twice", route.id));
+            ctx.bad(
+                &at.k("id"),
+                format!("route id `{}` is empty, reserved or used twice", route.id),
+            );
         }
         if let Some(r) = self::route(ctx, &at, route, scopes) {
             out.push(r);
@@ -634,24 +893,43 @@ fn routes(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &[Option<raw::Route>], scopes: &
     out
 }
 
-fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRegistry) -> Option<Route> {
+fn route(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Route,
+    scopes: &mut ScopeRegistry,
+) -> Option<Route> {
     let before = ctx.problems.len();
     let method = match Method::from_bytes(raw.method.as_bytes()) {
         Ok(m) if raw.method.bytes().all(|b| b.is_ascii_uppercase()) => Some(m),
         _ => {
-            ctx.bad(&at.k("method"), format!("`{}` is not an HTTP method in capitals (e.g. GET)", raw.method));
+            ctx.bad(
+                &at.k("method"),
+                format!(
+                    "`{}` is not an HTTP method in capitals (e.g. GET)",
+                    raw.method
+                ),
+            );
             None
         }
     };
-    let path = PathTemplate::parse(&raw.path).map_err(|e| ctx.bad(&at.k("path"), e)).ok();
+    let path = PathTemplate::parse(&raw.path)
+        .map_err(|e| ctx.bad(&at.k("path"), e))
+        .ok();
     let upstream_path = PathTemplate::parse(raw.upstream_path.as_deref().unwrap_or(&raw.path))
         .map_err(|e| ctx.bad(&at.k("upstream_path"), e))
         .ok();
-    let path_names: Vec<Arc<str>> = path.as_ref().map(|p| p.params().cloned().collect()).unwrap_or_default();
+    let path_names: Vec<Arc<str>> = path
+        .as_ref()
+        .map(|p| p.params().cloned().collect())
+        .unwrap_or_default();
     if let Some(up) = &upstream_path {
         for name in up.params() {
             if !path_names.contains(name) {
-                ctx.bad(&at.k("upstream_path"), format!("`{{{name}}}` is not a parameter of `path`"));
+                ctx.bad(
+                    &at.k("upstream_path"),
+                    format!("`{{{name}}}` is not a parameter of `path`"),
+                );
             }
         }
     }
@@ -664,17 +942,30 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
                     params.path.push(s);
                 }
             }
-            None => ctx.bad(&at.k("path"), format!("path parameter `{name}` has no schema under [routes.params.{name}]")),
+            None => ctx.bad(
+                &at.k("path"),
+                format!("path parameter `{name}` has no schema under [routes.params.{name}]"),
+            ),
         }
     }
     for name in raw.params.keys() {
         if !path_names.iter().any(|n| **n == **name) {
-            ctx.bad(&at.k("params").k(name), format!("`{name}` is not a parameter of `path`"));
+            ctx.bad(
+                &at.k("params").k(name),
+                format!("`{name}` is not a parameter of `path`"),
+            );
         }
     }
     for (name, p) in &raw.query {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
-            ctx.bad(&at.k("query").k(name), "query parameter names may hold only letters, digits, `_`, `-` and `.`");
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            ctx.bad(
+                &at.k("query").k(name),
+                "query parameter names may hold only letters, digits, `_`, `-` and `.`",
+            );
         }
         if let Some(s) = schema::compile(name, p, &at.k("query").k(name), ctx.problems) {
             params.query.push(s);
@@ -682,25 +973,46 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
     }
     for (from, to) in &raw.forward_params {
         if !path_names.iter().any(|n| **n == **from) {
-            ctx.bad(&at.k("forward_params").k(from), format!("`{from}` is not a parameter of `path`"));
+            ctx.bad(
+                &at.k("forward_params").k(from),
+                format!("`{from}` is not a parameter of `path`"),
+            );
         }
         if to.is_empty() || raw.query.contains_key(to) {
-            ctx.bad(&at.k("forward_params").k(from), format!("`{to}` is empty or clashes with a query parameter"));
+            ctx.bad(
+                &at.k("forward_params").k(from),
+                format!("`{to}` is empty or clashes with a query parameter"),
+            );
         }
-        params.forward_params.push((Arc::from(from.as_str()), Arc::from(to.as_str())));
+        params
+            .forward_params
+            .push((Arc::from(from.as_str()), Arc::from(to.as_str())));
     }
     for (i, c) in raw.constraints.iter().enumerate() {
         let at = at.k("constraints").i(i);
         if c.kind != "date_range" {
-            ctx.bad(&at.k("kind"), format!("unknown constraint kind `{}` (known: date_range)", c.kind));
+            ctx.bad(
+                &at.k("kind"),
+                format!("unknown constraint kind `{}` (known: date_range)", c.kind),
+            );
             continue;
         }
         for (key, name) in [("from", &c.from), ("to", &c.to)] {
-            let kind = raw.query.get(name).or_else(|| raw.params.get(name)).map(|p| p.kind);
+            let kind = raw
+                .query
+                .get(name)
+                .or_else(|| raw.params.get(name))
+                .map(|p| p.kind);
             match kind {
                 Some(raw::ParamType::Date | raw::ParamType::Datetime) => {}
-                Some(_) => ctx.bad(&at.k(key), format!("`{name}` must be a date or datetime parameter")),
-                None => ctx.bad(&at.k(key), format!("`{name}` is not a parameter of this route")),
+                Some(_) => ctx.bad(
+                    &at.k(key),
+                    format!("`{name}` must be a date or datetime parameter"),
+                ),
+                None => ctx.bad(
+                    &at.k(key),
+                    format!("`{name}` is not a parameter of this route"),
+                ),
             }
         }
         params.constraints.push(Constraint::DateRange {
@@ -712,18 +1024,27 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
     // Authorisation.
     let require_scopes = scopes.set_of(raw.require_scopes.iter().map(String::as_str));
     if raw.require_scopes.is_empty() {
-        ctx.bad(&at.k("require_scopes"), "list at least one scope: routes are denied by default");
+        ctx.bad(
+            &at.k("require_scopes"),
+            "list at least one scope: routes are denied by default",
+        );
     }
     let owner = raw.owner.as_ref().map(|o| {
         let param = if path_names.iter().any(|n| **n == *o.param) {
             OwnerParam::Path(Arc::from(o.param.as_str()))
         } else if raw.query.contains_key(&o.param) {
             if !raw.query[&o.param].required {
-                ctx.bad(&at.k("owner").k("param"), format!("owner query parameter `{}` must be `required`", o.param));
+                ctx.bad(
+                    &at.k("owner").k("param"),
+                    format!("owner query parameter `{}` must be `required`", o.param),
+                );
             }
             OwnerParam::Query(Arc::from(o.param.as_str()))
         } else {
-            ctx.bad(&at.k("owner").k("param"), format!("`{}` is neither a path nor a query parameter", o.param));
+            ctx.bad(
+                &at.k("owner").k("param"),
+                format!("`{}` is neither a path nor a query parameter", o.param),
+            );
             OwnerParam::Path(Arc::from(o.param.as_str()))
         };
         if o.claim.is_empty() {
@@ -735,7 +1056,10 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
             bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
         }
     });
-    let rate_limit = raw.rate_limit.as_ref().and_then(|b| ctx.bucket(&at.k("rate_limit"), format!("route:{}", raw.id), b));
+    let rate_limit = raw
+        .rate_limit
+        .as_ref()
+        .and_then(|b| ctx.bucket(&at.k("rate_limit"), format!("route:{}", raw.id), b));
     // Views.
     let mut views = Vec::new();
     for (i, v) in raw.response.iter().flat_map(|r| &r.views).enumerate() {
@@ -743,7 +1067,11 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
         let mut paths = |key: &str, list: &[String]| -> Vec<FieldPath> {
             list.iter()
                 .enumerate()
-                .filter_map(|(j, p)| FieldPath::parse(p).map_err(|e| ctx.bad(&at.k(key).i(j), e)).ok())
+                .filter_map(|(j, p)| {
+                    FieldPath::parse(p)
+                        .map_err(|e| ctx.bad(&at.k(key).i(j), e))
+                        .ok()
+                })
                 .collect()
         };
         let allow = paths("allow", &v.allow);
@@ -756,10 +1084,19 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
             }
         }
         if v.allow.is_empty() {
-            ctx.bad(&at.k("allow"), "a view must `allow` something (`[\"*\"]` for everything)");
+            ctx.bad(
+                &at.k("allow"),
+                "a view must `allow` something (`[\"*\"]` for everything)",
+            );
         }
         let scope = scopes.set_of([v.scope.as_str()]);
-        views.push(CompiledView::new(Arc::from(v.scope.as_str()), scope, &allow, deny, mask));
+        views.push(CompiledView::new(
+            Arc::from(v.scope.as_str()),
+            scope,
+            &allow,
+            deny,
+            mask,
+        ));
     }
     if ctx.problems.len() != before {
         return None;
@@ -779,7 +1116,11 @@ fn route(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Route, scopes: &mut ScopeRe
     })
 }
 
-fn rate_limits(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::RateLimits>) -> Option<RateLimitSettings> {
+fn rate_limits(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: Option<&raw::RateLimits>,
+) -> Option<RateLimitSettings> {
     let Some(raw) = raw else {
         return Some(RateLimitSettings {
             backend: Backend::Local,
@@ -792,23 +1133,41 @@ fn rate_limits(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::RateLimits>) -
         "local" => OnBackendError::Local,
         "reject" => OnBackendError::Reject,
         other => {
-            ctx.bad(&at.k("on_backend_error"), format!("`{other}` must be \"local\" or \"reject\""));
+            ctx.bad(
+                &at.k("on_backend_error"),
+                format!("`{other}` must be \"local\" or \"reject\""),
+            );
             OnBackendError::Local
         }
     };
     let backend = match raw.backend.as_deref().unwrap_or("local") {
         "local" => Backend::Local,
         "redis" => {
-            let timeout = ctx.duration(&at.k("redis_timeout"), raw.redis_timeout.as_deref(), Duration::from_millis(100));
-            let password = files::secret(ctx.base, raw.redis_password_env.as_deref(), raw.redis_password_file.as_deref())
-                .map_err(|e| ctx.bad(&at.k("redis_password_env"), e))
-                .ok()
-                .flatten();
-            match raw.redis_url.as_deref().map(|u| redis_url(u, password.as_ref())) {
+            let timeout = ctx.duration(
+                &at.k("redis_timeout"),
+                raw.redis_timeout.as_deref(),
+                Duration::from_millis(100),
+            );
+            let password = files::secret(
+                ctx.base,
+                raw.redis_password_env.as_deref(),
+                raw.redis_password_file.as_deref(),
+            )
+            .map_err(|e| ctx.bad(&at.k("redis_password_env"), e))
+            .ok()
+            .flatten();
+            match raw
+                .redis_url
+                .as_deref()
+                .map(|u| redis_url(u, password.as_ref()))
+            {
                 Some(Ok(url)) => Backend::Redis {
                     url,
                     timeout,
-                    prefix: raw.redis_key_prefix.clone().unwrap_or_else(|| "ordergate:".into()),
+                    prefix: raw
+                        .redis_key_prefix
+                        .clone()
+                        .unwrap_or_else(|| "ordergate:".into()),
                 },
                 Some(Err(e)) => {
                     ctx.bad(&at.k("redis_url"), e);
@@ -821,21 +1180,34 @@ fn rate_limits(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::RateLimits>) -
             }
         }
         other => {
-            ctx.bad(&at.k("backend"), format!("`{other}` must be \"local\" or \"redis\""));
+            ctx.bad(
+                &at.k("backend"),
+                format!("`{other}` must be \"local\" or \"redis\""),
+            );
             Backend::Local
         }
     };
-    let per_principal = raw.per_principal.as_ref().and_then(|b| ctx.bucket(&at.k("per_principal"), "principal".into(), b));
+    let per_principal = raw
+        .per_principal
+        .as_ref()
+        .and_then(|b| ctx.bucket(&at.k("per_principal"), "principal".into(), b));
     let per_ip_unauthenticated = raw
         .per_ip_unauthenticated
         .as_ref()
         .and_then(|b| ctx.bucket(&at.k("per_ip_unauthenticated"), "failed-auth".into(), b));
-    Some(RateLimitSettings { backend, on_backend_error, per_principal, per_ip_unauthenticated })
+    Some(RateLimitSettings {
+        backend,
+        on_backend_error,
+        per_principal,
+        per_ip_unauthenticated,
+    })
 }
 
 /// Checks a Redis URL (no inline password) and fills the password in.
 fn redis_url(url: &str, password: Option<&Secret>) -> Result<Secret, String> {
-    let (scheme, rest) = url.split_once("://").ok_or("`redis_url` must look like redis://host:port/db")?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("`redis_url` must look like redis://host:port/db")?;
     if !matches!(scheme, "redis" | "rediss" | "valkey" | "valkeys") {
         return Err("`redis_url` must start with redis:// or rediss://".into());
     }
@@ -872,7 +1244,10 @@ fn abuse(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::Abuse>) -> AbuseSett
 fn audit(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> AuditSettings {
     let target = match raw.path.as_str() {
         "" => {
-            ctx.bad(&at.k("path"), "`path` must name a file, or \"-\" for stdout");
+            ctx.bad(
+                &at.k("path"),
+                "`path` must name a file, or \"-\" for stdout",
+            );
             AuditTarget::Stdout
         }
         "-" => AuditTarget::Stdout,
@@ -884,13 +1259,20 @@ fn audit(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> AuditSettings {
             AuditTarget::File(path)
         }
     };
-    let rotate_bytes = ctx.size(&at.k("rotate_bytes"), raw.rotate_bytes.as_deref(), 100 * 1024 * 1024);
+    let rotate_bytes = ctx.size(
+        &at.k("rotate_bytes"),
+        raw.rotate_bytes.as_deref(),
+        100 * 1024 * 1024,
+    );
     let fsync = match raw.fsync.as_deref().unwrap_or("batch") {
         "always" => FsyncMode::Always,
         "batch" => FsyncMode::Batch,
         "never" => FsyncMode::Never,
         other => {
-            ctx.bad(&at.k("fsync"), format!("`{other}` must be \"always\", \"batch\" or \"never\""));
+            ctx.bad(
+                &at.k("fsync"),
+                format!("`{other}` must be \"always\", \"batch\" or \"never\""),
+            );
             FsyncMode::Batch
         }
     };
@@ -898,7 +1280,10 @@ fn audit(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> AuditSettings {
         "reject" => OnError::Reject,
         "continue" => OnError::Continue,
         other => {
-            ctx.bad(&at.k("on_error"), format!("`{other}` must be \"reject\" or \"continue\""));
+            ctx.bad(
+                &at.k("on_error"),
+                format!("`{other}` must be \"reject\" or \"continue\""),
+            );
             OnError::Reject
         }
     };

@@ -30,7 +30,11 @@ impl std::fmt::Debug for Secret {
 /// `path` resolved against the policy's directory.
 pub fn resolve(base: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 /// Every certificate of a PEM file (at least one).
@@ -53,15 +57,23 @@ pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     match e {
         rustls_pki_types::pem::Error::Io(io) => io.to_string(),
-        rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind found".into(),
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            "no PEM item of the expected kind found".into()
+        }
         other => format!("malformed PEM ({other:?})"),
     }
 }
 
 /// A secret from an environment variable or a file (trailing newline removed).
-pub fn secret(base: &Path, env: Option<&str>, file: Option<&str>) -> Result<Option<Secret>, String> {
+pub fn secret(
+    base: &Path,
+    env: Option<&str>,
+    file: Option<&str>,
+) -> Result<Option<Secret>, String> {
     match (env, file) {
-        (Some(_), Some(_)) => Err("give the secret in an environment variable or a file, not both".into()),
+        (Some(_), Some(_)) => {
+            Err("give the secret in an environment variable or a file, not both".into())
+        }
         (Some(var), None) => std::env::var(var)
             .map(|v| Some(Secret::new(v)))
             .map_err(|_| format!("environment variable `{var}` is not set")),

@@ -19,7 +19,12 @@ use crate::policy::Policy;
 /// Loads and validates the policy at `path`, and every file it names.
 pub fn load(path: &Path) -> Result<Policy, Vec<PolicyProblem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![PolicyProblem { file: path.to_path_buf(), line: 1, col: 1, message: format!("cannot read the policy: {e}") }]
+        vec![PolicyProblem {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the policy: {e}"),
+        }]
     })?;
     load_str(path, &text)
 }

@@ -75,7 +75,8 @@ impl Problems {
 
     /// A problem at a key of the policy.
     pub fn at(&mut self, path: &KeyPath, message: impl Into<String>) {
-        self.items.push((Location::Path(path.clone()), message.into()));
+        self.items
+            .push((Location::Path(path.clone()), message.into()));
     }
 
     /// How many problems so far.
@@ -201,6 +202,9 @@ mod tests {
         let out = problems.resolve(Path::new("p.toml"), text, Some(&doc));
         assert_eq!(out[0].to_string(), "p.toml:2:10: bad listen");
         assert_eq!(out[1].to_string(), "p.toml:8:10: bad method");
-        assert_eq!(KeyPath::root().k("routes").i(1).k("method").to_string(), "routes[1].method");
+        assert_eq!(
+            KeyPath::root().k("routes").i(1).k("method").to_string(),
+            "routes[1].method"
+        );
     }
 }

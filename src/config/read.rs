@@ -122,8 +122,16 @@ fn read_auth(value: &Spanned<DeValue<'_>>, problems: &mut Problems) -> raw::Auth
     auth
 }
 
-fn unknown(problems: &mut Problems, key: &Spanned<toml::de::DeString<'_>>, name: &str, expected: &str) {
-    problems.at_span(key.span(), format!("unknown field `{name}`, expected one of {expected}"));
+fn unknown(
+    problems: &mut Problems,
+    key: &Spanned<toml::de::DeString<'_>>,
+    name: &str,
+    expected: &str,
+) {
+    problems.at_span(
+        key.span(),
+        format!("unknown field `{name}`, expected one of {expected}"),
+    );
 }
 
 fn table<'a, 't>(
@@ -132,17 +140,26 @@ fn table<'a, 't>(
 ) -> Option<&'a DeTable<'t>> {
     let t = value.get_ref().as_table();
     if t.is_none() {
-        problems.at_span(value.span(), format!("expected a table, found {}", value.get_ref().type_str()));
+        problems.at_span(
+            value.span(),
+            format!("expected a table, found {}", value.get_ref().type_str()),
+        );
     }
     t
 }
 
 /// Reads an array of tables element by element.
-fn each<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, problems: &mut Problems) -> Vec<Option<T>> {
+fn each<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Problems,
+) -> Vec<Option<T>> {
     match value.get_ref().as_array() {
         Some(items) => items.iter().map(|item| take(item, problems)).collect(),
         None => {
-            problems.at_span(value.span(), format!("expected an array, found {}", value.get_ref().type_str()));
+            problems.at_span(
+                value.span(),
+                format!("expected an array, found {}", value.get_ref().type_str()),
+            );
             Vec::new()
         }
     }
@@ -152,7 +169,10 @@ fn take<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, problems: &mut Proble
     match T::deserialize(ValueDeserializer::from(value.clone())) {
         Ok(v) => Some(v),
         Err(e) => {
-            problems.at_span(e.span().unwrap_or_else(|| value.span()), e.message().trim().to_owned());
+            problems.at_span(
+                e.span().unwrap_or_else(|| value.span()),
+                e.message().trim().to_owned(),
+            );
             None
         }
     }
@@ -178,10 +198,26 @@ mod tests {
         let text = "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n\n[[routes]]\nid = \"a\"\nmethod = \"GET\"\npath = \"/a\"\nrequire_scope = [\"x\"]\n\n[[routes]]\nid = \"b\"\n\n[bogus]\n";
         let out = problems_of(text);
         assert_eq!(out.len(), 4, "{out:#?}");
-        assert!(out[0].starts_with("p.toml:3:1: unknown field `lisen`"), "{}", out[0]);
-        assert!(out[1].starts_with("p.toml:9:1: unknown field `require_scope`"), "{}", out[1]);
-        assert!(out[2].starts_with("p.toml:11:1: missing field `method`"), "{}", out[2]);
-        assert!(out[3].starts_with("p.toml:14:2: unknown section `bogus`"), "{}", out[3]);
+        assert!(
+            out[0].starts_with("p.toml:3:1: unknown field `lisen`"),
+            "{}",
+            out[0]
+        );
+        assert!(
+            out[1].starts_with("p.toml:9:1: unknown field `require_scope`"),
+            "{}",
+            out[1]
+        );
+        assert!(
+            out[2].starts_with("p.toml:11:1: missing field `method`"),
+            "{}",
+            out[2]
+        );
+        assert!(
+            out[3].starts_with("p.toml:14:2: unknown section `bogus`"),
+            "{}",
+            out[3]
+        );
     }
 
     #[test]

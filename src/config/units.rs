@@ -21,7 +21,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("duration `{text}` has unknown unit `{unit}` (use ms, s, m, h, d)")),
+        _ => {
+            return Err(format!(
+                "duration `{text}` has unknown unit `{unit}` (use ms, s, m, h, d)"
+            ));
+        }
     };
     number
         .checked_mul(millis_per_unit)
@@ -32,7 +36,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses `"16KiB"`, `"100MiB"`, `"1GiB"`, `"64KB"`, `"512B"` or a bare number of bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -136,7 +142,10 @@ mod tests {
         assert_eq!(rate.count.get(), 120);
         assert_eq!(rate.period, Duration::from_secs(60));
         assert_eq!(rate.interval(), Duration::from_millis(500));
-        assert_eq!(parse_rate("30/10s").unwrap().interval(), Duration::from_millis(333) + Duration::from_nanos(333_333));
+        assert_eq!(
+            parse_rate("30/10s").unwrap().interval(),
+            Duration::from_millis(333) + Duration::from_nanos(333_333)
+        );
         assert!(parse_rate("0/min").is_err());
         assert!(parse_rate("120").is_err());
         assert!(parse_rate("120/fortnight").is_err());

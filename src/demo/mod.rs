@@ -57,7 +57,8 @@ struct Setup {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let state = args.state.clone();
     for dir in ["certs", "keys", "tokens", "audit"] {
-        std::fs::create_dir_all(state.join(dir)).with_context(|| format!("cannot create {}", state.join(dir).display()))?;
+        std::fs::create_dir_all(state.join(dir))
+            .with_context(|| format!("cannot create {}", state.join(dir).display()))?;
     }
     let store = Arc::new(OrderStore::seeded());
     let orders_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -73,23 +74,39 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .and_then(|o| o["order_id"].as_str())
         .unwrap_or("O20250101100000")
         .to_owned();
-    let setup = Setup { state: state.clone(), orders_port, store, order_id };
+    let setup = Setup {
+        state: state.clone(),
+        orders_port,
+        store,
+        order_id,
+    };
     write_files(&setup, &args).map_err(anyhow::Error::msg)?;
     let policy_path = state.join("policy.toml");
     let policy = crate::config::load(&policy_path).map_err(|problems| {
-        anyhow::anyhow!("the demo policy is invalid:\n{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        anyhow::anyhow!(
+            "the demo policy is invalid:\n{}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     })?;
     let running = crate::server::start(policy, &policy_path)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n(is another demo running? try `--port` and `--admin-port`)"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("{e}\n(is another demo running? try `--port` and `--admin-port`)")
+        })?;
     let port = running.addr.port();
     let admin_port = running.admin_addr.map_or(args.admin_port, |a| a.port());
-    println!("\nordergate demo: gateway on https://127.0.0.1:{port}  (admin http://127.0.0.1:{admin_port}, sample order service http://127.0.0.1:{orders_port})");
+    println!(
+        "\nordergate demo: gateway on https://127.0.0.1:{port}  (admin http://127.0.0.1:{admin_port}, sample order service http://127.0.0.1:{orders_port})"
+    );
     println!("state, keys and audit log in {}/\n", state.display());
-    if !args.no_tour {
-        if let Err(e) = tour(&setup, port).await {
-            println!("(the tour stopped early: {e:#})");
-        }
+    if !args.no_tour
+        && let Err(e) = tour(&setup, port).await
+    {
+        println!("(the tour stopped early: {e:#})");
     }
     print_curls(&setup, port, admin_port);
     if !args.exit_after_tour {
@@ -152,7 +169,14 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
         )
     };
     let tenant = ("tenant".to_owned(), Value::from("acme"));
-    let alice = mint("alice", &["customer"], vec![("customer_id".into(), Value::from("C0000001")), tenant.clone()])?;
+    let alice = mint(
+        "alice",
+        &["customer"],
+        vec![
+            ("customer_id".into(), Value::from("C0000001")),
+            tenant.clone(),
+        ],
+    )?;
     let agent = mint("agent-007", &["customer_service"], vec![tenant])?;
     write(&s.join("tokens/alice.jwt"), &alice)?;
     write(&s.join("tokens/agent.jwt"), &agent)?;
@@ -317,7 +341,8 @@ sensitive_params = ["phone", "email", "id_number"]
 type DemoClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 fn client(state: &Path, with_partner_cert: bool) -> anyhow::Result<DemoClient> {
-    let ca = crate::config::files::certificates(&state.join("certs/ca.pem")).map_err(anyhow::Error::msg)?;
+    let ca = crate::config::files::certificates(&state.join("certs/ca.pem"))
+        .map_err(anyhow::Error::msg)?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in ca {
         roots.add(cert)?;
@@ -326,8 +351,10 @@ fn client(state: &Path, with_partner_cert: bool) -> anyhow::Result<DemoClient> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let config = if with_partner_cert {
-        let certs = crate::config::files::certificates(&state.join("certs/jd-marketplace.crt")).map_err(anyhow::Error::msg)?;
-        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(state.join("certs/jd-marketplace.key"))?;
+        let certs = crate::config::files::certificates(&state.join("certs/jd-marketplace.crt"))
+            .map_err(anyhow::Error::msg)?;
+        let key =
+            rustls_pki_types::PrivateKeyDer::from_pem_file(state.join("certs/jd-marketplace.key"))?;
         builder.with_client_auth_cert(certs, key)?
     } else {
         builder.with_no_client_auth()
@@ -340,7 +367,11 @@ fn client(state: &Path, with_partner_cert: bool) -> anyhow::Result<DemoClient> {
     Ok(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
 }
 
-async fn get(client: &DemoClient, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<(u16, Value, http::HeaderMap)> {
+async fn get(
+    client: &DemoClient,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, Value, http::HeaderMap)> {
     let mut request = http::Request::get(url);
     for (k, v) in headers {
         request = request.header(*k, *v);
@@ -349,7 +380,11 @@ async fn get(client: &DemoClient, url: &str, headers: &[(&str, &str)]) -> anyhow
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers))
+    Ok((
+        status,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+        headers,
+    ))
 }
 
 fn read(state: &Path, file: &str) -> anyhow::Result<String> {
@@ -358,7 +393,11 @@ fn read(state: &Path, file: &str) -> anyhow::Result<String> {
 
 fn short(v: &Value) -> String {
     let text = v.to_string();
-    if text.chars().count() > 220 { format!("{}…", text.chars().take(220).collect::<String>()) } else { text }
+    if text.chars().count() > 220 {
+        format!("{}…", text.chars().take(220).collect::<String>())
+    } else {
+        text
+    }
 }
 
 async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
@@ -376,51 +415,177 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
     let step = |n: u32, who: &str, what: &str, status: u16, body: &Value| {
         println!("\n{n}. {who}: {what}\n   → {status} {}", short(body));
     };
-    let (st, b, h) = get(&plain, &format!("{base}/v1/customers/C0000001/orders?{range}"), &[("authorization", &alice)]).await?;
-    step(1, "alice (customer C0000001, JWT)", "her own orders — the plain customer view", st, &b);
-    println!("   RateLimit-Remaining: {}", h.get("ratelimit-remaining").and_then(|v| v.to_str().ok()).unwrap_or("-"));
-    let (st, b, _) = get(&plain, &format!("{base}/v1/customers/C0000002/orders?{range}"), &[("authorization", &alice)]).await?;
-    step(2, "alice", "someone else's orders (C0000002) — refused by the owner binding", st, &b);
-    let (st, b, _) = get(&plain, &format!("{base}/v1/customers/C0000002/orders?{range}"), &[("authorization", &agent)]).await?;
-    step(3, "agent-007 (customer service, JWT)", "C0000002's orders — contacts masked, no payment", st, &b["orders"][0]["customer"]);
-    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}"), &[("x-api-key", &erp)]).await?;
-    step(4, "erp-sync (API key)", &format!("order {order} — everything"), st, &b["payment"]);
-    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}"), &[("x-api-key", &logistics)]).await?;
-    step(5, "sf-logistics (API key)", &format!("order {order} — shipping only, phone masked"), st, &b);
-    let (st, b, _) = get(&partner, &format!("{base}/v1/customers/C0000003/orders?{range}"), &[]).await?;
-    step(6, "jd-marketplace (client certificate)", "C0000003's orders — the basic view", st, &b);
+    let (st, b, h) = get(
+        &plain,
+        &format!("{base}/v1/customers/C0000001/orders?{range}"),
+        &[("authorization", &alice)],
+    )
+    .await?;
+    step(
+        1,
+        "alice (customer C0000001, JWT)",
+        "her own orders — the plain customer view",
+        st,
+        &b,
+    );
+    println!(
+        "   RateLimit-Remaining: {}",
+        h.get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    );
+    let (st, b, _) = get(
+        &plain,
+        &format!("{base}/v1/customers/C0000002/orders?{range}"),
+        &[("authorization", &alice)],
+    )
+    .await?;
+    step(
+        2,
+        "alice",
+        "someone else's orders (C0000002) — refused by the owner binding",
+        st,
+        &b,
+    );
+    let (st, b, _) = get(
+        &plain,
+        &format!("{base}/v1/customers/C0000002/orders?{range}"),
+        &[("authorization", &agent)],
+    )
+    .await?;
+    step(
+        3,
+        "agent-007 (customer service, JWT)",
+        "C0000002's orders — contacts masked, no payment",
+        st,
+        &b["orders"][0]["customer"],
+    );
+    let (st, b, _) = get(
+        &plain,
+        &format!("{base}/v1/orders/{order}"),
+        &[("x-api-key", &erp)],
+    )
+    .await?;
+    step(
+        4,
+        "erp-sync (API key)",
+        &format!("order {order} — everything"),
+        st,
+        &b["payment"],
+    );
+    let (st, b, _) = get(
+        &plain,
+        &format!("{base}/v1/orders/{order}"),
+        &[("x-api-key", &logistics)],
+    )
+    .await?;
+    step(
+        5,
+        "sf-logistics (API key)",
+        &format!("order {order} — shipping only, phone masked"),
+        st,
+        &b,
+    );
+    let (st, b, _) = get(
+        &partner,
+        &format!("{base}/v1/customers/C0000003/orders?{range}"),
+        &[],
+    )
+    .await?;
+    step(
+        6,
+        "jd-marketplace (client certificate)",
+        "C0000003's orders — the basic view",
+        st,
+        &b,
+    );
     let (st, b, _) = get(&plain, &format!("{base}/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2026-06-30&page_size=500&debug=1"), &[("authorization", &alice)]).await?;
-    step(7, "alice", "bad parameters — every violation listed, nothing reaches the order service", st, &b["errors"]);
-    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}?api_key={erp}"), &[]).await?;
-    step(8, "someone", "an API key in the query string — refused (and never logged)", st, &b["detail"]);
+    step(
+        7,
+        "alice",
+        "bad parameters — every violation listed, nothing reaches the order service",
+        st,
+        &b["errors"],
+    );
+    let (st, b, _) = get(
+        &plain,
+        &format!("{base}/v1/orders/{order}?api_key={erp}"),
+        &[],
+    )
+    .await?;
+    step(
+        8,
+        "someone",
+        "an API key in the query string — refused (and never logged)",
+        st,
+        &b["detail"],
+    );
     let (st, b, h) = get(&plain, &format!("{base}/v1/orders/{order}"), &[]).await?;
     step(9, "someone", "no credential", st, &b["title"]);
-    println!("   WWW-Authenticate: {}", h.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("-"));
+    println!(
+        "   WWW-Authenticate: {}",
+        h.get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    );
     let mut counts = std::collections::BTreeMap::new();
     for _ in 0..25 {
-        let (st, _, _) = get(&plain, &format!("{base}/v1/customers/C0000001/orders?{range}"), &[("authorization", &alice)]).await?;
+        let (st, _, _) = get(
+            &plain,
+            &format!("{base}/v1/customers/C0000001/orders?{range}"),
+            &[("authorization", &alice)],
+        )
+        .await?;
         *counts.entry(st).or_insert(0) += 1;
     }
-    println!("\n10. alice, 25 requests at once (burst 20, 120/min): {counts:?} — 429s carry Retry-After");
+    println!(
+        "\n10. alice, 25 requests at once (burst 20, 120/min): {counts:?} — 429s carry Retry-After"
+    );
     let fail_url = format!("http://127.0.0.1:{}/__demo/fail", setup.orders_port);
     setup.store.set_failing(true);
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{order}"), &[("x-api-key", &erp)]).await?;
-        statuses.push(format!("{st} {}", b["type"].as_str().and_then(|t| t.rsplit('/').next()).unwrap_or("")));
+        let (st, b, _) = get(
+            &plain,
+            &format!("{base}/v1/orders/{order}"),
+            &[("x-api-key", &erp)],
+        )
+        .await?;
+        statuses.push(format!(
+            "{st} {}",
+            b["type"]
+                .as_str()
+                .and_then(|t| t.rsplit('/').next())
+                .unwrap_or("")
+        ));
     }
     setup.store.set_failing(false);
-    println!("\n11. the order service fails (POST {fail_url}): the gateway hides its stack traces, then opens the circuit:");
+    println!(
+        "\n11. the order service fails (POST {fail_url}): the gateway hides its stack traces, then opens the circuit:"
+    );
     println!("   {}", statuses.join(", "));
     println!("   (the circuit half-opens after 15 s and closes when probes succeed)");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let audit = s.join("audit/audit.jsonl");
     let text = std::fs::read_to_string(&audit).unwrap_or_default();
-    if let Some(last) = text.lines().rev().find(|l| l.contains("\"route\":\"customer-orders\"")) {
-        println!("\n12. the audit log ({}) has one record per request; the last customer-orders one:\n   {last}", audit.display());
+    if let Some(last) = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"route\":\"customer-orders\""))
+    {
+        println!(
+            "\n12. the audit log ({}) has one record per request; the last customer-orders one:\n   {last}",
+            audit.display()
+        );
     }
-    match crate::audit::verify::verify(&[audit.clone()]) {
-        Ok(sum) => println!("   `ordergate audit verify {}` → ok: {} records, seq {:?}..{:?}", audit.display(), sum.records, sum.first_seq, sum.last_seq),
+    match crate::audit::verify::verify(std::slice::from_ref(&audit)) {
+        Ok(sum) => println!(
+            "   `ordergate audit verify {}` → ok: {} records, seq {:?}..{:?}",
+            audit.display(),
+            sum.records,
+            sum.first_seq,
+            sum.last_seq
+        ),
         Err(e) => println!("   audit verify: {e}"),
     }
     println!("────────────────────────────────────────────────────────────────────────────\n");

@@ -29,33 +29,85 @@ pub struct OrderStore {
 }
 
 const SURNAMES: [(&str, &str); 20] = [
-    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"), ("黄", "huang"),
-    ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"), ("徐", "xu"), ("孙", "sun"), ("马", "ma"), ("朱", "zhu"),
-    ("胡", "hu"), ("郭", "guo"), ("何", "he"), ("林", "lin"), ("罗", "luo"), ("高", "gao"),
+    ("王", "wang"),
+    ("李", "li"),
+    ("张", "zhang"),
+    ("刘", "liu"),
+    ("陈", "chen"),
+    ("杨", "yang"),
+    ("黄", "huang"),
+    ("赵", "zhao"),
+    ("吴", "wu"),
+    ("周", "zhou"),
+    ("徐", "xu"),
+    ("孙", "sun"),
+    ("马", "ma"),
+    ("朱", "zhu"),
+    ("胡", "hu"),
+    ("郭", "guo"),
+    ("何", "he"),
+    ("林", "lin"),
+    ("罗", "luo"),
+    ("高", "gao"),
 ];
 const GIVEN: [(&str, &str); 16] = [
-    ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("秀英", "xiuying"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
-    ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("洋", "yang"), ("艳", "yan"), ("杰", "jie"), ("娟", "juan"),
-    ("涛", "tao"), ("明", "ming"),
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("秀英", "xiuying"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("丽", "li"),
+    ("强", "qiang"),
+    ("磊", "lei"),
+    ("军", "jun"),
+    ("洋", "yang"),
+    ("艳", "yan"),
+    ("杰", "jie"),
+    ("娟", "juan"),
+    ("涛", "tao"),
+    ("明", "ming"),
 ];
 const PLACES: [(&str, &str); 8] = [
-    ("110105", "北京市朝阳区建国路"), ("310115", "上海市浦东新区世纪大道"), ("440305", "深圳市南山区科技园路"),
-    ("330106", "杭州市西湖区文三路"), ("510107", "成都市武侯区天府大道"), ("420106", "武汉市武昌区中南路"),
-    ("320106", "南京市鼓楼区中山北路"), ("610113", "西安市雁塔区科技路"),
+    ("110105", "北京市朝阳区建国路"),
+    ("310115", "上海市浦东新区世纪大道"),
+    ("440305", "深圳市南山区科技园路"),
+    ("330106", "杭州市西湖区文三路"),
+    ("510107", "成都市武侯区天府大道"),
+    ("420106", "武汉市武昌区中南路"),
+    ("320106", "南京市鼓楼区中山北路"),
+    ("610113", "西安市雁塔区科技路"),
 ];
 const PRODUCTS: [(&str, &str, u32); 10] = [
-    ("P1001", "无线降噪耳机", 89900), ("P1002", "不锈钢保温杯", 8900), ("P1003", "机械键盘", 45900),
-    ("P1004", "运动跑鞋", 59900), ("P1005", "电动牙刷", 19900), ("P1006", "羊毛围巾", 25900),
-    ("P1007", "咖啡豆 1kg", 16800), ("P1008", "儿童绘本套装", 12800), ("P1009", "空气炸锅", 39900),
+    ("P1001", "无线降噪耳机", 89900),
+    ("P1002", "不锈钢保温杯", 8900),
+    ("P1003", "机械键盘", 45900),
+    ("P1004", "运动跑鞋", 59900),
+    ("P1005", "电动牙刷", 19900),
+    ("P1006", "羊毛围巾", 25900),
+    ("P1007", "咖啡豆 1kg", 16800),
+    ("P1008", "儿童绘本套装", 12800),
+    ("P1009", "空气炸锅", 39900),
     ("P1010", "移动电源", 14900),
 ];
-const STATUSES: [&str; 6] = ["pending", "paid", "shipped", "delivered", "refunded", "cancelled"];
+const STATUSES: [&str; 6] = [
+    "pending",
+    "paid",
+    "shipped",
+    "delivered",
+    "refunded",
+    "cancelled",
+];
 const CARRIERS: [&str; 3] = ["SF Express", "JD Logistics", "ZTO Express"];
 
 /// GB 11643 check character.
 fn id_check(first17: &str) -> char {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17.bytes().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    let sum: u32 = first17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
     b"10X98765432"[(sum % 11) as usize] as char
 }
 
@@ -93,9 +145,17 @@ impl OrderStore {
                 let (region, street) = PLACES[rng.random_range(0..PLACES.len())];
                 let birth = NaiveDate::from_ymd_opt(1960, 1, 1).unwrap_or_default()
                     + Duration::days(rng.random_range(0..15_000));
-                let first17 = format!("{region}{}{:03}", birth.format("%Y%m%d"), rng.random_range(1..999));
+                let first17 = format!(
+                    "{region}{}{:03}",
+                    birth.format("%Y%m%d"),
+                    rng.random_range(1..999)
+                );
                 let id_number = format!("{first17}{}", id_check(&first17));
-                let phone = format!("1{}{:09}", rng.random_range(3..=9), rng.random_range(0..1_000_000_000u32));
+                let phone = format!(
+                    "1{}{:09}",
+                    rng.random_range(3..=9),
+                    rng.random_range(0..1_000_000_000u32)
+                );
                 json!({
                     "customer_id": format!("C{n:07}"),
                     "name": format!("{surname}{given}"),
@@ -153,7 +213,10 @@ impl OrderStore {
             })
             .collect();
         orders.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
-        Self { orders, failing: AtomicBool::new(false) }
+        Self {
+            orders,
+            failing: AtomicBool::new(false),
+        }
     }
 
     /// Every order, newest first.
@@ -184,7 +247,10 @@ fn failure() -> Response {
         .into_response()
 }
 
-async fn list(State(store): State<Arc<OrderStore>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn list(
+    State(store): State<Arc<OrderStore>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if store.failing.load(Ordering::Acquire) {
         return failure();
     }
@@ -193,16 +259,36 @@ async fn list(State(store): State<Arc<OrderStore>>, Query(q): Query<HashMap<Stri
     let matching: Vec<&Value> = store
         .orders
         .iter()
-        .filter(|o| q.get("customer_id").is_none_or(|c| o["customer_id"] == c.as_str()))
+        .filter(|o| {
+            q.get("customer_id")
+                .is_none_or(|c| o["customer_id"] == c.as_str())
+        })
         .filter(|o| q.get("status").is_none_or(|s| o["status"] == s.as_str()))
         .filter(|o| {
-            let day = o["created_at"].as_str().unwrap_or("").get(..10).unwrap_or("");
+            let day = o["created_at"]
+                .as_str()
+                .unwrap_or("")
+                .get(..10)
+                .unwrap_or("");
             (from.is_empty() || day >= from.as_str()) && (to.is_empty() || day <= to.as_str())
         })
         .collect();
-    let page_size: usize = q.get("page_size").and_then(|p| p.parse().ok()).unwrap_or(20).clamp(1, 500);
-    let offset: usize = q.get("cursor").and_then(|c| c.strip_prefix('o')).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let page: Vec<&Value> = matching.iter().skip(offset).take(page_size).copied().collect();
+    let page_size: usize = q
+        .get("page_size")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 500);
+    let offset: usize = q
+        .get("cursor")
+        .and_then(|c| c.strip_prefix('o'))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<&Value> = matching
+        .iter()
+        .skip(offset)
+        .take(page_size)
+        .copied()
+        .collect();
     let next = (offset + page_size < matching.len()).then(|| format!("o{}", offset + page_size));
     axum::Json(json!({"orders": page, "next_cursor": next})).into_response()
 }
@@ -211,13 +297,24 @@ async fn detail(State(store): State<Arc<OrderStore>>, Path(order_id): Path<Strin
     if store.failing.load(Ordering::Acquire) {
         return failure();
     }
-    match store.orders.iter().find(|o| o["order_id"] == order_id.as_str()) {
+    match store
+        .orders
+        .iter()
+        .find(|o| o["order_id"] == order_id.as_str())
+    {
         Some(order) => axum::Json(order.clone()).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "order not found"}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "order not found"})),
+        )
+            .into_response(),
     }
 }
 
-async fn fail(State(store): State<Arc<OrderStore>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn fail(
+    State(store): State<Arc<OrderStore>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let on = q.get("on").is_none_or(|v| v != "false");
     store.set_failing(on);
     (StatusCode::OK, if on { "failing\n" } else { "healthy\n" }).into_response()
@@ -232,13 +329,24 @@ mod tests {
         let a = OrderStore::seeded();
         let b = OrderStore::seeded();
         assert_eq!(a.orders().len(), 420);
-        assert_eq!(a.orders()[0], b.orders()[0], "the same seed gives the same data");
+        assert_eq!(
+            a.orders()[0],
+            b.orders()[0],
+            "the same seed gives the same data"
+        );
         let id = a.orders()[0]["customer"]["id_number"].as_str().unwrap();
         assert_eq!(id.len(), 18);
         assert_eq!(id.chars().last(), Some(id_check(&id[..17])));
         let masked = crate::redact::redact(&a.orders()[0].to_string()).into_owned();
-        assert!(!masked.contains(id), "the redactor recognises the generated ID numbers");
-        let customers: std::collections::HashSet<&str> = a.orders().iter().filter_map(|o| o["customer_id"].as_str()).collect();
+        assert!(
+            !masked.contains(id),
+            "the redactor recognises the generated ID numbers"
+        );
+        let customers: std::collections::HashSet<&str> = a
+            .orders()
+            .iter()
+            .filter_map(|o| o["customer_id"].as_str())
+            .collect();
         assert!(customers.len() >= 45);
     }
 }

@@ -4,7 +4,10 @@
 
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
 
 /// A certificate authority.
 pub struct Ca {
@@ -30,11 +33,21 @@ impl Ca {
         let key = KeyPair::generate().map_err(error)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(error)?;
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = params.self_signed(&key).map_err(error)?;
-        Ok(Self { pem: cert.pem(), key, params })
+        Ok(Self {
+            pem: cert.pem(),
+            key,
+            params,
+        })
     }
 
     /// The CA certificate (PEM).
@@ -46,14 +59,22 @@ impl Ca {
         let key = KeyPair::generate().map_err(error)?;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).map_err(error)?;
-        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// A server certificate for these DNS names or IP addresses.
     pub fn server(&self, names: &[&str]) -> Result<Issued, String> {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).map_err(error)?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .map_err(error)?;
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("localhost"),
+        );
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params)
     }
@@ -62,7 +83,9 @@ impl Ca {
     pub fn client(&self, common_name: &str, organisation: Option<&str>) -> Result<Issued, String> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(error)?;
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         if let Some(o) = organisation {
             params.distinguished_name.push(DnType::OrganizationName, o);
         }
@@ -101,7 +124,12 @@ impl JwtKey {
             use base64::Engine as _;
             let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key_raw());
             let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "EdDSA", "kid": kid});
-            return Ok(Self { alg, kid: kid.to_owned(), private_pem, jwk });
+            return Ok(Self {
+                alg,
+                kid: kid.to_owned(),
+                private_pem,
+                jwk,
+            });
         }
         let encoding = match alg {
             ES256 | ES384 => EncodingKey::from_ec_pem(private_pem.as_bytes()),
@@ -112,7 +140,12 @@ impl JwtKey {
         let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| e.to_string())?;
         jwk.common.key_id = Some(kid.to_owned());
         let jwk = serde_json::to_value(&jwk).map_err(|e| e.to_string())?;
-        Ok(Self { alg, kid: kid.to_owned(), private_pem, jwk })
+        Ok(Self {
+            alg,
+            kid: kid.to_owned(),
+            private_pem,
+            jwk,
+        })
     }
 }
 

@@ -26,12 +26,18 @@ impl BucketSpec {
 
     /// The bucket's tolerance (`burst·T`) in nanoseconds.
     pub fn capacity_ns(&self) -> u64 {
-        self.interval_ns().saturating_mul(u64::from(self.burst.get()))
+        self.interval_ns()
+            .saturating_mul(u64::from(self.burst.get()))
     }
 
     /// A stable name, so that an unchanged bucket keeps its state across reloads.
     pub fn fingerprint(&self) -> String {
-        format!("{}/{}ms:{}", self.rate.count, self.rate.period.as_millis(), self.burst)
+        format!(
+            "{}/{}ms:{}",
+            self.rate.count,
+            self.rate.period.as_millis(),
+            self.burst
+        )
     }
 }
 
@@ -88,7 +94,10 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn spec(rate: &str, burst: u32) -> BucketSpec {
-        BucketSpec { rate: parse_rate(rate).unwrap(), burst: NonZeroU32::new(burst).unwrap() }
+        BucketSpec {
+            rate: parse_rate(rate).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        }
     }
 
     /// Runs `n` requests at `now`, storing the TAT like a backend would.
@@ -110,7 +119,10 @@ mod tests {
         let mut tat = 0;
         let now = 1_000 * SEC;
         let first = evaluate(&s, tat, now);
-        assert_eq!((first.admitted, first.remaining, first.reset_secs), (true, 4, 1));
+        assert_eq!(
+            (first.admitted, first.remaining, first.reset_secs),
+            (true, 4, 1)
+        );
         assert_eq!(burst_at(&s, &mut tat, now, 100), 5);
         let refused = evaluate(&s, tat, now);
         assert!(!refused.admitted);
@@ -128,9 +140,17 @@ mod tests {
         for ms in 0..1000 {
             assert!(!evaluate(&s, tat, start + ms * 1_000_000 / 2).admitted);
         }
-        assert_eq!(burst_at(&s, &mut tat, start + SEC, 10), 1, "one token per second");
+        assert_eq!(
+            burst_at(&s, &mut tat, start + SEC, 10),
+            1,
+            "one token per second"
+        );
         assert_eq!(burst_at(&s, &mut tat, start + 3 * SEC, 10), 2);
-        assert_eq!(burst_at(&s, &mut tat, start + 100 * SEC, 10), 5, "never more than burst");
+        assert_eq!(
+            burst_at(&s, &mut tat, start + 100 * SEC, 10),
+            5,
+            "never more than burst"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 
-use super::gcra::{self, BucketSpec, Evaluation};
 use super::RateLimitStatus;
+use super::gcra::{self, BucketSpec, Evaluation};
 
 /// One bucket of a request: its stable id (kind, route, shape) and shape.
 #[derive(Debug, Clone)]
@@ -41,7 +41,11 @@ pub struct LocalBuckets {
 
 impl Default for LocalBuckets {
     fn default() -> Self {
-        Self { epoch: Instant::now(), principals: DashMap::new(), ips: DashMap::new() }
+        Self {
+            epoch: Instant::now(),
+            principals: DashMap::new(),
+            ips: DashMap::new(),
+        }
     }
 }
 
@@ -58,7 +62,10 @@ impl LocalBuckets {
         let evaluations: Vec<Evaluation> = buckets
             .iter()
             .map(|b| {
-                let tat = state.iter().find(|(id, _)| *id == b.id).map_or(0, |(_, tat)| *tat);
+                let tat = state
+                    .iter()
+                    .find(|(id, _)| *id == b.id)
+                    .map_or(0, |(_, tat)| *tat);
                 gcra::evaluate(&b.spec, tat, now)
             })
             .collect();
@@ -115,7 +122,10 @@ impl LocalBuckets {
 /// refusing bucket that frees up last), else the figures of the bucket with the fewest tokens left.
 pub fn combine(buckets: &[BucketRef], evaluations: &[Evaluation]) -> Decision {
     let pairs = buckets.iter().zip(evaluations).enumerate();
-    let refusing = pairs.clone().filter(|(_, (_, e))| !e.admitted).max_by_key(|(_, (_, e))| e.retry_after_secs);
+    let refusing = pairs
+        .clone()
+        .filter(|(_, (_, e))| !e.admitted)
+        .max_by_key(|(_, (_, e))| e.retry_after_secs);
     if let Some((index, (bucket, evaluation))) = refusing {
         return Decision {
             admitted: false,
@@ -130,7 +140,11 @@ pub fn combine(buckets: &[BucketRef], evaluations: &[Evaluation]) -> Decision {
             status: RateLimitStatus::from_evaluation(&b.spec, e),
             bucket: index,
         },
-        None => Decision { admitted: true, status: RateLimitStatus::default(), bucket: 0 },
+        None => Decision {
+            admitted: true,
+            status: RateLimitStatus::default(),
+            bucket: 0,
+        },
     }
 }
 
@@ -145,7 +159,10 @@ mod tests {
     fn bucket(id: &str, rate: &str, burst: u32) -> BucketRef {
         BucketRef {
             id: Arc::from(id),
-            spec: BucketSpec { rate: parse_rate(rate).unwrap(), burst: NonZeroU32::new(burst).unwrap() },
+            spec: BucketSpec {
+                rate: parse_rate(rate).unwrap(),
+                burst: NonZeroU32::new(burst).unwrap(),
+            },
         }
     }
 
@@ -158,7 +175,11 @@ mod tests {
         let overall = bucket("principal", "60/min", 3);
         let now = 10 * SEC;
         let admitted = (0..10)
-            .filter(|_| local.check(&alice, &[route_a.clone(), overall.clone()], now).admitted)
+            .filter(|_| {
+                local
+                    .check(&alice, &[route_a.clone(), overall.clone()], now)
+                    .admitted
+            })
             .count();
         assert_eq!(admitted, 3, "the overall bucket is the tighter one");
         // Refused requests did not drain route:a beyond what admitted requests used: once the
@@ -178,12 +199,28 @@ mod tests {
         let local = LocalBuckets::default();
         let b = bucket("route:a", "60/min", 1);
         let now = 5 * SEC;
-        assert!(local.check(&Arc::from("alice"), std::slice::from_ref(&b), now).admitted);
-        assert!(!local.check(&Arc::from("alice"), std::slice::from_ref(&b), now).admitted);
-        assert!(local.check(&Arc::from("bob"), std::slice::from_ref(&b), now).admitted);
+        assert!(
+            local
+                .check(&Arc::from("alice"), std::slice::from_ref(&b), now)
+                .admitted
+        );
+        assert!(
+            !local
+                .check(&Arc::from("alice"), std::slice::from_ref(&b), now)
+                .admitted
+        );
+        assert!(
+            local
+                .check(&Arc::from("bob"), std::slice::from_ref(&b), now)
+                .admitted
+        );
         assert_eq!(local.sweep(now), 2);
         assert_eq!(local.sweep(now + 2 * SEC), 0);
-        assert!(local.check(&Arc::from("alice"), std::slice::from_ref(&b), now + 2 * SEC).admitted);
+        assert!(
+            local
+                .check(&Arc::from("alice"), std::slice::from_ref(&b), now + 2 * SEC)
+                .admitted
+        );
     }
 
     #[test]

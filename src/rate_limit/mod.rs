@@ -125,32 +125,53 @@ impl RateLimiter {
         if buckets.is_empty() {
             return Ok(None);
         }
-        let decision = self.decide(settings, Owner::Principal(principal), &buckets).await?;
+        let decision = self
+            .decide(settings, Owner::Principal(principal), &buckets)
+            .await?;
         if decision.admitted {
             Ok(Some(decision.status))
         } else {
-            let kind = if route_bucket.is_some() && decision.bucket == 0 { "route" } else { "principal" };
+            let kind = if route_bucket.is_some() && decision.bucket == 0 {
+                "route"
+            } else {
+                "principal"
+            };
             metrics::counter!("ordergate_rate_limited_total", "bucket" => kind).increment(1);
             Err(GatewayError::RateLimited {
                 status: decision.status,
-                cause: if kind == "route" { "route_limit" } else { "principal_limit" },
+                cause: if kind == "route" {
+                    "route_limit"
+                } else {
+                    "principal_limit"
+                },
             })
         }
     }
 
     /// Charges the per-IP bucket for a request that failed authentication; `Some` refusal when the
     /// IP is over its allowance (the 401 then becomes a 429).
-    pub async fn charge_failed_auth(&self, settings: &RateLimitSettings, ip: IpAddr) -> Option<GatewayError> {
+    pub async fn charge_failed_auth(
+        &self,
+        settings: &RateLimitSettings,
+        ip: IpAddr,
+    ) -> Option<GatewayError> {
         let bucket = settings.per_ip_unauthenticated.as_ref()?;
-        let decision = match self.decide(settings, Owner::Ip(ip), std::slice::from_ref(bucket)).await {
+        let decision = match self
+            .decide(settings, Owner::Ip(ip), std::slice::from_ref(bucket))
+            .await
+        {
             Ok(d) => d,
             Err(e) => return Some(e),
         };
         if decision.admitted {
             return None;
         }
-        metrics::counter!("ordergate_rate_limited_total", "bucket" => "failed_auth_ip").increment(1);
-        Some(GatewayError::RateLimited { status: decision.status, cause: "failed_auth_ip_limit" })
+        metrics::counter!("ordergate_rate_limited_total", "bucket" => "failed_auth_ip")
+            .increment(1);
+        Some(GatewayError::RateLimited {
+            status: decision.status,
+            cause: "failed_auth_ip_limit",
+        })
     }
 
     async fn decide(
@@ -170,7 +191,9 @@ impl RateLimiter {
             metrics::counter!("ordergate_rate_limit_backend_errors_total").increment(1);
             tracing::warn!(error = %failure, "rate-limit backend failed; applying on_backend_error");
             if settings.on_backend_error == OnBackendError::Reject {
-                return Err(GatewayError::Overloaded { cause: "rate_limit_backend_unavailable" });
+                return Err(GatewayError::Overloaded {
+                    cause: "rate_limit_backend_unavailable",
+                });
             }
         }
         let now = self.local.now();

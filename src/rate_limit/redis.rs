@@ -72,13 +72,19 @@ pub struct RedisBuckets {
 
 impl std::fmt::Debug for RedisBuckets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBuckets").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisBuckets")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
 impl RedisBuckets {
     /// Connects lazily-reconnecting to `client`.
-    pub async fn connect(client: redis::Client, timeout: Duration, prefix: String) -> Result<Self, BackendError> {
+    pub async fn connect(
+        client: redis::Client,
+        timeout: Duration,
+        prefix: String,
+    ) -> Result<Self, BackendError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -87,7 +93,12 @@ impl RedisBuckets {
         let connection = tokio::time::timeout(timeout * 4, connect)
             .await
             .map_err(|_| BackendError::Timeout(timeout * 4))??;
-        Ok(Self { connection, script: redis::Script::new(GCRA_SCRIPT), timeout, prefix })
+        Ok(Self {
+            connection,
+            script: redis::Script::new(GCRA_SCRIPT),
+            timeout,
+            prefix,
+        })
     }
 
     /// The key prefix.
@@ -106,7 +117,11 @@ impl RedisBuckets {
     }
 
     /// Evaluates and, if all admit, charges `buckets` of the hash-tagged `owner` in one round trip.
-    pub async fn check(&self, owner: &str, buckets: &[BucketRef]) -> Result<Decision, BackendError> {
+    pub async fn check(
+        &self,
+        owner: &str,
+        buckets: &[BucketRef],
+    ) -> Result<Decision, BackendError> {
         let mut invocation = self.script.prepare_invoke();
         let tag = hash_tag(owner);
         for bucket in buckets {
@@ -118,9 +133,10 @@ impl RedisBuckets {
                 .arg(bucket.spec.capacity_ns().div_ceil(1_000));
         }
         let mut connection = self.connection.clone();
-        let reply: Vec<i64> = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-            .await
-            .map_err(|_| BackendError::Timeout(self.timeout))??;
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| BackendError::Timeout(self.timeout))??;
         if reply.len() != buckets.len() * 4 {
             return Err(BackendError::Shape);
         }

@@ -34,7 +34,10 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut stop: watch
     let shutdown = async move {
         let _ = stop.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "admin listener failed");
     }
 }
@@ -48,7 +51,11 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 async fn list_frozen(State(gateway): State<Arc<Gateway>>) -> Response {
@@ -69,7 +76,11 @@ async fn unfreeze(
     let started = Instant::now();
     let redis = gateway.limiter.redis();
     let found = gateway.abuse.unfreeze(&key, redis.as_deref()).await;
-    let status = if found { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
+    let status = if found {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    };
     let entry = Entry {
         ts: SystemTime::now(),
         request_id: crate::request_id::generate(),

@@ -43,7 +43,10 @@ impl Running {
         }
         let grace = self.gateway.live().policy.server.shutdown_grace;
         let gateway = self.gateway.clone();
-        let _ = tokio::task::spawn_blocking(move || gateway.audit.close(grace.max(Duration::from_secs(5)))).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            gateway.audit.close(grace.max(Duration::from_secs(5)))
+        })
+        .await;
     }
 
     /// A receiver that turns true when shutdown starts.
@@ -62,23 +65,43 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
     crate::metrics::install();
     let listen = policy.server.listen;
     let admin_listen = policy.server.admin_listen;
-    let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let admin = match admin_listen {
-        Some(a) => Some(TcpListener::bind(a).await.map_err(|e| format!("cannot listen on {a} (admin): {e}"))?),
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
+        ),
         None => None,
     };
     let gateway = Gateway::start(policy, policy_path).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(serve(gateway.clone(), listener, stopped.clone()))];
+    let mut tasks = vec![tokio::spawn(serve(
+        gateway.clone(),
+        listener,
+        stopped.clone(),
+    ))];
     if let Some(admin) = admin {
         tasks.push(tokio::spawn(admin::serve(gateway.clone(), admin, stopped)));
     }
     gateway.set_listening(true);
-    let scheme = if gateway.live().policy.server.tls.is_some() { "https" } else { "http" };
+    let scheme = if gateway.live().policy.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(%addr, scheme, admin = ?admin_addr, "ordergate listening");
-    Ok(Running { addr, admin_addr, gateway, stop, tasks })
+    Ok(Running {
+        addr,
+        admin_addr,
+        gateway,
+        stop,
+        tasks,
+    })
 }
 
 /// Accepts connections until `stop` turns true, then drains them.
@@ -115,7 +138,10 @@ async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut stop: watch::Re
     gateway.set_listening(false);
     drop(listener);
     let grace = gateway.live().policy.server.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace ran out with connections still open");
     }
 }
@@ -149,28 +175,37 @@ async fn serve_connection(
     let Some(tls) = &server.tls else {
         let conn = Arc::new(ConnInfo::plain(peer));
         let io = TokioIo::new(stream);
-        let _ = watcher.watch(http1_builder(server.header_read_timeout, header_limit).serve_connection(io, service(gateway.clone(), conn))).await;
+        let _ = watcher
+            .watch(
+                http1_builder(server.header_read_timeout, header_limit)
+                    .serve_connection(io, service(gateway.clone(), conn)),
+            )
+            .await;
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-    let stream = match tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
+    let stream =
+        match tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
     let (_, session) = stream.get_ref();
     let version = match session.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "TLS",
     };
-    let subject = session.peer_certificates().and_then(|c| c.first()).and_then(|c| Subject::of_certificate(c));
+    let subject = session
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| Subject::of_certificate(c));
     let h2 = session.alpn_protocol() == Some(b"h2");
     let conn = Arc::new(ConnInfo {
         peer,
@@ -192,7 +227,9 @@ async fn serve_connection(
             .keep_alive_timeout(Duration::from_secs(10));
         watcher.watch(builder.serve_connection(io, svc)).await
     } else {
-        watcher.watch(http1_builder(timeout, header_limit).serve_connection(io, svc)).await
+        watcher
+            .watch(http1_builder(timeout, header_limit).serve_connection(io, svc))
+            .await
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -217,9 +254,10 @@ fn service(
     hyper::Request<hyper::body::Incoming>,
     Response = hyper::Response<crate::body::GatewayBody>,
     Error = Infallible,
-    Future = impl std::future::Future<Output = Result<hyper::Response<crate::body::GatewayBody>, Infallible>>
-                 + Send
-                 + 'static,
+    Future = impl std::future::Future<
+        Output = Result<hyper::Response<crate::body::GatewayBody>, Infallible>,
+    > + Send
+             + 'static,
 > + Clone
 + Send
 + 'static {

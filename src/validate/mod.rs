@@ -62,7 +62,10 @@ impl Validated {
         let mut out = String::new();
         let mut text = String::new();
         let forwarded = params.forward_params.iter().filter_map(|(from, to)| {
-            self.path.iter().find(|(n, _)| n == from).map(|(_, v)| (to, v))
+            self.path
+                .iter()
+                .find(|(n, _)| n == from)
+                .map(|(_, v)| (to, v))
         });
         for (name, value) in forwarded.chain(self.query.iter().map(|(n, v)| (n, v))) {
             if !out.is_empty() {
@@ -90,13 +93,22 @@ pub fn validate(
         let value = path_values.iter().find(|(n, _)| *n == schema.name);
         match value.map(|(_, v)| schema.check(v)) {
             Some(Ok(v)) => validated.path.push((schema.name.clone(), v)),
-            Some(Err(reason)) => errors.push(ParamError { param: schema.name.to_string(), reason }),
-            None => errors.push(ParamError { param: schema.name.to_string(), reason: "is required".into() }),
+            Some(Err(reason)) => errors.push(ParamError {
+                param: schema.name.to_string(),
+                reason,
+            }),
+            None => errors.push(ParamError {
+                param: schema.name.to_string(),
+                reason: "is required".into(),
+            }),
         }
     }
     for (name, _) in &raw.pairs {
         if !params.query.iter().any(|s| *s.name == **name) {
-            errors.push(ParamError { param: query::echo_name(name), reason: "unknown parameter".into() });
+            errors.push(ParamError {
+                param: query::echo_name(name),
+                reason: "unknown parameter".into(),
+            });
         }
     }
     for schema in &params.query {
@@ -104,14 +116,18 @@ pub fn validate(
         match raw.get(&schema.name) {
             Some(text) => match schema.check(text) {
                 Ok(v) => validated.query.push((schema.name.clone(), v)),
-                Err(reason) => errors.push(ParamError { param: schema.name.to_string(), reason }),
+                Err(reason) => errors.push(ParamError {
+                    param: schema.name.to_string(),
+                    reason,
+                }),
             },
             None if repeated_or_malformed => {}
             None => match &schema.default {
                 Some(default) => validated.query.push((schema.name.clone(), default.clone())),
-                None if schema.required => {
-                    errors.push(ParamError { param: schema.name.to_string(), reason: "is required".into() })
-                }
+                None if schema.required => errors.push(ParamError {
+                    param: schema.name.to_string(),
+                    reason: "is required".into(),
+                }),
                 None => {}
             },
         }
@@ -126,7 +142,10 @@ pub fn validate(
                     continue;
                 };
                 if start > end {
-                    errors.push(ParamError { param: to.to_string(), reason: format!("must not be before {from}") });
+                    errors.push(ParamError {
+                        param: to.to_string(),
+                        reason: format!("must not be before {from}"),
+                    });
                 } else if let Some(max) = max_days
                     && (end - start).num_days() > i64::from(*max)
                 {
@@ -153,7 +172,12 @@ fn classify(errors: &[ParamError]) -> &'static str {
         "unknown_parameter"
     } else if any("repeated parameter") {
         "repeated_parameter"
-    } else if any("percent-encoding") || any("UTF-8") || any("control character") || any("`=`") || any("empty parameter") {
+    } else if any("percent-encoding")
+        || any("UTF-8")
+        || any("control character")
+        || any("`=`")
+        || any("empty parameter")
+    {
         "malformed_query"
     } else if any("is required") {
         "missing_parameter"

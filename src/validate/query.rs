@@ -69,7 +69,11 @@ pub fn parse(raw: &str) -> RawQuery {
                 continue;
             }
             Ok(name) if name.chars().any(char::is_control) => {
-                push(&mut errors, echo_name(&name), "name contains a control character");
+                push(
+                    &mut errors,
+                    echo_name(&name),
+                    "name contains a control character",
+                );
                 continue;
             }
             Ok(name) => name,
@@ -80,7 +84,11 @@ pub fn parse(raw: &str) -> RawQuery {
         };
         let value = match decode(raw_value) {
             Ok(value) if value.chars().any(char::is_control) => {
-                push(&mut errors, echo_name(&name), "contains a control character");
+                push(
+                    &mut errors,
+                    echo_name(&name),
+                    "contains a control character",
+                );
                 continue;
             }
             Ok(value) => value,
@@ -90,7 +98,10 @@ pub fn parse(raw: &str) -> RawQuery {
             }
         };
         if pairs.iter().any(|(n, _)| *n == name) {
-            if !errors.iter().any(|e| e.param == name && e.reason == REPEATED) {
+            if !errors
+                .iter()
+                .any(|e| e.param == name && e.reason == REPEATED)
+            {
                 push(&mut errors, echo_name(&name), REPEATED);
             }
             continue;
@@ -105,7 +116,10 @@ pub fn parse(raw: &str) -> RawQuery {
 const REPEATED: &str = "repeated parameter (send each parameter once)";
 
 fn push(errors: &mut Vec<ParamError>, param: String, reason: &str) {
-    errors.push(ParamError { param, reason: reason.to_owned() });
+    errors.push(ParamError {
+        param,
+        reason: reason.to_owned(),
+    });
 }
 
 fn decode(raw: &str) -> Result<String, &'static str> {
@@ -121,7 +135,11 @@ mod tests {
     use super::*;
 
     fn reasons(raw: &str) -> Vec<(String, String)> {
-        parse(raw).errors.into_iter().map(|e| (e.param, e.reason)).collect()
+        parse(raw)
+            .errors
+            .into_iter()
+            .map(|e| (e.param, e.reason))
+            .collect()
     }
 
     #[test]
@@ -138,15 +156,34 @@ mod tests {
     #[test]
     fn records_every_problem() {
         assert_eq!(reasons("a=1&&b=2")[0].1, "empty parameter (stray `&`)");
-        assert_eq!(reasons("flag")[0], ("flag".into(), "missing `=` and value".into()));
+        assert_eq!(
+            reasons("flag")[0],
+            ("flag".into(), "missing `=` and value".into())
+        );
         assert_eq!(reasons("=5")[0].1, "empty parameter name");
-        assert_eq!(reasons("a=%zz")[0], ("a".into(), "malformed percent-encoding".into()));
-        assert_eq!(reasons("a=%C0%AF")[0], ("a".into(), "not valid UTF-8".into()));
-        assert_eq!(reasons("a=x%00")[0], ("a".into(), "contains a control character".into()));
-        assert_eq!(reasons("a=x%0D%0Ay")[0], ("a".into(), "contains a control character".into()));
+        assert_eq!(
+            reasons("a=%zz")[0],
+            ("a".into(), "malformed percent-encoding".into())
+        );
+        assert_eq!(
+            reasons("a=%C0%AF")[0],
+            ("a".into(), "not valid UTF-8".into())
+        );
+        assert_eq!(
+            reasons("a=x%00")[0],
+            ("a".into(), "contains a control character".into())
+        );
+        assert_eq!(
+            reasons("a=x%0D%0Ay")[0],
+            ("a".into(), "contains a control character".into())
+        );
         assert_eq!(reasons("a=1&a=2&a=3"), vec![("a".into(), REPEATED.into())]);
         let q = parse("a=1&a=2");
-        assert_eq!(q.get("a"), None, "a repeated parameter has no trusted value");
+        assert_eq!(
+            q.get("a"),
+            None,
+            "a repeated parameter has no trusted value"
+        );
         assert_eq!(reasons("a=1&&=2&b").len(), 3);
     }
 
@@ -154,6 +191,9 @@ mod tests {
     fn echoed_names_are_short_and_printable() {
         assert_eq!(echo_name("page_size"), "page_size");
         assert_eq!(echo_name("a\u{1}b"), "a?b");
-        assert_eq!(echo_name(&"x".repeat(100)).chars().count(), ECHO_NAME_CHARS + 1);
+        assert_eq!(
+            echo_name(&"x".repeat(100)).chars().count(),
+            ECHO_NAME_CHARS + 1
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! echo the value.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use regex::Regex;
@@ -96,15 +96,27 @@ impl Value {
     }
 }
 
-static INTEGER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^-?[0-9]{1,19}$").expect("static regex"));
-static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?$").expect("static regex")
-});
-static DATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$").expect("static regex"));
-static DATETIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$")
-        .expect("static regex")
-});
+/// The shapes of typed values. Constant patterns, compiled on first use and covered by tests:
+/// they cannot fail at run time.
+#[allow(clippy::expect_used)]
+mod shapes {
+    use std::sync::LazyLock;
+
+    use regex::Regex;
+
+    pub static INTEGER: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^-?[0-9]{1,19}$").expect("static regex"));
+    pub static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?$").expect("static regex")
+    });
+    pub static DATE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$").expect("static regex"));
+    pub static DATETIME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$")
+            .expect("static regex")
+    });
+}
+use shapes::{DATE, DATETIME, INTEGER, NUMBER};
 
 impl ParamSchema {
     /// Checks one raw (decoded) value; `Err` holds the reason.
@@ -185,7 +197,11 @@ impl ParamSchema {
     }
 }
 
-fn bounds<T: PartialOrd + std::fmt::Display>(n: T, min: Option<T>, max: Option<T>) -> Result<(), String> {
+fn bounds<T: PartialOrd + std::fmt::Display>(
+    n: T,
+    min: Option<T>,
+    max: Option<T>,
+) -> Result<(), String> {
     if let Some(min) = min
         && n < min
     {
@@ -200,23 +216,62 @@ fn bounds<T: PartialOrd + std::fmt::Display>(n: T, min: Option<T>, max: Option<T
 }
 
 /// Compiles one parameter's schema, reporting every problem at `at`.
-pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Problems) -> Option<ParamSchema> {
+pub fn compile(
+    name: &str,
+    raw: &raw::Param,
+    at: &KeyPath,
+    problems: &mut Problems,
+) -> Option<ParamSchema> {
     let before = problems.len();
-    let bad = |problems: &mut Problems, key: &str, message: String| problems.at(&at.k(key), message);
+    let bad =
+        |problems: &mut Problems, key: &str, message: String| problems.at(&at.k(key), message);
     use raw::ParamType as T;
-    let only_for = |problems: &mut Problems, key: &str, present: bool, allowed: bool, types: &str| {
-        if present && !allowed {
-            bad(problems, key, format!("`{key}` applies only to {types} parameters"));
-        }
-    };
-    only_for(problems, "pattern", raw.pattern.is_some(), raw.kind == T::String, "string");
-    only_for(problems, "min", raw.min.is_some(), matches!(raw.kind, T::Integer | T::Number), "integer and number");
-    only_for(problems, "max", raw.max.is_some(), matches!(raw.kind, T::Integer | T::Number), "integer and number");
-    only_for(problems, "values", raw.values.is_some(), raw.kind == T::Enum, "enum");
+    let only_for =
+        |problems: &mut Problems, key: &str, present: bool, allowed: bool, types: &str| {
+            if present && !allowed {
+                bad(
+                    problems,
+                    key,
+                    format!("`{key}` applies only to {types} parameters"),
+                );
+            }
+        };
+    only_for(
+        problems,
+        "pattern",
+        raw.pattern.is_some(),
+        raw.kind == T::String,
+        "string",
+    );
+    only_for(
+        problems,
+        "min",
+        raw.min.is_some(),
+        matches!(raw.kind, T::Integer | T::Number),
+        "integer and number",
+    );
+    only_for(
+        problems,
+        "max",
+        raw.max.is_some(),
+        matches!(raw.kind, T::Integer | T::Number),
+        "integer and number",
+    );
+    only_for(
+        problems,
+        "values",
+        raw.values.is_some(),
+        raw.kind == T::Enum,
+        "enum",
+    );
     let int_bound = |problems: &mut Problems, key: &str, n: Option<raw::Number>| match n {
         Some(raw::Number::Integer(i)) => Some(i),
         Some(raw::Number::Float(_)) => {
-            bad(problems, key, format!("`{key}` of an integer parameter must be a whole number"));
+            bad(
+                problems,
+                key,
+                format!("`{key}` of an integer parameter must be a whole number"),
+            );
             None
         }
         None => None,
@@ -226,11 +281,24 @@ pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Proble
             let pattern = match &raw.pattern {
                 // Patterns must match the whole value: an unanchored `[0-9]+` would accept
                 // `1; DROP TABLE orders`.
-                Some(p) => match regex::RegexBuilder::new(&format!("^(?:{p})$")).size_limit(1 << 20).build() {
+                Some(p) => match regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                    .size_limit(1 << 20)
+                    .build()
+                {
                     Ok(r) => Some(r),
                     Err(e) => {
-                        let first = e.to_string().lines().last().unwrap_or("invalid").trim().to_owned();
-                        bad(problems, "pattern", format!("invalid regular expression: {first}"));
+                        let first = e
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("invalid")
+                            .trim()
+                            .to_owned();
+                        bad(
+                            problems,
+                            "pattern",
+                            format!("invalid regular expression: {first}"),
+                        );
                         None
                     }
                 },
@@ -238,15 +306,27 @@ pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Proble
             };
             Kind::String { pattern }
         }
-        T::Integer => Kind::Integer { min: int_bound(problems, "min", raw.min), max: int_bound(problems, "max", raw.max) },
-        T::Number => Kind::Number { min: raw.min.map(raw::Number::as_f64), max: raw.max.map(raw::Number::as_f64) },
+        T::Integer => Kind::Integer {
+            min: int_bound(problems, "min", raw.min),
+            max: int_bound(problems, "max", raw.max),
+        },
+        T::Number => Kind::Number {
+            min: raw.min.map(raw::Number::as_f64),
+            max: raw.max.map(raw::Number::as_f64),
+        },
         T::Boolean => Kind::Boolean,
         T::Date => Kind::Date,
         T::Datetime => Kind::Datetime,
         T::Enum => match &raw.values {
-            Some(values) if !values.is_empty() => Kind::Enum { values: values.clone() },
+            Some(values) if !values.is_empty() => Kind::Enum {
+                values: values.clone(),
+            },
             _ => {
-                bad(problems, "type", "an enum parameter needs a non-empty `values` list".to_owned());
+                bad(
+                    problems,
+                    "type",
+                    "an enum parameter needs a non-empty `values` list".to_owned(),
+                );
                 Kind::Enum { values: Vec::new() }
             }
         },
@@ -254,12 +334,27 @@ pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Proble
     if let (Some(min), Some(max)) = (raw.min, raw.max)
         && min.as_f64() > max.as_f64()
     {
-        bad(problems, "min", format!("`min` ({}) is greater than `max` ({})", min.as_f64(), max.as_f64()));
+        bad(
+            problems,
+            "min",
+            format!(
+                "`min` ({}) is greater than `max` ({})",
+                min.as_f64(),
+                max.as_f64()
+            ),
+        );
     }
     let min_length = raw.min_length.unwrap_or(0) as usize;
-    let max_length = raw.max_length.map(|m| m as usize).unwrap_or(DEFAULT_MAX_LENGTH);
+    let max_length = raw
+        .max_length
+        .map(|m| m as usize)
+        .unwrap_or(DEFAULT_MAX_LENGTH);
     if min_length > max_length {
-        bad(problems, "min_length", format!("`min_length` ({min_length}) is greater than `max_length` ({max_length})"));
+        bad(
+            problems,
+            "min_length",
+            format!("`min_length` ({min_length}) is greater than `max_length` ({max_length})"),
+        );
     }
     let mut schema = ParamSchema {
         name: Arc::from(name),
@@ -273,7 +368,11 @@ pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Proble
     };
     if let Some(default) = &raw.default {
         if raw.required {
-            bad(problems, "default", "a required parameter cannot have a `default`".to_owned());
+            bad(
+                problems,
+                "default",
+                "a required parameter cannot have a `default`".to_owned(),
+            );
         }
         let text = match default {
             toml::Value::String(s) => Some(s.clone()),
@@ -284,8 +383,16 @@ pub fn compile(name: &str, raw: &raw::Param, at: &KeyPath, problems: &mut Proble
         };
         match text.map(|t| schema.check(&t)) {
             Some(Ok(value)) => schema.default = Some(value),
-            Some(Err(reason)) => bad(problems, "default", format!("`default` fails its own schema: it {reason}")),
-            None => bad(problems, "default", "`default` must be a string, number or boolean".to_owned()),
+            Some(Err(reason)) => bad(
+                problems,
+                "default",
+                format!("`default` fails its own schema: it {reason}"),
+            ),
+            None => bad(
+                problems,
+                "default",
+                "`default` must be a string, number or boolean".to_owned(),
+            ),
         }
     }
     (problems.len() == before).then_some(schema)
@@ -307,7 +414,10 @@ mod tests {
         let s = schema("type = 'string'\npattern = '[0-9]+'").unwrap();
         assert!(s.check("123").is_ok());
         assert!(s.check("1; DROP TABLE orders").is_err());
-        assert_eq!(s.check(&"1".repeat(257)).unwrap_err(), "must be at most 256 characters");
+        assert_eq!(
+            s.check(&"1".repeat(257)).unwrap_err(),
+            "must be at most 256 characters"
+        );
         let s = schema("type = 'string'\nmin_length = 2\nmax_length = 3").unwrap();
         assert_eq!(s.check("a").unwrap_err(), "must be at least 2 characters");
         assert_eq!(s.check("abcd").unwrap_err(), "must be at most 3 characters");
@@ -319,7 +429,16 @@ mod tests {
         assert_eq!(s.check("20"), Ok(Value::Integer(20)));
         assert_eq!(s.check("101").unwrap_err(), "must be <= 100");
         assert_eq!(s.check("0").unwrap_err(), "must be >= 1");
-        for bad in ["1.5", "+5", " 5", "0x10", "1e3", "", "99999999999999999999", "5 OR 1=1"] {
+        for bad in [
+            "1.5",
+            "+5",
+            " 5",
+            "0x10",
+            "1e3",
+            "",
+            "99999999999999999999",
+            "5 OR 1=1",
+        ] {
             assert_eq!(s.check(bad).unwrap_err(), "must be an integer", "{bad}");
         }
         let s = schema("type = 'number'\nmin = 0\nmax = 1.5").unwrap();
@@ -334,10 +453,22 @@ mod tests {
     fn dates_and_datetimes() {
         let d = schema("type = 'date'").unwrap();
         assert!(d.check("2024-02-29").is_ok());
-        assert_eq!(d.check("2023-02-29").unwrap_err(), "is not a real calendar date");
-        assert_eq!(d.check("2024-13-01").unwrap_err(), "is not a real calendar date");
-        assert_eq!(d.check("2024-1-1").unwrap_err(), "must be a date (YYYY-MM-DD)");
-        assert_eq!(d.check("2024-01-01' OR '1'='1").unwrap_err(), "must be a date (YYYY-MM-DD)");
+        assert_eq!(
+            d.check("2023-02-29").unwrap_err(),
+            "is not a real calendar date"
+        );
+        assert_eq!(
+            d.check("2024-13-01").unwrap_err(),
+            "is not a real calendar date"
+        );
+        assert_eq!(
+            d.check("2024-1-1").unwrap_err(),
+            "must be a date (YYYY-MM-DD)"
+        );
+        assert_eq!(
+            d.check("2024-01-01' OR '1'='1").unwrap_err(),
+            "must be a date (YYYY-MM-DD)"
+        );
         let t = schema("type = 'datetime'").unwrap();
         assert!(t.check("2024-05-01T10:00:00Z").is_ok());
         assert!(t.check("2024-05-01T10:00:00.123+08:00").is_ok());
@@ -349,7 +480,10 @@ mod tests {
     fn enums_and_booleans() {
         let e = schema("type = 'enum'\nvalues = ['paid', 'shipped']").unwrap();
         assert!(e.check("paid").is_ok());
-        assert_eq!(e.check("PAID").unwrap_err(), "must be one of: paid, shipped");
+        assert_eq!(
+            e.check("PAID").unwrap_err(),
+            "must be one of: paid, shipped"
+        );
         let b = schema("type = 'boolean'").unwrap();
         assert_eq!(b.check("true"), Ok(Value::Boolean(true)));
         assert!(b.check("1").is_err());
@@ -358,11 +492,17 @@ mod tests {
     #[test]
     fn policy_mistakes_are_reported() {
         let problems = schema("type = 'string'\npattern = '('").unwrap_err();
-        assert!(problems[0].starts_with("invalid regular expression"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("invalid regular expression"),
+            "{problems:?}"
+        );
         let problems = schema("type = 'integer'\nmin = 5\nmax = 1").unwrap_err();
         assert!(problems[0].contains("greater than `max`"));
         let problems = schema("type = 'integer'\nmax = 10\ndefault = 20").unwrap_err();
-        assert_eq!(problems[0], "`default` fails its own schema: it must be <= 10");
+        assert_eq!(
+            problems[0],
+            "`default` fails its own schema: it must be <= 10"
+        );
         let problems = schema("type = 'enum'").unwrap_err();
         assert!(problems[0].contains("non-empty `values`"));
         let problems = schema("type = 'date'\npattern = 'x'").unwrap_err();

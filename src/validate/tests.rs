@@ -80,12 +80,36 @@ fn rebuilds_the_upstream_query_canonically() {
 #[test]
 fn lists_every_violation() {
     let e = errors("start_date=2024-02-30&page_size=500&status=lost&debug=1&cursor=x'--");
-    assert!(e.contains(&("start_date".into(), "is not a real calendar date".into())), "{e:?}");
-    assert!(e.contains(&("end_date".into(), "is required".into())), "{e:?}");
-    assert!(e.contains(&("page_size".into(), "must be <= 100".into())), "{e:?}");
-    assert!(e.contains(&("status".into(), "must be one of: pending, paid, shipped".into())), "{e:?}");
-    assert!(e.contains(&("debug".into(), "unknown parameter".into())), "{e:?}");
-    assert!(e.contains(&("cursor".into(), "does not match the required pattern".into())), "{e:?}");
+    assert!(
+        e.contains(&("start_date".into(), "is not a real calendar date".into())),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&("end_date".into(), "is required".into())),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&("page_size".into(), "must be <= 100".into())),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&(
+            "status".into(),
+            "must be one of: pending, paid, shipped".into()
+        )),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&("debug".into(), "unknown parameter".into())),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(&(
+            "cursor".into(),
+            "does not match the required pattern".into()
+        )),
+        "{e:?}"
+    );
     assert_eq!(e.len(), 6);
 }
 
@@ -102,31 +126,60 @@ fn refuses_injection_and_shape_attacks() {
         let e = errors(&format!("{base}&{attack}"));
         assert_eq!(e.len(), 1, "{attack}: {e:?}");
     }
-    assert_eq!(errors(&format!("{base}&status=paid&status=shipped"))[0].1, "repeated parameter (send each parameter once)");
-    assert_eq!(errors(&format!("{base}&cursor=a%00b"))[0].1, "contains a control character");
-    assert_eq!(errors(&format!("{base}&cursor=a%0D%0ASet-Cookie:x"))[0].1, "contains a control character");
-    assert_eq!(errors(&format!("{base}&cursor=%C0%AF"))[0].1, "not valid UTF-8");
-    assert_eq!(errors(&format!("{base}&cursor=%G1"))[0].1, "malformed percent-encoding");
-    assert_eq!(errors(&format!("{base}&cursor={}", "a".repeat(300)))[0].1, "must be at most 256 characters");
+    assert_eq!(
+        errors(&format!("{base}&status=paid&status=shipped"))[0].1,
+        "repeated parameter (send each parameter once)"
+    );
+    assert_eq!(
+        errors(&format!("{base}&cursor=a%00b"))[0].1,
+        "contains a control character"
+    );
+    assert_eq!(
+        errors(&format!("{base}&cursor=a%0D%0ASet-Cookie:x"))[0].1,
+        "contains a control character"
+    );
+    assert_eq!(
+        errors(&format!("{base}&cursor=%C0%AF"))[0].1,
+        "not valid UTF-8"
+    );
+    assert_eq!(
+        errors(&format!("{base}&cursor=%G1"))[0].1,
+        "malformed percent-encoding"
+    );
+    assert_eq!(
+        errors(&format!("{base}&cursor={}", "a".repeat(300)))[0].1,
+        "must be at most 256 characters"
+    );
 }
 
 #[test]
 fn date_range_constraint() {
     assert_eq!(
         errors("start_date=2024-03-01&end_date=2024-01-01"),
-        vec![("end_date".to_owned(), "must not be before start_date".to_owned())]
+        vec![(
+            "end_date".to_owned(),
+            "must not be before start_date".to_owned()
+        )]
     );
     assert_eq!(
         errors("start_date=2023-01-01&end_date=2024-01-03"),
         vec![("end_date".to_owned(), "range exceeds 366 days".to_owned())]
     );
-    let ok = validate(&orders(), &path("C1234567"), &query::parse("start_date=2023-01-01&end_date=2024-01-02"));
+    let ok = validate(
+        &orders(),
+        &path("C1234567"),
+        &query::parse("start_date=2023-01-01&end_date=2024-01-02"),
+    );
     assert!(ok.is_ok(), "366 days is allowed");
 }
 
 #[test]
 fn path_parameters_use_the_same_rules() {
-    let r = validate(&orders(), &path("C12' OR 1=1"), &query::parse("start_date=2024-01-01&end_date=2024-01-01"));
+    let r = validate(
+        &orders(),
+        &path("C12' OR 1=1"),
+        &query::parse("start_date=2024-01-01&end_date=2024-01-01"),
+    );
     match r {
         Err(GatewayError::InvalidParameter { errors, .. }) => {
             assert_eq!(errors[0].param, "customer_id");

@@ -81,20 +81,36 @@ impl FakeUpstream {
 
     async fn answer(&self, request: Request) -> Response {
         let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default().to_vec();
-        let target = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default()
+            .to_vec();
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
         self.requests.lock().push(Recorded {
             method: parts.method.to_string(),
             target: target.clone(),
             headers: parts.headers.clone(),
             body,
         });
-        let reply = self.queue.lock().pop_front().unwrap_or_else(|| self.default.lock().clone());
+        let reply = self
+            .queue
+            .lock()
+            .pop_front()
+            .unwrap_or_else(|| self.default.lock().clone());
         match reply {
-            Reply::Json(status, value) => (StatusCode::from_u16(status).unwrap(), axum::Json(value)).into_response(),
-            Reply::Raw(status, content_type, body) => {
-                (StatusCode::from_u16(status).unwrap(), [("content-type", content_type)], body).into_response()
+            Reply::Json(status, value) => {
+                (StatusCode::from_u16(status).unwrap(), axum::Json(value)).into_response()
             }
+            Reply::Raw(status, content_type, body) => (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", content_type)],
+                body,
+            )
+                .into_response(),
             Reply::Hang => {
                 std::future::pending::<()>().await;
                 StatusCode::OK.into_response()
@@ -112,10 +128,18 @@ impl FakeUpstream {
                     .unwrap()
             }
             Reply::Orders => {
-                let body = if parts.uri.path().starts_with("/api/orders/") { sample_order("O2025010100000001") } else { sample_page() };
+                let body = if parts.uri.path().starts_with("/api/orders/") {
+                    sample_order("O2025010100000001")
+                } else {
+                    sample_page()
+                };
                 let mut response = axum::Json(body).into_response();
-                response.headers_mut().insert("server", "OrderService/2.3 (Java)".parse().unwrap());
-                response.headers_mut().insert("x-powered-by", "Servlet/3.1".parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("server", "OrderService/2.3 (Java)".parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("x-powered-by", "Servlet/3.1".parse().unwrap());
                 response
             }
         }
@@ -142,11 +166,15 @@ impl FakeUpstream {
     }
 }
 
-fn futures_stream() -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+fn futures_stream() -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
+{
     struct Broken(u8);
     impl futures_core::Stream for Broken {
         type Item = Result<bytes::Bytes, std::io::Error>;
-        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
             self.0 += 1;
             std::task::Poll::Ready(Some(if self.0 == 1 {
                 Ok(bytes::Bytes::from_static(b"{\"orders\": ["))
@@ -198,7 +226,9 @@ impl Keys {
         let ca = Ca::new("test CA").unwrap();
         let server = ca.server(&["127.0.0.1", "localhost"]).unwrap();
         let partners = Ca::new("test partners CA").unwrap();
-        let jd = partners.client("jd-marketplace", Some("JD Partner")).unwrap();
+        let jd = partners
+            .client("jd-marketplace", Some("JD Partner"))
+            .unwrap();
         let stranger = partners.client("unknown-partner", Some("Nobody")).unwrap();
         let key = || ordergate::authn::api_key::generate().0;
         Self {
@@ -218,7 +248,10 @@ impl Keys {
 
 fn hash(key: &str) -> String {
     use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
 }
 
 /// The test policy: the reference policy's routes and roles, small limits, test files.
@@ -475,7 +508,11 @@ impl Harness {
         Self::with_parts(keys, upstream, change).await
     }
 
-    pub async fn with_parts(keys: Arc<Keys>, upstream: Arc<FakeUpstream>, change: impl FnOnce(&str) -> String) -> Self {
+    pub async fn with_parts(
+        keys: Arc<Keys>,
+        upstream: Arc<FakeUpstream>,
+        change: impl FnOnce(&str) -> String,
+    ) -> Self {
         Self::with_files(keys, upstream, change, &[]).await
     }
 
@@ -495,12 +532,21 @@ impl Harness {
         let policy = change(&base_policy(&keys, upstream.addr));
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, &policy).unwrap();
-        let loaded = ordergate::config::load(&path).unwrap_or_else(|p| panic!("test policy invalid: {p:#?}"));
+        let loaded = ordergate::config::load(&path)
+            .unwrap_or_else(|p| panic!("test policy invalid: {p:#?}"));
         let running = ordergate::server::start(loaded, &path).await.unwrap();
         let addr = running.addr;
         let admin = running.admin_addr.unwrap();
         let client = client(&keys, None, true);
-        Self { dir, keys, upstream, running: Some(running), addr, admin, client }
+        Self {
+            dir,
+            keys,
+            upstream,
+            running: Some(running),
+            addr,
+            admin,
+            client,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -526,7 +572,14 @@ impl Harness {
 
     /// Alice, customer C0000001.
     pub fn alice(&self) -> String {
-        format!("Bearer {}", self.token("alice", &["customer"], &[("customer_id", json!("C0000001"))]))
+        format!(
+            "Bearer {}",
+            self.token(
+                "alice",
+                &["customer"],
+                &[("customer_id", json!("C0000001"))]
+            )
+        )
     }
 
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -547,13 +600,19 @@ impl Harness {
     /// Audit records written so far (after `stop`, all of them).
     pub fn audit_records(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// Waits until the record of `request_id` is written (bounded) and returns it.
     pub async fn record_of(&self, request_id: &str) -> Value {
         for _ in 0..500 {
-            if let Some(r) = self.audit_records().into_iter().find(|r| r["request_id"] == request_id) {
+            if let Some(r) = self
+                .audit_records()
+                .into_iter()
+                .find(|r| r["request_id"] == request_id)
+            {
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -570,7 +629,10 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("expected {n} audit records, found {}", self.audit_records().len());
+        panic!(
+            "expected {n} audit records, found {}",
+            self.audit_records().len()
+        );
     }
 }
 
@@ -583,7 +645,10 @@ pub fn token_with(key: &JwtKey, sub: &str, roles: &[&str], claims: &[(&str, Valu
             kid: Some(key.kid.clone()),
             alg: Some(key.alg),
             roles: roles.iter().map(|r| r.to_string()).collect(),
-            claims: claims.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            claims: claims
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             ttl: Duration::from_secs(600),
             ..Default::default()
         },
@@ -607,19 +672,28 @@ pub fn client(keys: &Keys, identity: Option<&Issued>, h2: bool) -> reqwest::Clie
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(keys.ca.pem().as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
     let mut config = match identity {
         Some(id) => {
-            let certs = rustls_pki_types::CertificateDer::pem_slice_iter(id.cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
-            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
+            let certs = rustls_pki_types::CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                .map(|c| c.unwrap())
+                .collect();
+            let key =
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
             builder.with_client_auth_cert(certs, key).unwrap()
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .no_proxy()
@@ -637,11 +711,13 @@ pub async fn raw_tls(h: &Harness) -> tokio_rustls::client::TlsStream<tokio::net:
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(h.keys.ca.pem().as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
@@ -650,7 +726,11 @@ pub async fn raw_tls(h: &Harness) -> tokio_rustls::client::TlsStream<tokio::net:
 }
 
 /// Sends one raw HTTP/1.1 request (`Connection: close` is added) and returns status and body.
-pub async fn raw_request(h: &Harness, request_line: &str, headers: &[(&str, &str)]) -> (u16, String) {
+pub async fn raw_request(
+    h: &Harness,
+    request_line: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = raw_tls(h).await;
     let mut text = format!("{request_line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
@@ -662,8 +742,14 @@ pub async fn raw_request(h: &Harness, request_line: &str, headers: &[(&str, &str
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -675,26 +761,35 @@ pub async fn serve_https(
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(keys.server.cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(keys.server.key_pem.as_bytes()).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(keys.server.cert_pem.as_bytes())
+        .map(|c| c.unwrap())
+        .collect();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(keys.server.key_pem.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = hits.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             let body = body.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let service = hyper::service::service_fn(move |_req| {
                     counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let text = body.lock().clone();
@@ -735,11 +830,23 @@ impl RedisServer {
     /// Starts one on `port` (to bring a stopped server back).
     pub async fn start_on(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is needed for these tests (apt-get install redis-server)");
-        let server = Self { port, child: Some(child) };
+        let server = Self {
+            port,
+            child: Some(child),
+        };
         for _ in 0..500 {
             if server.ping() {
                 return server;
@@ -754,8 +861,12 @@ impl RedisServer {
     }
 
     fn ping(&self) -> bool {
-        let Ok(client) = redis::Client::open(self.url()) else { return false };
-        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else { return false };
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
         redis::cmd("PING").query::<String>(&mut con).is_ok()
     }
 
