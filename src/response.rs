@@ -120,13 +120,10 @@ pub async fn shape(
             }
         })?
         .to_bytes();
-    let document: serde_json::Value =
-        serde_json::from_slice(&collected).map_err(|_| GatewayError::BadGateway {
+    let shaped = view
+        .apply_bytes(&collected)
+        .map_err(|_| GatewayError::BadGateway {
             cause: "view_invalid_json",
-        })?;
-    let shaped =
-        serde_json::to_vec(&view.apply(document)).map_err(|_| GatewayError::BadGateway {
-            cause: "view_render",
         })?;
     metrics::counter!(
         "ordergate_views_applied_total",

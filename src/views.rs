@@ -1,12 +1,17 @@
 //! Response views (stage 11): what each caller may see of a JSON answer. Compiled once from
-//! `[[routes.response.views]]`; applied as `allow` (keep only these paths), then `deny` (remove
-//! these), then `mask` (rewrite these values with a masker). Paths: `a.b`, `list[].field`, `*`.
+//! `[[routes.response.views]]` into one trie; applied as `allow` (keep only these paths), then
+//! `deny` (remove these), then `mask` (rewrite these values with a masker), in a single streaming
+//! pass over the upstream's bytes. Paths: `a.b`, `list[].field`, `*`.
 //! A path that does not fit the document's shape selects nothing: allow keeps nothing there,
 //! deny and mask have nothing to do.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::scopes::ScopeSet;
@@ -49,54 +54,6 @@ impl FieldPath {
             }
         }
         Ok(Self(steps))
-    }
-}
-
-/// The allowed paths as a tree.
-#[derive(Debug, Clone, Default)]
-struct AllowTree {
-    all: bool,
-    keys: HashMap<String, AllowTree>,
-    each: Option<Box<AllowTree>>,
-}
-
-impl AllowTree {
-    fn insert(&mut self, steps: &[Step]) {
-        let Some((first, rest)) = steps.split_first() else {
-            self.all = true;
-            return;
-        };
-        let child = match first {
-            Step::Key(k) => self.keys.entry(k.clone()).or_default(),
-            Step::Each => self.each.get_or_insert_with(Default::default),
-        };
-        child.insert(rest);
-    }
-
-    /// Keeps only what the tree allows; `None` drops the value.
-    fn filter(&self, value: Value) -> Option<Value> {
-        if self.all {
-            return Some(value);
-        }
-        match value {
-            Value::Object(map) if !self.keys.is_empty() => {
-                // Walk the document's own keys so the answer keeps the upstream's field order.
-                let mut out = Map::with_capacity(self.keys.len());
-                for (key, value) in map {
-                    if let Some(v) = self.keys.get(&key).and_then(|child| child.filter(value)) {
-                        out.insert(key, v);
-                    }
-                }
-                Some(Value::Object(out))
-            }
-            Value::Array(items) => {
-                let each = self.each.as_ref()?;
-                Some(Value::Array(
-                    items.into_iter().filter_map(|v| each.filter(v)).collect(),
-                ))
-            }
-            _ => None,
-        }
     }
 }
 
@@ -210,17 +167,65 @@ pub fn mask_email(text: &str) -> String {
     }
 }
 
-/// A view, compiled.
+/// One node of a view's path trie: what the view says about the value at this place.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// `allow` names this place or a place above it: everything below is kept.
+    allow_all: bool,
+    /// `allow` names something at or below this place.
+    allowed: bool,
+    /// `deny` names this place.
+    deny: bool,
+    /// `mask` names this place.
+    mask: Option<Masker>,
+    keys: HashMap<String, Node>,
+    each: Option<Box<Node>>,
+}
+
+impl Node {
+    fn at(&mut self, steps: &[Step]) -> &mut Node {
+        match steps.split_first() {
+            None => self,
+            Some((Step::Key(k), rest)) => self.keys.entry(k.clone()).or_default().at(rest),
+            Some((Step::Each, rest)) => self.each.get_or_insert_with(Default::default).at(rest),
+        }
+    }
+
+    fn mark_allowed(&mut self, steps: &[Step]) {
+        self.allowed = true;
+        match steps.split_first() {
+            None => self.allow_all = true,
+            Some((Step::Key(k), rest)) => {
+                self.keys.entry(k.clone()).or_default().mark_allowed(rest)
+            }
+            Some((Step::Each, rest)) => self
+                .each
+                .get_or_insert_with(Default::default)
+                .mark_allowed(rest),
+        }
+    }
+
+    /// True when nothing below needs a decision: the value can be copied verbatim.
+    fn is_plain(&self) -> bool {
+        !self.deny && self.mask.is_none() && self.keys.is_empty() && self.each.is_none()
+    }
+}
+
+/// A view, compiled into one trie of its `allow`, `deny` and `mask` paths.
 #[derive(Debug, Clone)]
 pub struct CompiledView {
     /// The scope as written, for metrics and documentation.
     pub scope_name: Arc<str>,
     /// The one scope this view is for.
     pub scope: ScopeSet,
-    allow: AllowTree,
-    deny: Vec<FieldPath>,
-    mask: Vec<(FieldPath, Masker)>,
+    root: Node,
+    /// `deny = ["*"]`: nothing is shown.
+    deny_all: bool,
 }
+
+/// Why a body could not be filtered (it is then refused, fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJson;
 
 impl CompiledView {
     /// Builds a view from parsed parts.
@@ -231,66 +236,195 @@ impl CompiledView {
         deny: Vec<FieldPath>,
         mask: Vec<(FieldPath, Masker)>,
     ) -> Self {
-        let mut tree = AllowTree::default();
+        let mut root = Node::default();
         for path in allow {
-            tree.insert(&path.0);
+            root.mark_allowed(&path.0);
+        }
+        let deny_all = deny.iter().any(|p| p.0.is_empty());
+        for path in deny.iter().filter(|p| !p.0.is_empty()) {
+            root.at(&path.0).deny = true;
+        }
+        for (path, masker) in &mask {
+            if !path.0.is_empty() {
+                root.at(&path.0).mask = Some(*masker);
+            }
         }
         Self {
             scope_name,
             scope,
-            allow: tree,
-            deny,
-            mask,
+            root,
+            deny_all,
         }
     }
 
-    /// Applies allow, deny and mask to a document.
-    pub fn apply(&self, document: Value) -> Value {
-        let mut out = self
-            .allow
-            .filter(document)
-            .unwrap_or_else(|| Value::Object(Map::new()));
-        for path in &self.deny {
-            if path.0.is_empty() {
-                out = Value::Object(Map::new());
-            } else {
-                visit(&mut out, &path.0, &mut |parent, key| {
-                    parent.remove(key);
-                });
+    /// Filters a JSON document in one pass — `allow`, then `deny`, then `mask` — without building
+    /// it in memory: kept subtrees without rules below them are copied as they are, dropped ones
+    /// are skipped, and only masked values are parsed.
+    pub fn apply_bytes(&self, input: &[u8]) -> Result<Vec<u8>, NotJson> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut de = serde_json::Deserializer::from_slice(input);
+        let kept = if self.deny_all {
+            serde::de::IgnoredAny::deserialize(&mut de)
+                .map(|_| false)
+                .map_err(|_| NotJson)?
+        } else {
+            Filter {
+                node: Some(&self.root),
+                all: self.root.allow_all,
+                out: &mut out,
             }
+            .deserialize(&mut de)
+            .map_err(|_| NotJson)?
+        };
+        de.end().map_err(|_| NotJson)?;
+        if !kept {
+            out.clear();
+            out.extend_from_slice(b"{}");
         }
-        for (path, masker) in &self.mask {
-            visit(&mut out, &path.0, &mut |parent, key| {
-                if let Some(v) = parent.get_mut(key) {
-                    masker.apply(v);
-                }
-            });
-        }
-        out
+        Ok(out)
+    }
+
+    /// Filters a parsed document (through the same one-pass filter).
+    pub fn apply(&self, document: Value) -> Value {
+        serde_json::to_vec(&document)
+            .ok()
+            .and_then(|bytes| self.apply_bytes(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_else(|| Value::Object(Map::new()))
     }
 }
 
-/// Calls `f(parent, last_key)` for every place `steps` reaches.
-fn visit(value: &mut Value, steps: &[Step], f: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
-    match steps {
-        [] => {}
-        [Step::Key(last)] => {
-            if let Value::Object(map) = value {
-                f(map, last);
-            }
-        }
-        [Step::Key(k), rest @ ..] => {
-            if let Some(child) = value.as_object_mut().and_then(|m| m.get_mut(k)) {
-                visit(child, rest, f);
-            }
-        }
-        [Step::Each, rest @ ..] => {
-            if let Value::Array(items) = value {
-                for item in items {
-                    visit(item, rest, f);
+/// Filters one value into `out`; yields whether it was kept (a dropped value writes nothing).
+struct Filter<'a> {
+    node: Option<&'a Node>,
+    /// Everything here is allowed (by this node or one above).
+    all: bool,
+    out: &'a mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for Filter<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        match self.node {
+            Some(node) if node.deny => IgnoredAny::deserialize(d).map(|_| false),
+            Some(node) if self.all && node.mask.is_some() => {
+                let mut value = Value::deserialize(d)?;
+                if let Some(masker) = node.mask {
+                    masker.apply(&mut value);
                 }
+                serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
+                Ok(true)
+            }
+            None if !self.all => IgnoredAny::deserialize(d).map(|_| false),
+            node if self.all && node.is_none_or(Node::is_plain) => {
+                let raw = <&RawValue>::deserialize(d)?;
+                self.out.extend_from_slice(raw.get().as_bytes());
+                Ok(true)
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Filter<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        self.out.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let child = self.node.and_then(|n| n.keys.get(key.as_ref()));
+            let allowed = self.all || child.is_some_and(|c| c.allowed);
+            if !allowed {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let mark = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            serde_json::to_writer(&mut *self.out, key.as_ref())
+                .map_err(serde::de::Error::custom)?;
+            self.out.push(b':');
+            let all = self.all || child.is_some_and(|c| c.allow_all);
+            if map.next_value_seed(Filter {
+                node: child,
+                all,
+                out: self.out,
+            })? {
+                first = false;
+            } else {
+                self.out.truncate(mark);
             }
         }
+        self.out.push(b'}');
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let each = self.node.and_then(|n| n.each.as_deref());
+        if !self.all && !each.is_some_and(|e| e.allowed) {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(false);
+        }
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            let all = self.all || each.is_some_and(|e| e.allow_all);
+            match seq.next_element_seed(Filter {
+                node: each,
+                all,
+                out: self.out,
+            })? {
+                None => {
+                    self.out.truncate(mark);
+                    break;
+                }
+                Some(true) => first = false,
+                Some(false) => self.out.truncate(mark),
+            }
+        }
+        self.out.push(b']');
+        Ok(true)
+    }
+
+    // A scalar where the view expects structure is dropped; a scalar under `all` is copied.
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        self.scalar(&())
+    }
+}
+
+impl Filter<'_> {
+    fn scalar<E: serde::de::Error, T: serde::Serialize + ?Sized>(self, v: &T) -> Result<bool, E> {
+        if !self.all {
+            return Ok(false);
+        }
+        serde_json::to_writer(&mut *self.out, v).map_err(E::custom)?;
+        Ok(true)
     }
 }
 

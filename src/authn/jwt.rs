@@ -112,7 +112,9 @@ impl JwtVerifier {
         let now = now_secs();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let generation = self.store.as_ref().map_or(0, |s| s.generation());
-        if let Some((cached_generation, principal)) = self.cache.get(&digest)
+        let caching = self.settings.cache_size > 0;
+        if caching
+            && let Some((cached_generation, principal)) = self.cache.get(&digest)
             && cached_generation == generation
         {
             if principal
@@ -125,7 +127,9 @@ impl JwtVerifier {
             return Ok(principal);
         }
         let principal = Arc::new(self.verify_uncached(token, now, roles, registry).await?);
-        self.cache.insert(digest, (generation, principal.clone()));
+        if caching {
+            self.cache.insert(digest, (generation, principal.clone()));
+        }
         Ok(principal)
     }
 

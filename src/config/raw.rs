@@ -106,7 +106,7 @@ pub struct Jwt {
     pub hs_secret_env: Option<String>,
     /// Path of a file holding the HMAC secret (HS* algorithms).
     pub hs_secret_file: Option<String>,
-    /// Verified tokens kept in memory (ordergate addition, default 10000).
+    /// Verified tokens kept in memory (ordergate addition, default 10000; 0 verifies every time).
     pub cache_size: Option<u32>,
 }
 

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# End-to-end load harness: one run measures, on this machine and loopback only,
+#   direct        wrk -> the fast fixed-answer order service (plain HTTP): the baseline
+#   nginx-tls     wrk -> nginx, a TLS proxy that checks nothing -> the order service (if nginx is installed)
+#   gw-apikey     wrk -> ordergate (TLS, keep-alive), API key, order detail, no view
+#   gw-jwt-view   wrk -> ordergate, ES256 JWT (cached), owner binding, 5 validated params, 20-order page view
+#   gw-jwt-mask   wrk -> ordergate, ES256 JWT, one order through a deny+mask view
+#   gw-redis      gw-apikey with rate limits in a local redis-server (if installed)
+# and prints requests/s, p50, p99, the proxy's CPU per request (user+sys of its process / requests)
+# and each figure's ratio to the baseline. Every run is bounded by DURATION and stops by itself.
+#
+# usage: benches/load.sh [DURATION_SECONDS=10] [CONNECTIONS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNECTIONS=${2:-32}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --quiet --bin ordergate --example bench_kit
+KIT=target/release/examples/bench_kit
+BIN=target/release/ordergate
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+
+UP=$(free_port)
+"$KIT" upstream --port "$UP" --page-size 20 & PIDS+=($!); UP_PID=$!
+wait_port "$UP"
+
+start_gateway() { # dir port admin [redis]
+  local dir=$1 port=$2 admin=$3
+  mkdir -p "$dir"
+  "$KIT" setup --dir "$dir" --upstream "127.0.0.1:$UP" --port "$port" --admin-port "$admin" ${4:+--redis "$4"}
+  RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
+  GW_PID=$!
+  wait_port "$port"
+}
+
+RESULTS="$WORK/results"
+: > "$RESULTS"
+# run NAME PID URL [wrk args...]: PID is the process whose CPU is charged to the requests.
+run() {
+  local name=$1 pid=$2 url=$3; shift 3
+  wrk -t2 -c"$CONNECTIONS" -d1s "$@" "$url" >/dev/null 2>&1 || true   # warm-up: pools, caches, TLS sessions
+  local before; before=$(cpu_ticks "$pid")
+  local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+  local after; after=$(cpu_ticks "$pid")
+  local requests; requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  local p50; p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  local p99; p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  local cpu_us; cpu_us=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  echo "$name $rps $p50 $p99 $cpu_us ${non2xx:-0}" >> "$RESULTS"
+}
+
+# Baseline: straight to the order service.
+run direct "$UP_PID" "http://127.0.0.1:$UP/api/orders/O20250101000001"
+
+# A TLS proxy that checks nothing, if nginx is here.
+if command -v nginx >/dev/null; then
+  NG=$(free_port)
+  mkdir -p "$WORK/nginx"
+  "$KIT" setup --dir "$WORK/nginx" --upstream "127.0.0.1:$UP" --port 1 --admin-port 2
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream orders { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NG ssl;
+    ssl_certificate $WORK/nginx/server.crt;
+    ssl_certificate_key $WORK/nginx/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://orders; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+  nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!); NG_PID=$!
+  wait_port "$NG"
+  # The worker does the work; charge its CPU.
+  sleep 0.2
+  NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
+  run nginx-tls "$NG_WORKER" "https://127.0.0.1:$NG/api/orders/O20250101000001"
+  kill "$NG_PID"
+fi
+
+GW=$(free_port); ADMIN=$(free_port)
+start_gateway "$WORK/gw" "$GW" "$ADMIN"
+KEY=$(cat "$WORK/gw/api_key"); TOKEN=$(cat "$WORK/gw/token")
+run gw-apikey "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
+run gw-jwt-view "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
+run gw-jwt-mask "$GW_PID" "https://127.0.0.1:$GW/v1/masked/orders/O20250101000001" -H "Authorization: Bearer $TOKEN"
+AUDIT_RECORDS=$(cat "$WORK"/gw/audit/audit.jsonl* | wc -l)
+"$BIN" audit verify "$WORK"/gw/audit/audit.jsonl* >/dev/null && AUDIT_OK=yes || AUDIT_OK=NO
+kill "$GW_PID"
+
+if command -v redis-server >/dev/null; then
+  RP=$(free_port)
+  redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no >/dev/null & PIDS+=($!)
+  wait_port "$RP"
+  GW=$(free_port); ADMIN=$(free_port)
+  start_gateway "$WORK/gwr" "$GW" "$ADMIN" "redis://127.0.0.1:$RP/0"
+  sleep 0.5
+  KEY=$(cat "$WORK/gwr/api_key")
+  run gw-redis "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
+  kill "$GW_PID"
+fi
+
+echo
+echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs); wrk -t2 -c$CONNECTIONS -d${DURATION}s, loopback"
+awk -v records="$AUDIT_RECORDS" -v ok="$AUDIT_OK" '
+  NR == 1 { base = $2 }
+  { rows[NR] = $0; n = NR }
+  END {
+    printf "%-12s %12s %9s %9s %12s %10s %7s\n", "scenario", "req/s", "p50", "p99", "CPU us/req", "req/s vs", "non-2xx"
+    printf "%-12s %12s %9s %9s %12s %10s %7s\n", "", "", "", "", "(that proc)", "direct", ""
+    for (i = 1; i <= n; i++) {
+      split(rows[i], f, " ")
+      printf "%-12s %12.0f %9s %9s %12s %9.2fx %7s\n", f[1], f[2], f[3], f[4], f[5], f[2] / base, f[6]
+    }
+    printf "audit: %d records written during the gateway runs, chain verified: %s\n", records, ok
+  }' "$RESULTS"
