@@ -85,6 +85,16 @@ fn now_ms() -> u64 {
 }
 
 impl AbuseGuard {
+    /// True while this client IP is frozen (no allocation when nothing is frozen).
+    pub fn is_ip_frozen(&self, ip: std::net::IpAddr) -> bool {
+        !self.frozen.load().is_empty() && self.is_frozen(&ip_key(ip))
+    }
+
+    /// True while this principal is frozen (no allocation when nothing is frozen).
+    pub fn is_principal_frozen(&self, id: &str) -> bool {
+        !self.frozen.load().is_empty() && self.is_frozen(&principal_key(id))
+    }
+
     /// True while `key` is frozen.
     pub fn is_frozen(&self, key: &str) -> bool {
         let frozen = self.frozen.load();

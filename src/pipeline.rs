@@ -171,7 +171,7 @@ where
     let raw_query = validate::query::parse(parts.uri.query().unwrap_or(""));
 
     // 4. Frozen IP.
-    if gateway.abuse.is_frozen(&abuse::ip_key(ctx.client_ip)) {
+    if gateway.abuse.is_ip_frozen(ctx.client_ip) {
         return Err(GatewayError::Frozen { cause: "ip_frozen" });
     }
 
@@ -200,10 +200,7 @@ where
         Err(e) => return Err(e),
     };
     ctx.principal = Some(principal.clone());
-    if gateway
-        .abuse
-        .is_frozen(&abuse::principal_key(&principal.id))
-    {
+    if gateway.abuse.is_principal_frozen(&principal.id) {
         return Err(GatewayError::Frozen {
             cause: "principal_frozen",
         });

@@ -818,13 +818,26 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one on a free port. Fails the test if `redis-server` is missing (CI installs it).
-    pub async fn start() -> Self {
+    /// Starts one on a free port. Without `redis-server` installed the test is skipped with a
+    /// note — unless `ORDERGATE_REQUIRE_REDIS` is set (CI sets it), then it fails.
+    pub async fn start() -> Option<Self> {
+        let installed = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !installed {
+            assert!(
+                std::env::var_os("ORDERGATE_REQUIRE_REDIS").is_none(),
+                "redis-server is required (ORDERGATE_REQUIRE_REDIS is set): apt-get install redis-server"
+            );
+            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+            return None;
+        }
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        Self::start_on(port).await
+        Some(Self::start_on(port).await)
     }
 
     /// Starts one on `port` (to bring a stopped server back).
