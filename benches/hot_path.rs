@@ -20,6 +20,10 @@ use ordergate::token::{TokenSpec, mint};
 use ordergate::validate::{query, validate};
 use serde_json::{Value, json};
 
+/// The binary's allocator, so these figures are what the gateway pays.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ALGORITHMS: [Algorithm; 6] = [
     Algorithm::ES256,
     Algorithm::ES384,
