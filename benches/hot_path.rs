@@ -66,18 +66,14 @@ fn strip_table(text: &str, header: &str) -> String {
 }
 
 fn token(key: &JwtKey) -> String {
-    let spec = TokenSpec {
-        sub: "alice".into(),
-        iss: Some("https://idp.example.com/".into()),
-        aud: Some("ordergate".into()),
-        kid: Some(key.kid.clone()),
-        alg: Some(key.alg),
-        roles: vec!["customer".into()],
-        claims: vec![("customer_id".into(), json!("C0000001"))],
-        ttl: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    mint(&spec, key.private_pem.as_bytes()).unwrap()
+    key.token(
+        "https://idp.example.com/",
+        "alice",
+        &["customer"],
+        &[("customer_id", json!("C0000001"))],
+        Duration::from_secs(3600),
+    )
+    .unwrap()
 }
 
 fn hs_token() -> String {

@@ -117,21 +117,15 @@ fn setup(args: &[String]) {
     let key = JwtKey::generate(Algorithm::ES256, "bench").unwrap();
     std::fs::write(dir.join("jwks.json"), jwks(&[&key])).unwrap();
     let (api_key, hash) = ordergate::authn::api_key::generate();
-    let token = ordergate::token::mint(
-        &ordergate::token::TokenSpec {
-            sub: "alice".into(),
-            iss: Some("https://idp.bench/".into()),
-            aud: Some("ordergate".into()),
-            kid: Some("bench".into()),
-            alg: Some(Algorithm::ES256),
-            roles: vec!["customer".into()],
-            claims: vec![("customer_id".into(), json!("C0000001"))],
-            ttl: Duration::from_secs(24 * 3600),
-            ..Default::default()
-        },
-        key.private_pem.as_bytes(),
-    )
-    .unwrap();
+    let token = key
+        .token(
+            "https://idp.bench/",
+            "alice",
+            &["customer"],
+            &[("customer_id", json!("C0000001"))],
+            Duration::from_secs(24 * 3600),
+        )
+        .unwrap();
     std::fs::write(dir.join("token"), &token).unwrap();
     std::fs::write(dir.join("api_key"), &api_key).unwrap();
     let backend = match redis {

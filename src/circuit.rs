@@ -78,10 +78,30 @@ struct Slot {
     failures: AtomicU32,
 }
 
-/// Permission to call the upstream, to be answered with [`CircuitBreaker::record`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Permit {
+/// Permission to call the upstream, answered with [`Permit::record`]. A permit dropped without
+/// an answer (its request was cancelled, e.g. by `request_timeout`) counts as a failure, so a
+/// half-open circuit can never wait forever for a probe that will not report.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
     probe: bool,
+    answered: bool,
+}
+
+impl Permit<'_> {
+    /// Records the outcome of the call.
+    pub fn record(mut self, success: bool) {
+        self.answered = true;
+        self.breaker.record_outcome(self.probe, success);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.breaker.record_outcome(self.probe, false);
+        }
+    }
 }
 
 /// The breaker for one upstream.
@@ -127,10 +147,16 @@ impl CircuitBreaker {
     }
 
     /// Asks to call the upstream; `Err` holds the seconds to wait.
-    pub fn acquire(&self) -> Result<Permit, u64> {
+    pub fn acquire(&self) -> Result<Permit<'_>, u64> {
         loop {
             match self.state() {
-                State::Closed => return Ok(Permit { probe: false }),
+                State::Closed => {
+                    return Ok(Permit {
+                        breaker: self,
+                        probe: false,
+                        answered: false,
+                    });
+                }
                 State::Open => {
                     let open_ms =
                         u64::try_from(self.settings.open_for.as_millis()).unwrap_or(u64::MAX);
@@ -149,7 +175,11 @@ impl CircuitBreaker {
                 State::HalfOpen => {
                     let issued = self.probes_issued.fetch_add(1, Ordering::AcqRel);
                     return if issued < self.settings.half_open_probes {
-                        Ok(Permit { probe: true })
+                        Ok(Permit {
+                            breaker: self,
+                            probe: true,
+                            answered: false,
+                        })
                     } else {
                         Err(1)
                     };
@@ -163,9 +193,8 @@ impl CircuitBreaker {
         self.settings.failure_statuses.contains(&status)
     }
 
-    /// Records the outcome of a permitted call.
-    pub fn record(&self, permit: Permit, success: bool) {
-        if permit.probe {
+    fn record_outcome(&self, probe: bool, success: bool) {
+        if probe {
             if self.state() != State::HalfOpen {
                 return;
             }
@@ -276,8 +305,7 @@ mod tests {
     }
 
     fn call(b: &CircuitBreaker, success: bool) -> Result<(), u64> {
-        let permit = b.acquire()?;
-        b.record(permit, success);
+        b.acquire()?.record(success);
         Ok(())
     }
 
@@ -291,17 +319,17 @@ mod tests {
         assert_eq!(b.state(), State::Closed, "the streak was broken");
         call(&b, false).unwrap();
         assert_eq!(b.state(), State::Open);
-        assert_eq!(b.acquire(), Err(5));
+        assert_eq!(b.acquire().err(), Some(5));
         tokio::time::advance(Duration::from_millis(4_100)).await;
-        assert_eq!(b.acquire(), Err(1));
+        assert_eq!(b.acquire().err(), Some(1));
         tokio::time::advance(Duration::from_secs(1)).await;
         let p1 = b.acquire().unwrap();
         let p2 = b.acquire().unwrap();
         assert_eq!(b.state(), State::HalfOpen);
         assert!(b.acquire().is_err(), "only half_open_probes get through");
-        b.record(p1, true);
+        p1.record(true);
         assert_eq!(b.state(), State::HalfOpen);
-        b.record(p2, true);
+        p2.record(true);
         assert_eq!(b.state(), State::Closed);
     }
 
@@ -312,10 +340,24 @@ mod tests {
             call(&b, false).unwrap();
         }
         tokio::time::advance(Duration::from_secs(6)).await;
-        let p = b.acquire().unwrap();
-        b.record(p, false);
+        b.acquire().unwrap().record(false);
         assert_eq!(b.state(), State::Open);
-        assert_eq!(b.acquire(), Err(5));
+        assert_eq!(b.acquire().err(), Some(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_never_reports_counts_as_a_failure() {
+        let b = breaker();
+        for _ in 0..3 {
+            call(&b, false).unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(6)).await;
+        drop(b.acquire().unwrap());
+        assert_eq!(
+            b.state(),
+            State::Open,
+            "a cancelled probe re-opens instead of blocking half-open"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -162,13 +162,13 @@ impl UpstreamRuntime {
             };
             match outcome {
                 Err(_) => {
-                    self.breaker.record(permit, false);
+                    permit.record(false);
                     return Err(GatewayError::GatewayTimeout {
                         cause: "upstream_timeout",
                     });
                 }
                 Ok(Err(e)) => {
-                    self.breaker.record(permit, false);
+                    permit.record(false);
                     let connect = e.is_connect();
                     tracing::warn!(error = %e, connect, "upstream request failed");
                     if connect && may_retry(retries_left) {
@@ -186,8 +186,7 @@ impl UpstreamRuntime {
                 }
                 Ok(Ok(response)) => {
                     let status = response.status().as_u16();
-                    self.breaker
-                        .record(permit, !self.breaker.is_failure_status(status));
+                    permit.record(!self.breaker.is_failure_status(status));
                     if matches!(status, 502..=504) && may_retry(retries_left) {
                         retries_left -= 1;
                         metrics::counter!("ordergate_upstream_retries_total", "on" => "status")

@@ -126,38 +126,55 @@ fn classify(token: &str, plus: bool) -> Option<String> {
     None
 }
 
-/// GB 11643 check digit of an 18-character resident ID.
-fn resident_id_check(id: &str) -> bool {
+/// The GB 11643 check character for the first 17 digits of a resident ID.
+pub fn resident_id_check_char(first17: &str) -> Option<char> {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
-    let b = id.as_bytes();
-    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
-        return false;
+    let b = first17.as_bytes();
+    if b.len() != 17 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    let sum: u32 = b[..17]
+    let sum: u32 = b
         .iter()
         .zip(WEIGHTS)
         .map(|(d, w)| u32::from(d - b'0') * w)
         .sum();
-    CHECK[(sum % 11) as usize] == b[17].to_ascii_uppercase()
+    Some(b"10X98765432"[(sum % 11) as usize] as char)
 }
 
-fn luhn(digits: &str) -> bool {
-    let sum: u32 = digits
+fn resident_id_check(id: &str) -> bool {
+    id.len() == 18
+        && id.is_char_boundary(17)
+        && resident_id_check_char(&id[..17])
+            .is_some_and(|c| id[17..].eq_ignore_ascii_case(&c.to_string()))
+}
+
+/// The Luhn sum of `digits` (ASCII digits), doubling every second digit from the right when
+/// `double_last` is false — i.e. as a complete number; `true` treats it as a payload awaiting
+/// its check digit.
+fn luhn_sum(digits: &str, double_last: bool) -> u32 {
+    digits
         .bytes()
         .rev()
         .enumerate()
         .map(|(i, d)| {
             let d = u32::from(d - b'0');
-            if i % 2 == 1 {
+            if (i % 2 == 1) != double_last {
                 let dd = d * 2;
                 if dd > 9 { dd - 9 } else { dd }
             } else {
                 d
             }
         })
-        .sum();
-    sum.is_multiple_of(10)
+        .sum()
+}
+
+fn luhn(digits: &str) -> bool {
+    luhn_sum(digits, false).is_multiple_of(10)
+}
+
+/// The Luhn check digit that makes `payload` (ASCII digits) a valid card number.
+pub fn luhn_check_digit(payload: &str) -> u32 {
+    (10 - luhn_sum(payload, true) % 10) % 10
 }
 
 /// A log writer that redacts each event before it reaches stderr. `tracing-subscriber` asks for
@@ -226,6 +243,17 @@ mod tests {
             "4111111111111112 fails luhn"
         );
         assert!(matches!(redact("nothing here 12345"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn check_digits() {
+        assert_eq!(resident_id_check_char("11010519491231002"), Some('X'));
+        assert_eq!(resident_id_check_char("1101051949123100"), None);
+        assert_eq!(luhn_check_digit("411111111111111"), 1);
+        assert!(luhn(&format!(
+            "622202123456789012{}",
+            luhn_check_digit("622202123456789012")
+        )));
     }
 
     #[test]

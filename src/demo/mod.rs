@@ -152,32 +152,22 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
         .replace("{issuer}", ISSUER)
         .replace("{api_keys}", &key_blocks);
     write(&s.join("policy.toml"), &policy)?;
-    let mint = |sub: &str, roles: &[&str], claims: Vec<(String, Value)>| {
-        crate::token::mint(
-            &crate::token::TokenSpec {
-                sub: sub.into(),
-                iss: Some(ISSUER.into()),
-                aud: Some("ordergate".into()),
-                kid: Some(jwt_key.kid.clone()),
-                alg: Some(Algorithm::ES256),
-                roles: roles.iter().map(|r| r.to_string()).collect(),
-                claims,
-                ttl: Duration::from_secs(8 * 3600),
-                ..Default::default()
-            },
-            jwt_key.private_pem.as_bytes(),
-        )
-    };
-    let tenant = ("tenant".to_owned(), Value::from("acme"));
-    let alice = mint(
+    let eight_hours = Duration::from_secs(8 * 3600);
+    let tenant = ("tenant", Value::from("acme"));
+    let alice = jwt_key.token(
+        ISSUER,
         "alice",
         &["customer"],
-        vec![
-            ("customer_id".into(), Value::from("C0000001")),
-            tenant.clone(),
-        ],
+        &[("customer_id", Value::from("C0000001")), tenant.clone()],
+        eight_hours,
     )?;
-    let agent = mint("agent-007", &["customer_service"], vec![tenant])?;
+    let agent = jwt_key.token(
+        ISSUER,
+        "agent-007",
+        &["customer_service"],
+        &[tenant],
+        eight_hours,
+    )?;
     write(&s.join("tokens/alice.jwt"), &alice)?;
     write(&s.join("tokens/agent.jwt"), &agent)?;
     Ok(())

@@ -21,6 +21,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use crate::redact::{luhn_check_digit, resident_id_check_char};
+
 /// The seeded orders and the failure switch.
 pub struct OrderStore {
     /// Newest first.
@@ -100,36 +102,6 @@ const STATUSES: [&str; 6] = [
 ];
 const CARRIERS: [&str; 3] = ["SF Express", "JD Logistics", "ZTO Express"];
 
-/// GB 11643 check character.
-fn id_check(first17: &str) -> char {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    b"10X98765432"[(sum % 11) as usize] as char
-}
-
-/// Appends a Luhn check digit.
-fn with_luhn(digits: &str) -> String {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let d = u32::from(d - b'0');
-            if i % 2 == 0 {
-                let dd = d * 2;
-                if dd > 9 { dd - 9 } else { dd }
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{digits}{}", (10 - sum % 10) % 10)
-}
-
 fn money(fen: u32) -> Value {
     json!(f64::from(fen) / 100.0)
 }
@@ -150,7 +122,10 @@ impl OrderStore {
                     birth.format("%Y%m%d"),
                     rng.random_range(1..999)
                 );
-                let id_number = format!("{first17}{}", id_check(&first17));
+                let id_number = format!(
+                    "{first17}{}",
+                    resident_id_check_char(&first17).unwrap_or('0')
+                );
                 let phone = format!(
                     "1{}{:09}",
                     rng.random_range(3..=9),
@@ -183,7 +158,10 @@ impl OrderStore {
                 let method = ["card", "alipay", "wechat_pay"][rng.random_range(0..3)];
                 let mut payment = json!({"method": method, "amount": (total * 100.0).round() / 100.0, "currency": "CNY", "paid_at": created_at});
                 if method == "card" {
-                    payment["card_number"] = json!(with_luhn(&format!("6222{:011}", rng.random_range(0..100_000_000_000u64))));
+                    payment["card_number"] = {
+                        let payload = format!("6222{:011}", rng.random_range(0..100_000_000_000u64));
+                        json!(format!("{payload}{}", luhn_check_digit(&payload)))
+                    };
                     payment["bank"] = json!(["ICBC", "China Merchants Bank", "Bank of China"][rng.random_range(0..3)]);
                 }
                 json!({
@@ -336,7 +314,7 @@ mod tests {
         );
         let id = a.orders()[0]["customer"]["id_number"].as_str().unwrap();
         assert_eq!(id.len(), 18);
-        assert_eq!(id.chars().last(), Some(id_check(&id[..17])));
+        assert_eq!(id.chars().last(), resident_id_check_char(&id[..17]));
         let masked = crate::redact::redact(&a.orders()[0].to_string()).into_owned();
         assert!(
             !masked.contains(id),

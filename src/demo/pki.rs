@@ -149,6 +149,35 @@ impl JwtKey {
     }
 }
 
+impl JwtKey {
+    /// A token for audience `ordergate` signed with this key (`kid` set): `sub`, `iss`, the
+    /// `roles` claim, extra claims, and a lifetime.
+    pub fn token(
+        &self,
+        issuer: &str,
+        sub: &str,
+        roles: &[&str],
+        claims: &[(&str, serde_json::Value)],
+        ttl: std::time::Duration,
+    ) -> Result<String, String> {
+        let spec = crate::token::TokenSpec {
+            sub: sub.to_owned(),
+            iss: Some(issuer.to_owned()),
+            aud: Some("ordergate".to_owned()),
+            kid: Some(self.kid.clone()),
+            alg: Some(self.alg),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            claims: claims
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ttl,
+            ..Default::default()
+        };
+        crate::token::mint(&spec, self.private_pem.as_bytes())
+    }
+}
+
 /// A JWKS document holding these keys' public halves.
 pub fn jwks(keys: &[&JwtKey]) -> String {
     serde_json::json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()

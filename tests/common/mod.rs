@@ -17,7 +17,6 @@ use http::{HeaderMap, StatusCode};
 use jsonwebtoken::Algorithm;
 use ordergate::demo::pki::{Ca, Issued, JwtKey, jwks};
 use ordergate::server::Running;
-use ordergate::token::{TokenSpec, mint};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -637,24 +636,8 @@ impl Harness {
 }
 
 pub fn token_with(key: &JwtKey, sub: &str, roles: &[&str], claims: &[(&str, Value)]) -> String {
-    mint(
-        &TokenSpec {
-            sub: sub.into(),
-            iss: Some(ISSUER.into()),
-            aud: Some("ordergate".into()),
-            kid: Some(key.kid.clone()),
-            alg: Some(key.alg),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            claims: claims
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            ttl: Duration::from_secs(600),
-            ..Default::default()
-        },
-        key.private_pem.as_bytes(),
-    )
-    .unwrap()
+    key.token(ISSUER, sub, roles, claims, Duration::from_secs(600))
+        .unwrap()
 }
 
 pub fn write_files(dir: &Path, keys: &Keys) {
