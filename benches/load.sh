@@ -3,6 +3,7 @@
 #   direct        wrk -> the fast fixed-answer order service (plain HTTP): the baseline
 #   nginx-tls     wrk -> nginx, a TLS proxy that checks nothing -> the order service (if nginx is installed)
 #   gw-apikey     wrk -> ordergate (TLS, keep-alive), API key, order detail, no view
+#   gw-jwt        the same route with an ES256 JWT (verified once, then cached)
 #   gw-jwt-view   wrk -> ordergate, ES256 JWT (cached), owner binding, 5 validated params, 20-order page view
 #   gw-jwt-mask   wrk -> ordergate, ES256 JWT, one order through a deny+mask view
 #   gw-redis      gw-apikey with rate limits in a local redis-server (if installed)
@@ -96,8 +97,9 @@ fi
 
 GW=$(free_port); ADMIN=$(free_port)
 start_gateway "$WORK/gw" "$GW" "$ADMIN"
-KEY=$(cat "$WORK/gw/api_key"); TOKEN=$(cat "$WORK/gw/token")
+KEY=$(cat "$WORK/gw/api_key"); TOKEN=$(cat "$WORK/gw/token"); ERP_TOKEN=$(cat "$WORK/gw/erp_token")
 run gw-apikey "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
+run gw-jwt "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "Authorization: Bearer $ERP_TOKEN"
 run gw-jwt-view "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
 run gw-jwt-mask "$GW_PID" "https://127.0.0.1:$GW/v1/masked/orders/O20250101000001" -H "Authorization: Bearer $TOKEN"
 AUDIT_RECORDS=$(cat "$WORK"/gw/audit/audit.jsonl* | wc -l)

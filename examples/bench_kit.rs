@@ -127,6 +127,17 @@ fn setup(args: &[String]) {
         )
         .unwrap();
     std::fs::write(dir.join("token"), &token).unwrap();
+    // The same key's token for an ERP service: the same route as the API key, for comparison.
+    let erp_token = key
+        .token(
+            "https://idp.bench/",
+            "erp-service",
+            &["erp"],
+            &[],
+            Duration::from_secs(24 * 3600),
+        )
+        .unwrap();
+    std::fs::write(dir.join("erp_token"), &erp_token).unwrap();
     std::fs::write(dir.join("api_key"), &api_key).unwrap();
     let backend = match redis {
         Some(url) => {

@@ -437,18 +437,39 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
         st,
         &b,
     );
+    // Customer service sees orders through the list route's view: ask for the day of the order
+    // the ERP and the carrier look at next, and show that same order.
+    let day = setup
+        .store
+        .orders()
+        .iter()
+        .find(|o| o["order_id"] == order.as_str())
+        .and_then(|o| o["created_at"].as_str())
+        .and_then(|d| d.get(..10))
+        .unwrap_or("2025-01-01")
+        .to_owned();
     let (st, b, _) = get(
         &plain,
-        &format!("{base}/v1/customers/C0000002/orders?{range}"),
+        &format!(
+            "{base}/v1/customers/C0000002/orders?start_date={day}&end_date={day}&page_size=100"
+        ),
         &[("authorization", &agent)],
     )
     .await?;
+    let same = b["orders"]
+        .as_array()
+        .and_then(|orders| orders.iter().find(|o| o["order_id"] == order.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
     step(
         3,
         "agent-007 (customer service, JWT)",
-        "C0000002's orders — contacts masked, no payment",
+        &format!(
+            "order {order} — contacts masked, no payment (payment present: {})",
+            same.get("payment").is_some()
+        ),
         st,
-        &b["orders"][0]["customer"],
+        &same["customer"],
     );
     let (st, b, _) = get(
         &plain,
