@@ -2,10 +2,8 @@
 //! admin listener's `/metrics`. Stages record their own series next to their code; the request
 //! totals and latency histograms are recorded here when a request's record is finished.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 
 use crate::audit::Entry;
 
@@ -152,9 +150,4 @@ fn status_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
-}
-
-/// Seconds, for logs.
-pub fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
 }

@@ -325,3 +325,52 @@ async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext) {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    fn parts(content_length: Option<&str>) -> Parts {
+        let mut builder = Request::post("/x");
+        if let Some(n) = content_length {
+            builder = builder.header("content-length", n);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_within_their_limit() {
+        let ok = read_body(&parts(None), Full::new(Bytes::from_static(b"hello")), 10)
+            .await
+            .unwrap();
+        assert_eq!(ok, "hello");
+        let declared = read_body(&parts(Some("11")), Full::new(Bytes::new()), 10).await;
+        assert!(matches!(declared, Err(GatewayError::PayloadTooLarge)));
+        let streamed = read_body(&parts(None), Full::new(Bytes::from(vec![0u8; 11])), 10).await;
+        assert!(matches!(streamed, Err(GatewayError::PayloadTooLarge)));
+        let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"ab"))),
+            Err(std::io::Error::other("reset")),
+        ];
+        let broken = read_body(&parts(None), StreamBody::new(futures_stream(chunks)), 10).await;
+        assert!(matches!(
+            broken,
+            Err(GatewayError::BadRequest(BadRequest::BodyUnreadable))
+        ));
+    }
+
+    fn futures_stream<T: Unpin>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Unpin {
+        struct Items<T>(std::collections::VecDeque<T>);
+        impl<T: Unpin> futures_core::Stream for Items<T> {
+            type Item = T;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<T>> {
+                std::task::Poll::Ready(self.0.pop_front())
+            }
+        }
+        Items(items.into())
+    }
+}

@@ -502,6 +502,20 @@ async fn views_fail_closed_on_what_they_cannot_read() {
         let body = response.text().await.unwrap();
         assert!(body.contains("problems/bad_gateway") && !body.contains("13812345678"));
     }
+    // A compressed body cannot be filtered: refused, not passed through.
+    h.upstream.queue([Reply::Headers(
+        200,
+        vec![
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        "\u{1f}\u{8b}not really gzip".into(),
+    )]);
+    let response = h
+        .get(detail, &[("x-api-key", &key), ("x-request-id", "gzipped")])
+        .await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(h.record_of("gzipped").await["detail"], "view_encoded_body");
     // Without a view the body streams through as sent.
     h.upstream
         .queue([Reply::Raw(200, "text/plain", "raw".into())]);
@@ -539,4 +553,36 @@ async fn views_fail_closed_on_what_they_cannot_read() {
         403
     );
     assert_eq!(h.upstream.count(), calls);
+}
+
+#[tokio::test]
+async fn a_caller_with_no_view_on_a_route_is_refused_before_the_upstream() {
+    // The order-detail route without its plain view: customer service matches none.
+    let h = Harness::with(|p| {
+        edit(p, &[(
+            "[[routes.response.views]]\nscope = \"orders:read\"\nallow = [\"order_id\", \"status\", \"created_at\", \"total\", \"items\"]\n",
+            "",
+        )])
+    })
+    .await;
+    let agent = format!("Bearer {}", h.token("agent", &["customer_service"], &[]));
+    let response = h
+        .get(
+            "/v1/orders/O2025010100000001",
+            &[("authorization", &agent), ("x-request-id", "viewless")],
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(h.record_of("viewless").await["detail"], "no_view");
+    assert_eq!(h.upstream.count(), 0);
+    // The ERP still has its view.
+    assert_eq!(
+        h.get(
+            "/v1/orders/O2025010100000001",
+            &[("x-api-key", &h.keys.erp_key)]
+        )
+        .await
+        .status(),
+        200
+    );
 }

@@ -178,14 +178,30 @@ async fn repeated_denials_freeze_and_an_operator_unfreezes() {
         .collect();
     assert_eq!(keys, ["ip:127.0.0.1", "principal:alice"]);
     assert!(list[0]["until"].as_str().unwrap().ends_with('Z'));
-    for key in ["ip:127.0.0.1", "principal:alice"] {
-        let r = admin
-            .delete(h.admin_url(&format!("/admin/frozen/{key}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
-    }
+    // Unfreezing the IP leaves the principal frozen: refused right after authentication.
+    let r = admin
+        .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let still = h
+        .get(
+            ORDERS,
+            &[("authorization", &alice), ("x-request-id", "still-frozen")],
+        )
+        .await;
+    assert_eq!(still.status(), 403);
+    assert_eq!(
+        h.record_of("still-frozen").await["detail"],
+        "principal_frozen"
+    );
+    let r = admin
+        .delete(h.admin_url("/admin/frozen/principal:alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
     assert_eq!(
         admin
             .delete(h.admin_url("/admin/frozen/ip:10.9.9.9"))
@@ -199,7 +215,7 @@ async fn repeated_denials_freeze_and_an_operator_unfreezes() {
         h.get(ORDERS, &[("authorization", &alice)]).await.status(),
         200
     );
-    let records = h.wait_for_records(8).await;
+    let records = h.wait_for_records(9).await;
     let unfreezes = records
         .iter()
         .filter(|r| r["route"] == "admin.unfreeze")

@@ -48,16 +48,6 @@ impl Running {
         })
         .await;
     }
-
-    /// A receiver that turns true when shutdown starts.
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.stop.subscribe()
-    }
-
-    /// Starts shutting down without waiting (signal handlers).
-    pub fn trigger(&self) {
-        let _ = self.stop.send(true);
-    }
 }
 
 /// Binds the listeners and starts serving `policy` (read from `policy_path`).

@@ -182,19 +182,6 @@ impl ParamSchema {
             }
         }
     }
-
-    /// A short type name for documentation.
-    pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            Kind::String { .. } => "string",
-            Kind::Integer { .. } => "integer",
-            Kind::Number { .. } => "number",
-            Kind::Boolean => "boolean",
-            Kind::Date => "date",
-            Kind::Datetime => "datetime",
-            Kind::Enum { .. } => "enum",
-        }
-    }
 }
 
 fn bounds<T: PartialOrd + std::fmt::Display>(

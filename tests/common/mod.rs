@@ -30,6 +30,8 @@ pub enum Reply {
     Json(u16, Value),
     /// A body with this status and content type.
     Raw(u16, &'static str, String),
+    /// A body with this status and these headers.
+    Headers(u16, Vec<(&'static str, &'static str)>, String),
     /// Never answers.
     Hang,
     /// Waits, then answers like `Orders`.
@@ -110,6 +112,13 @@ impl FakeUpstream {
                 body,
             )
                 .into_response(),
+            Reply::Headers(status, headers, body) => {
+                let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+                for (name, value) in headers {
+                    response.headers_mut().insert(name, value.parse().unwrap());
+                }
+                response
+            }
             Reply::Hang => {
                 std::future::pending::<()>().await;
                 StatusCode::OK.into_response()
