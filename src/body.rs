@@ -2,8 +2,10 @@
 //! through. It counts the bytes sent and finishes the request's audit record when it ends — or
 //! when it is dropped early because the client went away — so every exit writes one record.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -15,8 +17,26 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 enum Inner {
     Full(Option<Bytes>),
-    Upstream(hyper::body::Incoming),
+    Upstream {
+        body: hyper::body::Incoming,
+        /// How long the upstream may pause between frames.
+        idle: Duration,
+        /// Armed only while the body waits, so a body that flows costs no timer.
+        stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
 }
+
+/// The upstream paused longer than its `timeout` in the middle of a body.
+#[derive(Debug)]
+struct Stalled;
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the upstream stalled in the middle of the body")
+    }
+}
+
+impl std::error::Error for Stalled {}
 
 /// A response body that ends the request's bookkeeping when it ends.
 pub struct GatewayBody {
@@ -42,10 +62,15 @@ impl GatewayBody {
         Self::full(Bytes::new())
     }
 
-    /// The upstream's body, streamed.
-    pub fn upstream(body: hyper::body::Incoming) -> Self {
+    /// The upstream's body, streamed; a pause longer than `idle` between frames ends it with an
+    /// error (the client sees a broken response, the record says so).
+    pub fn upstream(body: hyper::body::Incoming, idle: Duration) -> Self {
         Self {
-            inner: Inner::Upstream(body),
+            inner: Inner::Upstream {
+                body,
+                idle,
+                stall: None,
+            },
             sent: 0,
             pending: None,
             in_flight: None,
@@ -62,11 +87,11 @@ impl GatewayBody {
         self.in_flight = in_flight;
     }
 
-    fn finish(&mut self, completed: bool) {
+    /// Ends the request's bookkeeping; `interrupted` is `None` when the body ended normally.
+    fn finish(&mut self, interrupted: Option<&'static str>) {
         self.in_flight.take();
-        if let Some(mut pending) = self.pending.take() {
-            pending.completed = completed;
-            pending.finish(self.sent);
+        if let Some(pending) = self.pending.take() {
+            pending.finish(self.sent, interrupted);
         }
     }
 }
@@ -87,11 +112,20 @@ impl Body for GatewayBody {
                     .filter(|b| !b.is_empty())
                     .map(|b| Ok(Frame::data(b))),
             ),
-            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
+            Inner::Upstream { body, idle, stall } => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e) as BoxError))),
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    *stall = None;
+                    Poll::Ready(Some(Ok(frame)))
+                }
                 Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    let timer = stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(*idle)));
+                    match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled) as BoxError))),
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
             },
         };
         match &polled {
@@ -100,8 +134,12 @@ impl Body for GatewayBody {
                     this.sent += data.len() as u64;
                 }
             }
-            Poll::Ready(None) => this.finish(true),
-            Poll::Ready(Some(Err(_))) => this.finish(false),
+            Poll::Ready(None) => this.finish(None),
+            Poll::Ready(Some(Err(e))) => this.finish(Some(if e.is::<Stalled>() {
+                "upstream_stalled"
+            } else {
+                "upstream_body_error"
+            })),
             Poll::Pending => {}
         }
         polled
@@ -110,7 +148,7 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
-            Inner::Upstream(body) => body.is_end_stream(),
+            Inner::Upstream { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -119,15 +157,15 @@ impl Body for GatewayBody {
             Inner::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Inner::Upstream(body) => body.size_hint(),
+            Inner::Upstream { body, .. } => body.size_hint(),
         }
     }
 }
 
 impl Drop for GatewayBody {
     fn drop(&mut self) {
-        // Ended normally only if nothing was left to send.
-        let completed = self.is_end_stream();
-        self.finish(completed);
+        // Dropped with something left to send: the client went away mid-response.
+        let interrupted = (!self.is_end_stream()).then_some("client_disconnected");
+        self.finish(interrupted);
     }
 }

@@ -136,7 +136,6 @@ where
             ticket,
             entry,
             started,
-            completed: false,
         });
     }
     response

@@ -63,7 +63,10 @@ pub async fn shape(
     let (mut parts, body) = upstream.into_parts();
     strip_upstream_headers(&mut parts.headers);
     let Some(view) = view else {
-        return Ok(Response::from_parts(parts, GatewayBody::upstream(body)));
+        return Ok(Response::from_parts(
+            parts,
+            GatewayBody::upstream(body, body_timeout),
+        ));
     };
     if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
         return Ok(Response::from_parts(parts, GatewayBody::empty()));

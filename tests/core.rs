@@ -617,3 +617,37 @@ async fn trusted_proxies_decide_whose_forwarded_for_is_believed() {
         "127.0.0.1"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_that_stalls_mid_body_is_cut_off_and_frees_its_slot() {
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("max_in_flight = 64", "max_in_flight = 1"),
+                ("timeout = \"1s\"", "timeout = \"200ms\""),
+            ],
+        )
+    })
+    .await;
+    h.upstream.queue([Reply::Stall]);
+    let response = h
+        .get(
+            "/v1/raw/orders/O2025010100000001",
+            &[("x-api-key", &h.keys.erp_key), ("x-request-id", "stalled")],
+        )
+        .await;
+    assert_eq!(response.status(), 200, "headers arrived before the stall");
+    assert!(
+        response.bytes().await.is_err(),
+        "the body must not look complete"
+    );
+    assert_eq!(h.record_of("stalled").await["detail"], "upstream_stalled");
+    let next = h
+        .get(
+            "/v1/raw/orders/O2025010100000001",
+            &[("x-api-key", &h.keys.erp_key)],
+        )
+        .await;
+    assert_eq!(next.status(), 200, "the in-flight slot was released");
+}

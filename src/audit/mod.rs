@@ -197,18 +197,18 @@ pub struct Pending {
     pub ticket: Ticket,
     pub entry: Entry,
     pub started: Instant,
-    /// Set when the body ended normally; otherwise the client went away mid-response.
-    pub completed: bool,
 }
 
 impl Pending {
-    /// Fills in the last figures and sends the record.
-    pub fn finish(mut self, bytes_out: u64) {
+    /// Fills in the last figures and sends the record. `interrupted` names why the body did
+    /// not end normally (`client_disconnected`, `upstream_stalled`, ...); it becomes the record's
+    /// `detail` unless the request already has one.
+    pub fn finish(mut self, bytes_out: u64, interrupted: Option<&'static str>) {
         self.entry.bytes_out = bytes_out;
         self.entry.duration = self.started.elapsed();
         self.entry.ts = SystemTime::now();
-        if !self.completed && self.entry.detail.is_none() {
-            self.entry.detail = Some("client_disconnected");
+        if self.entry.detail.is_none() {
+            self.entry.detail = interrupted;
         }
         crate::metrics::request_finished(&self.entry);
         self.ticket.send(self.entry);

@@ -38,6 +38,8 @@ pub enum Reply {
     Delay(u64),
     /// Sends headers, then breaks the connection mid-body.
     Abort,
+    /// Sends headers and a first chunk, then goes silent (connection kept open).
+    Stall,
     /// The default: a realistic orders page, or one order for `/api/orders/{id}`.
     Orders,
 }
@@ -127,6 +129,11 @@ impl FakeUpstream {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 axum::Json(sample_page()).into_response()
             }
+            Reply::Stall => Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stalling_stream()))
+                .unwrap(),
             Reply::Abort => {
                 let stream = futures_stream();
                 Response::builder()
@@ -172,6 +179,26 @@ impl FakeUpstream {
     pub fn set_default(&self, reply: Reply) {
         *self.default.lock() = reply;
     }
+}
+
+/// One chunk, then nothing ever again.
+fn stalling_stream() -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
+{
+    struct Stalling(bool);
+    impl futures_core::Stream for Stalling {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.0 {
+                return std::task::Poll::Pending;
+            }
+            self.0 = true;
+            std::task::Poll::Ready(Some(Ok(bytes::Bytes::from_static(b"{\"orders\": ["))))
+        }
+    }
+    Stalling(false)
 }
 
 fn futures_stream() -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
