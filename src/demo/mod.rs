@@ -591,11 +591,11 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
     }
     match crate::audit::verify::verify(std::slice::from_ref(&audit)) {
         Ok(sum) => println!(
-            "   `ordergate audit verify {}` → ok: {} records, seq {:?}..{:?}",
+            "   `ordergate audit verify {}` → ok: {} records, seq {}..{}",
             audit.display(),
             sum.records,
-            sum.first_seq,
-            sum.last_seq
+            sum.first_seq.unwrap_or(0),
+            sum.last_seq.unwrap_or(0)
         ),
         Err(e) => println!("   audit verify: {e}"),
     }
