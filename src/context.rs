@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderMap, Method};
 
@@ -39,7 +39,6 @@ impl ConnInfo {
 #[derive(Debug)]
 pub struct RequestContext {
     pub request_id: String,
-    pub started: Instant,
     pub conn: Arc<ConnInfo>,
     /// The client's address: the peer, or from `X-Forwarded-For` when the peer is trusted.
     pub client_ip: IpAddr,

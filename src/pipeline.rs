@@ -61,7 +61,6 @@ where
     let (parts, body) = request.into_parts();
     let mut ctx = RequestContext {
         request_id: request_id::from_headers(&parts.headers),
-        started,
         client_ip: client_ip(
             conn.peer.ip(),
             &parts.headers,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::scopes::ScopeSet;
 
@@ -284,13 +284,14 @@ impl CompiledView {
         Ok(out)
     }
 
-    /// Filters a parsed document (through the same one-pass filter).
+    /// Filters a parsed document (through the same one-pass filter); for tests.
+    #[cfg(test)]
     pub fn apply(&self, document: Value) -> Value {
         serde_json::to_vec(&document)
             .ok()
             .and_then(|bytes| self.apply_bytes(&bytes).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_else(|| Value::Object(Map::new()))
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()))
     }
 }
 

@@ -41,14 +41,26 @@ pub fn credential_in_query(
     key_header: Option<&str>,
     declared: &dyn Fn(&str) -> bool,
 ) -> bool {
-    let normalise = |s: &str| s.to_ascii_lowercase().replace('-', "_");
-    let header = key_header.map(normalise);
     query.pairs.iter().any(|(name, value)| {
-        let n = normalise(name);
-        let named_like_a_key = matches!(n.as_str(), "api_key" | "apikey" | "access_token")
-            || header.as_deref() == Some(n.as_str());
+        let named_like_a_key = ["api_key", "apikey", "access_token"]
+            .into_iter()
+            .chain(key_header)
+            .any(|credential| same_name(name, credential));
         (named_like_a_key && !declared(name)) || value.starts_with(api_key::KEY_PREFIX)
     })
+}
+
+/// Names equal ignoring ASCII case and `-` versus `_` (`X-Api-Key` = `x_api_key`), without
+/// allocating: this runs for every query parameter of every request.
+fn same_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| {
+        if c == b'-' {
+            b'_'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 /// Authenticates one request. `client_subject` is the verified client certificate's subject.
