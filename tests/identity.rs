@@ -610,3 +610,55 @@ async fn a_rotated_jwks_url_is_picked_up_and_refreshes_are_rate_limited() {
         "unknown kids must not hammer the IdP"
     );
 }
+
+#[tokio::test]
+async fn a_failed_jwks_fetch_keeps_the_last_good_set_and_is_counted() {
+    common::install();
+    let keys = Arc::new(Keys::new());
+    let served = Arc::new(Mutex::new(jwks(&[&keys.es256])));
+    let (jwks_addr, hits) = common::serve_https(&keys, served.clone()).await;
+    let h = Harness::with_parts(keys.clone(), FakeUpstream::start().await, |p| {
+        edit(
+            p,
+            &[(
+                "jwks_file = \"jwks.json\"",
+                &format!("jwks_url = \"https://127.0.0.1:{}/jwks.json\"\njwks_ca = \"ca.pem\"\njwks_refresh = \"1s\"", jwks_addr.port()),
+            )],
+        )
+    })
+    .await;
+    *served.lock() = "this is not a JWKS".to_owned();
+    // Wait for the background refresh to fetch the broken document.
+    for _ in 0..300 {
+        if hits.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "no background refresh happened"
+    );
+    let mut counted = false;
+    for _ in 0..300 {
+        let metrics = reqwest::get(h.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("ordergate_jwks_refresh_total{result=\"error\"}") {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(counted, "the failed refresh was not counted");
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &h.alice())])
+            .await
+            .status(),
+        200,
+        "the last good key set is kept"
+    );
+}
