@@ -10,14 +10,15 @@ use std::time::{Duration, SystemTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method};
 use jsonwebtoken::Algorithm;
-use ordergate::audit::Entry;
-use ordergate::authn::jwt::JwtVerifier;
 use ordergate::demo::pki::{JwtKey, jwks};
 use ordergate::policy::Policy;
-use ordergate::proxy::{HeaderFacts, upstream_headers};
-use ordergate::rate_limit::LocalBuckets;
+use ordergate::stage::audit::Entry;
+use ordergate::stage::authn::jwt::JwtVerifier;
+use ordergate::stage::proxy::{HeaderFacts, upstream_headers};
+use ordergate::stage::rate_limit::LocalBuckets;
+use ordergate::stage::validate::validate;
 use ordergate::token::{TokenSpec, mint};
-use ordergate::validate::{query, validate};
+use ordergate::vocab::query;
 use serde_json::{Value, json};
 
 /// The binary's allocator, so these figures are what the gateway pays.
@@ -46,7 +47,7 @@ fn policy(dir: &Path, keys: &[&JwtKey], cache_size: u32) -> Policy {
     // Drop the TLS table and the mTLS client (plain HTTP needs no certificates).
     let text: String = strip_table(&text, "[unused]");
     let text = text.replace("[[auth.mtls.clients]]                # partners may authenticate by client certificate instead\nsubject = \"CN=jd-marketplace,O=JD Partner\"\nroles = [\"marketplace_partner\"]\ntenant = \"acme\"\n", "");
-    ordergate::config::load_str(&dir.join("policy.toml"), &text)
+    ordergate::policy::load_str(&dir.join("policy.toml"), &text)
         .unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
@@ -177,7 +178,7 @@ fn benches(c: &mut Criterion) {
                 body_len: 0,
             });
             let mut down = upstream_response.clone();
-            ordergate::response::strip_upstream_headers(&mut down);
+            ordergate::stage::response::strip_upstream_headers(&mut down);
             black_box((up, down))
         })
     });

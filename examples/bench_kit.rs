@@ -116,7 +116,7 @@ fn setup(args: &[String]) {
     std::fs::write(dir.join("server.key"), &server.key_pem).unwrap();
     let key = JwtKey::generate(Algorithm::ES256, "bench").unwrap();
     std::fs::write(dir.join("jwks.json"), jwks(&[&key])).unwrap();
-    let (api_key, hash) = ordergate::authn::api_key::generate();
+    let (api_key, hash) = ordergate::stage::authn::api_key::generate();
     let token = key
         .token(
             "https://idp.bench/",

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use ordergate::config::units::parse_rate;
-use ordergate::rate_limit::{BucketRef, BucketSpec, LocalBuckets};
+use ordergate::stage::rate_limit::{BucketRef, BucketSpec, LocalBuckets};
+use ordergate::vocab::units::parse_rate;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

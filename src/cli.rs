@@ -163,7 +163,7 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::redact::make_writer)
+        .with_writer(crate::vocab::redact::make_writer)
         .with_ansi(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -203,7 +203,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { files },
         } => Ok(audit_verify(&files)),
-        Command::Openapi { config } => match crate::config::load(&config) {
+        Command::Openapi { config } => match crate::policy::load(&config) {
             Ok(policy) => {
                 println!(
                     "{}",
@@ -222,7 +222,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn check(config: &std::path::Path) -> ExitCode {
-    match crate::config::load(config) {
+    match crate::policy::load(config) {
         Ok(policy) => {
             println!("{}", policy.summary());
             ExitCode::SUCCESS
@@ -238,7 +238,7 @@ fn check(config: &std::path::Path) -> ExitCode {
 }
 
 fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
-    let policy = match crate::config::load(&config) {
+    let policy = match crate::policy::load(&config) {
         Ok(p) => p,
         Err(problems) => {
             for p in &problems {
@@ -265,7 +265,7 @@ fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
 
 /// The text `ordergate apikey new` prints.
 pub fn apikey_new(id: &str, roles: &[String], tenant: Option<&str>, days: Option<u32>) -> String {
-    let (key, hash) = crate::authn::api_key::generate();
+    let (key, hash) = crate::stage::authn::api_key::generate();
     let now = chrono::Utc::now();
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut block = format!(
@@ -334,7 +334,7 @@ fn token(args: TokenArgs) -> anyhow::Result<String> {
             .map(|c| crate::token::parse_claim(c))
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?,
-        ttl: crate::config::units::parse_duration(&args.ttl)
+        ttl: crate::vocab::units::parse_duration(&args.ttl)
             .map_err(anyhow::Error::msg)?
             .max(Duration::from_secs(1)),
     };
@@ -342,7 +342,7 @@ fn token(args: TokenArgs) -> anyhow::Result<String> {
 }
 
 fn audit_verify(files: &[PathBuf]) -> ExitCode {
-    match crate::audit::verify::verify(files) {
+    match crate::stage::audit::verify::verify(files) {
         Ok(summary) => {
             println!(
                 "ok: {} record(s) in {} file(s), seq {}..{}",

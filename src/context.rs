@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method};
 
-use crate::authn::Principal;
-use crate::authn::mtls::Subject;
-use crate::rate_limit::RateLimitStatus;
-use crate::validate::Validated;
+use crate::stage::authn::Principal;
+use crate::stage::authn::mtls::Subject;
+use crate::stage::rate_limit::RateLimitStatus;
+use crate::stage::validate::Validated;
 
 /// Facts about the connection, fixed after the TLS handshake.
 #[derive(Debug, Clone)]

@@ -10,13 +10,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use crate::abuse::AbuseGuard;
-use crate::audit::AuditSink;
-use crate::authn::jwt::JwtVerifier;
-use crate::load_shed::InFlightLimit;
 use crate::policy::Policy;
-use crate::proxy::UpstreamRuntime;
-use crate::rate_limit::{Backend, RateLimiter, RedisBuckets};
+use crate::stage::abuse::AbuseGuard;
+use crate::stage::audit::AuditSink;
+use crate::stage::authn::jwt::JwtVerifier;
+use crate::stage::load_shed::InFlightLimit;
+use crate::stage::proxy::UpstreamRuntime;
+use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
 
 /// One policy generation with the runtime pieces built from it.
 pub struct Live {
@@ -104,7 +104,7 @@ impl Gateway {
     pub async fn reload(self: &Arc<Self>) -> Result<(), Vec<String>> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let path = self.policy_path.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::config::load(&path))
+        let loaded = tokio::task::spawn_blocking(move || crate::policy::load(&path))
             .await
             .map_err(|e| vec![e.to_string()])?;
         let policy = match loaded {
@@ -225,7 +225,7 @@ impl Gateway {
                     let now = gateway.limiter.local().now();
                     gateway.limiter.local().sweep(now);
                     gateway.abuse.sweep(&live.policy.abuse);
-                    crate::metrics::upkeep();
+                    crate::vocab::metrics::upkeep();
                 }
             }
         });

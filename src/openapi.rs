@@ -5,8 +5,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::policy::Policy;
-use crate::validate::ParamSchema;
-use crate::validate::schema::Kind;
+use crate::stage::validate::ParamSchema;
+use crate::stage::validate::schema::Kind;
 
 /// The document.
 pub fn document(policy: &Policy) -> Value {

@@ -31,18 +31,18 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
-use crate::abuse;
-use crate::audit::{Entry, Pending};
-use crate::authn;
-use crate::authz;
-use crate::body::GatewayBody;
 use crate::context::{ConnInfo, RequestContext, client_ip};
-use crate::error::{BadRequest, GatewayError};
 use crate::gateway::{Gateway, Live};
-use crate::proxy::{self, HeaderFacts, UpstreamRequest};
-use crate::request_id;
-use crate::response;
-use crate::validate;
+use crate::stage::abuse;
+use crate::stage::audit::{Entry, Pending};
+use crate::stage::authn;
+use crate::stage::authz;
+use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
+use crate::stage::request_id;
+use crate::stage::response;
+use crate::stage::validate;
+use crate::vocab::body::GatewayBody;
+use crate::vocab::error::{BadRequest, GatewayError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -166,7 +166,7 @@ where
     let matched = policy.table.lookup(&parts.method, parts.uri.path())?;
     let route = &policy.routes[matched.route];
     ctx.route_id = Some(route.id.clone());
-    let raw_query = validate::query::parse(parts.uri.query().unwrap_or(""));
+    let raw_query = crate::vocab::query::parse(parts.uri.query().unwrap_or(""));
 
     // 4. Frozen IP.
     if gateway.abuse.is_ip_frozen(ctx.client_ip) {

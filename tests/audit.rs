@@ -99,7 +99,7 @@ async fn one_record_per_request_under_concurrency() {
         })
         .collect();
     assert_eq!(recorded, sent);
-    let summary = ordergate::audit::verify::verify(&[h.audit_path()]).unwrap();
+    let summary = ordergate::stage::audit::verify::verify(&[h.audit_path()]).unwrap();
     assert_eq!(
         (summary.records, summary.first_seq, summary.last_seq),
         (80, Some(1), Some(80))
@@ -205,7 +205,7 @@ async fn tampering_deleting_or_reordering_is_detected() {
     let check = |text: String| {
         let path = h.dir.path().join("tampered.jsonl");
         std::fs::write(&path, text).unwrap();
-        ordergate::audit::verify::verify(&[path])
+        ordergate::stage::audit::verify::verify(&[path])
     };
     assert!(check(original.clone()).is_ok());
     let edited = original.replacen("\"status\":200", "\"status\":404", 1);
@@ -246,7 +246,7 @@ async fn seq_and_chain_continue_across_restart_and_rotation() {
     first.stop().await;
     // Restart on the same directory: the writer resumes from the newest file's tail.
     let dir = first.dir.path().to_path_buf();
-    let loaded = ordergate::config::load(&dir.join("policy.toml")).unwrap();
+    let loaded = ordergate::policy::load(&dir.join("policy.toml")).unwrap();
     let running = ordergate::server::start(loaded, &dir.join("policy.toml"))
         .await
         .unwrap();
@@ -269,7 +269,7 @@ async fn seq_and_chain_continue_across_restart_and_rotation() {
         "rotation at 2KiB made several files: {files:?}"
     );
     files.reverse();
-    let summary = ordergate::audit::verify::verify(&files).unwrap();
+    let summary = ordergate::stage::audit::verify::verify(&files).unwrap();
     assert_eq!(
         (summary.records, summary.first_seq, summary.last_seq),
         (12, Some(1), Some(12))
@@ -358,7 +358,7 @@ async fn an_unwritable_audit_log_refuses_service_until_it_recovers() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let summary = ordergate::audit::verify::verify(&files).unwrap();
+    let summary = ordergate::stage::audit::verify::verify(&files).unwrap();
     assert_eq!(summary.first_seq, Some(1));
     assert!(summary.records >= 5, "{summary:?}");
 }

@@ -261,7 +261,7 @@ fn check_reports_each_policy_mistake_at_its_location() {
         let broken = base.replacen(from, to, 1);
         let path = dir.path().join("broken.toml");
         std::fs::write(&path, &broken).unwrap();
-        let problems = ordergate::config::load(&path).unwrap_err();
+        let problems = ordergate::policy::load(&path).unwrap_err();
         let found = problems
             .iter()
             .find(|p| p.message.contains(message))
@@ -286,7 +286,7 @@ fn check_reports_each_policy_mistake_at_its_location() {
     }
     let path = dir.path().join("broken.toml");
     std::fs::write(&path, &broken).unwrap();
-    assert!(ordergate::config::load(&path).unwrap_err().len() >= 3);
+    assert!(ordergate::policy::load(&path).unwrap_err().len() >= 3);
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn openapi_describes_routes_parameters_security_and_errors() {
     )
     .unwrap();
     common::install();
-    let policy = ordergate::config::load(&path).unwrap();
+    let policy = ordergate::policy::load(&path).unwrap();
     let doc = ordergate::openapi::document(&policy);
     assert_eq!(doc["openapi"], "3.1.0");
     let op = &doc["paths"]["/v1/customers/{customer_id}/orders"]["get"];

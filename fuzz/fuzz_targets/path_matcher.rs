@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use ordergate::route::{PathTemplate, RouteTable};
+use ordergate::stage::route::{PathTemplate, RouteTable};
 
 static TABLE: LazyLock<RouteTable> = LazyLock::new(|| {
     let routes = [

@@ -7,7 +7,8 @@ use std::sync::{Arc, LazyLock};
 use libfuzzer_sys::fuzz_target;
 use ordergate::config::problems::{KeyPath, Problems};
 use ordergate::config::raw;
-use ordergate::validate::{RouteParams, query, schema, validate};
+use ordergate::stage::validate::{RouteParams, schema, validate};
+use ordergate::vocab::query;
 
 static PARAMS: LazyLock<RouteParams> = LazyLock::new(|| {
     let text = r#"
@@ -43,7 +44,7 @@ static PARAMS: LazyLock<RouteParams> = LazyLock::new(|| {
     RouteParams {
         path: Vec::new(),
         query,
-        constraints: vec![ordergate::validate::Constraint::DateRange {
+        constraints: vec![ordergate::stage::validate::Constraint::DateRange {
             from: Arc::from("start_date"),
             to: Arc::from("end_date"),
             max_days: Some(366),

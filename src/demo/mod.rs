@@ -82,7 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     write_files(&setup, &args).map_err(anyhow::Error::msg)?;
     let policy_path = state.join("policy.toml");
-    let policy = crate::config::load(&policy_path).map_err(|problems| {
+    let policy = crate::policy::load(&policy_path).map_err(|problems| {
         anyhow::anyhow!(
             "the demo policy is invalid:\n{}",
             problems
@@ -139,7 +139,7 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
     write(&s.join("keys/jwks.json"), &pki::jwks(&[&jwt_key]))?;
     let mut key_blocks = String::new();
     for (id, role) in [("erp-sync", "erp"), ("sf-logistics", "logistics_partner")] {
-        let (key, hash) = crate::authn::api_key::generate();
+        let (key, hash) = crate::stage::authn::api_key::generate();
         write(&s.join(format!("keys/{id}.key")), &key)?;
         key_blocks.push_str(&format!(
             "[[auth.api_keys.keys]]\nid = \"{id}\"\nhash = \"{hash}\"\nroles = [\"{role}\"]\ntenant = \"acme\"\n\n"
@@ -337,7 +337,7 @@ fn client(state: &Path, with_partner_cert: bool) -> anyhow::Result<DemoClient> {
     for cert in ca {
         roots.add(cert)?;
     }
-    let builder = rustls::ClientConfig::builder_with_provider(crate::tls_client::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(crate::vocab::tls_client::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let config = if with_partner_cert {
@@ -589,7 +589,7 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
             audit.display()
         );
     }
-    match crate::audit::verify::verify(std::slice::from_ref(&audit)) {
+    match crate::stage::audit::verify::verify(std::slice::from_ref(&audit)) {
         Ok(sum) => println!(
             "   `ordergate audit verify {}` → ok: {} records, seq {}..{}",
             audit.display(),

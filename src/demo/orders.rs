@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::redact::{luhn_check_digit, resident_id_check_char};
+use crate::vocab::redact::{luhn_check_digit, resident_id_check_char};
 
 /// The seeded orders and the failure switch.
 pub struct OrderStore {
@@ -315,7 +315,7 @@ mod tests {
         let id = a.orders()[0]["customer"]["id_number"].as_str().unwrap();
         assert_eq!(id.len(), 18);
         assert_eq!(id.chars().last(), resident_id_check_char(&id[..17]));
-        let masked = crate::redact::redact(&a.orders()[0].to_string()).into_owned();
+        let masked = crate::vocab::redact::redact(&a.orders()[0].to_string()).into_owned();
         assert!(
             !masked.contains(id),
             "the redactor recognises the generated ID numbers"

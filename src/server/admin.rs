@@ -14,8 +14,8 @@ use axum::routing::{delete, get};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::{Entry, record::format_ts};
 use crate::gateway::Gateway;
+use crate::stage::audit::{Entry, record::format_ts};
 
 /// The admin routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -53,7 +53,7 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
 async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(),
+        crate::vocab::metrics::render(),
     )
         .into_response()
 }
@@ -83,7 +83,7 @@ async fn unfreeze(
     };
     let entry = Entry {
         ts: SystemTime::now(),
-        request_id: crate::request_id::generate(),
+        request_id: crate::stage::request_id::generate(),
         client_ip: peer.ip(),
         tls_version: None,
         client_subject: None,

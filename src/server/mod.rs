@@ -19,11 +19,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::authn::mtls::Subject;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
 use crate::pipeline;
 use crate::policy::Policy;
+use crate::stage::authn::mtls::Subject;
 
 /// A started gateway: its addresses, and the means to stop it.
 pub struct Running {
@@ -52,7 +52,7 @@ impl Running {
 
 /// Binds the listeners and starts serving `policy` (read from `policy_path`).
 pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Running, String> {
-    crate::metrics::install();
+    crate::vocab::metrics::install();
     let listen = policy.server.listen;
     let admin_listen = policy.server.admin_listen;
     let listener = TcpListener::bind(listen)
@@ -242,10 +242,10 @@ fn service(
     conn: Arc<ConnInfo>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<crate::body::GatewayBody>,
+    Response = hyper::Response<crate::vocab::body::GatewayBody>,
     Error = Infallible,
     Future = impl std::future::Future<
-        Output = Result<hyper::Response<crate::body::GatewayBody>, Infallible>,
+        Output = Result<hyper::Response<crate::vocab::body::GatewayBody>, Infallible>,
     > + Send
              + 'static,
 > + Clone
@@ -259,7 +259,7 @@ fn service(
         async move {
             Ok(task.await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "request task failed");
-                let mut response = hyper::Response::new(crate::body::GatewayBody::empty());
+                let mut response = hyper::Response::new(crate::vocab::body::GatewayBody::empty());
                 *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }))

@@ -265,7 +265,7 @@ impl Keys {
             .client("jd-marketplace", Some("JD Partner"))
             .unwrap();
         let stranger = partners.client("unknown-partner", Some("Nobody")).unwrap();
-        let key = || ordergate::authn::api_key::generate().0;
+        let key = || ordergate::stage::authn::api_key::generate().0;
         Self {
             ca,
             server,
@@ -567,7 +567,7 @@ impl Harness {
         let policy = change(&base_policy(&keys, upstream.addr));
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, &policy).unwrap();
-        let loaded = ordergate::config::load(&path)
+        let loaded = ordergate::policy::load(&path)
             .unwrap_or_else(|p| panic!("test policy invalid: {p:#?}"));
         let running = ordergate::server::start(loaded, &path).await.unwrap();
         let addr = running.addr;

@@ -1,0 +1,305 @@
+//! Stage 4 (and right after stage 5), the abuse guard: the `max_denials`-th denial (401, 403,
+//! 429) to one client IP or principal within `window` freezes it for `freeze_for`; frozen
+//! callers get 403 `frozen` before authentication (IP) or right after it (principal).
+//!
+//! With the Redis rate-limit backend, denials are counted and freezes kept in Redis (one small
+//! script per *denial*, never per admitted request), and every instance mirrors the frozen set
+//! every second, so a freeze made on one instance holds on all of them. Locally, denial windows
+//! are timestamps per key, capped at `max_denials` and swept on a timer, so memory stays bounded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+
+use crate::stage::rate_limit::RedisBuckets;
+
+/// `[abuse]`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseSettings {
+    pub window: Duration,
+    pub max_denials: u32,
+    pub freeze_for: Duration,
+}
+
+impl Default for AbuseSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            max_denials: 50,
+            freeze_for: Duration::from_secs(900),
+        }
+    }
+}
+
+/// Who a freeze applies to: `principal:<id>` or `ip:<addr>`.
+pub fn principal_key(id: &str) -> String {
+    format!("principal:{id}")
+}
+
+/// The key of a client IP.
+pub fn ip_key(ip: std::net::IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+const DENIAL_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local until_ms = now + tonumber(ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[5], string.format('%.0f', until_ms))
+  redis.call('DEL', KEYS[1])
+  return until_ms
+end
+return 0
+"#;
+
+/// Denial windows and freezes.
+pub struct AbuseGuard {
+    denials: DashMap<String, VecDeque<u64>>,
+    frozen: ArcSwap<DashMap<String, u64>>,
+    script: redis::Script,
+}
+
+impl Default for AbuseGuard {
+    fn default() -> Self {
+        Self {
+            denials: DashMap::new(),
+            frozen: ArcSwap::from_pointee(DashMap::new()),
+            script: redis::Script::new(DENIAL_SCRIPT),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl AbuseGuard {
+    /// True while this client IP is frozen (no allocation when nothing is frozen).
+    pub fn is_ip_frozen(&self, ip: std::net::IpAddr) -> bool {
+        !self.frozen.load().is_empty() && self.is_frozen(&ip_key(ip))
+    }
+
+    /// True while this principal is frozen (no allocation when nothing is frozen).
+    pub fn is_principal_frozen(&self, id: &str) -> bool {
+        !self.frozen.load().is_empty() && self.is_frozen(&principal_key(id))
+    }
+
+    /// True while `key` is frozen.
+    pub fn is_frozen(&self, key: &str) -> bool {
+        let frozen = self.frozen.load();
+        if frozen.is_empty() {
+            return false;
+        }
+        frozen.get(key).is_some_and(|until| *until > now_ms())
+    }
+
+    /// Counts one denial against `key`; freezes it at the `max_denials`-th within the window.
+    pub async fn deny(&self, settings: &AbuseSettings, key: &str, redis: Option<&RedisBuckets>) {
+        if let Some(redis) = redis {
+            match self.deny_shared(settings, key, redis).await {
+                Ok(until) => {
+                    if until > 0 {
+                        self.freeze_locally(key, until);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared denial count failed; counting locally")
+                }
+            }
+        }
+        let now = now_ms();
+        let window = settings.window.as_millis() as u64;
+        let max = settings.max_denials.max(1) as usize;
+        let freeze = {
+            let mut times = self.denials.entry(key.to_owned()).or_default();
+            while times
+                .front()
+                .is_some_and(|t| now.saturating_sub(*t) >= window)
+            {
+                times.pop_front();
+            }
+            times.push_back(now);
+            while times.len() > max {
+                times.pop_front();
+            }
+            times.len() >= max
+        };
+        if freeze {
+            self.denials.remove(key);
+            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64);
+        }
+    }
+
+    async fn deny_shared(
+        &self,
+        settings: &AbuseSettings,
+        key: &str,
+        redis: &RedisBuckets,
+    ) -> Result<u64, String> {
+        let prefix = redis.prefix();
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(format!("{prefix}{{abuse}}:denials:{key}"))
+            .key(format!("{prefix}{{abuse}}:frozen"))
+            .arg(settings.window.as_millis() as u64)
+            .arg(settings.max_denials.max(1))
+            .arg(settings.freeze_for.as_millis() as u64)
+            .arg(format!("{}-{}", now_ms(), rand::random::<u64>()))
+            .arg(key);
+        let mut connection = redis.connection();
+        let until: u64 =
+            tokio::time::timeout(redis.timeout(), invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| "timeout".to_owned())?
+                .map_err(|e| e.to_string())?;
+        Ok(until)
+    }
+
+    fn freeze_locally(&self, key: &str, until_ms: u64) {
+        let frozen = self.frozen.load();
+        if frozen.insert(key.to_owned(), until_ms).is_none() {
+            let kind = key.split(':').next().unwrap_or("unknown").to_owned();
+            tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
+            metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
+        }
+        metrics::gauge!("ordergate_frozen").set(frozen.len() as f64);
+    }
+
+    /// Every current freeze: `(key, until)`.
+    pub fn list(&self) -> Vec<(String, SystemTime)> {
+        let now = now_ms();
+        let mut out: Vec<(String, SystemTime)> = self
+            .frozen
+            .load()
+            .iter()
+            .filter(|e| *e.value() > now)
+            .map(|e| {
+                (
+                    e.key().clone(),
+                    UNIX_EPOCH + Duration::from_millis(*e.value()),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Lifts a freeze; returns whether there was one.
+    pub async fn unfreeze(&self, key: &str, redis: Option<&RedisBuckets>) -> bool {
+        let was = self
+            .frozen
+            .load()
+            .remove(key)
+            .is_some_and(|(_, until)| until > now_ms());
+        self.denials.remove(key);
+        let mut shared = false;
+        if let Some(redis) = redis {
+            let mut connection = redis.connection();
+            let removed: Result<u64, _> = redis::cmd("HDEL")
+                .arg(format!("{}{{abuse}}:frozen", redis.prefix()))
+                .arg(key)
+                .query_async(&mut connection)
+                .await;
+            shared = removed.is_ok_and(|n| n > 0);
+        }
+        metrics::gauge!("ordergate_frozen").set(self.frozen.load().len() as f64);
+        was || shared
+    }
+
+    /// Mirrors the shared frozen set (run every second in redis mode).
+    pub async fn sync(&self, redis: &RedisBuckets) -> Result<(), String> {
+        let mut connection = redis.connection();
+        let key = format!("{}{{abuse}}:frozen", redis.prefix());
+        let all: Vec<(String, u64)> = tokio::time::timeout(
+            redis.timeout(),
+            redis::cmd("HGETALL").arg(&key).query_async(&mut connection),
+        )
+        .await
+        .map_err(|_| "timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
+        let now = now_ms();
+        let (live, expired): (Vec<_>, Vec<_>) =
+            all.into_iter().partition(|(_, until)| *until > now);
+        if !expired.is_empty() {
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(&key);
+            for (k, _) in &expired {
+                cmd.arg(k);
+            }
+            let _: Result<u64, _> = cmd.query_async(&mut connection).await;
+        }
+        let map = DashMap::new();
+        for (k, until) in live {
+            map.insert(k, until);
+        }
+        metrics::gauge!("ordergate_frozen").set(map.len() as f64);
+        self.frozen.store(Arc::new(map));
+        Ok(())
+    }
+
+    /// Forgets expired freezes and empty denial windows.
+    pub fn sweep(&self, settings: &AbuseSettings) {
+        let now = now_ms();
+        let window = settings.window.as_millis() as u64;
+        self.denials.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.saturating_sub(*t) < window)
+        });
+        let frozen = self.frozen.load();
+        frozen.retain(|_, until| *until > now);
+        metrics::gauge!("ordergate_frozen").set(frozen.len() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_max_denials_th_denial_freezes() {
+        let guard = AbuseGuard::default();
+        let settings = AbuseSettings {
+            window: Duration::from_secs(60),
+            max_denials: 3,
+            freeze_for: Duration::from_secs(60),
+        };
+        guard.deny(&settings, "ip:127.0.0.1", None).await;
+        guard.deny(&settings, "ip:127.0.0.1", None).await;
+        assert!(!guard.is_frozen("ip:127.0.0.1"));
+        guard.deny(&settings, "ip:127.0.0.1", None).await;
+        assert!(guard.is_frozen("ip:127.0.0.1"));
+        assert!(!guard.is_frozen("ip:127.0.0.2"));
+        assert_eq!(guard.list()[0].0, "ip:127.0.0.1");
+        assert!(guard.unfreeze("ip:127.0.0.1", None).await);
+        assert!(!guard.is_frozen("ip:127.0.0.1"));
+        assert!(!guard.unfreeze("ip:127.0.0.1", None).await);
+    }
+
+    #[tokio::test]
+    async fn denials_outside_the_window_do_not_count() {
+        let guard = AbuseGuard::default();
+        let settings = AbuseSettings {
+            window: Duration::from_millis(50),
+            max_denials: 2,
+            freeze_for: Duration::from_secs(60),
+        };
+        guard.deny(&settings, "principal:a", None).await;
+        std::thread::sleep(Duration::from_millis(60));
+        guard.deny(&settings, "principal:a", None).await;
+        assert!(!guard.is_frozen("principal:a"));
+        guard.sweep(&settings);
+    }
+}

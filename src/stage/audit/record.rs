@@ -1,0 +1,262 @@
+//! One audit record: the fields the request path fills in ([`Entry`]), and their serialisation
+//! as one compact JSON line with the keys in CONTRACT.md §4 order and the hash chain:
+//! `hash` = hex SHA-256 of `prev_hash` + "\n" + the line without its trailing `,"hash":"…"`.
+//!
+//! Redaction happens here, once, for every string a client or upstream could have shaped.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::stage::authn::Principal;
+use crate::stage::validate::Value;
+use crate::vocab::redact::{mask_param, redact};
+
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What the request path knows about one request when it ends.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub ts: SystemTime,
+    pub request_id: String,
+    pub client_ip: IpAddr,
+    pub tls_version: Option<&'static str>,
+    pub client_subject: Option<Arc<str>>,
+    pub principal: Option<Arc<Principal>>,
+    pub method: http::Method,
+    pub route: Option<Arc<str>>,
+    pub path: String,
+    pub query: Vec<(Arc<str>, Value)>,
+    pub reason: &'static str,
+    pub detail: Option<&'static str>,
+    pub status: u16,
+    pub upstream_status: Option<u16>,
+    pub duration: Duration,
+    pub upstream: Option<Duration>,
+    pub bytes_out: u64,
+}
+
+#[derive(Serialize)]
+struct Tls<'a> {
+    version: Option<&'static str>,
+    client_subject: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PrincipalOut<'a> {
+    id: Option<&'a str>,
+    kind: &'static str,
+    tenant: Option<&'a str>,
+}
+
+/// The record without `hash`, in §4 key order.
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    seq: u64,
+    request_id: &'a str,
+    client_ip: String,
+    tls: Tls<'a>,
+    principal: PrincipalOut<'a>,
+    method: &'a str,
+    route: Option<&'a str>,
+    path: &'a str,
+    query: serde_json::Map<String, serde_json::Value>,
+    decision: &'static str,
+    reason: &'static str,
+    detail: Option<&'static str>,
+    status: u16,
+    upstream_status: Option<u16>,
+    duration_ms: f64,
+    upstream_ms: Option<f64>,
+    bytes_out: u64,
+    prev_hash: Option<&'a str>,
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1_000.0
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn format_ts(ts: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(ts)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+impl Entry {
+    /// Serialises the record as it is written (without the trailing newline), chained to
+    /// `prev_hash` when given. Returns the line and its hash.
+    pub fn to_line(
+        &self,
+        seq: u64,
+        prev_hash: Option<&str>,
+        sensitive: &[String],
+    ) -> (String, Option<String>) {
+        let request_id = redact(&self.request_id);
+        let subject = self.client_subject.as_deref().map(redact);
+        let principal_id = self.principal.as_ref().map(|p| redact(&p.id));
+        let tenant = self
+            .principal
+            .as_ref()
+            .and_then(|p| p.tenant.as_deref())
+            .map(redact);
+        let path = redact(&self.path);
+        let query = self
+            .query
+            .iter()
+            .map(|(name, value)| {
+                let json = match value.to_json() {
+                    serde_json::Value::String(s) if sensitive.iter().any(|p| **p == **name) => {
+                        serde_json::Value::String(mask_param(name, &s))
+                    }
+                    serde_json::Value::String(s) => {
+                        serde_json::Value::String(redact(&s).into_owned())
+                    }
+                    other if sensitive.iter().any(|p| **p == **name) => {
+                        serde_json::Value::String(mask_param(name, &other.to_string()))
+                    }
+                    other => other,
+                };
+                (name.to_string(), json)
+            })
+            .collect();
+        let line = Line {
+            ts: format_ts(self.ts),
+            seq,
+            request_id: &request_id,
+            client_ip: self.client_ip.to_string(),
+            tls: Tls {
+                version: self.tls_version,
+                client_subject: subject.as_deref(),
+            },
+            principal: PrincipalOut {
+                id: principal_id.as_deref(),
+                kind: self.principal.as_ref().map_or("none", |p| p.kind.as_str()),
+                tenant: tenant.as_deref(),
+            },
+            method: self.method.as_str(),
+            route: self.route.as_deref(),
+            path: &path,
+            query,
+            decision: if self.reason == "ok" { "allow" } else { "deny" },
+            reason: self.reason,
+            detail: self.detail,
+            status: self.status,
+            upstream_status: self.upstream_status,
+            duration_ms: millis(self.duration),
+            upstream_ms: self.upstream.map(millis),
+            bytes_out: self.bytes_out,
+            prev_hash,
+        };
+        // Serialising strings, numbers and maps of them cannot fail.
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        let hash = prev_hash.map(|prev| chain_hash(prev, &text));
+        text.pop();
+        match &hash {
+            Some(h) => {
+                text.push_str(",\"hash\":\"");
+                text.push_str(h);
+                text.push_str("\"}");
+            }
+            None => text.push_str(",\"hash\":null}"),
+        }
+        (text, hash)
+    }
+}
+
+/// `hash` = hex SHA-256 of `prev_hash` + "\n" + `body` (the line without its `hash` member).
+pub fn chain_hash(prev_hash: &str, body: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn entry() -> Entry {
+        Entry {
+            ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            request_id: "req-1".into(),
+            client_ip: "127.0.0.1".parse().unwrap(),
+            tls_version: Some("TLSv1.3"),
+            client_subject: None,
+            principal: None,
+            method: http::Method::GET,
+            route: Some(Arc::from("customer-orders")),
+            path: "/v1/customers/13812345678/orders".into(),
+            query: vec![
+                (Arc::from("phone"), Value::String("13900001111".into())),
+                (Arc::from("page_size"), Value::Integer(20)),
+            ],
+            reason: "unauthenticated",
+            detail: Some("token_expired"),
+            status: 401,
+            upstream_status: None,
+            duration: Duration::from_micros(1234),
+            upstream: None,
+            bytes_out: 210,
+        }
+    }
+
+    #[test]
+    fn keys_in_contract_order_and_chained() {
+        let (line, hash) = entry().to_line(7, Some(GENESIS), &["phone".into()]);
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap();
+        assert_eq!(
+            keys,
+            [
+                "ts",
+                "seq",
+                "request_id",
+                "client_ip",
+                "tls",
+                "principal",
+                "method",
+                "route",
+                "path",
+                "query",
+                "decision",
+                "reason",
+                "detail",
+                "status",
+                "upstream_status",
+                "duration_ms",
+                "upstream_ms",
+                "bytes_out",
+                "prev_hash",
+                "hash"
+            ]
+        );
+        assert!(
+            line.starts_with("{\"ts\":\"2023-11-14T22:13:20.123Z\",\"seq\":7,"),
+            "{line}"
+        );
+        assert!(line.contains("\"principal\":{\"id\":null,\"kind\":\"none\",\"tenant\":null}"));
+        assert!(line.contains("\"decision\":\"deny\""));
+        assert!(line.contains("\"duration_ms\":1.234"));
+        assert!(
+            !line.contains("13812345678") && !line.contains("13900001111"),
+            "{line}"
+        );
+        assert!(line.contains("\"phone\":\"139****1111\""));
+        let hash = hash.unwrap();
+        let body = line
+            .strip_suffix(&format!(",\"hash\":\"{hash}\"}}"))
+            .unwrap()
+            .to_owned()
+            + "}";
+        assert_eq!(chain_hash(GENESIS, &body), hash);
+    }
+}

@@ -1,0 +1,292 @@
+//! The JWT verification keys: a JWKS from a file or an https URL, refreshed in the background
+//! every `jwks_refresh`, and at most once per 30 s when a token names an unknown `kid`. A failed
+//! refresh keeps the last good set (logged and counted). Symmetric (`oct`) keys in a JWKS are
+//! refused: HMAC secrets come only from the environment or a file, so a public key can never be
+//! used as an HMAC secret.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http_body_util::{BodyExt, Empty, Limited};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// The smallest gap between two refreshes forced by unknown `kid`s.
+pub const FORCED_REFRESH_GAP: Duration = Duration::from_secs(30);
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+/// What a key can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    Rsa,
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+impl KeyFamily {
+    /// True when a token signed with `alg` may be checked with a key of this family.
+    pub fn accepts(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        matches!(
+            (self, alg),
+            (
+                KeyFamily::Rsa,
+                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
+            ) | (KeyFamily::EcP256, ES256)
+                | (KeyFamily::EcP384, ES384)
+                | (KeyFamily::Ed25519, EdDSA)
+        )
+    }
+}
+
+/// One verification key.
+#[derive(Clone)]
+pub struct VerificationKey {
+    pub kid: Option<String>,
+    pub family: KeyFamily,
+    /// The JWK's own `alg`, which then must match the token's exactly.
+    pub alg: Option<Algorithm>,
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("family", &self.family)
+            .finish()
+    }
+}
+
+/// A parsed key set.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    pub keys: Vec<VerificationKey>,
+}
+
+/// The result of looking a token's key up.
+pub enum Selection<'a> {
+    Found(&'a VerificationKey),
+    UnknownKid,
+    Mismatch,
+}
+
+impl KeySet {
+    /// Parses a JWKS document. Keys for encryption are skipped; `oct` keys and unsupported curves
+    /// are errors.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let set: JwkSet =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Vec::new();
+        for (i, jwk) in set.keys.iter().enumerate() {
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let family = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => KeyFamily::Rsa,
+                AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                    EllipticCurve::P256 => KeyFamily::EcP256,
+                    EllipticCurve::P384 => KeyFamily::EcP384,
+                    _ => return Err(format!("key {i}: unsupported elliptic curve")),
+                },
+                AlgorithmParameters::OctetKeyPair(p) => match p.curve {
+                    EllipticCurve::Ed25519 => KeyFamily::Ed25519,
+                    _ => return Err(format!("key {i}: unsupported curve (only Ed25519)")),
+                },
+                AlgorithmParameters::OctetKey(_) => {
+                    return Err(format!(
+                        "key {i}: symmetric (`oct`) keys are not accepted in a JWKS; use hs_secret_env or hs_secret_file"
+                    ));
+                }
+                _ => return Err(format!("key {i}: unsupported key type")),
+            };
+            let alg = match jwk.common.key_algorithm {
+                Some(a) => Some(
+                    a.to_string()
+                        .parse::<Algorithm>()
+                        .map_err(|_| format!("key {i}: unsupported `alg`"))?,
+                ),
+                None => None,
+            };
+            if let Some(a) = alg
+                && !family.accepts(a)
+            {
+                return Err(format!("key {i}: `alg` {a:?} does not fit the key type"));
+            }
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {i}: {e}"))?;
+            keys.push(VerificationKey {
+                kid: jwk.common.key_id.clone(),
+                family,
+                alg,
+                key,
+            });
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key for a token with this `kid` and `alg`. Without a `kid`, the only key that fits.
+    pub fn select(&self, kid: Option<&str>, alg: Algorithm) -> Selection<'_> {
+        let candidate = match kid {
+            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            None => {
+                let mut fitting = self.keys.iter().filter(|k| k.family.accepts(alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+        };
+        match candidate {
+            None => Selection::UnknownKid,
+            Some(k) if !k.family.accepts(alg) || k.alg.is_some_and(|a| a != alg) => {
+                Selection::Mismatch
+            }
+            Some(k) => Selection::Found(k),
+        }
+    }
+}
+
+/// Where the key set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    Url {
+        url: http::Uri,
+        ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    },
+}
+
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<bytes::Bytes>,
+>;
+
+/// The live key set and its refresh state.
+pub struct JwksStore {
+    set: ArcSwap<KeySet>,
+    source: JwksSource,
+    client: Option<HttpsClient>,
+    generation: AtomicU64,
+    last_forced: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl JwksStore {
+    /// A store starting from `initial` (the file's keys, read when the policy was checked).
+    pub fn new(source: JwksSource, initial: KeySet) -> Result<Self, String> {
+        let client = match &source {
+            JwksSource::File(_) => None,
+            JwksSource::Url { ca, .. } => {
+                let tls = crate::vocab::tls_client::client_config(ca.as_deref())?;
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_only()
+                    .enable_http1()
+                    .enable_http2()
+                    .build();
+                Some(
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .build(connector),
+                )
+            }
+        };
+        Ok(Self {
+            set: ArcSwap::from_pointee(initial),
+            source,
+            client,
+            generation: AtomicU64::new(0),
+            last_forced: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The current keys.
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.set.load()
+    }
+
+    /// Bumped whenever the key set changes; cached tokens from older generations are re-verified.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Re-reads the source; keeps the old set on failure.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let result = match &self.source {
+            JwksSource::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|bytes| KeySet::parse(&bytes)),
+            JwksSource::Url { url, .. } => self
+                .fetch(url)
+                .await
+                .and_then(|bytes| KeySet::parse(&bytes)),
+        };
+        match result {
+            Ok(set) => {
+                self.set.store(Arc::new(set));
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                metrics::counter!("ordergate_jwks_refresh_total", "result" => "ok").increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("ordergate_jwks_refresh_total", "result" => "error").increment(1);
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good key set");
+                Err(e)
+            }
+        }
+    }
+
+    /// A refresh for an unknown `kid`, at most once per [`FORCED_REFRESH_GAP`]. Returns whether
+    /// a refresh ran.
+    pub async fn refresh_for_unknown_kid(&self) -> bool {
+        let mut last = self.last_forced.lock().await;
+        if last.is_some_and(|t| t.elapsed() < FORCED_REFRESH_GAP) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.refresh().await.is_ok()
+    }
+
+    async fn fetch(&self, url: &http::Uri) -> Result<Vec<u8>, String> {
+        let client = self.client.as_ref().ok_or("no https client")?;
+        let request = http::Request::get(url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(5), client.request(request))
+            .await
+            .map_err(|_| format!("{url}: timed out"))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        let body = tokio::time::timeout(
+            Duration::from_secs(5),
+            Limited::new(response.into_body(), MAX_JWKS_BYTES).collect(),
+        )
+        .await
+        .map_err(|_| format!("{url}: body timed out"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+        Ok(body.to_bytes().to_vec())
+    }
+
+    /// Refreshes every `every` until the store is dropped (a reload replaced it).
+    pub fn spawn_refresher(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(store) = weak.upgrade() else { return };
+                let _ = store.refresh().await;
+            }
+        });
+    }
+}

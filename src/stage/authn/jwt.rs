@@ -1,0 +1,288 @@
+//! Bearer JWTs. The header is parsed here, not by the library, so that every rule is explicit:
+//! `alg` must be listed in `algorithms` and fit the selected key (no `none`; HMAC only with the
+//! configured secret, never with a JWKS key); `crit` is refused (no extension is understood);
+//! `jku`, `x5u`, `jwk` and `x5c` are never read, let alone followed. The signature is checked by
+//! `jsonwebtoken` with the aws-lc provider; then `exp` (required), `nbf` and `iat` with `leeway`,
+//! exact `iss`, and `aud` containing one of `audiences`.
+//!
+//! Verified tokens are cached by SHA-256 of the token until `exp`, so a hot caller costs one hash
+//! and one lookup instead of a signature check.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use quick_cache::sync::Cache;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::jwks::{JwksSource, JwksStore, KeySet, Selection};
+use super::principal::{Claims, Principal, PrincipalKind, scope_header};
+use crate::policy::Roles;
+use crate::vocab::scopes::ScopeRegistry;
+
+/// `[auth.jwt]`, compiled.
+#[derive(Clone)]
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub jwks: Option<(JwksSource, KeySet)>,
+    pub jwks_refresh: Duration,
+    pub leeway_secs: i64,
+    pub max_token_bytes: usize,
+    pub scope_claim: String,
+    pub roles_claim: String,
+    pub tenant_claim: String,
+    pub hmac: Option<DecodingKey>,
+    pub cache_size: usize,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("hmac", &self.hmac.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The header fields ordergate reads. Everything else (`jku`, `x5u`, `jwk`, `x5c`, ...) is ignored.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+/// The verifier of one policy generation: settings, live keys and the cache of verified tokens.
+pub struct JwtVerifier {
+    settings: JwtSettings,
+    store: Option<Arc<JwksStore>>,
+    cache: Cache<[u8; 32], (u64, Arc<Principal>)>,
+}
+
+impl JwtVerifier {
+    /// Builds the verifier; with a JWKS URL the key set starts empty until [`Self::start`].
+    pub fn new(settings: JwtSettings) -> Result<Self, String> {
+        let store = match &settings.jwks {
+            Some((source, initial)) => {
+                Some(Arc::new(JwksStore::new(source.clone(), initial.clone())?))
+            }
+            None => None,
+        };
+        let cache = Cache::new(settings.cache_size.max(1));
+        Ok(Self {
+            settings,
+            store,
+            cache,
+        })
+    }
+
+    /// Fetches a URL key set once and starts the background refresher.
+    pub async fn start(&self) {
+        if let Some(store) = &self.store {
+            if matches!(store_source(&self.settings), Some(JwksSource::Url { .. })) {
+                let _ = store.refresh().await;
+            }
+            store.spawn_refresher(self.settings.jwks_refresh);
+        }
+    }
+
+    /// The maximum token size.
+    pub fn max_token_bytes(&self) -> usize {
+        self.settings.max_token_bytes
+    }
+
+    /// Verifies `token`; `Err` holds the audit cause.
+    pub async fn verify(
+        &self,
+        token: &str,
+        roles: &Roles,
+        registry: &ScopeRegistry,
+    ) -> Result<Arc<Principal>, &'static str> {
+        if token.len() > self.settings.max_token_bytes {
+            return Err("token_too_large");
+        }
+        let now = now_secs();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let generation = self.store.as_ref().map_or(0, |s| s.generation());
+        let caching = self.settings.cache_size > 0;
+        if caching
+            && let Some((cached_generation, principal)) = self.cache.get(&digest)
+            && cached_generation == generation
+        {
+            if principal
+                .expires_at
+                .is_some_and(|exp| now > exp + self.settings.leeway_secs)
+            {
+                self.cache.remove(&digest);
+                return Err("token_expired");
+            }
+            return Ok(principal);
+        }
+        let principal = Arc::new(self.verify_uncached(token, now, roles, registry).await?);
+        if caching {
+            self.cache.insert(digest, (generation, principal.clone()));
+        }
+        Ok(principal)
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: i64,
+        roles: &Roles,
+        registry: &ScopeRegistry,
+    ) -> Result<Principal, &'static str> {
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(claims_b64), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("malformed_token");
+        };
+        let header: Header = decode_json(header_b64).ok_or("malformed_token")?;
+        if header.crit.is_some() {
+            return Err("unsupported_crit");
+        }
+        if header.alg.eq_ignore_ascii_case("none") {
+            return Err("alg_none");
+        }
+        let alg: Algorithm = header.alg.parse().map_err(|_| "alg_not_allowed")?;
+        if !self.settings.algorithms.contains(&alg) {
+            return Err("alg_not_allowed");
+        }
+        let message = &token[..header_b64.len() + 1 + claims_b64.len()];
+        let verified = if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            let key = self.settings.hmac.as_ref().ok_or("hmac_not_configured")?;
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg)
+        } else {
+            let store = self.store.as_ref().ok_or("no_verification_keys")?;
+            let key = {
+                let keys = store.keys();
+                match keys.select(header.kid.as_deref(), alg) {
+                    Selection::Found(k) => Some(k.key.clone()),
+                    Selection::Mismatch => return Err("alg_key_mismatch"),
+                    Selection::UnknownKid => None,
+                }
+            };
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    if !store.refresh_for_unknown_kid().await {
+                        return Err("unknown_kid");
+                    }
+                    match store.keys().select(header.kid.as_deref(), alg) {
+                        Selection::Found(k) => k.key.clone(),
+                        Selection::Mismatch => return Err("alg_key_mismatch"),
+                        Selection::UnknownKid => return Err("unknown_kid"),
+                    }
+                }
+            };
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg)
+        };
+        if !verified.unwrap_or(false) {
+            return Err("bad_signature");
+        }
+        let claims: Map<String, Value> = decode_json(claims_b64).ok_or("malformed_token")?;
+        self.check_claims(&claims, now)?;
+        let id = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => Arc::<str>::from(s.as_str()),
+            _ => return Err("missing_subject"),
+        };
+        let token_scopes = strings(claims.get(&self.settings.scope_claim));
+        let role_names = strings(claims.get(&self.settings.roles_claim));
+        let mut scopes = registry.known(token_scopes.iter().map(String::as_str));
+        let mut names: Vec<&str> = token_scopes.iter().map(String::as_str).collect();
+        for role in &role_names {
+            if let Some(role) = roles.get(role.as_str()) {
+                scopes.extend(&role.set);
+                names.extend(role.names.iter().map(|s| &**s));
+            }
+        }
+        let tenant = match claims.get(&self.settings.tenant_claim) {
+            Some(Value::String(t)) => Some(Arc::from(t.as_str())),
+            _ => None,
+        };
+        let scope_header = scope_header(names);
+        let expires_at = claims.get("exp").and_then(Value::as_i64);
+        Ok(Principal {
+            id,
+            kind: PrincipalKind::Jwt,
+            tenant,
+            scopes,
+            scope_header,
+            claims: Claims::Token(claims),
+            expires_at,
+        })
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), &'static str> {
+        let leeway = self.settings.leeway_secs;
+        let time = |name: &str| -> Result<Option<i64>, &'static str> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(v) => v.as_f64().map(|f| Some(f as i64)).ok_or("malformed_claims"),
+            }
+        };
+        let exp = time("exp")?.ok_or("missing_exp")?;
+        if now > exp + leeway {
+            return Err("token_expired");
+        }
+        if time("nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+            return Err("token_not_yet_valid");
+        }
+        if time("iat")?.is_some_and(|iat| iat > now + leeway) {
+            return Err("token_issued_in_future");
+        }
+        match claims.get("iss") {
+            Some(Value::String(iss)) if *iss == self.settings.issuer => {}
+            _ => return Err("wrong_issuer"),
+        }
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => self.settings.audiences.contains(aud),
+            Some(Value::Array(auds)) => auds.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| self.settings.audiences.iter().any(|x| x == a))
+            }),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err("wrong_audience");
+        }
+        Ok(())
+    }
+}
+
+fn store_source(settings: &JwtSettings) -> Option<&JwksSource> {
+    settings.jwks.as_ref().map(|(s, _)| s)
+}
+
+/// A space-separated string or an array of strings.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

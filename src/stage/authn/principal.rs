@@ -1,0 +1,79 @@
+//! Who is calling, as established by authentication; read by every later stage.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use crate::vocab::scopes::ScopeSet;
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    Jwt,
+    ApiKey,
+    Mtls,
+}
+
+impl PrincipalKind {
+    /// The name used in audit records and `X-Auth-Kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Jwt => "jwt",
+            PrincipalKind::ApiKey => "api_key",
+            PrincipalKind::Mtls => "mtls",
+        }
+    }
+}
+
+/// Where `owner` bindings look a claim up.
+#[derive(Debug, Clone)]
+pub enum Claims {
+    /// A verified token's claims.
+    Token(serde_json::Map<String, serde_json::Value>),
+    /// An API key's or mTLS client's `attributes`.
+    Attributes(Arc<BTreeMap<String, String>>),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `sub`, the API key's `id`, or the certificate's CN.
+    pub id: Arc<str>,
+    pub kind: PrincipalKind,
+    pub tenant: Option<Arc<str>>,
+    /// The scopes the policy knows, as a bitset for authorisation.
+    pub scopes: ScopeSet,
+    /// Every scope held, space-separated, for `X-Auth-Scopes`.
+    pub scope_header: HeaderValue,
+    pub claims: Claims,
+    /// For tokens: `exp`, seconds since the epoch.
+    pub expires_at: Option<i64>,
+}
+
+impl Principal {
+    /// A claim or attribute as text (numbers are written out; objects and arrays are not claims
+    /// an owner binding can compare).
+    pub fn claim(&self, name: &str) -> Option<Cow<'_, str>> {
+        match &self.claims {
+            Claims::Token(map) => match map.get(name)? {
+                serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
+                serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                _ => None,
+            },
+            Claims::Attributes(map) => map.get(name).map(|s| Cow::Borrowed(s.as_str())),
+        }
+    }
+}
+
+/// Joins scopes for `X-Auth-Scopes`; scopes that cannot be a header value are left out.
+pub fn scope_header<'a>(scopes: impl IntoIterator<Item = &'a str>) -> HeaderValue {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in scopes {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()) && !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    HeaderValue::from_str(&seen.join(" ")).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

@@ -1,0 +1,400 @@
+//! Stage 10, proxy. The upstream request is **built**, not copied: the URI from the route's
+//! `upstream_path` and the validated query; headers from a short allow-list of end-to-end headers
+//! the client sent, plus those the gateway sets (`X-Forwarded-For`/`-Proto`, `X-Request-Id`,
+//! and with `forward_identity` `X-Auth-Subject`, `X-Auth-Kind`, `X-Auth-Scopes`,
+//! `X-Auth-Tenant`). So the caller's `Authorization`, API key, `Cookie`, any `X-Auth-*` and
+//! every hop-by-hop header never reach the order service, whatever their spelling.
+//!
+//! Refuses with 502 `bad_gateway` (unreachable), 504 `gateway_timeout` (no answer within
+//! `timeout`), 503 `circuit_open`. Retries: GET/HEAD only, on connect errors and 502/503/504
+//! only, never on timeouts, never while the circuit is not closed, and within a retry budget.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::policy::UpstreamSettings;
+use crate::stage::authn::Principal;
+use crate::stage::circuit::CircuitBreaker;
+use crate::vocab::error::GatewayError;
+use crate::vocab::percent;
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Client headers an order service may legitimately use; nothing else is forwarded.
+const FORWARDED_CLIENT_HEADERS: [HeaderName; 7] = [
+    http::header::ACCEPT,
+    http::header::ACCEPT_LANGUAGE,
+    http::header::USER_AGENT,
+    http::header::IF_NONE_MATCH,
+    http::header::IF_MODIFIED_SINCE,
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+static X_AUTH_KIND: HeaderName = HeaderName::from_static("x-auth-kind");
+static X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
+static X_AUTH_TENANT: HeaderName = HeaderName::from_static("x-auth-tenant");
+
+/// Bounds retries to a share of requests: each request deposits `ratio` of a token, each retry
+/// spends one; the balance is capped so an idle period cannot save up a retry storm.
+#[derive(Debug)]
+pub struct RetryBudget {
+    milli_tokens: AtomicI64,
+    deposit: i64,
+}
+
+const RETRY_BUDGET_CAP: i64 = 10_000;
+
+impl RetryBudget {
+    /// A budget allowing `ratio` extra load (0.2 = 20 %).
+    pub fn new(ratio: f64) -> Self {
+        Self {
+            milli_tokens: AtomicI64::new(RETRY_BUDGET_CAP),
+            deposit: (ratio * 1000.0) as i64,
+        }
+    }
+
+    fn deposit(&self) {
+        let _ = self
+            .milli_tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some((b + self.deposit).min(RETRY_BUDGET_CAP))
+            });
+    }
+
+    fn withdraw(&self) -> bool {
+        self.milli_tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b >= 1000).then_some(b - 1000)
+            })
+            .is_ok()
+    }
+}
+
+/// The upstream's connection pool, breaker and retry budget; kept across reloads while the
+/// `[upstream]` settings stay the same.
+pub struct UpstreamRuntime {
+    settings: UpstreamSettings,
+    client: HttpsClient,
+    pub breaker: CircuitBreaker,
+    budget: RetryBudget,
+}
+
+impl std::fmt::Debug for UpstreamRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamRuntime")
+            .field("origin", &self.settings.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamRuntime {
+    /// Builds the pool for `settings`.
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        http.set_nodelay(true);
+        let tls = crate::vocab::tls_client::client_config(settings.ca.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(settings.pool_idle_per_host)
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .build(connector);
+        Ok(Self {
+            settings: settings.clone(),
+            client,
+            breaker: CircuitBreaker::new(settings.breaker.clone()),
+            budget: RetryBudget::new(settings.retry_budget),
+        })
+    }
+
+    /// True when `settings` would build the same runtime (so pool and breaker carry over).
+    pub fn serves(&self, settings: &UpstreamSettings) -> bool {
+        let a = &self.settings;
+        a.origin == settings.origin
+            && a.ca == settings.ca
+            && a.connect_timeout == settings.connect_timeout
+            && a.pool_idle_per_host == settings.pool_idle_per_host
+            && a.pool_idle_timeout == settings.pool_idle_timeout
+            && a.retry_budget == settings.retry_budget
+            && a.breaker == settings.breaker
+    }
+
+    /// Sends `request` with retries as allowed; returns the response and the upstream time.
+    pub async fn send(
+        &self,
+        settings: &UpstreamSettings,
+        request: UpstreamRequest,
+    ) -> Result<(Response<Incoming>, Duration), GatewayError> {
+        self.budget.deposit();
+        let idempotent = request.method == Method::GET || request.method == Method::HEAD;
+        let mut retries_left = if idempotent { settings.retries } else { 0 };
+        loop {
+            let permit = self
+                .breaker
+                .acquire()
+                .map_err(|retry_after_secs| GatewayError::CircuitOpen { retry_after_secs })?;
+            let started = Instant::now();
+            let outcome =
+                tokio::time::timeout(settings.timeout, self.client.request(request.build())).await;
+            let may_retry = |left: u32| {
+                left > 0
+                    && self.breaker.state() == crate::stage::circuit::State::Closed
+                    && self.budget.withdraw()
+            };
+            match outcome {
+                Err(_) => {
+                    permit.record(false);
+                    return Err(GatewayError::GatewayTimeout {
+                        cause: "upstream_timeout",
+                    });
+                }
+                Ok(Err(e)) => {
+                    permit.record(false);
+                    let connect = e.is_connect();
+                    tracing::warn!(error = %e, connect, "upstream request failed");
+                    if connect && may_retry(retries_left) {
+                        retries_left -= 1;
+                        metrics::counter!("ordergate_upstream_retries_total", "on" => "connect_error").increment(1);
+                        continue;
+                    }
+                    return Err(GatewayError::BadGateway {
+                        cause: if connect {
+                            "upstream_unreachable"
+                        } else {
+                            "upstream_protocol_error"
+                        },
+                    });
+                }
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    permit.record(!self.breaker.is_failure_status(status));
+                    if matches!(status, 502..=504) && may_retry(retries_left) {
+                        retries_left -= 1;
+                        metrics::counter!("ordergate_upstream_retries_total", "on" => "status")
+                            .increment(1);
+                        continue;
+                    }
+                    return Ok((response, started.elapsed()));
+                }
+            }
+        }
+    }
+}
+
+/// Everything needed to (re)build the upstream request for each attempt.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl UpstreamRequest {
+    fn build(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// The upstream URI: origin, base path, rendered `upstream_path`, rebuilt query.
+pub fn upstream_uri(
+    settings: &UpstreamSettings,
+    path: &str,
+    query: &str,
+) -> Result<Uri, GatewayError> {
+    let mut text = String::with_capacity(
+        settings.origin.len() + settings.base_path.len() + path.len() + query.len() + 1,
+    );
+    text.push_str(&settings.origin);
+    text.push_str(&settings.base_path);
+    text.push_str(path);
+    if !query.is_empty() {
+        text.push('?');
+        text.push_str(query);
+    }
+    Uri::try_from(text).map_err(|_| GatewayError::BadGateway {
+        cause: "upstream_uri",
+    })
+}
+
+/// What the gateway knows when building upstream headers.
+pub struct HeaderFacts<'a> {
+    pub client_headers: &'a HeaderMap,
+    pub peer: std::net::IpAddr,
+    pub peer_trusted: bool,
+    pub https: bool,
+    pub request_id: &'a str,
+    pub principal: &'a Principal,
+    pub forward_identity: bool,
+    pub body_len: usize,
+}
+
+/// Builds the upstream request headers from the allow-list and the gateway's own.
+pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(16);
+    for name in &FORWARDED_CLIENT_HEADERS {
+        for value in facts.client_headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if facts.body_len > 0 {
+        if let Some(ct) = facts.client_headers.get(http::header::CONTENT_TYPE) {
+            headers.insert(http::header::CONTENT_TYPE, ct.clone());
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(facts.body_len));
+    }
+    let peer = facts.peer.to_string();
+    let forwarded_for = match facts
+        .client_headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(chain) if facts.peer_trusted => format!("{chain}, {peer}"),
+        _ => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if facts.https { "https" } else { "http" }),
+    );
+    if let Ok(v) = HeaderValue::from_str(facts.request_id) {
+        headers.insert(crate::stage::request_id::X_REQUEST_ID.clone(), v);
+    }
+    if facts.forward_identity {
+        let p = facts.principal;
+        headers.insert(X_AUTH_SUBJECT.clone(), header_safe(&p.id));
+        headers.insert(
+            X_AUTH_KIND.clone(),
+            HeaderValue::from_static(p.kind.as_str()),
+        );
+        headers.insert(X_AUTH_SCOPES.clone(), p.scope_header.clone());
+        if let Some(tenant) = &p.tenant {
+            headers.insert(X_AUTH_TENANT.clone(), header_safe(tenant));
+        }
+    }
+    headers
+}
+
+/// A header value for text that may not be header-safe: percent-encoded if needed.
+fn header_safe(text: &str) -> HeaderValue {
+    if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && let Ok(v) = HeaderValue::from_str(text)
+    {
+        return v;
+    }
+    HeaderValue::from_str(&percent::encode(text)).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::authn::principal::{Claims, PrincipalKind};
+    use crate::vocab::scopes::ScopeSet;
+    use std::sync::Arc;
+
+    #[test]
+    fn only_allowed_and_gateway_headers_go_upstream() {
+        let mut client = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer secret"),
+            ("x-api-key", "ogk_secret"),
+            ("cookie", "session=1"),
+            ("x-auth-subject", "admin"),
+            ("x-auth-scopes", "orders:read:full"),
+            ("connection", "keep-alive, x-custom"),
+            ("x-custom", "1"),
+            ("te", "trailers"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("accept", "application/json"),
+            ("user-agent", "partner/1.0"),
+            ("host", "evil.example"),
+        ] {
+            client.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let principal = Principal {
+            id: Arc::from("C0000001"),
+            kind: PrincipalKind::Jwt,
+            tenant: Some(Arc::from("acme")),
+            scopes: ScopeSet::default(),
+            scope_header: HeaderValue::from_static("orders:read"),
+            claims: Claims::Attributes(Default::default()),
+            expires_at: None,
+        };
+        let facts = HeaderFacts {
+            client_headers: &client,
+            peer: "127.0.0.9".parse().unwrap(),
+            peer_trusted: false,
+            https: true,
+            request_id: "req-1",
+            principal: &principal,
+            forward_identity: true,
+            body_len: 0,
+        };
+        let up = upstream_headers(&facts);
+        let names: Vec<&str> = up.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "user-agent",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-request-id",
+                "x-auth-subject",
+                "x-auth-kind",
+                "x-auth-scopes",
+                "x-auth-tenant"
+            ]
+        );
+        assert_eq!(up["x-forwarded-for"], "127.0.0.9");
+        assert_eq!(up["x-auth-subject"], "C0000001");
+        assert_eq!(up["x-auth-scopes"], "orders:read");
+        let trusted = upstream_headers(&HeaderFacts {
+            peer_trusted: true,
+            forward_identity: false,
+            ..facts
+        });
+        assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 127.0.0.9");
+        assert!(trusted.get("x-auth-subject").is_none());
+    }
+
+    #[test]
+    fn budget_allows_a_share_of_retries() {
+        let budget = RetryBudget::new(0.2);
+        let mut retries = 0;
+        for _ in 0..1000 {
+            budget.deposit();
+            if budget.withdraw() {
+                retries += 1;
+            }
+        }
+        assert!((200..=210).contains(&retries), "{retries}");
+        assert_eq!(header_safe("a\u{1}b"), "a%01b");
+    }
+}

@@ -1,0 +1,222 @@
+//! Stage 8, rate limits: token buckets (GCRA) per principal per route and per principal overall,
+//! plus a per-client-IP bucket charged only by requests that fail authentication. Refuses with
+//! 429 `rate_limited` and `Retry-After`; with `backend = "redis"` and Redis failing under
+//! `on_backend_error = "reject"`, 503 `overloaded`.
+//!
+//! Adds to the context: the tightest bucket's figures, sent as `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset` on every proxied response.
+
+pub mod gcra;
+pub mod local;
+pub mod redis;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::vocab::error::GatewayError;
+pub use gcra::BucketSpec;
+pub use local::{BucketRef, Decision, LocalBuckets};
+pub use redis::RedisBuckets;
+
+/// The figures of one bucket after a decision, for the `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    /// The bucket's capacity (`burst`).
+    pub limit: u32,
+    /// Whole tokens left.
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+    /// Seconds until a refused request would be admitted.
+    pub retry_after_secs: u64,
+}
+
+static LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+impl RateLimitStatus {
+    fn from_evaluation(spec: &BucketSpec, e: &gcra::Evaluation) -> Self {
+        Self {
+            limit: spec.burst.get(),
+            remaining: e.remaining,
+            reset_secs: e.reset_secs,
+            retry_after_secs: e.retry_after_secs,
+        }
+    }
+
+    /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        headers.insert(LIMIT.clone(), HeaderValue::from(self.limit));
+        headers.insert(REMAINING.clone(), HeaderValue::from(self.remaining));
+        headers.insert(RESET.clone(), HeaderValue::from(self.reset_secs));
+    }
+}
+
+/// What to do when the shared backend fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBackendError {
+    /// Use this instance's buckets.
+    Local,
+    /// Answer 503 `overloaded`.
+    Reject,
+}
+
+/// Where buckets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Redis {
+        /// The connection URL with the password filled in from the environment or a file.
+        url: crate::config::Secret,
+        timeout: Duration,
+        prefix: String,
+    },
+}
+
+/// `[rate_limits]`, compiled.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub backend: Backend,
+    pub on_backend_error: OnBackendError,
+    pub per_principal: Option<BucketRef>,
+    pub per_ip_unauthenticated: Option<BucketRef>,
+}
+
+/// The buckets of every principal and IP, kept across reloads.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    local: LocalBuckets,
+    redis: ArcSwapOption<RedisBuckets>,
+}
+
+impl RateLimiter {
+    /// The local buckets (for sweeping and metrics).
+    pub fn local(&self) -> &LocalBuckets {
+        &self.local
+    }
+
+    /// Installs (or removes) the shared backend once connected.
+    pub fn set_redis(&self, redis: Option<Arc<RedisBuckets>>) {
+        self.redis.store(redis);
+    }
+
+    /// The shared backend, if connected.
+    pub fn redis(&self) -> Option<Arc<RedisBuckets>> {
+        self.redis.load_full()
+    }
+
+    /// Checks and charges a principal's buckets for one request to a route.
+    pub async fn check(
+        &self,
+        settings: &RateLimitSettings,
+        route_bucket: Option<&BucketRef>,
+        principal: &Arc<str>,
+    ) -> Result<Option<RateLimitStatus>, GatewayError> {
+        let buckets: Vec<BucketRef> = route_bucket
+            .into_iter()
+            .chain(settings.per_principal.as_ref())
+            .cloned()
+            .collect();
+        if buckets.is_empty() {
+            return Ok(None);
+        }
+        let decision = self
+            .decide(settings, Owner::Principal(principal), &buckets)
+            .await?;
+        if decision.admitted {
+            Ok(Some(decision.status))
+        } else {
+            let kind = if route_bucket.is_some() && decision.bucket == 0 {
+                "route"
+            } else {
+                "principal"
+            };
+            metrics::counter!("ordergate_rate_limited_total", "bucket" => kind).increment(1);
+            Err(GatewayError::RateLimited {
+                status: decision.status,
+                cause: if kind == "route" {
+                    "route_limit"
+                } else {
+                    "principal_limit"
+                },
+            })
+        }
+    }
+
+    /// Charges the per-IP bucket for a request that failed authentication; `Some` refusal when the
+    /// IP is over its allowance (the 401 then becomes a 429).
+    pub async fn charge_failed_auth(
+        &self,
+        settings: &RateLimitSettings,
+        ip: IpAddr,
+    ) -> Option<GatewayError> {
+        let bucket = settings.per_ip_unauthenticated.as_ref()?;
+        let decision = match self
+            .decide(settings, Owner::Ip(ip), std::slice::from_ref(bucket))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return Some(e),
+        };
+        if decision.admitted {
+            return None;
+        }
+        metrics::counter!("ordergate_rate_limited_total", "bucket" => "failed_auth_ip")
+            .increment(1);
+        Some(GatewayError::RateLimited {
+            status: decision.status,
+            cause: "failed_auth_ip_limit",
+        })
+    }
+
+    async fn decide(
+        &self,
+        settings: &RateLimitSettings,
+        owner: Owner<'_>,
+        buckets: &[BucketRef],
+    ) -> Result<Decision, GatewayError> {
+        if let Backend::Redis { .. } = settings.backend {
+            let failure = match self.redis.load_full() {
+                Some(redis) => match redis.check(&owner.shared_key(), buckets).await {
+                    Ok(decision) => return Ok(decision),
+                    Err(e) => e.to_string(),
+                },
+                None => "not connected".to_owned(),
+            };
+            metrics::counter!("ordergate_rate_limit_backend_errors_total").increment(1);
+            tracing::warn!(error = %failure, "rate-limit backend failed; applying on_backend_error");
+            if settings.on_backend_error == OnBackendError::Reject {
+                return Err(GatewayError::Overloaded {
+                    cause: "rate_limit_backend_unavailable",
+                });
+            }
+        }
+        let now = self.local.now();
+        Ok(match owner {
+            Owner::Ip(ip) => self.local.check_ip(ip, &buckets[0].spec, now),
+            Owner::Principal(id) => self.local.check(id, buckets, now),
+        })
+    }
+}
+
+/// Whose buckets are evaluated.
+#[derive(Debug, Clone, Copy)]
+enum Owner<'a> {
+    Principal(&'a Arc<str>),
+    Ip(IpAddr),
+}
+
+impl Owner<'_> {
+    /// The owner's name in the shared backend; principals and IPs live in separate namespaces.
+    fn shared_key(&self) -> String {
+        match self {
+            Owner::Principal(id) => format!("p:{id}"),
+            Owner::Ip(ip) => format!("ip:{ip}"),
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! Response views (stage 11): what each caller may see of a JSON answer. Compiled once from
+//! `[[routes.response.views]]` into one trie; applied as `allow` (keep only these paths), then
+//! `deny` (remove these), then `mask` (rewrite these values with a masker), in a single streaming
+//! pass over the upstream's bytes. Paths: `a.b`, `list[].field`, `*`.
+//! A path that does not fit the document's shape selects nothing: allow keeps nothing there,
+//! deny and mask have nothing to do.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::vocab::scopes::ScopeSet;
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Each,
+}
+
+/// A parsed field path; empty means `*` (the whole document).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPath(Vec<Step>);
+
+impl FieldPath {
+    /// Parses `orders[].customer.phone`, `next_cursor` or `*`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(Self(Vec::new()));
+        }
+        let mut steps = Vec::new();
+        for part in text.split('.') {
+            let (name, each) = match part.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (part, false),
+            };
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$' || c == '@');
+            if !valid {
+                return Err(format!(
+                    "field path `{text}`: `{part}` is not a field name (use `a.b`, `list[].field` or `*`)"
+                ));
+            }
+            steps.push(Step::Key(name.to_owned()));
+            if each {
+                steps.push(Step::Each);
+            }
+        }
+        Ok(Self(steps))
+    }
+}
+
+/// A masker (CONTRACT.md §2.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masker {
+    /// 138****5678: first 3 and last 4 digits.
+    Phone,
+    /// a***@example.com
+    Email,
+    /// First 6 and last 4 characters.
+    IdNumber,
+    /// Last 4 digits.
+    BankCard,
+    /// First character.
+    Name,
+    /// The value becomes null; the key stays.
+    Hide,
+}
+
+impl Masker {
+    /// Parses a masker name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "phone" => Masker::Phone,
+            "email" => Masker::Email,
+            "id_number" => Masker::IdNumber,
+            "bank_card" => Masker::BankCard,
+            "name" => Masker::Name,
+            "hide" => Masker::Hide,
+            other => {
+                return Err(format!(
+                    "unknown masker `{other}` (use phone, email, id_number, bank_card, name, hide)"
+                ));
+            }
+        })
+    }
+
+    /// Masks a text value.
+    pub fn mask(self, text: &str) -> String {
+        match self {
+            Masker::Phone => mask_phone(text),
+            Masker::Email => mask_email(text),
+            Masker::IdNumber => {
+                let chars: Vec<char> = text.chars().collect();
+                if chars.len() < 11 {
+                    return "*".repeat(chars.len().max(4));
+                }
+                let n = chars.len();
+                chars[..6]
+                    .iter()
+                    .chain(std::iter::repeat_n(&'*', n - 10))
+                    .chain(&chars[n - 4..])
+                    .collect()
+            }
+            Masker::BankCard => {
+                let digits: Vec<char> = text.chars().filter(char::is_ascii_digit).collect();
+                if digits.len() < 8 {
+                    return "****".into();
+                }
+                let n = digits.len();
+                std::iter::repeat_n('*', n - 4)
+                    .chain(digits[n - 4..].iter().copied())
+                    .collect()
+            }
+            Masker::Name => {
+                let mut chars = text.chars();
+                match chars.next() {
+                    Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+                    None => String::new(),
+                }
+            }
+            Masker::Hide => String::new(),
+        }
+    }
+
+    fn apply(self, value: &mut Value) {
+        *value = match (self, &*value) {
+            (_, Value::Null) => Value::Null,
+            (Masker::Hide, _) => Value::Null,
+            (_, Value::String(s)) => Value::String(self.mask(s)),
+            (_, Value::Number(n)) => Value::String(self.mask(&n.to_string())),
+            // A structure cannot be masked character by character: hide it (fail closed).
+            _ => Value::Null,
+        };
+    }
+}
+
+/// First 3 and last 4 digits, e.g. `138****5678`; shorter numbers are fully hidden.
+pub fn mask_phone(text: &str) -> String {
+    let digits: Vec<char> = text.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 8 {
+        return "****".into();
+    }
+    let n = digits.len();
+    digits[..3]
+        .iter()
+        .chain(&['*'; 4])
+        .chain(&digits[n - 4..])
+        .collect()
+}
+
+/// First character of the local part, then `***@` and the domain.
+pub fn mask_email(text: &str) -> String {
+    match text.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() => {
+            let first = local.chars().next().unwrap_or('*');
+            format!("{first}***@{domain}")
+        }
+        _ => "***".into(),
+    }
+}
+
+/// One node of a view's path trie: what the view says about the value at this place.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// `allow` names this place or a place above it: everything below is kept.
+    allow_all: bool,
+    /// `allow` names something at or below this place.
+    allowed: bool,
+    /// `deny` names this place.
+    deny: bool,
+    /// `mask` names this place.
+    mask: Option<Masker>,
+    keys: HashMap<String, Node>,
+    each: Option<Box<Node>>,
+}
+
+impl Node {
+    fn at(&mut self, steps: &[Step]) -> &mut Node {
+        match steps.split_first() {
+            None => self,
+            Some((Step::Key(k), rest)) => self.keys.entry(k.clone()).or_default().at(rest),
+            Some((Step::Each, rest)) => self.each.get_or_insert_with(Default::default).at(rest),
+        }
+    }
+
+    fn mark_allowed(&mut self, steps: &[Step]) {
+        self.allowed = true;
+        match steps.split_first() {
+            None => self.allow_all = true,
+            Some((Step::Key(k), rest)) => {
+                self.keys.entry(k.clone()).or_default().mark_allowed(rest)
+            }
+            Some((Step::Each, rest)) => self
+                .each
+                .get_or_insert_with(Default::default)
+                .mark_allowed(rest),
+        }
+    }
+
+    /// True when nothing below needs a decision: the value can be copied verbatim.
+    fn is_plain(&self) -> bool {
+        !self.deny && self.mask.is_none() && self.keys.is_empty() && self.each.is_none()
+    }
+}
+
+/// A view, compiled into one trie of its `allow`, `deny` and `mask` paths.
+#[derive(Debug, Clone)]
+pub struct CompiledView {
+    /// The scope as written, for metrics and documentation.
+    pub scope_name: Arc<str>,
+    /// The one scope this view is for.
+    pub scope: ScopeSet,
+    root: Node,
+    /// `deny = ["*"]`: nothing is shown.
+    deny_all: bool,
+}
+
+/// Why a body could not be filtered (it is then refused, fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJson;
+
+impl CompiledView {
+    /// Builds a view from parsed parts.
+    pub fn new(
+        scope_name: Arc<str>,
+        scope: ScopeSet,
+        allow: &[FieldPath],
+        deny: Vec<FieldPath>,
+        mask: Vec<(FieldPath, Masker)>,
+    ) -> Self {
+        let mut root = Node::default();
+        for path in allow {
+            root.mark_allowed(&path.0);
+        }
+        let deny_all = deny.iter().any(|p| p.0.is_empty());
+        for path in deny.iter().filter(|p| !p.0.is_empty()) {
+            root.at(&path.0).deny = true;
+        }
+        for (path, masker) in &mask {
+            if !path.0.is_empty() {
+                root.at(&path.0).mask = Some(*masker);
+            }
+        }
+        Self {
+            scope_name,
+            scope,
+            root,
+            deny_all,
+        }
+    }
+
+    /// Filters a JSON document in one pass — `allow`, then `deny`, then `mask` — without building
+    /// it in memory: kept subtrees without rules below them are copied as they are, dropped ones
+    /// are skipped, and only masked values are parsed.
+    pub fn apply_bytes(&self, input: &[u8]) -> Result<Vec<u8>, NotJson> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut de = serde_json::Deserializer::from_slice(input);
+        let kept = if self.deny_all {
+            serde::de::IgnoredAny::deserialize(&mut de)
+                .map(|_| false)
+                .map_err(|_| NotJson)?
+        } else {
+            Filter {
+                node: Some(&self.root),
+                all: self.root.allow_all,
+                out: &mut out,
+            }
+            .deserialize(&mut de)
+            .map_err(|_| NotJson)?
+        };
+        de.end().map_err(|_| NotJson)?;
+        if !kept {
+            out.clear();
+            out.extend_from_slice(b"{}");
+        }
+        Ok(out)
+    }
+
+    /// Filters a parsed document (through the same one-pass filter); for tests.
+    #[cfg(test)]
+    pub fn apply(&self, document: Value) -> Value {
+        serde_json::to_vec(&document)
+            .ok()
+            .and_then(|bytes| self.apply_bytes(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()))
+    }
+}
+
+/// Filters one value into `out`; yields whether it was kept (a dropped value writes nothing).
+struct Filter<'a> {
+    node: Option<&'a Node>,
+    /// Everything here is allowed (by this node or one above).
+    all: bool,
+    out: &'a mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for Filter<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        match self.node {
+            Some(node) if node.deny => IgnoredAny::deserialize(d).map(|_| false),
+            Some(node) if self.all && node.mask.is_some() => {
+                let mut value = Value::deserialize(d)?;
+                if let Some(masker) = node.mask {
+                    masker.apply(&mut value);
+                }
+                serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
+                Ok(true)
+            }
+            None if !self.all => IgnoredAny::deserialize(d).map(|_| false),
+            node if self.all && node.is_none_or(Node::is_plain) => {
+                let raw = <&RawValue>::deserialize(d)?;
+                self.out.extend_from_slice(raw.get().as_bytes());
+                Ok(true)
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Filter<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        self.out.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let child = self.node.and_then(|n| n.keys.get(key.as_ref()));
+            let allowed = self.all || child.is_some_and(|c| c.allowed);
+            if !allowed {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let mark = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            serde_json::to_writer(&mut *self.out, key.as_ref())
+                .map_err(serde::de::Error::custom)?;
+            self.out.push(b':');
+            let all = self.all || child.is_some_and(|c| c.allow_all);
+            if map.next_value_seed(Filter {
+                node: child,
+                all,
+                out: self.out,
+            })? {
+                first = false;
+            } else {
+                self.out.truncate(mark);
+            }
+        }
+        self.out.push(b'}');
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let each = self.node.and_then(|n| n.each.as_deref());
+        if !self.all && !each.is_some_and(|e| e.allowed) {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(false);
+        }
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            let all = self.all || each.is_some_and(|e| e.allow_all);
+            match seq.next_element_seed(Filter {
+                node: each,
+                all,
+                out: self.out,
+            })? {
+                None => {
+                    self.out.truncate(mark);
+                    break;
+                }
+                Some(true) => first = false,
+                Some(false) => self.out.truncate(mark),
+            }
+        }
+        self.out.push(b']');
+        Ok(true)
+    }
+
+    // A scalar where the view expects structure is dropped; a scalar under `all` is copied.
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        self.scalar(&v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        self.scalar(&())
+    }
+}
+
+impl Filter<'_> {
+    fn scalar<E: serde::de::Error, T: serde::Serialize + ?Sized>(self, v: &T) -> Result<bool, E> {
+        if !self.all {
+            return Ok(false);
+        }
+        serde_json::to_writer(&mut *self.out, v).map_err(E::custom)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(allow: &[&str], deny: &[&str], mask: &[(&str, &str)]) -> CompiledView {
+        CompiledView::new(
+            Arc::from("s"),
+            ScopeSet::default(),
+            &allow
+                .iter()
+                .map(|p| FieldPath::parse(p).unwrap())
+                .collect::<Vec<_>>(),
+            deny.iter().map(|p| FieldPath::parse(p).unwrap()).collect(),
+            mask.iter()
+                .map(|(p, m)| (FieldPath::parse(p).unwrap(), Masker::parse(m).unwrap()))
+                .collect(),
+        )
+    }
+
+    fn page() -> Value {
+        json!({
+            "orders": [
+                {"order_id": "O1", "status": "paid", "total": 10,
+                 "customer": {"name": "张三", "phone": "13812345678", "email": "zhang@example.com", "id_number": "110101199003071234"},
+                 "payment": {"card": "6222021234567890123", "method": "card"},
+                 "shipping": {"address": "1 Road", "phone": "13987654321"}},
+                {"order_id": "O2", "status": "shipped", "customer": {"name": "李四"}}
+            ],
+            "next_cursor": "abc",
+            "internal": {"cost": 3}
+        })
+    }
+
+    #[test]
+    fn allow_keeps_only_listed_paths() {
+        let v = view(
+            &["orders[].order_id", "orders[].shipping", "next_cursor"],
+            &[],
+            &[("orders[].shipping.phone", "phone")],
+        );
+        assert_eq!(
+            v.apply(page()),
+            json!({"orders": [
+                {"order_id": "O1", "shipping": {"address": "1 Road", "phone": "139****4321"}},
+                {"order_id": "O2"}
+            ], "next_cursor": "abc"})
+        );
+    }
+
+    #[test]
+    fn deny_and_mask_after_allow_all() {
+        let v = view(
+            &["*"],
+            &["orders[].payment", "internal"],
+            &[
+                ("orders[].customer.phone", "phone"),
+                ("orders[].customer.email", "email"),
+                ("orders[].customer.id_number", "id_number"),
+                ("orders[].customer.name", "name"),
+            ],
+        );
+        let out = v.apply(page());
+        assert_eq!(
+            out["orders"][0]["customer"],
+            json!({"name": "张*", "phone": "138****5678", "email": "z***@example.com", "id_number": "110101********1234"})
+        );
+        assert!(out["orders"][0].get("payment").is_none());
+        assert!(out.get("internal").is_none());
+        assert_eq!(
+            out["orders"][1]["customer"],
+            json!({"name": "李*"}),
+            "missing fields stay missing"
+        );
+        let rendered = out.to_string();
+        assert!(!rendered.contains("13812345678") && !rendered.contains("6222021234567890123"));
+    }
+
+    #[test]
+    fn shape_mismatches_select_nothing() {
+        let v = view(&["orders.order_id"], &[], &[]);
+        assert_eq!(
+            v.apply(page()),
+            json!({}),
+            "orders is an array: `orders.order_id` keeps nothing"
+        );
+        let v = view(&["orders[]"], &[], &[("orders[].customer", "phone")]);
+        assert_eq!(
+            v.apply(page())["orders"][0]["customer"],
+            Value::Null,
+            "structures are hidden, not half-masked"
+        );
+        assert_eq!(
+            view(&[], &[], &[]).apply(page()),
+            json!({}),
+            "no allow list shows nothing"
+        );
+        assert_eq!(view(&["*"], &["*"], &[]).apply(page()), json!({}));
+        assert_eq!(view(&["x"], &[], &[]).apply(json!([1, 2])), json!({}));
+    }
+
+    #[test]
+    fn maskers() {
+        assert_eq!(Masker::Phone.mask("13812345678"), "138****5678");
+        assert_eq!(Masker::Phone.mask("+86 138-1234-5678"), "861****5678");
+        assert_eq!(Masker::Phone.mask("12345"), "****");
+        assert_eq!(Masker::Email.mask("alice@example.com"), "a***@example.com");
+        assert_eq!(Masker::Email.mask("not-an-email"), "***");
+        assert_eq!(
+            Masker::IdNumber.mask("11010119900307123X"),
+            "110101********123X"
+        );
+        assert_eq!(
+            Masker::BankCard.mask("6222 0212 3456 7890"),
+            "************7890"
+        );
+        assert_eq!(Masker::Name.mask("Alice"), "A****");
+        assert_eq!(Masker::Hide.mask("x"), "");
+        let mut n = json!(13812345678u64);
+        Masker::Phone.apply(&mut n);
+        assert_eq!(n, json!("138****5678"));
+        let mut h = json!("secret");
+        Masker::Hide.apply(&mut h);
+        assert_eq!(h, Value::Null);
+        assert!(Masker::parse("rot13").is_err());
+        assert!(FieldPath::parse("a..b").is_err());
+        assert!(FieldPath::parse("a[0]").is_err());
+    }
+}

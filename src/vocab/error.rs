@@ -1,0 +1,340 @@
+//! Every refusal the gateway makes, as one enum rendered to `application/problem+json`
+//! (RFC 9457) by one exhaustive `match`: a new variant cannot compile without a status, a
+//! problem type and a caller-facing detail. The caller sees a coarse `detail`; the precise cause
+//! (`cause()`, e.g. `token_expired`) goes to the audit record, logs and metrics only. No variant
+//! carries client-supplied text, so no error body can echo a token, a key or upstream internals.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+use crate::stage::rate_limit::RateLimitStatus;
+use crate::vocab::body::GatewayBody;
+
+/// Why a request was malformed (400 `bad_request`, or 431 for oversized headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// A `.` or `..` path segment, raw or percent-encoded.
+    PathDotSegment,
+    /// An empty path segment (`//`).
+    PathEmptySegment,
+    /// An encoded `/` or `\`, or a raw `\`.
+    PathEncodedSeparator,
+    /// A `%` not followed by two hex digits in the path.
+    PathBadEncoding,
+    /// Percent-decoded path bytes that are not UTF-8.
+    PathInvalidUtf8,
+    /// A control character in the path.
+    PathControlCharacter,
+    /// More than one kind of credential in one request.
+    TwoCredentials,
+    /// An API key (the key header's name) in the query string.
+    KeyInQuery,
+    /// The request headers are larger than `max_header_bytes`.
+    HeadersTooLarge,
+    /// The request body could not be read.
+    BodyUnreadable,
+}
+
+impl BadRequest {
+    /// The machine code written to the audit record.
+    pub fn cause(self) -> &'static str {
+        match self {
+            BadRequest::PathDotSegment => "path_dot_segment",
+            BadRequest::PathEmptySegment => "path_empty_segment",
+            BadRequest::PathEncodedSeparator => "path_encoded_separator",
+            BadRequest::PathBadEncoding => "path_bad_encoding",
+            BadRequest::PathInvalidUtf8 => "path_invalid_utf8",
+            BadRequest::PathControlCharacter => "path_control_character",
+            BadRequest::TwoCredentials => "two_credentials",
+            BadRequest::KeyInQuery => "api_key_in_query",
+            BadRequest::HeadersTooLarge => "headers_too_large",
+            BadRequest::BodyUnreadable => "body_unreadable",
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            BadRequest::PathDotSegment => "the path contains a dot segment",
+            BadRequest::PathEmptySegment => "the path contains an empty segment",
+            BadRequest::PathEncodedSeparator => {
+                "the path contains an encoded or backslash separator"
+            }
+            BadRequest::PathBadEncoding => "the path contains a malformed percent-escape",
+            BadRequest::PathInvalidUtf8 => "the path is not valid UTF-8",
+            BadRequest::PathControlCharacter => "the path contains a control character",
+            BadRequest::TwoCredentials => "present exactly one credential",
+            BadRequest::KeyInQuery => {
+                "API keys are accepted only in their header, never in the query string; \
+                 treat the key as exposed and rotate it"
+            }
+            BadRequest::HeadersTooLarge => "the request headers are too large",
+            BadRequest::BodyUnreadable => "the request body could not be read",
+        }
+    }
+}
+
+/// One violation in a 400 `invalid_parameter` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParamError {
+    /// The parameter's name as the policy declares it (or as sent, shortened, when unknown).
+    pub param: String,
+    /// What is wrong, in words a partner developer can act on; never echoes a long value.
+    pub reason: String,
+}
+
+/// A refusal or failure produced by the gateway itself.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// No route has this path.
+    NotFound,
+    /// A route has this path, but not for this method.
+    MethodNotAllowed { allow: HeaderValue },
+    /// The request is malformed.
+    BadRequest(BadRequest),
+    /// The query or path parameters failed validation; every violation is listed.
+    InvalidParameter {
+        errors: Vec<ParamError>,
+        cause: &'static str,
+    },
+    /// No credential, or one that was not accepted. `cause` is the precise reason.
+    Unauthenticated { cause: &'static str },
+    /// Authenticated, but not allowed. `cause` is `scope_missing`, `owner_mismatch`, ...
+    Forbidden { cause: &'static str },
+    /// The client IP or principal is frozen by the abuse guard.
+    Frozen { cause: &'static str },
+    /// Over a rate limit.
+    RateLimited {
+        status: RateLimitStatus,
+        cause: &'static str,
+    },
+    /// The request body is larger than `max_request_body`.
+    PayloadTooLarge,
+    /// Too many requests in flight, or the rate-limit backend failed under `reject`.
+    Overloaded { cause: &'static str },
+    /// The upstream circuit is open.
+    CircuitOpen { retry_after_secs: u64 },
+    /// The upstream could not be reached or answered something unusable.
+    BadGateway { cause: &'static str },
+    /// The upstream (or the whole request) took too long.
+    GatewayTimeout { cause: &'static str },
+    /// The upstream answered 5xx and its body was replaced.
+    UpstreamError { status: StatusCode },
+    /// Audit records cannot be written and `on_error = "reject"`.
+    AuditUnavailable,
+}
+
+impl GatewayError {
+    /// The problem `type` suffix and the audit `reason` (CONTRACT.md §3).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::NotFound => "not_found",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::BadRequest(_) => "bad_request",
+            GatewayError::InvalidParameter { .. } => "invalid_parameter",
+            GatewayError::Unauthenticated { .. } => "unauthenticated",
+            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::Frozen { .. } => "frozen",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::PayloadTooLarge => "payload_too_large",
+            GatewayError::Overloaded { .. } => "overloaded",
+            GatewayError::CircuitOpen { .. } => "circuit_open",
+            GatewayError::BadGateway { .. } => "bad_gateway",
+            GatewayError::GatewayTimeout { .. } => "gateway_timeout",
+            GatewayError::UpstreamError { .. } => "upstream_error",
+            GatewayError::AuditUnavailable => "audit_unavailable",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::BadRequest(BadRequest::HeadersTooLarge) => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            GatewayError::Frozen { .. } => StatusCode::FORBIDDEN,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::UpstreamError { status } => *status,
+            GatewayError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The precise machine cause for the audit record's `detail` (null when the reason says it all).
+    pub fn cause(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::NotFound => None,
+            GatewayError::MethodNotAllowed { .. } => None,
+            GatewayError::BadRequest(b) => Some(b.cause()),
+            GatewayError::InvalidParameter { cause, .. } => Some(cause),
+            GatewayError::Unauthenticated { cause } => Some(cause),
+            GatewayError::Forbidden { cause } => Some(cause),
+            GatewayError::Frozen { cause } => Some(cause),
+            GatewayError::RateLimited { cause, .. } => Some(cause),
+            GatewayError::PayloadTooLarge => None,
+            GatewayError::Overloaded { cause } => Some(cause),
+            GatewayError::CircuitOpen { .. } => None,
+            GatewayError::BadGateway { cause } => Some(cause),
+            GatewayError::GatewayTimeout { cause } => Some(cause),
+            GatewayError::UpstreamError { .. } => None,
+            GatewayError::AuditUnavailable => None,
+        }
+    }
+
+    /// True for the answers the abuse guard counts (401, 403, 429).
+    pub fn is_denial(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Unauthenticated { .. }
+                | GatewayError::Forbidden { .. }
+                | GatewayError::RateLimited { .. }
+        )
+    }
+
+    fn title_and_detail(&self) -> (&'static str, &'static str) {
+        match self {
+            GatewayError::NotFound => ("Not Found", "no route matches this path"),
+            GatewayError::MethodNotAllowed { .. } => (
+                "Method Not Allowed",
+                "this path does not accept this method",
+            ),
+            GatewayError::BadRequest(b) => ("Bad Request", b.detail()),
+            GatewayError::InvalidParameter { .. } => (
+                "Invalid Parameter",
+                "one or more parameters are invalid; see `errors`",
+            ),
+            GatewayError::Unauthenticated { cause } => (
+                "Unauthenticated",
+                if *cause == "missing_credential" {
+                    "no credential was presented"
+                } else {
+                    "the credential was not accepted"
+                },
+            ),
+            GatewayError::Forbidden { .. } => (
+                "Forbidden",
+                "the caller is not allowed to access this resource",
+            ),
+            GatewayError::Frozen { .. } => (
+                "Frozen",
+                "too many refused requests; access is suspended for a while",
+            ),
+            GatewayError::RateLimited { .. } => ("Too Many Requests", "rate limit exceeded"),
+            GatewayError::PayloadTooLarge => ("Payload Too Large", "the request body is too large"),
+            GatewayError::Overloaded { .. } => {
+                ("Overloaded", "the gateway is overloaded; retry later")
+            }
+            GatewayError::CircuitOpen { .. } => (
+                "Circuit Open",
+                "the order service is failing; requests are paused",
+            ),
+            GatewayError::BadGateway { .. } => (
+                "Bad Gateway",
+                "the order service could not be reached or answered badly",
+            ),
+            GatewayError::GatewayTimeout { .. } => (
+                "Gateway Timeout",
+                "the order service did not answer in time",
+            ),
+            GatewayError::UpstreamError { .. } => (
+                "Upstream Error",
+                "the order service failed to answer this request",
+            ),
+            GatewayError::AuditUnavailable => (
+                "Audit Unavailable",
+                "requests cannot be recorded right now, so none is served",
+            ),
+        }
+    }
+
+    /// Renders the problem+json response. `request_id` becomes `instance`.
+    pub fn to_response(&self, request_id: &str) -> Response<GatewayBody> {
+        let (title, detail) = self.title_and_detail();
+        let status = self.status();
+        let problem = Problem {
+            kind: ProblemType(self.reason()),
+            title,
+            status: status.as_u16(),
+            detail,
+            instance: request_id,
+            errors: match self {
+                GatewayError::InvalidParameter { errors, .. } => Some(errors),
+                _ => None,
+            },
+        };
+        // Serialising plain strings and numbers cannot fail; fall back to an empty object anyway.
+        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = Response::new(GatewayBody::full(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            GatewayError::MethodNotAllowed { allow } => {
+                headers.insert(ALLOW, allow.clone());
+            }
+            GatewayError::Unauthenticated { .. } => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            GatewayError::RateLimited { status, .. } => {
+                headers.insert(
+                    RETRY_AFTER,
+                    HeaderValue::from(status.retry_after_secs.max(1)),
+                );
+                status.write_headers(headers);
+            }
+            GatewayError::CircuitOpen { retry_after_secs } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            }
+            GatewayError::Overloaded { .. } | GatewayError::AuditUnavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            GatewayError::NotFound
+            | GatewayError::BadRequest(_)
+            | GatewayError::InvalidParameter { .. }
+            | GatewayError::Forbidden { .. }
+            | GatewayError::Frozen { .. }
+            | GatewayError::PayloadTooLarge
+            | GatewayError::BadGateway { .. }
+            | GatewayError::GatewayTimeout { .. }
+            | GatewayError::UpstreamError { .. } => {}
+        }
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: ProblemType,
+    title: &'static str,
+    status: u16,
+    detail: &'static str,
+    instance: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a Vec<ParamError>>,
+}
+
+struct ProblemType(&'static str);
+
+impl Serialize for ProblemType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("https://ordergate.dev/problems/{}", self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests;

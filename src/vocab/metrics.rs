@@ -1,0 +1,153 @@
+//! Prometheus metrics through the `metrics` facade: one process-wide recorder, rendered by the
+//! admin listener's `/metrics`. Stages record their own series next to their code; the request
+//! totals and latency histograms are recorded here when a request's record is finished.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+use crate::stage::audit::Entry;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the recorder once per process (later calls return the same handle).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    if let Some(handle) = HANDLE.get() {
+        return Some(handle);
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .ok()?
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_ok() {
+        describe();
+        let _ = HANDLE.set(handle);
+    }
+    HANDLE.get()
+}
+
+/// The Prometheus text of every series.
+pub fn render() -> String {
+    HANDLE
+        .get()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}
+
+/// Housekeeping for histograms; run on a timer.
+pub fn upkeep() {
+    if let Some(handle) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "ordergate_requests_total",
+        "Requests by route, status and reason."
+    );
+    describe_histogram!(
+        "ordergate_request_duration_seconds",
+        "Time from request to the end of the response, by route."
+    );
+    describe_histogram!(
+        "ordergate_upstream_duration_seconds",
+        "Upstream response time, by route."
+    );
+    describe_gauge!("ordergate_in_flight", "Requests being served.");
+    describe_counter!(
+        "ordergate_auth_failures_total",
+        "Failed authentications by reason."
+    );
+    describe_counter!(
+        "ordergate_rate_limited_total",
+        "Requests refused by a rate limit, by bucket kind."
+    );
+    describe_counter!(
+        "ordergate_rate_limit_backend_errors_total",
+        "Shared rate-limit backend failures."
+    );
+    describe_gauge!(
+        "ordergate_circuit_state",
+        "Upstream circuit: 0 closed, 1 open, 2 half-open."
+    );
+    describe_counter!(
+        "ordergate_circuit_transitions_total",
+        "Circuit state changes, by new state."
+    );
+    describe_counter!(
+        "ordergate_upstream_retries_total",
+        "Upstream retries, by outcome."
+    );
+    describe_gauge!("ordergate_frozen", "Principals and IPs currently frozen.");
+    describe_counter!(
+        "ordergate_freezes_total",
+        "Freezes by the abuse guard, by kind."
+    );
+    describe_counter!("ordergate_audit_records_total", "Audit records written.");
+    describe_counter!("ordergate_audit_errors_total", "Audit write errors.");
+    describe_counter!("ordergate_audit_bytes_total", "Audit bytes written.");
+    describe_gauge!(
+        "ordergate_audit_queue_depth",
+        "Audit records waiting for the writer."
+    );
+    describe_counter!(
+        "ordergate_audit_refused_total",
+        "Requests refused for want of an audit queue slot."
+    );
+    describe_counter!(
+        "ordergate_views_applied_total",
+        "Response views applied, by route and view scope."
+    );
+    describe_counter!("ordergate_reloads_total", "Policy reloads, by result.");
+    describe_counter!("ordergate_jwks_refresh_total", "JWKS refreshes, by result.");
+}
+
+/// Records a finished request.
+pub fn request_finished(entry: &Entry) {
+    let route = entry.route.clone().unwrap_or_else(|| "none".into());
+    metrics::counter!(
+        "ordergate_requests_total",
+        "route" => route.clone(),
+        "status" => status_label(entry.status),
+        "reason" => entry.reason
+    )
+    .increment(1);
+    metrics::histogram!("ordergate_request_duration_seconds", "route" => route.clone())
+        .record(entry.duration.as_secs_f64());
+    if let Some(upstream) = entry.upstream {
+        metrics::histogram!("ordergate_upstream_duration_seconds", "route" => route)
+            .record(upstream.as_secs_f64());
+    }
+}
+
+fn status_label(status: u16) -> &'static str {
+    // Static strings for the statuses a gateway answers; anything else is grouped by class.
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,13 @@
+//! The vocabulary every layer shares: errors and their causes, units, percent-encoding, the raw
+//! query parser, scopes, secrets, maskers and redaction, the response body, metrics
+//! installation. Nothing here imports a stage, the policy, the gateway or the pipeline.
+
+pub mod body;
+pub mod error;
+pub mod metrics;
+pub mod percent;
+pub mod query;
+pub mod redact;
+pub mod scopes;
+pub mod tls_client;
+pub mod units;
