@@ -8,8 +8,8 @@ use http::{HeaderMap, Method};
 
 use crate::stage::authn::Principal;
 use crate::stage::authn::mtls::Subject;
-use crate::stage::rate_limit::RateLimitStatus;
 use crate::stage::validate::Validated;
+use crate::vocab::rate_limit_status::RateLimitStatus;
 
 /// Facts about the connection, fixed after the TLS handshake.
 #[derive(Debug, Clone)]

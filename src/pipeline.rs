@@ -43,6 +43,7 @@ use crate::stage::response;
 use crate::stage::validate;
 use crate::vocab::body::GatewayBody;
 use crate::vocab::error::{BadRequest, GatewayError};
+use crate::vocab::problem;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -97,7 +98,7 @@ where
                 count_denial(&gateway, &live, &ctx).await;
             }
             (
-                error.to_response(&ctx.request_id),
+                problem::render(&error, &ctx.request_id),
                 error.reason(),
                 error.cause(),
             )
@@ -180,7 +181,9 @@ where
         return Err(GatewayError::BadRequest(BadRequest::KeyInQuery));
     }
     let principal = match authn::authenticate(
-        policy,
+        &policy.auth,
+        &policy.roles,
+        &policy.scopes,
         live.jwt.as_ref(),
         &parts.headers,
         ctx.conn.client_subject.as_ref(),
@@ -205,7 +208,7 @@ where
     }
 
     // 6. Authorisation.
-    let view = authz::authorize(route, &principal, &matched.params, &raw_query)?;
+    let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
 
     // 7. Validation, then the body within its limit.
     let validated = validate::validate(&route.params, &matched.params, &raw_query)?;

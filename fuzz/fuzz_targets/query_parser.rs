@@ -39,7 +39,7 @@ static PARAMS: LazyLock<RouteParams> = LazyLock::new(|| {
     let mut problems = Problems::default();
     let query = raw
         .iter()
-        .filter_map(|(name, p)| schema::compile(name, p, &KeyPath::root(), &mut problems))
+        .filter_map(|(name, p)| ordergate::policy::params::compile(name, p, &KeyPath::root(), &mut problems))
         .collect();
     RouteParams {
         path: Vec::new(),

@@ -7,5 +7,4 @@ pub mod problems;
 pub mod raw;
 pub mod read;
 
-pub use files::Secret;
 pub use problems::PolicyProblem;

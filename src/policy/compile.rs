@@ -13,12 +13,10 @@ use http::{HeaderName, Method};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use rustls::server::WebPkiClientVerifier;
 
-use crate::config::files::{self, Secret};
+use crate::config::files;
 use crate::config::problems::{KeyPath, Problems};
 use crate::config::raw;
-use crate::policy::{
-    ClientAuth, Policy, RoleScopes, Roles, Route, ServerSettings, TlsSettings, UpstreamSettings,
-};
+use crate::policy::{ClientAuth, Policy, Route, ServerSettings, TlsSettings};
 use crate::stage::abuse::AbuseSettings;
 use crate::stage::audit::{AuditSettings, AuditTarget, FsyncMode, OnError};
 use crate::stage::authn::AuthSettings;
@@ -27,13 +25,16 @@ use crate::stage::authn::jwks::{JwksSource, KeySet};
 use crate::stage::authn::jwt::JwtSettings;
 use crate::stage::authn::mtls::{MtlsClient, Subject};
 use crate::stage::authn::principal::{Claims, Principal, PrincipalKind, scope_header};
-use crate::stage::authz::{OwnerBinding, OwnerParam};
+use crate::stage::authz::{Access, OwnerBinding, OwnerParam};
 use crate::stage::circuit::BreakerSettings;
+use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{Backend, BucketRef, BucketSpec, OnBackendError, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
-use crate::stage::validate::{Constraint, RouteParams, schema};
+use crate::stage::validate::{Constraint, RouteParams};
 use crate::stage::views::{CompiledView, FieldPath, Masker};
 use crate::vocab::scopes::ScopeRegistry;
+use crate::vocab::scopes::{RoleScopes, Roles};
+use crate::vocab::secret::Secret;
 use crate::vocab::units::{parse_duration, parse_rate, parse_size};
 
 /// Compiling context: where files are, and what is wrong so far.
@@ -938,7 +939,9 @@ fn route(
     for name in &path_names {
         match raw.params.get(&**name) {
             Some(p) => {
-                if let Some(s) = schema::compile(name, p, &at.k("params").k(name), ctx.problems) {
+                if let Some(s) =
+                    crate::policy::params::compile(name, p, &at.k("params").k(name), ctx.problems)
+                {
                     params.path.push(s);
                 }
             }
@@ -967,7 +970,9 @@ fn route(
                 "query parameter names may hold only letters, digits, `_`, `-` and `.`",
             );
         }
-        if let Some(s) = schema::compile(name, p, &at.k("query").k(name), ctx.problems) {
+        if let Some(s) =
+            crate::policy::params::compile(name, p, &at.k("query").k(name), ctx.problems)
+        {
             params.query.push(s);
         }
     }
@@ -1106,9 +1111,12 @@ fn route(
         method: method?,
         path: path?,
         upstream_path: upstream_path?,
-        require_scopes,
+        access: Access {
+            require_scopes,
+            owner,
+            view_scopes: views.iter().map(|v| v.scope.clone()).collect(),
+        },
         require_scope_names: raw.require_scopes.clone(),
-        owner,
         rate_limit,
         params,
         views,

@@ -3,8 +3,8 @@
 //! `config::load`, shared as `Arc<Policy>`, replaced whole on reload.
 
 pub mod compile;
+pub mod params;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,23 +15,13 @@ use http::Method;
 use crate::stage::abuse::AbuseSettings;
 use crate::stage::audit::AuditSettings;
 use crate::stage::authn::AuthSettings;
-use crate::stage::authz::OwnerBinding;
-use crate::stage::circuit::BreakerSettings;
+use crate::stage::authz::Access;
+use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::stage::validate::RouteParams;
 use crate::stage::views::CompiledView;
-use crate::vocab::scopes::{ScopeRegistry, ScopeSet};
-
-/// A role's scopes.
-#[derive(Debug, Clone, Default)]
-pub struct RoleScopes {
-    pub names: Vec<Arc<str>>,
-    pub set: ScopeSet,
-}
-
-/// `[roles]`, compiled.
-pub type Roles = HashMap<String, RoleScopes>;
+use crate::vocab::scopes::{Roles, ScopeRegistry};
 
 /// `client_auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,26 +55,6 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
 }
 
-/// `[upstream]`, compiled.
-#[derive(Debug, Clone)]
-pub struct UpstreamSettings {
-    /// `scheme://authority`, without a trailing slash.
-    pub origin: String,
-    /// A path prefix from the URL (e.g. `/erp`), without a trailing slash.
-    pub base_path: String,
-    pub https: bool,
-    pub ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
-    pub connect_timeout: Duration,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub retry_budget: f64,
-    pub pool_idle_per_host: usize,
-    pub pool_idle_timeout: Duration,
-    pub forward_identity: bool,
-    pub expose_errors: bool,
-    pub breaker: BreakerSettings,
-}
-
 /// One route, compiled.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -92,10 +62,10 @@ pub struct Route {
     pub method: Method,
     pub path: PathTemplate,
     pub upstream_path: PathTemplate,
-    pub require_scopes: ScopeSet,
+    /// What stage 6 demands of a caller.
+    pub access: Access,
     /// The scope names as written, for documentation.
     pub require_scope_names: Vec<String>,
-    pub owner: Option<OwnerBinding>,
     pub rate_limit: Option<BucketRef>,
     pub params: RouteParams,
     pub views: Vec<CompiledView>,

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use crate::policy::Route;
 use crate::stage::authn::Principal;
 use crate::vocab::error::GatewayError;
 use crate::vocab::query::RawQuery;
@@ -30,9 +29,20 @@ pub struct OwnerBinding {
     pub bypass: ScopeSet,
 }
 
-/// Authorises `principal` for `route`; returns the index of the response view that applies.
+/// A route's access rules, compiled: the stage's own settings.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// All of these are needed.
+    pub require_scopes: ScopeSet,
+    pub owner: Option<OwnerBinding>,
+    /// The scope of each response view, in order: the first the caller holds applies.
+    pub view_scopes: Vec<ScopeSet>,
+}
+
+/// Authorises `principal` for a route's `access`; returns the index of the response view that
+/// applies.
 pub fn authorize(
-    route: &Route,
+    route: &Access,
     principal: &Principal,
     path_params: &[(Arc<str>, String)],
     query: &RawQuery,
@@ -62,13 +72,13 @@ pub fn authorize(
             }
         }
     }
-    if route.views.is_empty() {
+    if route.view_scopes.is_empty() {
         return Ok(None);
     }
     route
-        .views
+        .view_scopes
         .iter()
-        .position(|v| principal.scopes.contains_all(&v.scope))
+        .position(|scope| principal.scopes.contains_all(scope))
         .map(Some)
         .ok_or(GatewayError::Forbidden { cause: "no_view" })
 }

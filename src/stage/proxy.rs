@@ -21,11 +21,31 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::policy::UpstreamSettings;
 use crate::stage::authn::Principal;
+use crate::stage::circuit::BreakerSettings;
 use crate::stage::circuit::CircuitBreaker;
 use crate::vocab::error::GatewayError;
 use crate::vocab::percent;
+
+/// `[upstream]`, compiled.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// `scheme://authority`, without a trailing slash.
+    pub origin: String,
+    /// A path prefix from the URL (e.g. `/erp`), without a trailing slash.
+    pub base_path: String,
+    pub https: bool,
+    pub ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub retry_budget: f64,
+    pub pool_idle_per_host: usize,
+    pub pool_idle_timeout: Duration,
+    pub forward_identity: bool,
+    pub expose_errors: bool,
+    pub breaker: BreakerSettings,
+}
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 

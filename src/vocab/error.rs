@@ -4,13 +4,10 @@
 //! (`cause()`, e.g. `token_expired`) goes to the audit record, logs and metrics only. No variant
 //! carries client-supplied text, so no error body can echo a token, a key or upstream internals.
 
-use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::stage::rate_limit::RateLimitStatus;
-use crate::vocab::body::GatewayBody;
+use crate::vocab::rate_limit_status::RateLimitStatus;
 
 /// Why a request was malformed (400 `bad_request`, or 431 for oversized headers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +51,8 @@ impl BadRequest {
         }
     }
 
-    fn detail(self) -> &'static str {
+    /// What the caller is told.
+    pub fn detail(self) -> &'static str {
         match self {
             BadRequest::PathDotSegment => "the path contains a dot segment",
             BadRequest::PathEmptySegment => "the path contains an empty segment",
@@ -202,7 +200,8 @@ impl GatewayError {
         )
     }
 
-    fn title_and_detail(&self) -> (&'static str, &'static str) {
+    /// The problem's `title` and the caller-facing `detail`: coarse on purpose.
+    pub fn title_and_detail(&self) -> (&'static str, &'static str) {
         match self {
             GatewayError::NotFound => ("Not Found", "no route matches this path"),
             GatewayError::MethodNotAllowed { .. } => (
@@ -256,83 +255,6 @@ impl GatewayError {
                 "requests cannot be recorded right now, so none is served",
             ),
         }
-    }
-
-    /// Renders the problem+json response. `request_id` becomes `instance`.
-    pub fn to_response(&self, request_id: &str) -> Response<GatewayBody> {
-        let (title, detail) = self.title_and_detail();
-        let status = self.status();
-        let problem = Problem {
-            kind: ProblemType(self.reason()),
-            title,
-            status: status.as_u16(),
-            detail,
-            instance: request_id,
-            errors: match self {
-                GatewayError::InvalidParameter { errors, .. } => Some(errors),
-                _ => None,
-            },
-        };
-        // Serialising plain strings and numbers cannot fail; fall back to an empty object anyway.
-        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = Response::new(GatewayBody::full(Bytes::from(body)));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        match self {
-            GatewayError::MethodNotAllowed { allow } => {
-                headers.insert(ALLOW, allow.clone());
-            }
-            GatewayError::Unauthenticated { .. } => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            GatewayError::RateLimited { status, .. } => {
-                headers.insert(
-                    RETRY_AFTER,
-                    HeaderValue::from(status.retry_after_secs.max(1)),
-                );
-                status.write_headers(headers);
-            }
-            GatewayError::CircuitOpen { retry_after_secs } => {
-                headers.insert(RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
-            }
-            GatewayError::Overloaded { .. } | GatewayError::AuditUnavailable => {
-                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            GatewayError::NotFound
-            | GatewayError::BadRequest(_)
-            | GatewayError::InvalidParameter { .. }
-            | GatewayError::Forbidden { .. }
-            | GatewayError::Frozen { .. }
-            | GatewayError::PayloadTooLarge
-            | GatewayError::BadGateway { .. }
-            | GatewayError::GatewayTimeout { .. }
-            | GatewayError::UpstreamError { .. } => {}
-        }
-        response
-    }
-}
-
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: ProblemType,
-    title: &'static str,
-    status: u16,
-    detail: &'static str,
-    instance: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a Vec<ParamError>>,
-}
-
-struct ProblemType(&'static str);
-
-impl Serialize for ProblemType {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("https://ordergate.dev/problems/{}", self.0))
     }
 }
 

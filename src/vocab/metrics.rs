@@ -5,7 +5,8 @@
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
-use crate::stage::audit::Entry;
+use std::sync::Arc;
+use std::time::Duration;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -108,9 +109,19 @@ fn describe() {
     describe_counter!("ordergate_jwks_refresh_total", "JWKS refreshes, by result.");
 }
 
+/// What the request totals and histograms need of a finished request.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    pub route: Option<&'a Arc<str>>,
+    pub status: u16,
+    pub reason: &'static str,
+    pub duration: Duration,
+    pub upstream: Option<Duration>,
+}
+
 /// Records a finished request.
-pub fn request_finished(entry: &Entry) {
-    let route = entry.route.clone().unwrap_or_else(|| "none".into());
+pub fn request_finished(entry: Finished<'_>) {
+    let route = entry.route.cloned().unwrap_or_else(|| "none".into());
     metrics::counter!(
         "ordergate_requests_total",
         "route" => route.clone(),

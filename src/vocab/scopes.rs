@@ -98,6 +98,16 @@ impl ScopeSet {
     }
 }
 
+/// A role's scopes.
+#[derive(Debug, Clone, Default)]
+pub struct RoleScopes {
+    pub names: Vec<Arc<str>>,
+    pub set: ScopeSet,
+}
+
+/// `[roles]`, compiled: role name → its scopes.
+pub type Roles = HashMap<String, RoleScopes>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

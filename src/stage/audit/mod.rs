@@ -210,7 +210,13 @@ impl Pending {
         if self.entry.detail.is_none() {
             self.entry.detail = interrupted;
         }
-        crate::vocab::metrics::request_finished(&self.entry);
+        crate::vocab::metrics::request_finished(crate::vocab::metrics::Finished {
+            route: self.entry.route.as_ref(),
+            status: self.entry.status,
+            reason: self.entry.reason,
+            duration: self.entry.duration,
+            upstream: self.entry.upstream,
+        });
         self.ticket.send(self.entry);
     }
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::jwks::{JwksSource, JwksStore, KeySet, Selection};
 use super::principal::{Claims, Principal, PrincipalKind, scope_header};
-use crate::policy::Roles;
+use crate::vocab::scopes::Roles;
 use crate::vocab::scopes::ScopeRegistry;
 
 /// `[auth.jwt]`, compiled.

@@ -20,9 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::policy::Policy;
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::query::RawQuery;
+use crate::vocab::scopes::{Roles, ScopeRegistry};
 pub use principal::{Principal, PrincipalKind};
 
 /// `[auth]`, compiled.
@@ -65,7 +65,9 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// Authenticates one request. `client_subject` is the verified client certificate's subject.
 pub async fn authenticate(
-    policy: &Policy,
+    auth: &AuthSettings,
+    roles: &Roles,
+    scopes: &ScopeRegistry,
     verifier: Option<&jwt::JwtVerifier>,
     headers: &HeaderMap,
     client_subject: Option<&mtls::Subject>,
@@ -74,7 +76,6 @@ pub async fn authenticate(
         metrics::counter!("ordergate_auth_failures_total", "reason" => cause).increment(1);
         GatewayError::Unauthenticated { cause }
     };
-    let auth = &policy.auth;
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     let bearer = authorization.next();
     let key_header = auth.api_keys.as_ref().map(|k| &k.header);
@@ -121,10 +122,7 @@ pub async fn authenticate(
     if token.len() > verifier.max_token_bytes() {
         return Err(fail("token_too_large"));
     }
-    verifier
-        .verify(token, &policy.roles, &policy.scopes)
-        .await
-        .map_err(fail)
+    verifier.verify(token, roles, scopes).await.map_err(fail)
 }
 
 fn now_secs() -> i64 {

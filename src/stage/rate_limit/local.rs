@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 
-use super::RateLimitStatus;
 use super::gcra::{self, BucketSpec, Evaluation};
+use crate::vocab::rate_limit_status::RateLimitStatus;
 
 /// One bucket of a request: its stable id (kind, route, shape) and shape.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ impl LocalBuckets {
         }
         Decision {
             admitted: evaluation.admitted,
-            status: RateLimitStatus::from_evaluation(spec, &evaluation),
+            status: super::status_of(spec, &evaluation),
             bucket: 0,
         }
     }
@@ -129,7 +129,7 @@ pub fn combine(buckets: &[BucketRef], evaluations: &[Evaluation]) -> Decision {
     if let Some((index, (bucket, evaluation))) = refusing {
         return Decision {
             admitted: false,
-            status: RateLimitStatus::from_evaluation(&bucket.spec, evaluation),
+            status: super::status_of(&bucket.spec, evaluation),
             bucket: index,
         };
     }
@@ -137,7 +137,7 @@ pub fn combine(buckets: &[BucketRef], evaluations: &[Evaluation]) -> Decision {
     match tightest {
         Some((index, (b, e))) => Decision {
             admitted: true,
-            status: RateLimitStatus::from_evaluation(&b.spec, e),
+            status: super::status_of(&b.spec, e),
             bucket: index,
         },
         None => Decision {

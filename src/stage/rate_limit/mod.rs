@@ -14,46 +14,21 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::vocab::rate_limit_status::RateLimitStatus;
 use arc_swap::ArcSwapOption;
-use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::vocab::error::GatewayError;
 pub use gcra::BucketSpec;
 pub use local::{BucketRef, Decision, LocalBuckets};
 pub use redis::RedisBuckets;
 
-/// The figures of one bucket after a decision, for the `RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RateLimitStatus {
-    /// The bucket's capacity (`burst`).
-    pub limit: u32,
-    /// Whole tokens left.
-    pub remaining: u32,
-    /// Seconds until the bucket is full again.
-    pub reset_secs: u64,
-    /// Seconds until a refused request would be admitted.
-    pub retry_after_secs: u64,
-}
-
-static LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-static REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
-impl RateLimitStatus {
-    fn from_evaluation(spec: &BucketSpec, e: &gcra::Evaluation) -> Self {
-        Self {
-            limit: spec.burst.get(),
-            remaining: e.remaining,
-            reset_secs: e.reset_secs,
-            retry_after_secs: e.retry_after_secs,
-        }
-    }
-
-    /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
-    pub fn write_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(LIMIT.clone(), HeaderValue::from(self.limit));
-        headers.insert(REMAINING.clone(), HeaderValue::from(self.remaining));
-        headers.insert(RESET.clone(), HeaderValue::from(self.reset_secs));
+/// The `RateLimit-*` figures of a bucket after a decision.
+fn status_of(spec: &BucketSpec, e: &gcra::Evaluation) -> RateLimitStatus {
+    RateLimitStatus {
+        limit: spec.burst.get(),
+        remaining: e.remaining,
+        reset_secs: e.reset_secs,
+        retry_after_secs: e.retry_after_secs,
     }
 }
 
@@ -72,7 +47,7 @@ pub enum Backend {
     Local,
     Redis {
         /// The connection URL with the password filled in from the environment or a file.
-        url: crate::config::Secret,
+        url: crate::vocab::secret::Secret,
         timeout: Duration,
         prefix: String,
     },

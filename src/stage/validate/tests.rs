@@ -32,7 +32,9 @@ fn orders() -> RouteParams {
     let mut problems = Problems::default();
     let mut schemas: Vec<ParamSchema> = raw
         .iter()
-        .map(|(name, p)| schema::compile(name, p, &KeyPath::root(), &mut problems).unwrap())
+        .map(|(name, p)| {
+            crate::policy::params::compile(name, p, &KeyPath::root(), &mut problems).unwrap()
+        })
         .collect();
     assert!(problems.is_empty());
     let path = vec![schemas.remove(0)];
