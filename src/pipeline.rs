@@ -212,7 +212,7 @@ where
 
     // 7. Validation, then the body within its limit.
     let validated = validate::validate(&route.params, &matched.params, &raw_query)?;
-    let body = read_body(&parts, body, policy.server.max_request_body).await?;
+    validate::body::refuse(&parts.headers, body, policy.server.max_request_body).await?;
     let path_texts: Vec<(&str, String)> = validated
         .path
         .iter()
@@ -260,13 +260,13 @@ where
         request_id: &ctx.request_id,
         principal: &principal,
         forward_identity: policy.upstream.forward_identity,
-        body_len: body.len(),
+        body_len: 0,
     });
     let request = UpstreamRequest {
         method: parts.method.clone(),
         uri,
         headers,
-        body,
+        body: Bytes::new(),
     };
     let (upstream, upstream_time) = live.upstream.send(&policy.upstream, request).await?;
     ctx.upstream_status = Some(upstream.status().as_u16());
@@ -286,31 +286,6 @@ where
     Ok(response)
 }
 
-/// Reads the request body, refusing one over `max` (413) before or while reading it.
-async fn read_body<B>(parts: &Parts, body: B, max: u64) -> Result<Bytes, GatewayError>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(GatewayError::PayloadTooLarge);
-    }
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge),
-        Err(_) => Err(GatewayError::BadRequest(BadRequest::BodyUnreadable)),
-    }
-}
-
 /// Counts a 401/403/429 against the client IP and, when known, the principal.
 async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext) {
     let redis = gateway.limiter.redis();
@@ -324,54 +299,5 @@ async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext) {
             .abuse
             .deny(settings, &abuse::principal_key(&p.id), redis.as_deref())
             .await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::{Full, StreamBody};
-
-    fn parts(content_length: Option<&str>) -> Parts {
-        let mut builder = Request::post("/x");
-        if let Some(n) = content_length {
-            builder = builder.header("content-length", n);
-        }
-        builder.body(()).unwrap().into_parts().0
-    }
-
-    #[tokio::test]
-    async fn bodies_are_read_within_their_limit() {
-        let ok = read_body(&parts(None), Full::new(Bytes::from_static(b"hello")), 10)
-            .await
-            .unwrap();
-        assert_eq!(ok, "hello");
-        let declared = read_body(&parts(Some("11")), Full::new(Bytes::new()), 10).await;
-        assert!(matches!(declared, Err(GatewayError::PayloadTooLarge)));
-        let streamed = read_body(&parts(None), Full::new(Bytes::from(vec![0u8; 11])), 10).await;
-        assert!(matches!(streamed, Err(GatewayError::PayloadTooLarge)));
-        let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
-            Ok(http_body::Frame::data(Bytes::from_static(b"ab"))),
-            Err(std::io::Error::other("reset")),
-        ];
-        let broken = read_body(&parts(None), StreamBody::new(futures_stream(chunks)), 10).await;
-        assert!(matches!(
-            broken,
-            Err(GatewayError::BadRequest(BadRequest::BodyUnreadable))
-        ));
-    }
-
-    fn futures_stream<T: Unpin>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Unpin {
-        struct Items<T>(std::collections::VecDeque<T>);
-        impl<T: Unpin> futures_core::Stream for Items<T> {
-            type Item = T;
-            fn poll_next(
-                mut self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<Option<T>> {
-                std::task::Poll::Ready(self.0.pop_front())
-            }
-        }
-        Items(items.into())
     }
 }

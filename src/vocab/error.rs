@@ -32,6 +32,8 @@ pub enum BadRequest {
     HeadersTooLarge,
     /// The request body could not be read.
     BodyUnreadable,
+    /// A request body on a route that declares none (every route today).
+    BodyNotAllowed,
 }
 
 impl BadRequest {
@@ -48,6 +50,7 @@ impl BadRequest {
             BadRequest::KeyInQuery => "api_key_in_query",
             BadRequest::HeadersTooLarge => "headers_too_large",
             BadRequest::BodyUnreadable => "body_unreadable",
+            BadRequest::BodyNotAllowed => "body_not_allowed",
         }
     }
 
@@ -69,6 +72,7 @@ impl BadRequest {
             }
             BadRequest::HeadersTooLarge => "the request headers are too large",
             BadRequest::BodyUnreadable => "the request body could not be read",
+            BadRequest::BodyNotAllowed => "this route accepts no request body",
         }
     }
 }

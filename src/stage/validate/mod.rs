@@ -7,6 +7,7 @@
 //! (`forward_params` first, then declared parameters in declared order, defaults filled in,
 //! canonical encoding), never copied from the client.
 
+pub mod body;
 pub mod schema;
 
 use std::sync::Arc;

@@ -144,7 +144,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
     ];
     for (error, status, reason, headers) in cases {
         assert_eq!(error.reason(), reason);
-        let response = error.to_response("req-9");
+        let response = crate::vocab::problem::render(&error, "req-9");
         assert_eq!(response.status().as_u16(), status, "{reason}");
         assert_eq!(
             response.headers()["content-type"],
