@@ -29,7 +29,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 
 use crate::context::{ConnInfo, RequestContext, client_ip};
 use crate::gateway::{Gateway, Live};
