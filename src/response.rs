@@ -123,11 +123,15 @@ pub async fn shape(
             }
         })?
         .to_bytes();
-    let shaped = view
-        .apply_bytes(&collected)
-        .map_err(|_| GatewayError::BadGateway {
-            cause: "view_invalid_json",
-        })?;
+    // An error answer is not the shape the view describes: its rules then apply by key anywhere.
+    let shaped = if status.is_success() {
+        view.apply_bytes(&collected)
+    } else {
+        view.apply_error_bytes(&collected)
+    }
+    .map_err(|_| GatewayError::BadGateway {
+        cause: "view_invalid_json",
+    })?;
     metrics::counter!(
         "ordergate_views_applied_total",
         "route" => route_id.to_owned(),
