@@ -175,9 +175,9 @@ fn benches(c: &mut Criterion) {
                 principal: &principal,
                 forward_identity: true,
                 body_len: 0,
+                conditional: true,
             });
-            let mut down = upstream_response.clone();
-            ordergate::response::strip_upstream_headers(&mut down);
+            let down = ordergate::response::forwarded_upstream_headers(&upstream_response, false);
             black_box((up, down))
         })
     });

@@ -258,6 +258,7 @@ where
         principal: &principal,
         forward_identity: policy.upstream.forward_identity,
         body_len: body.len(),
+        conditional: route.views.is_empty(),
     });
     let request = UpstreamRequest {
         method: parts.method.clone(),
