@@ -313,7 +313,7 @@ pub struct CompiledView {
     /// The one scope this view is for.
     pub scope: ScopeSet,
     root: Node,
-    /// `deny = ["*"]`: nothing is shown.
+    /// `deny = ["*"]` or a mask on `*`: nothing is shown.
     deny_all: bool,
 }
 
@@ -334,7 +334,9 @@ impl CompiledView {
         for path in allow {
             root.mark_allowed(&path.0);
         }
-        let deny_all = deny.iter().any(|p| p.0.is_empty());
+        // Masking `*` cannot mask a document character by character: it hides it, like `deny`.
+        let deny_all =
+            deny.iter().any(|p| p.0.is_empty()) || mask.iter().any(|(p, _)| p.0.is_empty());
         for path in deny.iter().filter(|p| !p.0.is_empty()) {
             root.at(&path.0).deny = true;
         }

@@ -190,6 +190,13 @@ fn a_rule_on_elements_applies_to_a_value_that_is_not_an_array() {
     );
 }
 
+#[test]
+fn a_mask_on_the_whole_document_hides_it() {
+    let v = view(&["*"], &[], &[("*", "phone")]);
+    assert_eq!(run(&v, &json!({"phone": PHONE})), "{}");
+    assert_eq!(run_error(&v, &json!({"phone": PHONE})), "{}");
+}
+
 /// Random bytes steering how a document is built.
 struct Choices(std::vec::IntoIter<u8>);
 
