@@ -176,9 +176,10 @@ fn benches(c: &mut Criterion) {
                 principal: &principal,
                 forward_identity: true,
                 body_len: 0,
+                conditional: true,
             });
-            let mut down = upstream_response.clone();
-            ordergate::stage::response::strip_upstream_headers(&mut down);
+            let down =
+                ordergate::stage::response::forwarded_upstream_headers(&upstream_response, false);
             black_box((up, down))
         })
     });

@@ -260,6 +260,7 @@ where
         principal: &principal,
         forward_identity: policy.upstream.forward_identity,
         body_len: 0,
+        conditional: route.views.is_empty(),
     });
     let request = UpstreamRequest {
         method: parts.method.clone(),

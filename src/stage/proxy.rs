@@ -50,15 +50,19 @@ pub struct UpstreamSettings {
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Client headers an order service may legitimately use; nothing else is forwarded.
-const FORWARDED_CLIENT_HEADERS: [HeaderName; 7] = [
+const FORWARDED_CLIENT_HEADERS: [HeaderName; 5] = [
     http::header::ACCEPT,
     http::header::ACCEPT_LANGUAGE,
     http::header::USER_AGENT,
-    http::header::IF_NONE_MATCH,
-    http::header::IF_MODIFIED_SINCE,
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),
 ];
+
+/// Conditional headers, forwarded only on routes without views: there the caller sees the body
+/// the validators describe. On a route with views a 304 or 412 would confirm a guess about the
+/// unfiltered body (`If-Match`, `If-Unmodified-Since`, `If-Range` and `Range` are never sent).
+const CONDITIONAL_CLIENT_HEADERS: [HeaderName; 2] =
+    [http::header::IF_NONE_MATCH, http::header::IF_MODIFIED_SINCE];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -270,12 +274,19 @@ pub struct HeaderFacts<'a> {
     pub principal: &'a Principal,
     pub forward_identity: bool,
     pub body_len: usize,
+    /// The route has no views, so the caller's conditional headers may go upstream.
+    pub conditional: bool,
 }
 
 /// Builds the upstream request headers from the allow-list and the gateway's own.
 pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(16);
-    for name in &FORWARDED_CLIENT_HEADERS {
+    let conditional: &[HeaderName] = if facts.conditional {
+        &CONDITIONAL_CLIENT_HEADERS
+    } else {
+        &[]
+    };
+    for name in FORWARDED_CLIENT_HEADERS.iter().chain(conditional) {
         for value in facts.client_headers.get_all(name) {
             headers.append(name.clone(), value.clone());
         }
@@ -354,6 +365,11 @@ mod tests {
             ("accept", "application/json"),
             ("user-agent", "partner/1.0"),
             ("host", "evil.example"),
+            ("if-none-match", "\"guess\""),
+            ("if-match", "\"guess\""),
+            ("if-range", "\"guess\""),
+            ("range", "bytes=0-3"),
+            ("if-unmodified-since", "Wed, 02 Dec 2026 00:00:00 GMT"),
         ] {
             client.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
@@ -375,6 +391,7 @@ mod tests {
             principal: &principal,
             forward_identity: true,
             body_len: 0,
+            conditional: true,
         };
         let up = upstream_headers(&facts);
         let names: Vec<&str> = up.keys().map(|k| k.as_str()).collect();
@@ -383,6 +400,7 @@ mod tests {
             [
                 "accept",
                 "user-agent",
+                "if-none-match",
                 "x-forwarded-for",
                 "x-forwarded-proto",
                 "x-request-id",
@@ -402,6 +420,14 @@ mod tests {
         });
         assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 127.0.0.9");
         assert!(trusted.get("x-auth-subject").is_none());
+        let viewed = upstream_headers(&HeaderFacts {
+            conditional: false,
+            ..facts
+        });
+        assert!(
+            viewed.get("if-none-match").is_none(),
+            "no conditional request on a route with views"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Stage 11, response. Upstream 5xx bodies are replaced by 5xx `upstream_error` problems
-//! (status kept) unless `expose_errors`; hop-by-hop headers, `Server` and `X-Powered-By` are
-//! dropped; on a route with views the JSON body is filtered for the caller (fail closed: a
-//! non-JSON, encoded or over-8-MiB answer becomes 502 `bad_gateway`). Every response, the
+//! (status kept) unless `expose_errors`; upstream headers are an allow-list (so hop-by-hop
+//! headers, `Server`, `X-Powered-By`, cookies and custom headers are dropped); on a route with
+//! views the JSON body is filtered for the caller (fail closed: a non-JSON, encoded or over-8-MiB
+//! answer becomes 502 `bad_gateway`) and nothing describing the unfiltered body (validators,
+//! digests, its length) is passed on. Every response, the
 //! gateway's own refusals included, gets `X-Request-Id`, `X-Content-Type-Options: nosniff`,
 //! `Cache-Control: no-store` and (over TLS) `Strict-Transport-Security`.
 
@@ -20,32 +22,55 @@ use crate::vocab::error::GatewayError;
 /// The largest upstream body a view will read.
 pub const MAX_VIEW_BODY: usize = 8 * 1024 * 1024;
 
-/// Headers that describe one hop, never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// Upstream response headers the caller may see; everything else the order service sends
+/// (`Set-Cookie`, `Link`, `Content-Location`, digests, custom headers that may carry PII, hop-by-hop
+/// headers, `Server`, ...) is dropped. The gateway adds its own headers afterwards.
+const FORWARDED_UPSTREAM_HEADERS: [HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::DATE,
+    header::RETRY_AFTER,
 ];
 
-/// Removes hop-by-hop headers (and those `Connection` names), `Server` and `X-Powered-By`.
-pub fn strip_upstream_headers(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        headers.remove(name);
+/// Headers describing the upstream body as sent: forwarded only where that body reaches the
+/// caller unchanged. On a route with views they would describe the unfiltered body (a validator
+/// or length lets a caller test guesses about what the view removed); its length is recomputed.
+const UNFILTERED_BODY_HEADERS: [HeaderName; 4] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
+/// The caller's copy of the upstream response headers: built from the allow-list, not copied.
+/// `viewed`: the route has views, so nothing describing the unfiltered body is kept. Headers
+/// that the upstream's `Connection` names are hop-by-hop and never kept.
+pub fn forwarded_upstream_headers(upstream: &HeaderMap, viewed: bool) -> HeaderMap {
+    let hop_by_hop = |name: &HeaderName| {
+        upstream
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|n| n.trim().eq_ignore_ascii_case(name.as_str()))
+    };
+    let mut headers = HeaderMap::with_capacity(8);
+    let validators = [header::ETAG, header::LAST_MODIFIED];
+    let allowed =
+        FORWARDED_UPSTREAM_HEADERS
+            .iter()
+            .chain(if viewed { &[][..] } else { &validators[..] });
+    for name in allowed {
+        if (viewed && UNFILTERED_BODY_HEADERS.contains(name)) || hop_by_hop(name) {
+            continue;
+        }
+        for value in upstream.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
     }
-    headers.remove(header::SERVER);
-    headers.remove(HeaderName::from_static("x-powered-by"));
+    headers
 }
 
 /// Shapes the upstream response for the caller.
@@ -61,7 +86,8 @@ pub async fn shape(
         return Err(GatewayError::UpstreamError { status });
     }
     let (mut parts, body) = upstream.into_parts();
-    strip_upstream_headers(&mut parts.headers);
+    let forwarded = forwarded_upstream_headers(&parts.headers, view.is_some());
+    let sent = std::mem::replace(&mut parts.headers, forwarded);
     let Some(view) = view else {
         return Ok(Response::from_parts(
             parts,
@@ -86,8 +112,7 @@ pub async fn shape(
             cause: "view_non_json",
         });
     }
-    if parts
-        .headers
+    if sent
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v != "identity")
     {
@@ -95,8 +120,7 @@ pub async fn shape(
             cause: "view_encoded_body",
         });
     }
-    if parts
-        .headers
+    if sent
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
@@ -123,18 +147,21 @@ pub async fn shape(
             }
         })?
         .to_bytes();
-    let shaped = view
-        .apply_bytes(&collected)
-        .map_err(|_| GatewayError::BadGateway {
-            cause: "view_invalid_json",
-        })?;
+    // An error answer is not the shape the view describes: its rules then apply by key anywhere.
+    let shaped = if status.is_success() {
+        view.apply_bytes(&collected)
+    } else {
+        view.apply_error_bytes(&collected)
+    }
+    .map_err(|_| GatewayError::BadGateway {
+        cause: "view_invalid_json",
+    })?;
     metrics::counter!(
         "ordergate_views_applied_total",
         "route" => route_id.to_owned(),
         "view" => view.scope_name.clone()
     )
     .increment(1);
-    parts.headers.remove(header::ETAG);
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(shaped.len()));
@@ -166,22 +193,63 @@ pub fn finish_headers(headers: &mut HeaderMap, request_id: &str, tls: bool) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn strips_hop_by_hop_and_identifying_headers() {
+    fn upstream(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("connection", "close, x-internal"),
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_allowed_upstream_headers_reach_the_caller() {
+        let h = upstream(&[
+            ("connection", "close, x-internal, content-language"),
             ("x-internal", "1"),
             ("keep-alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
             ("server", "OrderService/2.3"),
             ("x-powered-by", "PHP/5.6"),
+            ("set-cookie", "session=1"),
+            ("set-cookie", "b=2"),
+            ("link", "</api/customers/C1>; rel=customer"),
+            ("content-location", "/api/orders/O1?phone=13812345678"),
+            ("x-customer-phone", "13812345678"),
+            ("digest", "sha-256=abc"),
+            ("content-digest", "sha-256=:abc=:"),
+            ("repr-digest", "sha-256=:abc=:"),
+            ("content-md5", "abc"),
             ("content-type", "application/json"),
-        ] {
-            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        strip_upstream_headers(&mut h);
-        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["content-type"]);
+            ("content-language", "zh"),
+            ("date", "Wed, 02 Dec 2026 00:00:00 GMT"),
+            ("retry-after", "3"),
+            ("content-length", "12"),
+            ("etag", "\"full-body\""),
+            ("last-modified", "Wed, 02 Dec 2026 00:00:00 GMT"),
+        ]);
+        let plain = forwarded_upstream_headers(&h, false);
+        let names: Vec<&str> = plain.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "content-length",
+                "date",
+                "retry-after",
+                "etag",
+                "last-modified"
+            ],
+            "content-language is named by Connection, so hop-by-hop"
+        );
+        let viewed = forwarded_upstream_headers(&h, true);
+        let names: Vec<&str> = viewed.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-type", "date", "retry-after"]);
+        let encoded = upstream(&[("content-encoding", "gzip"), ("content-type", "text/plain")]);
+        assert_eq!(forwarded_upstream_headers(&encoded, false).len(), 2);
+        assert!(
+            forwarded_upstream_headers(&encoded, true)
+                .get(header::CONTENT_ENCODING)
+                .is_none()
+        );
     }
 }

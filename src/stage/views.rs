@@ -2,8 +2,13 @@
 //! `[[routes.response.views]]` into one trie; applied as `allow` (keep only these paths), then
 //! `deny` (remove these), then `mask` (rewrite these values with a masker), in a single streaming
 //! pass over the upstream's bytes. Paths: `a.b`, `list[].field`, `*`.
-//! A path that does not fit the document's shape selects nothing: allow keeps nothing there,
-//! deny and mask have nothing to do.
+//!
+//! Allow is an allow-list, so a path that does not fit the document's shape keeps nothing there.
+//! Deny and mask fail closed instead: where the answer departs from a rule's path (an array where
+//! the path expects an object, an object where it expects an array), the rule applies to its key
+//! wherever that key appears below the departure; in an error answer (not 2xx), whose shape the
+//! view does not describe, every rule applies to its key anywhere. Keys match as the same key
+//! whatever their case and a few look-alikes (see [`fold_key`]), as lenient JSON binders would.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -167,6 +172,55 @@ pub fn mask_email(text: &str) -> String {
     }
 }
 
+/// Folds a key to the form rule keys are compared in: ASCII case folded, and the look-alikes that
+/// case-insensitive JSON binders also accept (Go's `encoding/json` folds `ſ` to `s` and the Kelvin
+/// sign to `k`; full-width Latin is folded too). Borrowed for the usual lowercase ASCII key.
+fn fold_key(key: &str) -> Cow<'_, str> {
+    if key.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        return Cow::Borrowed(key);
+    }
+    let mut folded = String::with_capacity(key.len());
+    for c in key.chars() {
+        match c {
+            'ſ' => folded.push('s'),
+            '\u{212A}' => folded.push('k'),
+            '\u{FF01}'..='\u{FF5E}' => match char::from_u32(u32::from(c) - 0xFEE0) {
+                Some(ascii) => folded.push(ascii.to_ascii_lowercase()),
+                None => folded.push(c),
+            },
+            c if c.is_ascii() => folded.push(c.to_ascii_lowercase()),
+            c => folded.extend(c.to_lowercase()),
+        }
+    }
+    Cow::Owned(folded)
+}
+
+/// What a deny or mask rule does to the value it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Deny,
+    Mask(Masker),
+}
+
+/// A deny or mask rule reduced to its key (folded), for where the answer departs from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Guard {
+    key: String,
+    action: Action,
+}
+
+/// The strongest guard on `key` among `guards`: deny wins over mask.
+fn guard_on(guards: &[Guard], key: &str) -> Option<Action> {
+    let mut found = None;
+    for guard in guards.iter().filter(|g| g.key == key) {
+        match guard.action {
+            Action::Deny => return Some(Action::Deny),
+            mask => found = found.or(Some(mask)),
+        }
+    }
+    found
+}
+
 /// One node of a view's path trie: what the view says about the value at this place.
 #[derive(Debug, Clone, Default)]
 struct Node {
@@ -178,16 +232,54 @@ struct Node {
     deny: bool,
     /// `mask` names this place.
     mask: Option<Masker>,
+    /// Children by folded key.
     keys: HashMap<String, Node>,
     each: Option<Box<Node>>,
+    /// The deny and mask rules whose paths go through or end at this place, by key: they apply
+    /// anywhere below when the value here does not have the shape the trie expects.
+    below: Vec<Guard>,
 }
 
 impl Node {
     fn at(&mut self, steps: &[Step]) -> &mut Node {
         match steps.split_first() {
             None => self,
-            Some((Step::Key(k), rest)) => self.keys.entry(k.clone()).or_default().at(rest),
+            Some((Step::Key(k), rest)) => self
+                .keys
+                .entry(fold_key(k).into_owned())
+                .or_default()
+                .at(rest),
             Some((Step::Each, rest)) => self.each.get_or_insert_with(Default::default).at(rest),
+        }
+    }
+
+    /// Records `guard` on every node from here along `steps`.
+    fn guard(&mut self, steps: &[Step], guard: &Guard) {
+        if !self.below.contains(guard) {
+            self.below.push(guard.clone());
+        }
+        match steps.split_first() {
+            None => {}
+            Some((Step::Key(k), rest)) => self
+                .keys
+                .entry(fold_key(k).into_owned())
+                .or_default()
+                .guard(rest, guard),
+            Some((Step::Each, rest)) => self
+                .each
+                .get_or_insert_with(Default::default)
+                .guard(rest, guard),
+        }
+    }
+
+    /// The rule a path ending in `[]` puts on this place's elements: a value here that is not
+    /// an array is taken as the element itself.
+    fn each_action(&self) -> Option<Action> {
+        let each = self.each.as_deref()?;
+        if each.deny {
+            Some(Action::Deny)
+        } else {
+            each.mask.map(Action::Mask)
         }
     }
 
@@ -195,9 +287,11 @@ impl Node {
         self.allowed = true;
         match steps.split_first() {
             None => self.allow_all = true,
-            Some((Step::Key(k), rest)) => {
-                self.keys.entry(k.clone()).or_default().mark_allowed(rest)
-            }
+            Some((Step::Key(k), rest)) => self
+                .keys
+                .entry(fold_key(k).into_owned())
+                .or_default()
+                .mark_allowed(rest),
             Some((Step::Each, rest)) => self
                 .each
                 .get_or_insert_with(Default::default)
@@ -219,7 +313,7 @@ pub struct CompiledView {
     /// The one scope this view is for.
     pub scope: ScopeSet,
     root: Node,
-    /// `deny = ["*"]`: nothing is shown.
+    /// `deny = ["*"]` or a mask on `*`: nothing is shown.
     deny_all: bool,
 }
 
@@ -240,13 +334,28 @@ impl CompiledView {
         for path in allow {
             root.mark_allowed(&path.0);
         }
-        let deny_all = deny.iter().any(|p| p.0.is_empty());
+        // Masking `*` cannot mask a document character by character: it hides it, like `deny`.
+        let deny_all =
+            deny.iter().any(|p| p.0.is_empty()) || mask.iter().any(|(p, _)| p.0.is_empty());
         for path in deny.iter().filter(|p| !p.0.is_empty()) {
             root.at(&path.0).deny = true;
         }
         for (path, masker) in &mask {
             if !path.0.is_empty() {
                 root.at(&path.0).mask = Some(*masker);
+            }
+        }
+        let rules = deny
+            .iter()
+            .map(|p| (p, Action::Deny))
+            .chain(mask.iter().map(|(p, m)| (p, Action::Mask(*m))));
+        for (path, action) in rules {
+            let key = path.0.iter().rev().find_map(|step| match step {
+                Step::Key(k) => Some(fold_key(k).into_owned()),
+                Step::Each => None,
+            });
+            if let Some(key) = key {
+                root.guard(&path.0, &Guard { key, action });
             }
         }
         Self {
@@ -261,6 +370,16 @@ impl CompiledView {
     /// it in memory: kept subtrees without rules below them are copied as they are, dropped ones
     /// are skipped, and only masked values are parsed.
     pub fn apply_bytes(&self, input: &[u8]) -> Result<Vec<u8>, NotJson> {
+        self.filter(input, &[])
+    }
+
+    /// Filters an error answer (not 2xx): its shape is not the one the view describes, so every
+    /// deny and mask rule applies to its key at any depth, besides the view's own paths.
+    pub fn apply_error_bytes(&self, input: &[u8]) -> Result<Vec<u8>, NotJson> {
+        self.filter(input, &self.root.below)
+    }
+
+    fn filter(&self, input: &[u8], guards: &[Guard]) -> Result<Vec<u8>, NotJson> {
         let mut out = Vec::with_capacity(input.len());
         let mut de = serde_json::Deserializer::from_slice(input);
         let kept = if self.deny_all {
@@ -271,6 +390,7 @@ impl CompiledView {
             Filter {
                 node: Some(&self.root),
                 all: self.root.allow_all,
+                guards,
                 out: &mut out,
             }
             .deserialize(&mut de)
@@ -300,6 +420,8 @@ struct Filter<'a> {
     node: Option<&'a Node>,
     /// Everything here is allowed (by this node or one above).
     all: bool,
+    /// Rules applying by key at any depth, because the answer departed from their paths above.
+    guards: &'a [Guard],
     out: &'a mut Vec<u8>,
 }
 
@@ -309,22 +431,38 @@ impl<'de> DeserializeSeed<'de> for Filter<'_> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         match self.node {
             Some(node) if node.deny => IgnoredAny::deserialize(d).map(|_| false),
-            Some(node) if self.all && node.mask.is_some() => {
-                let mut value = Value::deserialize(d)?;
-                if let Some(masker) = node.mask {
-                    masker.apply(&mut value);
-                }
-                serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
-                Ok(true)
+            Some(Node {
+                mask: Some(masker), ..
+            }) if self.all => Masked {
+                masker: *masker,
+                out: self.out,
             }
+            .deserialize(d),
             None if !self.all => IgnoredAny::deserialize(d).map(|_| false),
-            node if self.all && node.is_none_or(Node::is_plain) => {
+            node if self.all && self.guards.is_empty() && node.is_none_or(Node::is_plain) => {
                 let raw = <&RawValue>::deserialize(d)?;
                 self.out.extend_from_slice(raw.get().as_bytes());
                 Ok(true)
             }
             _ => d.deserialize_any(self),
         }
+    }
+}
+
+/// Writes one value through a masker (structures become null); the value is always kept.
+struct Masked<'a> {
+    masker: Masker,
+    out: &'a mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for Masked<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        let mut value = Value::deserialize(d)?;
+        self.masker.apply(&mut value);
+        serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
+        Ok(true)
     }
 }
 
@@ -336,12 +474,30 @@ impl<'de> Visitor<'de> for Filter<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut guards = self.guards;
+        if let Some(node) = self.node.filter(|n| n.each.is_some()) {
+            // An object where the path expects an array: a rule on the elements applies to the
+            // object itself, and the rules below apply by key anywhere inside it.
+            if let Some(action) = node.each_action() {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                if action == Action::Deny || !self.all {
+                    return Ok(false);
+                }
+                self.out.extend_from_slice(b"null");
+                return Ok(true);
+            }
+            if guards.is_empty() {
+                guards = &node.below;
+            }
+        }
         self.out.push(b'{');
         let mut first = true;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let child = self.node.and_then(|n| n.keys.get(key.as_ref()));
+            let folded = fold_key(&key);
+            let child = self.node.and_then(|n| n.keys.get(folded.as_ref()));
             let allowed = self.all || child.is_some_and(|c| c.allowed);
-            if !allowed {
+            let guard = guard_on(guards, &folded);
+            if !allowed || guard == Some(Action::Deny) {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
@@ -353,11 +509,20 @@ impl<'de> Visitor<'de> for Filter<'_> {
                 .map_err(serde::de::Error::custom)?;
             self.out.push(b':');
             let all = self.all || child.is_some_and(|c| c.allow_all);
-            if map.next_value_seed(Filter {
-                node: child,
-                all,
-                out: self.out,
-            })? {
+            let kept = match guard {
+                Some(Action::Mask(masker)) if child.is_none_or(|c| !c.deny) => map
+                    .next_value_seed(Masked {
+                        masker: child.and_then(|c| c.mask).unwrap_or(masker),
+                        out: self.out,
+                    })?,
+                _ => map.next_value_seed(Filter {
+                    node: child,
+                    all,
+                    guards,
+                    out: self.out,
+                })?,
+            };
+            if kept {
                 first = false;
             } else {
                 self.out.truncate(mark);
@@ -369,6 +534,14 @@ impl<'de> Visitor<'de> for Filter<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let each = self.node.and_then(|n| n.each.as_deref());
+        let mut guards = self.guards;
+        if let Some(node) = self.node.filter(|n| !n.keys.is_empty())
+            && guards.is_empty()
+        {
+            // An array where the path expects an object: the rules below apply by key anywhere
+            // inside its elements.
+            guards = &node.below;
+        }
         if !self.all && !each.is_some_and(|e| e.allowed) {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             return Ok(false);
@@ -384,6 +557,7 @@ impl<'de> Visitor<'de> for Filter<'_> {
             match seq.next_element_seed(Filter {
                 node: each,
                 all,
+                guards,
                 out: self.out,
             })? {
                 None => {
@@ -424,10 +598,26 @@ impl Filter<'_> {
         if !self.all {
             return Ok(false);
         }
-        serde_json::to_writer(&mut *self.out, v).map_err(E::custom)?;
-        Ok(true)
+        // A scalar where the path expects an array is its own element.
+        match self.node.and_then(Node::each_action) {
+            Some(Action::Deny) => Ok(false),
+            Some(Action::Mask(masker)) => {
+                let mut value = serde_json::to_value(v).map_err(E::custom)?;
+                masker.apply(&mut value);
+                serde_json::to_writer(&mut *self.out, &value).map_err(E::custom)?;
+                Ok(true)
+            }
+            None => {
+                serde_json::to_writer(&mut *self.out, v).map_err(E::custom)?;
+                Ok(true)
+            }
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "views/shape_tests.rs"]
+mod shape_tests;
 
 #[cfg(test)]
 mod tests {
