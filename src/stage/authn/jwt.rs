@@ -127,7 +127,7 @@ impl JwtVerifier {
             return Ok(principal);
         }
         let principal = Arc::new(self.verify_uncached(token, now, roles, registry).await?);
-        if caching {
+        if caching && principal.expires_at.is_some() {
             self.cache.insert(digest, (generation, principal.clone()));
         }
         Ok(principal)
@@ -210,7 +210,9 @@ impl JwtVerifier {
             _ => None,
         };
         let scope_header = scope_header(names);
-        let expires_at = claims.get("exp").and_then(Value::as_i64);
+        // The same reading of `exp` as `check_claims`: a fractional `exp` (RFC 7519 allows one)
+        // must bound the cache too, or the token is served from it forever.
+        let expires_at = numeric_date(&claims, "exp").ok().flatten();
         Ok(Principal {
             id,
             kind: PrincipalKind::Jwt,
@@ -224,12 +226,7 @@ impl JwtVerifier {
 
     fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), &'static str> {
         let leeway = self.settings.leeway_secs;
-        let time = |name: &str| -> Result<Option<i64>, &'static str> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(v) => v.as_f64().map(|f| Some(f as i64)).ok_or("malformed_claims"),
-            }
-        };
+        let time = |name: &str| numeric_date(claims, name);
         let exp = time("exp")?.ok_or("missing_exp")?;
         if now > exp + leeway {
             return Err("token_expired");
@@ -285,4 +282,17 @@ fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional), as whole seconds rounded
+/// down; absent: `None`; not a finite number: `malformed_claims`.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, &'static str> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| Some(f.floor() as i64))
+            .ok_or("malformed_claims"),
+    }
 }
