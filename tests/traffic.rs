@@ -291,6 +291,53 @@ async fn a_flood_of_not_found_answers_freezes_that_address_and_no_other() {
 }
 
 #[tokio::test]
+async fn an_unfreeze_that_cannot_be_audited_is_refused_and_the_freeze_stays() {
+    // Rotating at every record makes the writer reopen the file each time, so a broken
+    // directory shows at once.
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("max_denials = 1000", "max_denials = 1"),
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+                ("keep_files = 5", "keep_files = 1000"),
+            ],
+        )
+    })
+    .await;
+    assert_eq!(h.get(ORDERS, &[]).await.status(), 401);
+    h.wait_for_records(1).await;
+    let audit = h.dir.path().join("audit");
+    std::fs::rename(&audit, h.dir.path().join("audit-aside")).unwrap();
+    std::fs::write(&audit, "not a directory").unwrap();
+    let mut unavailable = false;
+    for _ in 0..200 {
+        if h.get(ORDERS, &[]).await.status() == 503 {
+            unavailable = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(unavailable, "the audit log never became unavailable");
+    let admin = reqwest::Client::new();
+    let r = admin
+        .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "an unrecordable unfreeze is refused");
+    let list: Value = admin
+        .get(h.admin_url("/admin/frozen"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["key"], "ip:127.0.0.1", "and the freeze stays");
+}
+
+#[tokio::test]
 async fn the_circuit_opens_refuses_without_calling_and_closes_after_probes() {
     let h = Harness::start().await;
     let erp = h.keys.erp_key.clone();
