@@ -950,6 +950,16 @@ async fn admin_routes_need_the_bearer_token_and_health_and_metrics_stay_open() {
         .await
         .unwrap();
     assert_eq!(unfreeze.status(), 401, "no unfreeze without the token");
+    let unknown = admin
+        .get(h.admin_url("/admin/anything"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        401,
+        "closed by default, routes added later included"
+    );
     let r = list(Some(format!("Bearer {ADMIN_TOKEN}"))).await.unwrap();
     assert_eq!(r.status(), 200);
     let r = admin

@@ -3,9 +3,10 @@
 //! and metrics requests are not.
 //!
 //! With `[server] admin_token_env`/`admin_token_file` (required when `admin_listen` is not a
-//! loopback address), every `/admin/*` route needs `Authorization: Bearer <token>` (compared in
-//! constant time over SHA-256 digests) and answers 401 otherwise. Health, readiness and metrics
-//! stay open: load balancers and scrapers probe them, and they carry no identities or secrets.
+//! loopback address), every path but `/healthz`, `/readyz` and `/metrics` — so `/admin/*`, and
+//! any route added later — needs `Authorization: Bearer <token>` (compared in constant time over
+//! SHA-256 digests) and answers 401 otherwise. Those three stay open: load balancers and
+//! scrapers probe them, and they carry no identities or secrets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,30 +29,34 @@ use crate::gateway::Gateway;
 
 /// The admin routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    let operator = Router::new()
-        .route("/admin/frozen", get(list_frozen))
-        .route("/admin/frozen/{key}", delete(unfreeze))
-        .route_layer(middleware::from_fn_with_state(
-            gateway.clone(),
-            require_admin_token,
-        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(operator)
+        .route("/admin/frozen", get(list_frozen))
+        .route("/admin/frozen/{key}", delete(unfreeze))
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            require_admin_token,
+        ))
         .with_state(gateway)
 }
 
-/// Lets an `/admin/*` request through only with the configured bearer token (when one is set;
-/// without one, config checking has made sure the listener is on loopback).
+/// The paths served without the admin token; every other path, present or future, needs it.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Lets a request for anything but [`OPEN_PATHS`] through only with the configured bearer
+/// token (when one is set; without one, config checking has made sure the listener is on
+/// loopback).
 async fn require_admin_token(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
     let live = gateway.live();
-    if let Some(token) = &live.policy.server.admin_token {
+    if let Some(token) = &live.policy.server.admin_token
+        && !OPEN_PATHS.contains(&request.uri().path())
+    {
         let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
         let presented = match (values.next(), values.next()) {
             (Some(value), None) => bearer_token(value.as_bytes()),
