@@ -1014,3 +1014,28 @@ fn a_non_loopback_admin_listen_without_a_token_is_refused_where_it_is_written() 
             .any(|p| p.to_string().contains("at least 32 bytes"))
     );
 }
+
+#[tokio::test]
+async fn subjects_that_differ_reach_the_upstream_as_different_values() {
+    let h = Harness::start().await;
+    for sub in ["a%01b", "a\u{1}b", " alice"] {
+        let token = h.token(sub, &["customer"], &[("customer_id", json!("C0000001"))]);
+        let r = h
+            .get(ORDERS, &[("authorization", &format!("Bearer {token}"))])
+            .await;
+        assert_eq!(r.status(), 200, "{sub:?}");
+    }
+    let subjects: Vec<String> = h
+        .upstream
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-auth-subject"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(subjects, ["a%2501b", "a%01b", "%20alice"]);
+    assert!(
+        h.upstream
+            .requests()
+            .iter()
+            .all(|r| r.headers["x-auth-kind"] == "jwt")
+    );
+}
