@@ -252,7 +252,12 @@ fn benches(c: &mut Criterion) {
     c.bench_function("rate_limit_local_check", |b| {
         b.iter(|| {
             now += 10_000_000_000; // far apart: always admitted, so the commit path is measured
-            black_box(local.check(&id, &buckets, now))
+            black_box(local.check(
+                ordergate::stage::authn::PrincipalKind::Jwt,
+                &id,
+                &buckets,
+                now,
+            ))
         })
     });
 

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use ordergate::stage::authn::PrincipalKind;
 use ordergate::stage::rate_limit::{BucketRef, BucketSpec, LocalBuckets};
+use ordergate::vocab::address::address_group;
 use ordergate::vocab::units::parse_rate;
 
 #[global_allocator]
@@ -40,12 +42,17 @@ fn main() {
     let now = 1_000_000_000;
     let before = rss_bytes();
     for n in 0..N {
-        local.check(&Arc::from(format!("customer-{n:08}")), &buckets, now);
+        local.check(
+            PrincipalKind::Jwt,
+            &Arc::from(format!("customer-{n:08}")),
+            &buckets,
+            now,
+        );
     }
     let principals = rss_bytes();
     for n in 0..N {
         let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n as u32);
-        local.check_ip(ip.into(), &ip_bucket, now);
+        local.check_ip(address_group(ip.into()), &ip_bucket, now);
     }
     let ips = rss_bytes();
     println!(
@@ -63,9 +70,14 @@ fn main() {
     let later = now + 120 * 1_000_000_000;
     let left = local.sweep(later);
     for n in 0..N {
-        local.check(&Arc::from(format!("second-wave-{n:08}")), &buckets, later);
+        local.check(
+            PrincipalKind::Jwt,
+            &Arc::from(format!("second-wave-{n:08}")),
+            &buckets,
+            later,
+        );
         let ip = std::net::Ipv4Addr::from(0x0b00_0000 + n as u32);
-        local.check_ip(ip.into(), &ip_bucket, later);
+        local.check_ip(address_group(ip.into()), &ip_bucket, later);
     }
     println!(
         "after the sweep: {left} entries left; a second wave of {N} principals and {N} IPs: RSS {:.0} MiB (peak of the first wave {:.0} MiB)",

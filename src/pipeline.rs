@@ -20,7 +20,8 @@
 //! 11 response        response.rs, views.rs      502 (views fail closed), 5xx upstream_error
 //! ```
 //!
-//! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided.
+//! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
+//! and 405 count against the client address only.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -30,7 +31,7 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 
-use crate::context::{ConnInfo, RequestContext, client_ip};
+use crate::context::{ConnInfo, RequestContext};
 use crate::gateway::{Gateway, Live};
 use crate::stage::abuse;
 use crate::stage::audit::{Entry, Pending};
@@ -40,6 +41,7 @@ use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
 use crate::stage::request_id;
 use crate::stage::response;
 use crate::stage::validate;
+use crate::vocab::address::client_ip;
 use crate::vocab::body::GatewayBody;
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::problem;
@@ -94,7 +96,9 @@ where
         Ok(response) => (response, "ok", None),
         Err(error) => {
             if error.is_denial() {
-                count_denial(&gateway, &live, &ctx).await;
+                count_denial(&gateway, &live, &ctx, true).await;
+            } else if is_free_refusal(&error) {
+                count_denial(&gateway, &live, &ctx, false).await;
             }
             (
                 problem::render(&error, &ctx.request_id),
@@ -176,7 +180,8 @@ where
     // 5. Authentication (a failure charges the per-IP bucket), then frozen principal.
     let key_header = policy.auth.api_keys.as_ref().map(|k| k.header.as_str());
     let declared = |name: &str| route.params.query.iter().any(|s| *s.name == *name);
-    if authn::credential_in_query(&raw_query, key_header, &declared) {
+    let raw_text = parts.uri.query().unwrap_or("");
+    if authn::credential_in_query(raw_text, &raw_query, key_header, &declared) {
         return Err(GatewayError::BadRequest(BadRequest::KeyInQuery));
     }
     let principal = match authn::authenticate(
@@ -200,7 +205,10 @@ where
         Err(e) => return Err(e),
     };
     ctx.principal = Some(principal.clone());
-    if gateway.abuse.is_principal_frozen(&principal.id) {
+    if gateway
+        .abuse
+        .is_principal_frozen(principal.kind, &principal.id)
+    {
         return Err(GatewayError::Frozen {
             cause: "principal_frozen",
         });
@@ -237,6 +245,7 @@ where
         .check(
             &policy.rate_limits,
             route.rate_limit.as_ref(),
+            principal.kind,
             &principal.id,
         )
         .await?;
@@ -250,11 +259,7 @@ where
     let headers = proxy::upstream_headers(&HeaderFacts {
         client_headers: &parts.headers,
         peer,
-        peer_trusted: policy
-            .server
-            .trusted_proxies
-            .iter()
-            .any(|n| n.contains(&peer)),
+        peer_trusted: crate::vocab::address::is_trusted(peer, &policy.server.trusted_proxies),
         https: ctx.conn.tls_version.is_some(),
         request_id: &ctx.request_id,
         principal: &principal,
@@ -286,18 +291,37 @@ where
     Ok(response)
 }
 
-/// Counts a 401/403/429 against the client IP and, when known, the principal.
-async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext) {
+/// Refusals that cost the caller nothing yet still write an audit record (400, 404, 405). They
+/// count as denials of the client address (never of a principal: a partner's buggy query is
+/// not an attack on its credential), so a flood of them freezes that address instead of
+/// rotating the evidence out of the log.
+fn is_free_refusal(error: &GatewayError) -> bool {
+    matches!(
+        error,
+        GatewayError::NotFound
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::BadRequest(_)
+            | GatewayError::InvalidParameter { .. }
+    )
+}
+
+/// Counts a denial against the client address and, with `principal_too` and when known, the
+/// principal.
+async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext, principal_too: bool) {
     let redis = gateway.limiter.redis();
     let settings = &live.policy.abuse;
     gateway
         .abuse
         .deny(settings, &abuse::ip_key(ctx.client_ip), redis.as_deref())
         .await;
-    if let Some(p) = &ctx.principal {
+    if let Some(p) = ctx.principal.as_ref().filter(|_| principal_too) {
         gateway
             .abuse
-            .deny(settings, &abuse::principal_key(&p.id), redis.as_deref())
+            .deny(
+                settings,
+                &abuse::principal_key(p.kind, &p.id),
+                redis.as_deref(),
+            )
             .await;
     }
 }

@@ -662,3 +662,380 @@ async fn a_failed_jwks_fetch_keeps_the_last_good_set_and_is_counted() {
         "the last good key set is kept"
     );
 }
+
+// Issue 10: whose address, which principal, and who may unfreeze.
+
+const TRUSTED_LOOPBACK: (&str, &str) = (
+    "shutdown_grace = \"3s\"",
+    "shutdown_grace = \"3s\"\ntrusted_proxies = [\"127.0.0.0/8\"]",
+);
+const ORDER: &str = "/v1/orders/O2025010100000001";
+
+#[tokio::test]
+async fn a_trusted_proxy_sending_each_forwarded_for_form_names_the_client_in_the_audit() {
+    let h = Harness::with(|p| edit(p, &[TRUSTED_LOOPBACK])).await;
+    let key = h.keys.erp_key.clone();
+    let cases = [
+        ("203.0.113.7", "203.0.113.7"),
+        ("203.0.113.7:5555", "203.0.113.7"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("\"[2001:db8::1]:443\"", "2001:db8::1"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("198.51.100.1, 203.0.113.8:80, 127.0.0.5", "203.0.113.8"),
+        ("garbage, 203.0.113.10", "203.0.113.10"),
+        // A bad element before any untrusted address: an unidentified client, never the proxy.
+        ("unknown", "0.0.0.0"),
+        ("_hidden", "0.0.0.0"),
+        ("203.0.113.7, not-an-ip", "0.0.0.0"),
+        ("203.0.113.7:99999", "0.0.0.0"),
+    ];
+    for (n, (xff, client)) in cases.iter().enumerate() {
+        let id = format!("xff-{n}");
+        let r = h
+            .get(
+                ORDER,
+                &[
+                    ("x-api-key", &key),
+                    ("x-forwarded-for", xff),
+                    ("x-request-id", &id),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{xff}");
+        let record = h.record_of(&id).await;
+        assert_eq!(record["client_ip"], *client, "{xff}");
+        assert_ne!(
+            record["client_ip"], "127.0.0.1",
+            "{xff}: the proxy is never the client"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_whose_sub_equals_a_frozen_key_id_leaves_the_key_served() {
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[TRUSTED_LOOPBACK, ("max_denials = 1000", "max_denials = 2")],
+        )
+    })
+    .await;
+    // A customer token with `sub = "erp-sync"` asks for another customer's orders, twice.
+    let impostor = format!(
+        "Bearer {}",
+        h.token(
+            "erp-sync",
+            &["customer"],
+            &[("customer_id", json!("C0000009"))]
+        )
+    );
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        // Each from its own address, so only the principal collects denials.
+        let from = format!("203.0.113.{}", 10 + n);
+        statuses.push(
+            h.get(
+                ORDERS,
+                &[("authorization", &impostor), ("x-forwarded-for", &from)],
+            )
+            .await
+            .status()
+            .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [403, 403, 403]);
+    let admin = reqwest::Client::new();
+    let list: Value = admin
+        .get(h.admin_url("/admin/frozen"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["principal:jwt:erp-sync"]);
+    let served = h
+        .get(
+            ORDER,
+            &[
+                ("x-api-key", &h.keys.erp_key),
+                ("x-forwarded-for", "203.0.113.10"),
+                ("x-request-id", "the-key-itself"),
+            ],
+        )
+        .await;
+    assert_eq!(served.status(), 200, "the API key erp-sync is not frozen");
+    // The frozen token is refused right after authentication, as `principal_frozen`.
+    let refused = h
+        .get(
+            ORDER,
+            &[
+                ("authorization", &impostor),
+                ("x-forwarded-for", "203.0.113.50"),
+                ("x-request-id", "the-token"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(h.record_of("the-token").await["detail"], "principal_frozen");
+    // What GET lists, DELETE takes; the old kind-less form names nothing.
+    let delete = |key: &str| {
+        admin
+            .delete(h.admin_url(&format!("/admin/frozen/{key}")))
+            .send()
+    };
+    assert_eq!(delete("principal:erp-sync").await.unwrap().status(), 404);
+    assert_eq!(
+        delete("principal:api_key:erp-sync").await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        delete("principal:jwt:erp-sync").await.unwrap().status(),
+        204
+    );
+}
+
+#[tokio::test]
+async fn ipv6_clients_share_the_failed_auth_bucket_of_their_64_and_the_audit_keeps_the_address() {
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                TRUSTED_LOOPBACK,
+                (
+                    "per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }",
+                    "per_ip_unauthenticated = { rate = \"1/min\", burst = 3 }",
+                ),
+            ],
+        )
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for n in 1..=4 {
+        let from = format!("2001:db8:1:2::{n}");
+        let id = format!("v6-{n}");
+        statuses.push(
+            h.get(
+                ORDERS,
+                &[
+                    ("authorization", "Bearer x.y.z"),
+                    ("x-forwarded-for", &from),
+                    ("x-request-id", &id),
+                ],
+            )
+            .await
+            .status()
+            .as_u16(),
+        );
+        assert_eq!(h.record_of(&id).await["client_ip"], from);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "one /64, one bucket");
+    let neighbour = h
+        .get(
+            ORDERS,
+            &[
+                ("authorization", "Bearer x.y.z"),
+                ("x-forwarded-for", "2001:db8:1:3::1"),
+            ],
+        )
+        .await;
+    assert_eq!(neighbour.status(), 401, "another /64 has its own bucket");
+}
+
+#[tokio::test]
+async fn a_client_cannot_send_a_request_id_of_the_gateways_form() {
+    let h = Harness::start().await;
+    let made = h.get("/v1/nothing", &[]).await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(made.starts_with("og-") && made.contains(':'), "{made}");
+    let replayed = h.get("/v1/nothing", &[("x-request-id", &made)]).await;
+    let id = replayed.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, made, "a gateway-made id is never taken from a client");
+    let look_alike = made.replace(':', "-");
+    let kept = h.get("/v1/nothing", &[("x-request-id", &look_alike)]).await;
+    assert_eq!(
+        kept.headers()["x-request-id"].to_str().unwrap(),
+        look_alike,
+        "a client's id is kept, and it cannot take the gateway's form"
+    );
+}
+
+#[tokio::test]
+async fn a_key_anywhere_in_the_query_is_refused_and_never_forwarded() {
+    let h = Harness::start().await;
+    let key = h.keys.logistics_key.clone();
+    let escaped = key.replacen("ogk_", "%256Fgk%5F", 1);
+    for (n, query) in [
+        format!("cursor=x{key}"),
+        format!("cursor=abc&cursor={key}"),
+        format!("cursor=%6F{}", &key[1..]),
+        format!("cursor={escaped}"),
+        format!("{key}=1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("kq-{n}");
+        let r = h
+            .get(
+                &format!("{ORDERS}&{query}"),
+                &[("authorization", &h.alice()), ("x-request-id", &id)],
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{query}");
+        let record = h.record_of(&id).await;
+        assert_eq!(record["detail"], "api_key_in_query", "{query}");
+        let line = record.to_string();
+        assert!(
+            !line.contains(&key[4..]),
+            "the key reached the audit record"
+        );
+    }
+    assert_eq!(h.upstream.count(), 0);
+}
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdefghijklmnop";
+
+#[tokio::test]
+async fn admin_routes_need_the_bearer_token_and_health_and_metrics_stay_open() {
+    let keys = Arc::new(Keys::new());
+    let upstream = FakeUpstream::start().await;
+    let h = Harness::with_files(
+        keys,
+        upstream,
+        |p| {
+            edit(
+                p,
+                &[(
+                    "admin_listen = \"127.0.0.1:0\"",
+                    "admin_listen = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"",
+                )],
+            )
+        },
+        &[("admin.token", format!("{ADMIN_TOKEN}\n"))],
+    )
+    .await;
+    let admin = reqwest::Client::new();
+    let list = |auth: Option<String>| {
+        let mut request = admin.get(h.admin_url("/admin/frozen"));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+    for wrong in [
+        None,
+        Some(format!("Bearer {}", &ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1])),
+        Some(format!("Bearer {ADMIN_TOKEN}x")),
+        Some(format!("Basic {ADMIN_TOKEN}")),
+        Some(ADMIN_TOKEN.to_owned()),
+    ] {
+        let r = list(wrong.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "{wrong:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+    let unfreeze = admin
+        .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unfreeze.status(), 401, "no unfreeze without the token");
+    let unknown = admin
+        .get(h.admin_url("/admin/anything"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        401,
+        "closed by default, routes added later included"
+    );
+    let r = list(Some(format!("Bearer {ADMIN_TOKEN}"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = admin
+        .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "authorised, and nothing was frozen");
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let r = admin.get(h.admin_url(open)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{open}");
+    }
+}
+
+#[test]
+fn a_non_loopback_admin_listen_without_a_token_is_refused_where_it_is_written() {
+    common::install();
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_files(dir.path(), &keys);
+    let base = common::base_policy(&keys, "127.0.0.1:9".parse().unwrap());
+    let path = dir.path().join("policy.toml");
+    let open = edit(
+        &base,
+        &[(
+            "admin_listen = \"127.0.0.1:0\"",
+            "admin_listen = \"0.0.0.0:0\"",
+        )],
+    );
+    let problems = ordergate::policy::load_str(&path, &open).err().unwrap();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("policy.toml:4:") && t.contains("admin_token")),
+        "{text:#?}"
+    );
+    std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+    let guarded = edit(
+        &open,
+        &[(
+            "admin_listen = \"0.0.0.0:0\"",
+            "admin_listen = \"0.0.0.0:0\"\nadmin_token_file = \"admin.token\"",
+        )],
+    );
+    assert!(ordergate::policy::load_str(&path, &guarded).is_ok());
+    std::fs::write(dir.path().join("admin.token"), "short").unwrap();
+    let problems = ordergate::policy::load_str(&path, &guarded).err().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.to_string().contains("at least 32 bytes"))
+    );
+}
+
+#[tokio::test]
+async fn subjects_that_differ_reach_the_upstream_as_different_values() {
+    let h = Harness::start().await;
+    for sub in ["a%01b", "a\u{1}b", " alice"] {
+        let token = h.token(sub, &["customer"], &[("customer_id", json!("C0000001"))]);
+        let r = h
+            .get(ORDERS, &[("authorization", &format!("Bearer {token}"))])
+            .await;
+        assert_eq!(r.status(), 200, "{sub:?}");
+    }
+    let subjects: Vec<String> = h
+        .upstream
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-auth-subject"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(subjects, ["a%2501b", "a%01b", "%20alice"]);
+    assert!(
+        h.upstream
+            .requests()
+            .iter()
+            .all(|r| r.headers["x-auth-kind"] == "jwt")
+    );
+}

@@ -101,6 +101,10 @@ async fn two_instances_admit_exactly_one_buckets_allowance() {
     assert_eq!(remaining, ["4", "3", "2", "1", "0"]);
     assert_eq!(a.upstream.count() + b.upstream.count(), 5);
     assert!(!redis.keys("ordergate:rl:*").is_empty());
+    assert!(
+        !redis.keys("ordergate:rl:{p:jwt:alice}:*").is_empty(),
+        "shared buckets are keyed by the principal's kind and id"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +150,7 @@ async fn denials_and_freezes_are_shared() {
         .await
         .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    for key in ["ip:127.0.0.1", "principal:alice"] {
+    for key in ["ip:127.0.0.1", "principal:jwt:alice"] {
         assert_eq!(
             admin
                 .delete(b.admin_url(&format!("/admin/frozen/{key}")))

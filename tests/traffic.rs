@@ -180,7 +180,7 @@ async fn repeated_denials_freeze_and_an_operator_unfreezes() {
         .iter()
         .map(|e| e["key"].as_str().unwrap())
         .collect();
-    assert_eq!(keys, ["ip:127.0.0.1", "principal:alice"]);
+    assert_eq!(keys, ["ip:127.0.0.1", "principal:jwt:alice"]);
     assert!(list[0]["until"].as_str().unwrap().ends_with('Z'));
     // Unfreezing the IP leaves the principal frozen: refused right after authentication.
     let r = admin
@@ -201,7 +201,7 @@ async fn repeated_denials_freeze_and_an_operator_unfreezes() {
         "principal_frozen"
     );
     let r = admin
-        .delete(h.admin_url("/admin/frozen/principal:alice"))
+        .delete(h.admin_url("/admin/frozen/principal:jwt:alice"))
         .send()
         .await
         .unwrap();
@@ -234,6 +234,107 @@ async fn repeated_denials_freeze_and_an_operator_unfreezes() {
         .await
         .unwrap();
     assert!(metrics.contains("ordergate_freezes_total"));
+}
+
+#[tokio::test]
+async fn a_flood_of_not_found_answers_freezes_that_address_and_no_other() {
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                (
+                    "shutdown_grace = \"3s\"",
+                    "shutdown_grace = \"3s\"\ntrusted_proxies = [\"127.0.0.0/8\"]",
+                ),
+                ("max_denials = 1000", "max_denials = 5"),
+            ],
+        )
+    })
+    .await;
+    let from = |ip: &'static str| ("x-forwarded-for", ip);
+    let mut statuses = Vec::new();
+    for path in [
+        "/v1/nothing",
+        "/v1/nothing/else",
+        "/v1/../etc",
+        "/v1/orders/O2025010100000001/nope",
+        "/v1/nothing?x=1",
+    ] {
+        statuses.push(h.get(path, &[from("203.0.113.5")]).await.status().as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| matches!(s, 400 | 404)),
+        "{statuses:?}"
+    );
+    let alice = h.alice();
+    let frozen = h
+        .get(ORDERS, &[("authorization", &alice), from("203.0.113.5")])
+        .await;
+    assert_eq!(frozen.status(), 403, "free refusals count as denials");
+    let body: Value = frozen.json().await.unwrap();
+    assert_eq!(body["type"], "https://ordergate.dev/problems/frozen");
+    assert_eq!(
+        h.get(ORDERS, &[("authorization", &alice), from("203.0.113.6")])
+            .await
+            .status(),
+        200,
+        "another address is unaffected, and so is the principal"
+    );
+    let method = h
+        .client
+        .delete(h.url(ORDERS))
+        .header("x-forwarded-for", "198.51.100.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(method.status(), 405);
+}
+
+#[tokio::test]
+async fn an_unfreeze_that_cannot_be_audited_is_refused_and_the_freeze_stays() {
+    // Rotating at every record makes the writer reopen the file each time, so a broken
+    // directory shows at once.
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("max_denials = 1000", "max_denials = 1"),
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+                ("keep_files = 5", "keep_files = 1000"),
+            ],
+        )
+    })
+    .await;
+    assert_eq!(h.get(ORDERS, &[]).await.status(), 401);
+    h.wait_for_records(1).await;
+    let audit = h.dir.path().join("audit");
+    std::fs::rename(&audit, h.dir.path().join("audit-aside")).unwrap();
+    std::fs::write(&audit, "not a directory").unwrap();
+    let mut unavailable = false;
+    for _ in 0..200 {
+        if h.get(ORDERS, &[]).await.status() == 503 {
+            unavailable = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(unavailable, "the audit log never became unavailable");
+    let admin = reqwest::Client::new();
+    let r = admin
+        .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "an unrecordable unfreeze is refused");
+    let list: Value = admin
+        .get(h.admin_url("/admin/frozen"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["key"], "ip:127.0.0.1", "and the freeze stays");
 }
 
 #[tokio::test]

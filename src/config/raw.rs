@@ -14,6 +14,10 @@ use serde::Deserialize;
 pub struct Server {
     pub listen: String,
     pub admin_listen: Option<String>,
+    /// The admin API's bearer token, from this environment variable.
+    pub admin_token_env: Option<String>,
+    /// The admin API's bearer token, from this file.
+    pub admin_token_file: Option<String>,
     pub max_connections: Option<u32>,
     pub max_in_flight: Option<u32>,
     pub header_read_timeout: Option<String>,

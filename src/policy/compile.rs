@@ -207,6 +207,7 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
         .admin_listen
         .as_deref()
         .and_then(|a| socket_addr(ctx, &at.k("admin_listen"), a));
+    let admin_token = admin_token(ctx, at, raw, admin_listen);
     let max_connections =
         ctx.positive(&at.k("max_connections"), raw.max_connections, 10_000) as usize;
     let max_in_flight = ctx.positive(&at.k("max_in_flight"), raw.max_in_flight, 2_048) as usize;
@@ -281,6 +282,7 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
     Some(ServerSettings {
         listen: listen?,
         admin_listen,
+        admin_token,
         max_connections,
         max_in_flight,
         header_read_timeout,
@@ -291,6 +293,41 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
         trusted_proxies,
         tls,
     })
+}
+
+/// The admin token (at least 32 bytes, from the environment or a file). Without one the admin
+/// API (unfreeze included) is unauthenticated, so `admin_listen` must then be a loopback address.
+fn admin_token(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Server,
+    admin_listen: Option<SocketAddr>,
+) -> Option<Secret> {
+    let key = if raw.admin_token_env.is_some() {
+        "admin_token_env"
+    } else {
+        "admin_token_file"
+    };
+    let token = files::secret(
+        ctx.base,
+        raw.admin_token_env.as_deref(),
+        raw.admin_token_file.as_deref(),
+    )
+    .map_err(|e| ctx.bad(&at.k(key), e))
+    .ok()
+    .flatten();
+    if token.as_ref().is_some_and(|t| t.expose().len() < 32) {
+        ctx.bad(&at.k(key), "the admin token must be at least 32 bytes");
+        return None;
+    }
+    let configured = raw.admin_token_env.is_some() || raw.admin_token_file.is_some();
+    if !configured && admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
+        ctx.bad(
+            &at.k("admin_listen"),
+            "a non-loopback `admin_listen` needs `admin_token_env` or `admin_token_file` (the admin API can unfreeze)",
+        );
+    }
+    token
 }
 
 fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSettings> {

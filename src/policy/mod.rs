@@ -43,6 +43,9 @@ pub struct TlsSettings {
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    /// When set, `/admin/*` requires `Authorization: Bearer <token>`; required for an
+    /// `admin_listen` that is not a loopback address.
+    pub admin_token: Option<crate::vocab::secret::Secret>,
     pub max_connections: usize,
     pub max_in_flight: usize,
     pub header_read_timeout: Duration,

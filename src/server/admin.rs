@@ -1,20 +1,30 @@
 //! The admin listener (plain HTTP, for loopback or a private interface): `/healthz`, `/readyz`,
 //! `/metrics` and the abuse guard's `/admin/frozen`. Unfreezing is audited; health, readiness
 //! and metrics requests are not.
+//!
+//! With `[server] admin_token_env`/`admin_token_file` (required when `admin_listen` is not a
+//! loopback address), every path but `/healthz`, `/readyz` and `/metrics` — so `/admin/*`, and
+//! any route added later — needs `Authorization: Bearer <token>` (compared in constant time over
+//! SHA-256 digests) and answers 401 otherwise. Those three stay open: load balancers and
+//! scrapers probe them, and they carry no identities or secrets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::gateway::Gateway;
+use crate::stage::abuse::AbuseGuard;
 use crate::stage::audit::{Entry, record::format_ts};
 
 /// The admin routes.
@@ -25,7 +35,61 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/frozen", get(list_frozen))
         .route("/admin/frozen/{key}", delete(unfreeze))
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            require_admin_token,
+        ))
         .with_state(gateway)
+}
+
+/// The paths served without the admin token; every other path, present or future, needs it.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Lets a request for anything but [`OPEN_PATHS`] through only with the configured bearer
+/// token (when one is set; without one, config checking has made sure the listener is on
+/// loopback).
+async fn require_admin_token(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let live = gateway.live();
+    if let Some(token) = &live.policy.server.admin_token
+        && !OPEN_PATHS.contains(&request.uri().path())
+    {
+        let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+        let presented = match (values.next(), values.next()) {
+            (Some(value), None) => bearer_token(value.as_bytes()),
+            _ => None,
+        };
+        if !presented.is_some_and(|p| same_token(p, token.expose().as_bytes())) {
+            metrics::counter!("ordergate_admin_auth_failures_total").increment(1);
+            tracing::warn!(path = %request.uri().path(), "admin request without a valid token");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "unauthorized\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, token) = value.split_at(space);
+    let token = token.trim_ascii();
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Equal tokens, compared in constant time over their digests (so neither the content nor the
+/// length of the expected token leaks through timing).
+fn same_token(presented: &[u8], expected: &[u8]) -> bool {
+    let a: [u8; 32] = Sha256::digest(presented).into();
+    let b: [u8; 32] = Sha256::digest(expected).into();
+    bool::from(a.ct_eq(&b))
 }
 
 /// Serves the admin routes until `stop` turns true.
@@ -68,14 +132,22 @@ async fn list_frozen(State(gateway): State<Arc<Gateway>>) -> Response {
     axum::Json(list).into_response()
 }
 
+/// Lifts one freeze. The audit record is queued first and the freeze lifted only then, so no
+/// unfreeze ever takes effect unrecorded: when the audit log cannot take the record (`on_error =
+/// "reject"` and writes failing, or the queue full) the answer is 503 and the freeze stays. The
+/// key is taken in its canonical form (`ip:<addr>` names the address's group).
 async fn unfreeze(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(key): Path<String>,
+    Path(named): Path<String>,
 ) -> Response {
     let started = Instant::now();
     let redis = gateway.limiter.redis();
-    let found = gateway.abuse.unfreeze(&key, redis.as_deref()).await;
+    let key = AbuseGuard::canonical_key(&named);
+    let found = match &key {
+        Some(key) => gateway.abuse.holds(key, redis.as_deref()).await,
+        None => false,
+    };
     let status = if found {
         StatusCode::NO_CONTENT
     } else {
@@ -90,7 +162,7 @@ async fn unfreeze(
         principal: None,
         method: http::Method::DELETE,
         route: Some(Arc::from("admin.unfreeze")),
-        path: format!("/admin/frozen/{key}"),
+        path: format!("/admin/frozen/{named}"),
         query: Vec::new(),
         reason: if found { "ok" } else { "not_found" },
         detail: None,
@@ -100,11 +172,31 @@ async fn unfreeze(
         upstream: None,
         bytes_out: 0,
     };
-    if !gateway.audit.record(entry).await {
+    if !gateway.audit.accepting() || !gateway.audit.record(entry).await {
         return (StatusCode::SERVICE_UNAVAILABLE, "audit unavailable\n").into_response();
     }
-    if found {
+    if let Some(key) = key.filter(|_| found) {
+        gateway.abuse.unfreeze(&key, redis.as_deref()).await;
         tracing::info!(key = %key, "unfrozen by an operator");
     }
     status.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_is_accepted() {
+        let token = b"0123456789abcdef0123456789abcdef";
+        let check = |value: &[u8]| bearer_token(value).is_some_and(|t| same_token(t, token));
+        assert!(check(b"Bearer 0123456789abcdef0123456789abcdef"));
+        assert!(check(b"bearer  0123456789abcdef0123456789abcdef "));
+        assert!(!check(b"Bearer 0123456789abcdef0123456789abcde"));
+        assert!(!check(b"Bearer 0123456789abcdef0123456789abcdef0"));
+        assert!(!check(b"Basic 0123456789abcdef0123456789abcdef"));
+        assert!(!check(b"0123456789abcdef0123456789abcdef"));
+        assert!(!check(b"Bearer "));
+        assert!(!check(b""));
+    }
 }

@@ -1,6 +1,8 @@
 //! Stage 4 (and right after stage 5), the abuse guard: the `max_denials`-th denial (401, 403,
 //! 429) to one client IP or principal within `window` freezes it for `freeze_for`; frozen
-//! callers get 403 `frozen` before authentication (IP) or right after it (principal).
+//! callers get 403 `frozen` before authentication (IP) or right after it (principal). Answers
+//! that cost nothing but still fill the audit log (400, 404, 405) count as denials of the client
+//! address only. Principals are keyed by kind and id, IPv6 addresses by their /64.
 //!
 //! With the Redis rate-limit backend, denials are counted and freezes kept in Redis (one small
 //! script per *denial*, never per admitted request), and every instance mirrors the frozen set
@@ -8,13 +10,16 @@
 //! are timestamps per key, capped at `max_denials` and swept on a timer, so memory stays bounded.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
+use crate::stage::authn::PrincipalKind;
 use crate::stage::rate_limit::RedisBuckets;
+use crate::vocab::address::address_group;
 
 /// `[abuse]`, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +39,21 @@ impl Default for AbuseSettings {
     }
 }
 
-/// Who a freeze applies to: `principal:<id>` or `ip:<addr>`.
-pub fn principal_key(id: &str) -> String {
-    format!("principal:{id}")
+/// The key of a principal: `principal:<kind>:<id>` (`principal:jwt:alice`,
+/// `principal:api_key:erp-sync`, `principal:mtls:jd-marketplace`). The kind is part of it, so a
+/// token whose `sub` equals an API key's id never shares that key's denials or freeze; the kind
+/// is one of three fixed words without `:`, so the key stays unambiguous whatever the id holds.
+pub fn principal_key(kind: PrincipalKind, id: &str) -> String {
+    format!("principal:{}:{id}", kind.as_str())
 }
 
-/// The key of a client IP.
-pub fn ip_key(ip: std::net::IpAddr) -> String {
-    format!("ip:{ip}")
+/// The key of a client address's group (see [`address_group`]): `ip:203.0.113.7` for IPv4,
+/// `ip:2001:db8:1:2::/64` for IPv6.
+pub fn ip_key(ip: IpAddr) -> String {
+    match address_group(ip) {
+        ipnet::IpNet::V4(net) => format!("ip:{}", net.addr()),
+        group @ ipnet::IpNet::V6(_) => format!("ip:{group}"),
+    }
 }
 
 const DENIAL_SCRIPT: &str = r#"
@@ -85,14 +97,14 @@ fn now_ms() -> u64 {
 }
 
 impl AbuseGuard {
-    /// True while this client IP is frozen (no allocation when nothing is frozen).
-    pub fn is_ip_frozen(&self, ip: std::net::IpAddr) -> bool {
+    /// True while this client address's group is frozen (no allocation when nothing is frozen).
+    pub fn is_ip_frozen(&self, ip: IpAddr) -> bool {
         !self.frozen.load().is_empty() && self.is_frozen(&ip_key(ip))
     }
 
     /// True while this principal is frozen (no allocation when nothing is frozen).
-    pub fn is_principal_frozen(&self, id: &str) -> bool {
-        !self.frozen.load().is_empty() && self.is_frozen(&principal_key(id))
+    pub fn is_principal_frozen(&self, kind: PrincipalKind, id: &str) -> bool {
+        !self.frozen.load().is_empty() && self.is_frozen(&principal_key(kind, id))
     }
 
     /// True while `key` is frozen.
@@ -196,6 +208,49 @@ impl AbuseGuard {
         out
     }
 
+    /// The canonical form of a key an operator names: `principal:<kind>:<id>` with a known kind,
+    /// `ip:<addr>` (any address of a group names the group, IPv4-mapped forms included) or
+    /// `ip:<IPv6 /64>` as listed. `None` for anything else, so nothing can name a key that no
+    /// freeze could ever have.
+    pub fn canonical_key(text: &str) -> Option<String> {
+        if let Some(rest) = text.strip_prefix("ip:") {
+            if let Ok(ip) = rest.parse::<IpAddr>() {
+                return Some(ip_key(ip));
+            }
+            let net = rest.parse::<ipnet::Ipv6Net>().ok()?;
+            return (net.prefix_len() == 64).then(|| ip_key(IpAddr::V6(net.addr())));
+        }
+        let (kind, id) = text.strip_prefix("principal:")?.split_once(':')?;
+        let kind = [
+            PrincipalKind::Jwt,
+            PrincipalKind::ApiKey,
+            PrincipalKind::Mtls,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)?;
+        (!id.is_empty()).then(|| principal_key(kind, id))
+    }
+
+    /// True while `key` is frozen here or, with the shared backend, on any instance.
+    pub async fn holds(&self, key: &str, redis: Option<&RedisBuckets>) -> bool {
+        if self.is_frozen(key) {
+            return true;
+        }
+        let Some(redis) = redis else {
+            return false;
+        };
+        let mut connection = redis.connection();
+        let until: Result<Result<Option<u64>, _>, _> = tokio::time::timeout(
+            redis.timeout(),
+            redis::cmd("HGET")
+                .arg(format!("{}{{abuse}}:frozen", redis.prefix()))
+                .arg(key)
+                .query_async(&mut connection),
+        )
+        .await;
+        matches!(until, Ok(Ok(Some(until))) if until > now_ms())
+    }
+
     /// Lifts a freeze; returns whether there was one.
     pub async fn unfreeze(&self, key: &str, redis: Option<&RedisBuckets>) -> bool {
         let was = self
@@ -268,6 +323,81 @@ impl AbuseGuard {
 mod tests {
     use super::*;
 
+    #[test]
+    fn operators_name_keys_in_their_canonical_form_only() {
+        let key = AbuseGuard::canonical_key;
+        assert_eq!(key("ip:127.0.0.1").as_deref(), Some("ip:127.0.0.1"));
+        assert_eq!(key("ip:::ffff:127.0.0.1").as_deref(), Some("ip:127.0.0.1"));
+        assert_eq!(
+            key("ip:2001:db8:1:2::7").as_deref(),
+            Some("ip:2001:db8:1:2::/64")
+        );
+        assert_eq!(
+            key("ip:2001:db8:1:2::/64").as_deref(),
+            Some("ip:2001:db8:1:2::/64")
+        );
+        assert_eq!(key("ip:2001:db8::/48"), None);
+        assert_eq!(
+            key("principal:api_key:erp-sync").as_deref(),
+            Some("principal:api_key:erp-sync")
+        );
+        assert_eq!(
+            key("principal:jwt:a:b").as_deref(),
+            Some("principal:jwt:a:b")
+        );
+        for bad in [
+            "principal:alice",
+            "principal:root:x",
+            "principal:jwt:",
+            "ip:x",
+            "x",
+            "",
+        ] {
+            assert_eq!(key(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn principals_of_different_kinds_never_share_a_freeze() {
+        let guard = AbuseGuard::default();
+        let settings = AbuseSettings {
+            window: Duration::from_secs(60),
+            max_denials: 1,
+            freeze_for: Duration::from_secs(60),
+        };
+        let key = principal_key(PrincipalKind::Jwt, "erp-sync");
+        assert_eq!(key, "principal:jwt:erp-sync");
+        guard.deny(&settings, &key, None).await;
+        assert!(guard.is_principal_frozen(PrincipalKind::Jwt, "erp-sync"));
+        assert!(!guard.is_principal_frozen(PrincipalKind::ApiKey, "erp-sync"));
+        assert!(!guard.is_principal_frozen(PrincipalKind::Mtls, "erp-sync"));
+        assert_ne!(
+            principal_key(PrincipalKind::Jwt, "api_key:x"),
+            principal_key(PrincipalKind::ApiKey, "x")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_client_is_frozen_by_its_64() {
+        let guard = AbuseGuard::default();
+        let settings = AbuseSettings {
+            window: Duration::from_secs(60),
+            max_denials: 2,
+            freeze_for: Duration::from_secs(60),
+        };
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(ip_key(a), "ip:2001:db8:1:2::/64");
+        guard.deny(&settings, &ip_key(a), None).await;
+        guard.deny(&settings, &ip_key(b), None).await;
+        assert!(guard.is_ip_frozen(a), "two addresses of one /64 add up");
+        assert!(!guard.is_ip_frozen("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            ip_key("::ffff:203.0.113.7".parse().unwrap()),
+            "ip:203.0.113.7"
+        );
+    }
+
     #[tokio::test]
     async fn the_max_denials_th_denial_freezes() {
         let guard = AbuseGuard::default();
@@ -296,10 +426,10 @@ mod tests {
             max_denials: 2,
             freeze_for: Duration::from_secs(60),
         };
-        guard.deny(&settings, "principal:a", None).await;
+        guard.deny(&settings, "principal:jwt:a", None).await;
         std::thread::sleep(Duration::from_millis(60));
-        guard.deny(&settings, "principal:a", None).await;
-        assert!(!guard.is_frozen("principal:a"));
+        guard.deny(&settings, "principal:jwt:a", None).await;
+        assert!(!guard.is_frozen("principal:jwt:a"));
         guard.sweep(&settings);
     }
 }

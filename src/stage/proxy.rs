@@ -25,7 +25,6 @@ use crate::stage::authn::Principal;
 use crate::stage::circuit::BreakerSettings;
 use crate::stage::circuit::CircuitBreaker;
 use crate::vocab::error::GatewayError;
-use crate::vocab::percent;
 
 /// `[upstream]`, compiled.
 #[derive(Debug, Clone)]
@@ -331,14 +330,32 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
     headers
 }
 
-/// A header value for text that may not be header-safe: percent-encoded if needed.
+/// An identity value (`X-Auth-Subject`, `X-Auth-Tenant`) as a header, injectively: printable
+/// ASCII and inner spaces as they are, every other byte — `%` itself, control and non-ASCII
+/// bytes, a leading or trailing space (which header parsers trim) — as `%XX`. So two different
+/// ids never arrive as one value (`a%01b` is sent as `a%2501b`, `a\u{1}b` as `a%01b`), and ids
+/// without such bytes arrive unchanged. Together with `X-Auth-Kind`, always sent alongside, the
+/// upstream can tell every principal apart.
 fn header_safe(text: &str) -> HeaderValue {
-    if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    let bytes = text.as_bytes();
+    let last = bytes.len().saturating_sub(1);
+    let literal = |(i, b): (usize, &u8)| {
+        (b.is_ascii_graphic() && *b != b'%') || (*b == b' ' && i != 0 && i != last)
+    };
+    if bytes.iter().enumerate().all(literal)
         && let Ok(v) = HeaderValue::from_str(text)
     {
         return v;
     }
-    HeaderValue::from_str(&percent::encode(text)).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if literal((i, b)) {
+            out.push(char::from(*b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
@@ -441,6 +458,22 @@ mod tests {
             }
         }
         assert!((200..=210).contains(&retries), "{retries}");
+    }
+
+    #[test]
+    fn identity_values_reach_the_upstream_injectively() {
         assert_eq!(header_safe("a\u{1}b"), "a%01b");
+        assert_eq!(header_safe("a%01b"), "a%2501b");
+        assert_eq!(header_safe("C0000001"), "C0000001");
+        assert_eq!(header_safe("JD Partner"), "JD Partner");
+        assert_eq!(header_safe(" x "), "%20x%20");
+        assert_eq!(header_safe("é"), "%C3%A9");
+        assert_eq!(header_safe(""), "");
+        let ids = [
+            "a\u{1}b", "a%01b", "a%2501b", "x", "x ", " x", "%20x", "é", "%C3%A9", "a b", "a%20b",
+        ];
+        let values: std::collections::HashSet<HeaderValue> =
+            ids.iter().map(|id| header_safe(id)).collect();
+        assert_eq!(values.len(), ids.len(), "two ids share a header value");
     }
 }

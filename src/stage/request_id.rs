@@ -1,5 +1,10 @@
 //! Stage 2, request id: a client `X-Request-Id` of 1–64 characters `[A-Za-z0-9._-]` is kept,
 //! anything else is replaced by one made here. Every response and the audit record carry it.
+//!
+//! The gateway's own ids take a form no kept client id can: `og-<8 hex>:<hex>`, with a `:`
+//! outside the client alphabet. So an id that contains `:` was made by this gateway, and a
+//! client cannot pass its requests off as gateway-made ones (or imitate another request's id
+//! in the audit log) by sending `og-…`.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,10 +36,10 @@ fn is_valid(id: &[u8]) -> bool {
 }
 
 /// A new id: a per-process random prefix and a counter (unique, cheap, not guessable across
-/// restarts).
+/// restarts), joined by the `:` no client id may contain.
 pub fn generate() -> String {
     format!(
-        "og-{:08x}-{:x}",
+        "og-{:08x}:{:x}",
         *PREFIX,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
@@ -62,5 +67,22 @@ mod tests {
         twice.append(&X_REQUEST_ID, "a".parse().unwrap());
         twice.append(&X_REQUEST_ID, "b".parse().unwrap());
         assert!(from_headers(&twice).starts_with("og-"));
+    }
+
+    #[test]
+    fn a_client_cannot_send_an_id_of_the_gateways_form() {
+        let made = generate();
+        assert!(made.contains(':') && made.starts_with("og-"), "{made}");
+        assert!(
+            !is_valid(made.as_bytes()),
+            "a generated id is never a keepable one"
+        );
+        assert_ne!(id(&made), made, "sending a gateway-made id gets a new one");
+        let imitation = id("og-0000abcd-1");
+        assert_eq!(
+            imitation, "og-0000abcd-1",
+            "a look-alike is kept as the client's"
+        );
+        assert!(!imitation.contains(':'));
     }
 }

@@ -2,6 +2,7 @@
 //! query parser, scopes, secrets, maskers and redaction, the response body, metrics
 //! installation. Nothing here imports a stage, the policy, the gateway or the pipeline.
 
+pub mod address;
 pub mod body;
 pub mod error;
 pub mod metrics;

@@ -35,19 +35,73 @@ pub struct AuthSettings {
 
 /// True when the query string carries something that looks like a credential: a parameter named
 /// like the key header, `api_key`, `apikey` or `access_token` (unless the route declares it), or
-/// any value with the prefix of ordergate's keys.
+/// the prefix of ordergate's keys anywhere in `raw` (see [`key_prefix_anywhere`]).
 pub fn credential_in_query(
+    raw: &str,
     query: &RawQuery,
     key_header: Option<&str>,
     declared: &dyn Fn(&str) -> bool,
 ) -> bool {
-    query.pairs.iter().any(|(name, value)| {
-        let named_like_a_key = ["api_key", "apikey", "access_token"]
-            .into_iter()
-            .chain(key_header)
-            .any(|credential| same_name(name, credential));
-        (named_like_a_key && !declared(name)) || value.starts_with(api_key::KEY_PREFIX)
-    })
+    key_prefix_anywhere(raw)
+        || query.pairs.iter().any(|(name, _)| {
+            let named_like_a_key = ["api_key", "apikey", "access_token"]
+                .into_iter()
+                .chain(key_header)
+                .any(|credential| same_name(name, credential));
+            named_like_a_key && !declared(name)
+        })
+}
+
+/// How many rounds of percent-decoding are looked through (`%256F` is `%6F` is `o`).
+const DECODE_ROUNDS: usize = 4;
+
+/// True when `ogk_` (any letter case) occurs anywhere in the raw query: in any name or value,
+/// mid-value, in a repeated or malformed parameter that validation would drop, and through up to
+/// [`DECODE_ROUNDS`] rounds of percent-encoding. Whatever the validation stage later makes of
+/// the query, a key in it is never proxied or logged.
+fn key_prefix_anywhere(raw: &str) -> bool {
+    let prefix = api_key::KEY_PREFIX.as_bytes();
+    let holds = |text: &[u8]| {
+        text.windows(prefix.len())
+            .any(|w| w.eq_ignore_ascii_case(prefix))
+    };
+    let mut text = raw.as_bytes().to_vec();
+    for _ in 0..DECODE_ROUNDS {
+        if holds(&text) {
+            return true;
+        }
+        let decoded = decode_leniently(&text);
+        if decoded == text {
+            return false;
+        }
+        text = decoded;
+    }
+    holds(&text)
+}
+
+/// Percent-decodes whatever decodes (`+` is irrelevant to the prefix and left as is); a bad
+/// escape stays literal, so it cannot hide what follows it.
+fn decode_leniently(text: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let escaped = match (text[i], text.get(i + 1), text.get(i + 2)) {
+            (b'%', Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Names equal ignoring ASCII case and `-` versus `_` (`X-Api-Key` = `x_api_key`), without
@@ -140,25 +194,47 @@ mod tests {
     #[test]
     fn keys_in_the_query_are_spotted() {
         let none = |_: &str| false;
-        let q = |s: &str| query::parse(s);
-        assert!(credential_in_query(
-            &q("X-Api-Key=abc"),
-            Some("X-Api-Key"),
-            &none
-        ));
-        assert!(credential_in_query(
-            &q("x_api_key=abc"),
-            Some("X-Api-Key"),
-            &none
-        ));
-        assert!(credential_in_query(&q("api_key=abc"), None, &none));
-        assert!(credential_in_query(&q("access_token=abc"), None, &none));
-        assert!(credential_in_query(&q("cursor=ogk_abc"), None, &none));
-        assert!(!credential_in_query(
-            &q("cursor=abc&page_size=2"),
-            Some("X-Api-Key"),
-            &none
-        ));
-        assert!(!credential_in_query(&q("api_key=abc"), None, &|n| n == "api_key"));
+        let check = |raw: &str, header: Option<&str>, declared: &dyn Fn(&str) -> bool| {
+            credential_in_query(raw, &query::parse(raw), header, declared)
+        };
+        assert!(check("X-Api-Key=abc", Some("X-Api-Key"), &none));
+        assert!(check("x_api_key=abc", Some("X-Api-Key"), &none));
+        assert!(check("api_key=abc", None, &none));
+        assert!(check("access_token=abc", None, &none));
+        assert!(check("cursor=ogk_abc", None, &none));
+        assert!(!check("cursor=abc&page_size=2", Some("X-Api-Key"), &none));
+        assert!(!check("api_key=abc", None, &|n| n == "api_key"));
+    }
+
+    #[test]
+    fn a_key_anywhere_in_the_query_is_spotted() {
+        let none = |_: &str| false;
+        let key = "ogk_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+        for raw in [
+            format!("cursor=x{key}"),
+            format!("cursor=abc%20{key}"),
+            format!("cursor=abc&cursor={key}"),
+            format!("{key}=1"),
+            key.to_owned(),
+            "cursor=%6Fgk_abc".to_owned(),
+            "cursor=%6fGK%5Fabc".to_owned(),
+            "cursor=%256Fgk_abc".to_owned(),
+            "cursor=%25256Fgk%255Fabc".to_owned(),
+            "cursor=OGK_abc".to_owned(),
+            format!("cursor=%zz{key}"),
+            "cursor=a%ogk_b".to_owned(),
+            format!("page_size=2&cursor=%E2%82{key}"),
+        ] {
+            assert!(
+                credential_in_query(&raw, &query::parse(&raw), None, &none),
+                "{raw}"
+            );
+        }
+        for raw in ["cursor=og_k", "cursor=o%67k", "cursor=ogk", "q=%6F%67%6B"] {
+            assert!(
+                !credential_in_query(raw, &query::parse(raw), None, &none),
+                "{raw}"
+            );
+        }
     }
 }

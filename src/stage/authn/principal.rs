@@ -9,7 +9,7 @@ use http::HeaderValue;
 use crate::vocab::scopes::ScopeSet;
 
 /// How the caller authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PrincipalKind {
     Jwt,
     ApiKey,

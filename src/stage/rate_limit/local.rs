@@ -5,13 +5,14 @@
 //! Memory stays bounded: a bucket whose TAT has passed is full, which is exactly what a missing
 //! bucket means, so `sweep` (run on a timer) drops it without changing any decision.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
+use ipnet::IpNet;
 
 use super::gcra::{self, BucketSpec, Evaluation};
+use crate::stage::authn::PrincipalKind;
 use crate::vocab::rate_limit_status::RateLimitStatus;
 
 /// One bucket of a request: its stable id (kind, route, shape) and shape.
@@ -31,12 +32,15 @@ pub struct Decision {
     pub bucket: usize,
 }
 
+/// A principal's buckets: `(bucket id, TAT)`, keyed by the principal's kind and id.
+type PrincipalBuckets = DashMap<(PrincipalKind, Arc<str>), Vec<(Arc<str>, u64)>>;
+
 /// The local backend's state.
 #[derive(Debug)]
 pub struct LocalBuckets {
     epoch: Instant,
-    principals: DashMap<Arc<str>, Vec<(Arc<str>, u64)>>,
-    ips: DashMap<IpAddr, u64>,
+    principals: PrincipalBuckets,
+    ips: DashMap<IpNet, u64>,
 }
 
 impl Default for LocalBuckets {
@@ -56,8 +60,17 @@ impl LocalBuckets {
     }
 
     /// Evaluates and, if every bucket admits, charges all of `principal`'s `buckets` at `now`.
-    pub fn check(&self, principal: &Arc<str>, buckets: &[BucketRef], now: u64) -> Decision {
-        let mut entry = self.principals.entry(principal.clone()).or_default();
+    pub fn check(
+        &self,
+        kind: PrincipalKind,
+        principal: &Arc<str>,
+        buckets: &[BucketRef],
+        now: u64,
+    ) -> Decision {
+        let mut entry = self
+            .principals
+            .entry((kind, principal.clone()))
+            .or_default();
         let state = entry.value_mut();
         let evaluations: Vec<Evaluation> = buckets
             .iter()
@@ -81,9 +94,9 @@ impl LocalBuckets {
         decision
     }
 
-    /// Evaluates and charges the per-IP bucket for a failed authentication.
-    pub fn check_ip(&self, ip: IpAddr, spec: &BucketSpec, now: u64) -> Decision {
-        let mut entry = self.ips.entry(ip).or_insert(0);
+    /// Evaluates and charges an address group's bucket for a failed authentication.
+    pub fn check_ip(&self, group: IpNet, spec: &BucketSpec, now: u64) -> Decision {
+        let mut entry = self.ips.entry(group).or_insert(0);
         let evaluation = gcra::evaluate(spec, *entry, now);
         if evaluation.admitted {
             *entry = evaluation.new_tat;
@@ -177,7 +190,12 @@ mod tests {
         let admitted = (0..10)
             .filter(|_| {
                 local
-                    .check(&alice, &[route_a.clone(), overall.clone()], now)
+                    .check(
+                        PrincipalKind::Jwt,
+                        &alice,
+                        &[route_a.clone(), overall.clone()],
+                        now,
+                    )
                     .admitted
             })
             .count();
@@ -185,13 +203,22 @@ mod tests {
         // Refused requests did not drain route:a beyond what admitted requests used: once the
         // overall bucket refills, route:a still has its two remaining tokens.
         let later = now + 3 * SEC;
-        let d = local.check(&alice, &[route_a.clone(), overall.clone()], later);
+        let d = local.check(
+            PrincipalKind::Jwt,
+            &alice,
+            &[route_a.clone(), overall.clone()],
+            later,
+        );
         assert!(d.admitted);
         // route:a is full again (4 left after this one), overall has 2 left: the tightest is reported.
         assert_eq!(d.status.remaining, 2);
         assert_eq!(d.status.limit, 3);
         // Another route shares the overall bucket only.
-        assert!(local.check(&alice, &[route_b, overall], later).admitted);
+        assert!(
+            local
+                .check(PrincipalKind::Jwt, &alice, &[route_b, overall], later)
+                .admitted
+        );
     }
 
     #[test]
@@ -201,33 +228,73 @@ mod tests {
         let now = 5 * SEC;
         assert!(
             local
-                .check(&Arc::from("alice"), std::slice::from_ref(&b), now)
+                .check(
+                    PrincipalKind::Jwt,
+                    &Arc::from("alice"),
+                    std::slice::from_ref(&b),
+                    now
+                )
                 .admitted
         );
         assert!(
             !local
-                .check(&Arc::from("alice"), std::slice::from_ref(&b), now)
+                .check(
+                    PrincipalKind::Jwt,
+                    &Arc::from("alice"),
+                    std::slice::from_ref(&b),
+                    now
+                )
                 .admitted
         );
         assert!(
             local
-                .check(&Arc::from("bob"), std::slice::from_ref(&b), now)
+                .check(
+                    PrincipalKind::Jwt,
+                    &Arc::from("bob"),
+                    std::slice::from_ref(&b),
+                    now
+                )
                 .admitted
         );
         assert_eq!(local.sweep(now), 2);
         assert_eq!(local.sweep(now + 2 * SEC), 0);
         assert!(
             local
-                .check(&Arc::from("alice"), std::slice::from_ref(&b), now + 2 * SEC)
+                .check(
+                    PrincipalKind::Jwt,
+                    &Arc::from("alice"),
+                    std::slice::from_ref(&b),
+                    now + 2 * SEC
+                )
                 .admitted
         );
+    }
+
+    #[test]
+    fn a_principal_kind_never_shares_another_kinds_buckets() {
+        let local = LocalBuckets::default();
+        let b = bucket("principal", "60/min", 1);
+        let id: Arc<str> = Arc::from("erp-sync");
+        let now = 5 * SEC;
+        let once = |kind| {
+            local
+                .check(kind, &id, std::slice::from_ref(&b), now)
+                .admitted
+        };
+        assert!(once(PrincipalKind::Jwt));
+        assert!(!once(PrincipalKind::Jwt), "the token's bucket is spent");
+        assert!(
+            once(PrincipalKind::ApiKey),
+            "the API key of the same id is not"
+        );
+        assert!(once(PrincipalKind::Mtls));
     }
 
     #[test]
     fn per_ip_bucket() {
         let local = LocalBuckets::default();
         let b = bucket("ip", "30/min", 2).spec;
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let ip = crate::vocab::address::address_group("127.0.0.1".parse().unwrap());
         assert!(local.check_ip(ip, &b, SEC).admitted);
         assert!(local.check_ip(ip, &b, SEC).admitted);
         let refused = local.check_ip(ip, &b, SEC);

@@ -1,5 +1,6 @@
 //! Stage 8, rate limits: token buckets (GCRA) per principal per route and per principal overall,
-//! plus a per-client-IP bucket charged only by requests that fail authentication. Refuses with
+//! plus a per-client-IP bucket charged only by requests that fail authentication. Principals are
+//! keyed by kind and id (a token's `sub` never shares an API key's buckets), IPv6 clients by /64. Refuses with
 //! 429 `rate_limited` and `Retry-After`; with `backend = "redis"` and Redis failing under
 //! `on_backend_error = "reject"`, 503 `overloaded`.
 //!
@@ -17,6 +18,10 @@ use std::time::Duration;
 use crate::vocab::rate_limit_status::RateLimitStatus;
 use arc_swap::ArcSwapOption;
 
+use ipnet::IpNet;
+
+use crate::stage::authn::PrincipalKind;
+use crate::vocab::address::address_group;
 use crate::vocab::error::GatewayError;
 pub use gcra::BucketSpec;
 pub use local::{BucketRef, Decision, LocalBuckets};
@@ -85,11 +90,12 @@ impl RateLimiter {
         self.redis.load_full()
     }
 
-    /// Checks and charges a principal's buckets for one request to a route.
+    /// Checks and charges a principal's buckets (keyed by kind and id) for one request to a route.
     pub async fn check(
         &self,
         settings: &RateLimitSettings,
         route_bucket: Option<&BucketRef>,
+        kind: PrincipalKind,
         principal: &Arc<str>,
     ) -> Result<Option<RateLimitStatus>, GatewayError> {
         let buckets: Vec<BucketRef> = route_bucket
@@ -101,7 +107,7 @@ impl RateLimiter {
             return Ok(None);
         }
         let decision = self
-            .decide(settings, Owner::Principal(principal), &buckets)
+            .decide(settings, Owner::Principal(kind, principal), &buckets)
             .await?;
         if decision.admitted {
             Ok(Some(decision.status))
@@ -123,8 +129,9 @@ impl RateLimiter {
         }
     }
 
-    /// Charges the per-IP bucket for a request that failed authentication; `Some` refusal when the
-    /// IP is over its allowance (the 401 then becomes a 429).
+    /// Charges the per-IP bucket (an IPv6 client's whole /64) for a request that failed
+    /// authentication; `Some` refusal when the IP is over its allowance (the 401 then becomes a
+    /// 429).
     pub async fn charge_failed_auth(
         &self,
         settings: &RateLimitSettings,
@@ -132,7 +139,11 @@ impl RateLimiter {
     ) -> Option<GatewayError> {
         let bucket = settings.per_ip_unauthenticated.as_ref()?;
         let decision = match self
-            .decide(settings, Owner::Ip(ip), std::slice::from_ref(bucket))
+            .decide(
+                settings,
+                Owner::Ip(address_group(ip)),
+                std::slice::from_ref(bucket),
+            )
             .await
         {
             Ok(d) => d,
@@ -173,8 +184,8 @@ impl RateLimiter {
         }
         let now = self.local.now();
         Ok(match owner {
-            Owner::Ip(ip) => self.local.check_ip(ip, &buckets[0].spec, now),
-            Owner::Principal(id) => self.local.check(id, buckets, now),
+            Owner::Ip(group) => self.local.check_ip(group, &buckets[0].spec, now),
+            Owner::Principal(kind, id) => self.local.check(kind, id, buckets, now),
         })
     }
 }
@@ -182,16 +193,33 @@ impl RateLimiter {
 /// Whose buckets are evaluated.
 #[derive(Debug, Clone, Copy)]
 enum Owner<'a> {
-    Principal(&'a Arc<str>),
-    Ip(IpAddr),
+    Principal(PrincipalKind, &'a Arc<str>),
+    Ip(IpNet),
 }
 
 impl Owner<'_> {
-    /// The owner's name in the shared backend; principals and IPs live in separate namespaces.
+    /// The owner's name in the shared backend: principals (by kind and id) and address groups
+    /// live in separate namespaces, and the kind is a fixed word without `:`.
     fn shared_key(&self) -> String {
         match self {
-            Owner::Principal(id) => format!("p:{id}"),
-            Owner::Ip(ip) => format!("ip:{ip}"),
+            Owner::Principal(kind, id) => format!("p:{}:{id}", kind.as_str()),
+            Owner::Ip(group) => format!("ip:{group}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_keys_carry_the_kind_and_the_address_group() {
+        let id: Arc<str> = Arc::from("erp-sync");
+        let jwt = Owner::Principal(PrincipalKind::Jwt, &id).shared_key();
+        let key = Owner::Principal(PrincipalKind::ApiKey, &id).shared_key();
+        assert_eq!(jwt, "p:jwt:erp-sync");
+        assert_eq!(key, "p:api_key:erp-sync");
+        let group = address_group("2001:db8:1:2::9".parse().unwrap());
+        assert_eq!(Owner::Ip(group).shared_key(), "ip:2001:db8:1:2::/64");
     }
 }
