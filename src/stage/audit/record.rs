@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::stage::authn::Principal;
 use crate::stage::validate::Value;
-use crate::vocab::redact::{mask_param, redact};
+use crate::vocab::redact::{mask_param, recorded_method, redact, redact_number, redact_path};
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -105,7 +105,7 @@ impl Entry {
             .as_ref()
             .and_then(|p| p.tenant.as_deref())
             .map(redact);
-        let path = redact(&self.path);
+        let path = redact_path(&self.path);
         let query = self
             .query
             .iter()
@@ -120,6 +120,8 @@ impl Entry {
                     other if sensitive.iter().any(|p| **p == **name) => {
                         serde_json::Value::String(mask_param(name, &other.to_string()))
                     }
+                    serde_json::Value::Number(n) => redact_number(&n)
+                        .map_or(serde_json::Value::Number(n), serde_json::Value::String),
                     other => other,
                 };
                 (name.to_string(), json)
@@ -139,7 +141,7 @@ impl Entry {
                 kind: self.principal.as_ref().map_or("none", |p| p.kind.as_str()),
                 tenant: tenant.as_deref(),
             },
-            method: self.method.as_str(),
+            method: recorded_method(&self.method),
             route: self.route.as_deref(),
             path: &path,
             query,
