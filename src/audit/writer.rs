@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
-use super::record::{Entry, GENESIS};
+use super::record::{Entry, GENESIS, chain_hash};
 use super::{AuditSettings, AuditTarget, FsyncMode, OnError};
 
 /// State shared between the writer thread and the request path.
@@ -41,24 +41,27 @@ pub struct ChainTail {
     pub file_first_seq: Option<u64>,
 }
 
-/// Reads the last record of the newest audit file (the current one, else the newest rotated).
+/// Resumes the chain from the newest audit file (the current one, else the newest rotated).
+///
+/// A log of any shape resumes: the newest file is read back from its end to its last complete
+/// line that is a record whose own hash checks out. Whatever follows it (a line cut by a crash
+/// or a SIGKILL mid-write, garbage) is cut off; a file with no such line at all is set aside as
+/// `NAME.damaged-<unix seconds>` (kept, never deleted) and the chain resumes from the file
+/// before it. Both are logged at WARN and counted in `ordergate_audit_tail_repairs_total`. No
+/// record a client was told about is lost by the cut: a response completes only after its whole
+/// line (newline included) was written.
 pub fn read_tail(path: &Path) -> Result<ChainTail, String> {
+    metrics::counter!("ordergate_audit_tail_repairs_total").increment(0);
     let mut candidates = vec![path.to_path_buf()];
     candidates.extend(rotated_files(path).into_iter().rev());
     for file in &candidates {
-        let Some(last) = last_line(file)? else {
+        let Some(tail) = resume_from(file).map_err(|e| format!("{}: {e}", file.display()))? else {
             continue;
         };
-        let record: serde_json::Value = serde_json::from_str(&last)
-            .map_err(|e| format!("{}: last line is not an audit record: {e}", file.display()))?;
-        let seq = record["seq"]
-            .as_u64()
-            .ok_or_else(|| format!("{}: last record has no seq", file.display()))?;
-        let hash = record["hash"].as_str().unwrap_or(GENESIS).to_owned();
-        let file_first_seq = if file == path { first_seq(path)? } else { None };
+        let file_first_seq = if file == path { first_seq(path) } else { None };
         return Ok(ChainTail {
-            seq,
-            hash,
+            seq: tail.seq,
+            hash: tail.hash.unwrap_or_else(|| GENESIS.to_owned()),
             file_first_seq,
         });
     }
@@ -67,6 +70,119 @@ pub fn read_tail(path: &Path) -> Result<ChainTail, String> {
         hash: GENESIS.to_owned(),
         file_first_seq: None,
     })
+}
+
+/// The last complete record of one file, after cutting off (or setting aside) what is damaged.
+fn resume_from(path: &Path) -> std::io::Result<Option<LastRecord>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let (keep, last) = last_record(&mut file, len)?;
+    if keep == len {
+        return Ok(last);
+    }
+    metrics::counter!("ordergate_audit_tail_repairs_total").increment(1);
+    if last.is_none() {
+        drop(file);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = PathBuf::from(format!("{}.damaged-{secs}", path.display()));
+        fs::rename(path, &aside)?;
+        tracing::warn!(
+            file = %path.display(),
+            moved_to = %aside.display(),
+            bytes = len,
+            "audit file holds no complete record; set aside, the chain resumes before it"
+        );
+        return Ok(None);
+    }
+    drop(file);
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep)?;
+    file.sync_all()?;
+    tracing::warn!(
+        file = %path.display(),
+        cut_bytes = len - keep,
+        "audit log ended in a partial or damaged line; cut back to the last complete record"
+    );
+    Ok(last)
+}
+
+/// What resuming needs from a record.
+#[derive(Debug, PartialEq, Eq)]
+struct LastRecord {
+    seq: u64,
+    /// `None` when the log is written without a hash chain.
+    hash: Option<String>,
+}
+
+/// How far back the scan reads at a time.
+const SCAN_CHUNK: u64 = 64 * 1024;
+/// A line longer than this is not one the writer wrote (its fields are bounded): damage.
+const MAX_LINE: u64 = 4 * 1024 * 1024;
+
+/// Scans `file` back from its end: the length to keep (through the newline of the last
+/// complete, self-consistent record) and that record. Works on bytes, so a scan window or a
+/// damaged line that starts inside a multi-byte character is no error.
+fn last_record(file: &mut File, len: u64) -> std::io::Result<(u64, Option<LastRecord>)> {
+    // The newline ending the line under test; bytes after the last newline are a partial line.
+    let mut newline = previous_newline(file, len)?;
+    while let Some(end) = newline {
+        let start = previous_newline(file, end)?.map_or(0, |p| p + 1);
+        if end - start <= MAX_LINE {
+            let mut line = vec![0; (end - start) as usize];
+            file.seek(SeekFrom::Start(start))?;
+            file.read_exact(&mut line)?;
+            if let Some(record) = parse_record(&line) {
+                return Ok((end + 1, Some(record)));
+            }
+        }
+        newline = start.checked_sub(1);
+    }
+    Ok((0, None))
+}
+
+/// The position of the last `\n` before `before`, reading back a chunk at a time.
+fn previous_newline(file: &mut File, before: u64) -> std::io::Result<Option<u64>> {
+    let mut end = before;
+    let mut chunk = vec![0; SCAN_CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(SCAN_CHUNK);
+        let window = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(window)?;
+        if let Some(i) = window.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
+
+/// `line` as a record whose `hash` is its own (or, unchained, has `"hash":null`), else `None`.
+fn parse_record(line: &[u8]) -> Option<LastRecord> {
+    let text = std::str::from_utf8(line).ok()?;
+    let record: serde_json::Value = serde_json::from_str(text).ok()?;
+    let seq = record.get("seq")?.as_u64()?;
+    match record.get("hash")? {
+        serde_json::Value::Null => Some(LastRecord { seq, hash: None }),
+        serde_json::Value::String(hash) => {
+            let prev = record.get("prev_hash")?.as_str()?;
+            let body = text.strip_suffix(&format!(",\"hash\":\"{hash}\"}}"))?;
+            (chain_hash(prev, &format!("{body}}}")) == *hash).then(|| LastRecord {
+                seq,
+                hash: Some(hash.clone()),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Rotated siblings of `path` (`audit.jsonl.000000000001`, ...), oldest first.
@@ -94,40 +210,15 @@ pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn last_line(path: &Path) -> Result<Option<String>, String> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let start = len.saturating_sub(64 * 1024);
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| e.to_string())?;
-    let mut tail = String::new();
-    file.read_to_string(&mut tail)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(str::to_owned))
-}
-
-fn first_seq(path: &Path) -> Result<Option<u64>, String> {
-    let Ok(file) = File::open(path) else {
-        return Ok(None);
-    };
-    let mut first = String::new();
+/// The `seq` of a file's first record (for naming it when it rotates), if it has one.
+fn first_seq(path: &Path) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let mut first = Vec::new();
     BufReader::new(file)
-        .read_line(&mut first)
-        .map_err(|e| e.to_string())?;
-    if first.trim().is_empty() {
-        return Ok(None);
-    }
-    let record: serde_json::Value =
-        serde_json::from_str(&first).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(record["seq"].as_u64())
+        .take(MAX_LINE)
+        .read_until(b'\n', &mut first)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&first).ok()?["seq"].as_u64()
 }
 
 /// A serialised, chained line waiting to be written.
@@ -387,3 +478,6 @@ async fn sleep_opt(d: Option<Duration>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
