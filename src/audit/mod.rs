@@ -80,6 +80,8 @@ pub struct AuditSink {
 impl AuditSink {
     /// Resumes the chain from the existing files and starts the writer thread.
     pub fn start(settings: AuditSettings) -> Result<Self, String> {
+        // Exported from the start, so an alert on "any pruning" has a series to watch.
+        metrics::counter!("ordergate_audit_files_pruned_total").increment(0);
         let tail = match &settings.target {
             AuditTarget::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -431,8 +431,20 @@ impl Writer {
         let rotated_files = rotated_files(path);
         let excess = rotated_files.len().saturating_sub(self.settings.keep_files);
         for old in &rotated_files[..excess] {
-            if let Err(e) = fs::remove_file(old) {
-                tracing::warn!(file = %old.display(), error = %e, "could not remove an old audit file");
+            // Deleting evidence is worth a WARN even when the policy asks for it: after this,
+            // `audit verify` can only check the chain from a later seq.
+            match fs::remove_file(old) {
+                Ok(()) => {
+                    metrics::counter!("ordergate_audit_files_pruned_total").increment(1);
+                    tracing::warn!(
+                        file = %old.display(),
+                        keep_files = self.settings.keep_files,
+                        "rotated audit file deleted (keep_files); the chain now starts later"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(file = %old.display(), error = %e, "could not remove an old audit file");
+                }
             }
         }
         self.file = Some(open_at(path, 0)?);
