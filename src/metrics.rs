@@ -105,6 +105,10 @@ fn describe() {
         "Damaged audit log tails cut back (or files set aside) at start."
     );
     describe_counter!(
+        "ordergate_audit_aborted_total",
+        "Responses aborted because their audit record could not be written."
+    );
+    describe_counter!(
         "ordergate_audit_files_pruned_total",
         "Rotated audit files deleted by keep_files."
     );

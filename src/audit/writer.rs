@@ -8,6 +8,13 @@
 //! meantime (requests are then refused under `on_error = "reject"`); when writing works again
 //! the kept lines go first and health returns by itself. Under `continue` the failed batch is
 //! counted and dropped.
+//!
+//! A record may come with an acknowledgement (under `on_error = "reject"` its response waits for
+//! it): answered `true` once its line is written — with `fsync = "always"`, synced — and `false`
+//! at once when the write fails (the line is still kept and retried). This is group commit: the
+//! records that arrive while one batch is written and synced go out together in the next, so
+//! waiting costs one write (and one fsync) per batch, not per request; and a batch with a waiter
+//! is not held back to gather more.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -18,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::record::{Entry, GENESIS, chain_hash};
 use super::{AuditSettings, AuditTarget, FsyncMode, OnError};
@@ -221,10 +228,27 @@ fn first_seq(path: &Path) -> Option<u64> {
     serde_json::from_slice::<serde_json::Value>(&first).ok()?["seq"].as_u64()
 }
 
+/// One record on its way to the writer, with the acknowledgement its response waits for.
+pub struct Job {
+    pub entry: Entry,
+    pub ack: Option<oneshot::Sender<bool>>,
+}
+
 /// A serialised, chained line waiting to be written.
 struct Queued {
     seq: u64,
     text: String,
+    ack: Option<oneshot::Sender<bool>>,
+}
+
+impl Queued {
+    /// Tells a waiting response how its record fared (once).
+    fn answer(&mut self, written: bool) {
+        if let Some(ack) = self.ack.take() {
+            // The response may have gone already; then nobody needs the answer.
+            let _ = ack.send(written);
+        }
+    }
 }
 
 /// The writer's own state; runs on its thread.
@@ -264,7 +288,7 @@ impl Writer {
     }
 
     /// Runs until every sender is gone, then writes what is left and syncs.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -293,20 +317,19 @@ impl Writer {
                 if received == 0 {
                     break;
                 }
-                if received < BATCH {
+                if received < BATCH && batch.iter().all(|job| job.ack.is_none()) {
                     // Gather a little longer: one write (and one wake-up) per few milliseconds
                     // instead of one per record. Nobody waits for a record to be on disk.
                     tokio::time::sleep(GATHER).await;
                     while batch.len() < BATCH {
                         match rx.try_recv() {
-                            Ok(entry) => batch.push(entry),
+                            Ok(job) => batch.push(job),
                             Err(_) => break,
                         }
                     }
                 }
                 metrics::gauge!("ordergate_audit_queue_depth").set(rx.len() as f64);
-                self.serialise(&batch);
-                batch.clear();
+                self.serialise(&mut batch);
                 self.write_queued();
             }
             while !self.queued.is_empty() {
@@ -319,9 +342,9 @@ impl Writer {
         });
     }
 
-    fn serialise(&mut self, batch: &[Entry]) {
+    fn serialise(&mut self, batch: &mut Vec<Job>) {
         let sensitive = self.state.sensitive.load();
-        for entry in batch {
+        for Job { entry, ack } in batch.drain(..) {
             let seq = self.tail.seq + 1;
             let prev = self.settings.hash_chain.then_some(self.tail.hash.as_str());
             let (mut text, hash) = entry.to_line(seq, prev, &sensitive);
@@ -330,7 +353,7 @@ impl Writer {
             if let Some(h) = hash {
                 self.tail.hash = h;
             }
-            self.queued.push_back(Queued { seq, text });
+            self.queued.push_back(Queued { seq, text, ack });
         }
     }
 
@@ -348,6 +371,11 @@ impl Writer {
                 if self.state.healthy.swap(false, Ordering::AcqRel) {
                     tracing::error!(error = %e, "audit records cannot be written");
                 }
+                // Their responses are aborted now; the lines themselves are kept (reject) and
+                // written when the log works again.
+                for q in &mut self.queued {
+                    q.answer(false);
+                }
                 if self.settings.on_error == OnError::Continue {
                     let lost = self.queued.len() as u64;
                     self.queued.clear();
@@ -361,11 +389,20 @@ impl Writer {
         let path = match &self.settings.target {
             AuditTarget::Stdout => {
                 let mut out = std::io::stdout().lock();
+                let mut written = Vec::new();
                 while let Some(q) = self.queued.pop_front() {
-                    out.write_all(q.text.as_bytes())?;
+                    if let Err(e) = out.write_all(q.text.as_bytes()) {
+                        self.queued.push_front(q);
+                        return Err(e);
+                    }
                     self.account(&q);
+                    written.push(q);
                 }
-                return out.flush();
+                out.flush()?;
+                for mut q in written {
+                    q.answer(true);
+                }
+                return Ok(());
             }
             AuditTarget::File(path) => path.clone(),
         };
@@ -398,11 +435,12 @@ impl Writer {
             self.unsynced = self.settings.fsync == FsyncMode::Batch;
             metrics::counter!("ordergate_audit_bytes_total").increment(chunk.len() as u64);
             for _ in 0..lines {
-                if let Some(q) = self.queued.pop_front() {
+                if let Some(mut q) = self.queued.pop_front() {
                     if self.file_first_seq.is_none() {
                         self.file_first_seq = Some(q.seq);
                     }
                     self.account(&q);
+                    q.answer(true);
                 }
             }
             if self.unsynced && self.last_sync.elapsed() >= SYNC_EVERY {
