@@ -750,3 +750,63 @@ async fn pruned_files_are_counted_and_verify_warns_that_the_chain_starts_late() 
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_response_whose_record_cannot_be_written_is_aborted_not_completed() {
+    // Rotating at every record makes the writer reopen the file each time, so a broken
+    // directory fails the very next write.
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+                ("keep_files = 5", "keep_files = 1000"),
+            ],
+        )
+    })
+    .await;
+    let alice = h.alice();
+    let first = h.get(ORDERS, &[("authorization", &alice)]).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.bytes().await.is_ok(), "a recorded answer completes");
+    h.wait_for_records(1).await;
+    h.upstream.queue([Reply::Delay(500)]);
+    let request = {
+        let client = h.client.clone();
+        let url = h.url(ORDERS);
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            let response = client
+                .get(url)
+                .header("authorization", alice)
+                .header("x-request-id", "in-flight-when-the-disk-broke")
+                .send()
+                .await?;
+            let status = response.status();
+            response.bytes().await.map(|body| (status, body))
+        })
+    };
+    // The request is at the upstream: break the log before its answer comes back.
+    for _ in 0..500 {
+        if h.upstream.count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(h.upstream.count(), 2);
+    let audit = h.dir.path().join("audit");
+    let aside = h.dir.path().join("audit-aside");
+    std::fs::rename(&audit, &aside).unwrap();
+    std::fs::write(&audit, "not a directory").unwrap();
+    let outcome = request.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "the client holds a complete answer that has no record: {outcome:?}"
+    );
+    // Repaired, the log keeps that record too (the request was made; its answer was cut).
+    std::fs::remove_file(&audit).unwrap();
+    std::fs::rename(&aside, &audit).unwrap();
+    h.stop().await;
+    let files = audit_files(h.dir.path());
+    ordergate::audit::verify::verify(&files).unwrap();
+}
