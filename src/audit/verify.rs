@@ -138,3 +138,33 @@ fn first_seq(path: &Path) -> Option<u64> {
     let line = BufReader::new(file).lines().next()?.ok()?;
     serde_json::from_str::<serde_json::Value>(&line).ok()?["seq"].as_u64()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(first_seq: u64, first_prev_hash: &str) -> Summary {
+        Summary {
+            records: 1,
+            first_seq: Some(first_seq),
+            last_seq: Some(first_seq),
+            files: 1,
+            first_prev_hash: Some(first_prev_hash.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_chain_from_seq_1_and_zeros_is_complete_and_any_other_start_is_late() {
+        assert!(!summary(1, GENESIS).starts_late());
+        assert!(summary(7, &"ab".repeat(32)).starts_late());
+        assert!(summary(7, GENESIS).starts_late());
+        let empty = Summary {
+            records: 0,
+            first_seq: None,
+            last_seq: None,
+            files: 1,
+            first_prev_hash: None,
+        };
+        assert!(!empty.starts_late(), "no records: nothing to warn about");
+    }
+}
