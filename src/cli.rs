@@ -351,6 +351,19 @@ fn audit_verify(files: &[PathBuf]) -> ExitCode {
                 summary.first_seq.map_or("-".into(), |s| s.to_string()),
                 summary.last_seq.map_or("-".into(), |s| s.to_string()),
             );
+            // An intact chain that starts later still passes (what is there is untampered),
+            // but it cannot prove nothing came before: say so on stderr.
+            if let Some(first) = summary.first_seq {
+                if summary.starts_late() {
+                    println!("chain starts at seq {first} (not 1)");
+                    eprintln!(
+                        "warning: the chain starts at seq {first}, not 1: earlier records were \
+                         pruned (keep_files) or their files were not given, and cannot be verified"
+                    );
+                } else {
+                    println!("chain starts at seq 1 (prev_hash 64 zeros): complete");
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(broken) => {

@@ -586,3 +586,227 @@ async fn a_caller_with_no_view_on_a_route_is_refused_before_the_upstream() {
         200
     );
 }
+
+/// Starts a second gateway on `dir` (the first one stopped), as a restart would.
+async fn restart(dir: &std::path::Path) -> ordergate::server::Running {
+    let loaded = ordergate::policy::load(&dir.join("policy.toml")).unwrap();
+    ordergate::server::start(loaded, &dir.join("policy.toml"))
+        .await
+        .unwrap()
+}
+
+/// Every file of the audit directory, as `audit verify` would be given them.
+fn audit_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Runs `ordergate audit verify` on `files`: (success, stdout, stderr).
+fn verify_cli(files: &[std::path::PathBuf]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+        .args(["audit", "verify"])
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_very_long_path_or_subject_is_cut_in_the_record_and_the_gateway_restarts() {
+    let mut h = Harness::start().await;
+    let long_path = format!("/v1/customers/{}/orders", "a".repeat(5_000));
+    let long_sub = format!(
+        "Bearer {}",
+        h.token(
+            &"张".repeat(600),
+            &["customer"],
+            &[("customer_id", json!("C0000001"))]
+        )
+    );
+    h.get(&long_path, &[("x-request-id", "long-path")]).await;
+    h.get(
+        ORDERS,
+        &[("authorization", &long_sub), ("x-request-id", "long-sub")],
+    )
+    .await;
+    let path = h.record_of("long-path").await["path"].clone();
+    let path = path.as_str().unwrap();
+    assert!(path.len() <= 1024 && path.ends_with('…'), "{path}");
+    assert!(path.starts_with("/v1/customers/aaa"), "{path}");
+    let sub = h.record_of("long-sub").await["principal"]["id"].clone();
+    let sub = sub.as_str().unwrap();
+    assert!(sub.len() <= 1024 && sub.ends_with('…'), "{sub}");
+    assert!(sub.starts_with("张张"), "{sub}");
+    h.stop().await;
+    let running = restart(h.dir.path()).await;
+    let client = common::client(&h.keys, None, true);
+    let after = client
+        .get(format!("https://127.0.0.1:{}{ORDERS}", running.addr.port()))
+        .header("authorization", h.alice())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    running.shutdown().await;
+    let summary = ordergate::stage::audit::verify::verify(&[h.audit_path()]).unwrap();
+    assert_eq!((summary.first_seq, summary.last_seq), (Some(1), Some(3)));
+}
+
+#[tokio::test]
+async fn a_cut_or_garbage_tail_is_cut_back_at_start_and_the_chain_continues() {
+    let mut h = Harness::start().await;
+    h.upstream.set_default(Reply::Orders);
+    for _ in 0..3 {
+        h.get(ORDERS, &[("authorization", &h.alice())]).await;
+    }
+    h.stop().await;
+    let path = h.audit_path();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let last = good.lines().last().unwrap();
+    // What a crash mid-write leaves, then bytes no writer made: garbage, invalid UTF-8.
+    let mut damaged = good.clone().into_bytes();
+    damaged.extend_from_slice(b"\xe5\xbc\xa0garbage\n");
+    damaged.extend_from_slice(&last.as_bytes()[..last.len() / 2]);
+    std::fs::write(&path, &damaged).unwrap();
+    let running = restart(h.dir.path()).await;
+    let client = common::client(&h.keys, None, true);
+    for _ in 0..2 {
+        let response = client
+            .get(format!("https://127.0.0.1:{}{ORDERS}", running.addr.port()))
+            .header("authorization", h.alice())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    running.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(&good), "the complete records are kept");
+    verify_independently(&text.lines().collect::<Vec<_>>(), 1);
+    assert_eq!(text.lines().count(), 5);
+    let (ok, stdout, stderr) = verify_cli(&[path]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("chain starts at seq 1"), "{stdout}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[tokio::test]
+async fn pruned_files_are_counted_and_verify_warns_that_the_chain_starts_late() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+                ("keep_files = 5", "keep_files = 1"),
+            ],
+        )
+    })
+    .await;
+    let metrics = reqwest::get(h.admin_url("/metrics")).await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("ordergate_audit_files_pruned_total"),
+        "exported before anything was pruned: {metrics}"
+    );
+    for _ in 0..5 {
+        h.get(ORDERS, &[("authorization", &h.alice())]).await;
+    }
+    h.stop().await;
+    let files = audit_files(h.dir.path());
+    assert_eq!(
+        files.len(),
+        2,
+        "the current file and one rotated: {files:?}"
+    );
+    // The admin listener is gone with the gateway; read the process-wide recorder instead.
+    let rendered = ordergate::vocab::metrics::render();
+    let pruned: f64 = rendered
+        .lines()
+        .find_map(|l| l.strip_prefix("ordergate_audit_files_pruned_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pruned >= 3.0, "{rendered}");
+    let summary = ordergate::stage::audit::verify::verify(&files).unwrap();
+    assert!(summary.starts_late(), "{summary:?}");
+    let (ok, stdout, stderr) = verify_cli(&files);
+    assert!(
+        ok,
+        "an intact chain that starts later still passes: {stderr}"
+    );
+    let first = summary.first_seq.unwrap();
+    assert!(
+        stdout.contains(&format!("chain starts at seq {first} (not 1)")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning") && stderr.contains("pruned"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_whose_record_cannot_be_written_is_aborted_not_completed() {
+    // Rotating at every record makes the writer reopen the file each time, so a broken
+    // directory fails the very next write.
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+                ("keep_files = 5", "keep_files = 1000"),
+            ],
+        )
+    })
+    .await;
+    let alice = h.alice();
+    let first = h.get(ORDERS, &[("authorization", &alice)]).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.bytes().await.is_ok(), "a recorded answer completes");
+    h.wait_for_records(1).await;
+    h.upstream.queue([Reply::Delay(500)]);
+    let request = {
+        let client = h.client.clone();
+        let url = h.url(ORDERS);
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            let response = client
+                .get(url)
+                .header("authorization", alice)
+                .header("x-request-id", "in-flight-when-the-disk-broke")
+                .send()
+                .await?;
+            let status = response.status();
+            response.bytes().await.map(|body| (status, body))
+        })
+    };
+    // The request is at the upstream: break the log before its answer comes back.
+    for _ in 0..500 {
+        if h.upstream.count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(h.upstream.count(), 2);
+    let audit = h.dir.path().join("audit");
+    let aside = h.dir.path().join("audit-aside");
+    std::fs::rename(&audit, &aside).unwrap();
+    std::fs::write(&audit, "not a directory").unwrap();
+    let outcome = request.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "the client holds a complete answer that has no record: {outcome:?}"
+    );
+    // Repaired, the log keeps that record too (the request was made; its answer was cut).
+    std::fs::remove_file(&audit).unwrap();
+    std::fs::rename(&aside, &audit).unwrap();
+    h.stop().await;
+    let files = audit_files(h.dir.path());
+    ordergate::stage::audit::verify::verify(&files).unwrap();
+}

@@ -422,3 +422,127 @@ async fn stderr_never_carries_credentials_or_clear_personal_data() {
     .await
     .unwrap();
 }
+
+/// Every record of every file in `dir`, by request id.
+fn recorded_ids(files: &[PathBuf]) -> std::collections::HashSet<String> {
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sigkill_under_load_leaves_a_verifiable_log_with_every_completed_answer() {
+    let keys = Arc::new(Keys::new());
+    let upstream = common::FakeUpstream::start().await;
+    let (dir, path) = setup(&keys, upstream.addr, |p| {
+        edit(
+            p,
+            &[
+                ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"16KiB\""),
+                ("keep_files = 5", "keep_files = 1000"),
+                (
+                    "rate_limit = { rate = \"120/min\", burst = 20 }",
+                    "rate_limit = { rate = \"100000/min\", burst = 10000 }",
+                ),
+                (
+                    "per_principal = { rate = \"1000/min\", burst = 100 }",
+                    "per_principal = { rate = \"100000/min\", burst = 10000 }",
+                ),
+            ],
+        )
+    });
+    let process = Process::start(&path, &[], &[]);
+    let client = common::client(&keys, None, false);
+    let auth = alice(&keys);
+    let completed = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (client, auth, url, completed) = (
+            client.clone(),
+            auth.clone(),
+            process.url(ORDERS),
+            completed.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            for n in 0..200 {
+                let id = format!("k{w}-{n}");
+                let sent = client
+                    .get(&url)
+                    .header("authorization", &auth)
+                    .header("x-request-id", &id)
+                    .send()
+                    .await;
+                let Ok(response) = sent else { return };
+                // Only an answer received whole counts: its last byte came after its record.
+                if response.bytes().await.is_ok() {
+                    completed.lock().push(id);
+                } else {
+                    return;
+                }
+            }
+        }));
+    }
+    for _ in 0..2000 {
+        if completed.lock().len() >= 150 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    process.signal("KILL");
+    for w in workers {
+        w.await.unwrap();
+    }
+    drop(process);
+    // Restart: a line the kill cut is cut back; the chain continues.
+    let mut again = Process::start(&path, &[], &[("RUST_LOG", "info")]);
+    let after = client
+        .get(again.url(ORDERS))
+        .header("authorization", &auth)
+        .header("x-request-id", "after-restart")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    after.bytes().await.unwrap();
+    again.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || again.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut args = vec!["audit".to_owned(), "verify".to_owned()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let verify = Command::new(BIN).args(&args).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("chain starts at seq 1"));
+    let recorded = recorded_ids(&files);
+    let completed = completed.lock();
+    assert!(completed.len() >= 150, "{} answers", completed.len());
+    for id in completed.iter() {
+        assert!(
+            recorded.contains(id),
+            "{id} was answered whole but not recorded"
+        );
+    }
+    assert!(recorded.contains("after-restart"));
+}

@@ -1,16 +1,18 @@
 //! The gateway's response body: a buffer the gateway wrote, or the upstream's body streamed
 //! through. It counts the bytes sent and finishes the request's audit record when it ends — or
 //! when it is dropped early because the client went away — so every exit writes one record.
+//! Under `on_error = "reject"` it also holds back its last frame until that record is written
+//! (commit before completion).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::stage::audit::Pending;
+use crate::stage::audit::{COMMIT_WAIT, Pending, Written};
 use crate::stage::load_shed::InFlight;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -38,23 +40,58 @@ impl std::fmt::Display for Stalled {
 
 impl std::error::Error for Stalled {}
 
+/// The writer could not write this response's record (or did not say so within
+/// [`COMMIT_WAIT`]): the response is cut before its last frame instead of completing.
+#[derive(Debug)]
+struct Unrecorded;
+
+impl std::fmt::Display for Unrecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the response's audit record could not be written")
+    }
+}
+
+impl std::error::Error for Unrecorded {}
+
+/// Where a body that waits for its record stands.
+enum Commit {
+    /// `on_error = "continue"` (or nothing to record): frames pass as they come.
+    Off,
+    /// Frames pass one behind: the newest is held, as it may be the last.
+    HoldingLast,
+    /// The body ended; the last frame waits for the writer's acknowledgement.
+    Waiting {
+        written: Written,
+        /// Armed only if the acknowledgement does not come at once.
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+    /// The record is written: the held frame, then the end, may go.
+    Released,
+    /// The record could not be written: the body ended in an error.
+    Aborted,
+}
+
 /// A response body that ends the request's bookkeeping when it ends.
+///
+/// Commit before completion (CONTRACT.md §11): under `on_error = "reject"` the body holds back
+/// its last frame — the whole buffer for a body the gateway made, one frame of look-ahead for a
+/// streamed one — until the writer says the record is written, so the client never sees the
+/// last byte (h1) or END_STREAM (h2) of an answer that has no record. If the record cannot be
+/// written the body ends in an error: hyper cuts the h1 connection before the last byte, or
+/// resets the h2 stream.
 pub struct GatewayBody {
     inner: Inner,
     sent: u64,
     pending: Option<Pending>,
     in_flight: Option<InFlight>,
+    commit: Commit,
+    held: Option<Frame<Bytes>>,
 }
 
 impl GatewayBody {
     /// A body of bytes the gateway made.
     pub fn full(bytes: Bytes) -> Self {
-        Self {
-            inner: Inner::Full(Some(bytes)),
-            sent: 0,
-            pending: None,
-            in_flight: None,
-        }
+        Self::new(Inner::Full(Some(bytes)))
     }
 
     /// An empty body.
@@ -65,20 +102,29 @@ impl GatewayBody {
     /// The upstream's body, streamed; a pause longer than `idle` between frames ends it with an
     /// error (the client sees a broken response, the record says so).
     pub fn upstream(body: hyper::body::Incoming, idle: Duration) -> Self {
+        Self::new(Inner::Upstream {
+            body,
+            idle,
+            stall: None,
+        })
+    }
+
+    fn new(inner: Inner) -> Self {
         Self {
-            inner: Inner::Upstream {
-                body,
-                idle,
-                stall: None,
-            },
+            inner,
             sent: 0,
             pending: None,
             in_flight: None,
+            commit: Commit::Off,
+            held: None,
         }
     }
 
     /// Attaches the audit record to finish when the body ends.
     pub fn set_pending(&mut self, pending: Pending) {
+        if pending.commits() {
+            self.commit = Commit::HoldingLast;
+        }
         self.pending = Some(pending);
     }
 
@@ -91,21 +137,27 @@ impl GatewayBody {
     fn finish(&mut self, interrupted: Option<&'static str>) {
         self.in_flight.take();
         if let Some(pending) = self.pending.take() {
-            pending.finish(self.sent, interrupted);
+            let held = self
+                .held
+                .as_ref()
+                .and_then(Frame::data_ref)
+                .map_or(0, |d| d.len() as u64);
+            let written = pending.finish(self.sent + held, interrupted);
+            if let (Commit::HoldingLast, Some(written)) = (&self.commit, written) {
+                self.commit = Commit::Waiting {
+                    written,
+                    deadline: None,
+                };
+            }
+        }
+        if matches!(self.commit, Commit::HoldingLast) {
+            self.commit = Commit::Released;
         }
     }
-}
 
-impl Body for GatewayBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = match &mut this.inner {
+    /// The next frame of the inner body, with the stall timer.
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.inner {
             Inner::Full(bytes) => Poll::Ready(
                 bytes
                     .take()
@@ -127,45 +179,164 @@ impl Body for GatewayBody {
                     }
                 }
             },
-        };
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.sent += data.len() as u64;
-                }
-            }
-            Poll::Ready(None) => this.finish(None),
-            Poll::Ready(Some(Err(e))) => this.finish(Some(if e.is::<Stalled>() {
-                "upstream_stalled"
-            } else {
-                "upstream_body_error"
-            })),
-            Poll::Pending => {}
         }
-        polled
     }
 
-    fn is_end_stream(&self) -> bool {
+    /// True when the inner body has nothing more to give.
+    fn inner_done(&self) -> bool {
         match &self.inner {
             Inner::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
             Inner::Upstream { body, .. } => body.is_end_stream(),
         }
     }
 
+    /// Hands out `frame`, counting its bytes.
+    fn pass(&mut self, frame: Frame<Bytes>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(data) = frame.data_ref() {
+            self.sent += data.len() as u64;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    /// Waits for the writer's acknowledgement; `Ready(true)` once the record is written.
+    fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Commit::Waiting { written, deadline } = &mut self.commit else {
+            return Poll::Ready(matches!(self.commit, Commit::Released | Commit::Off));
+        };
+        let outcome = match Pin::new(written).poll(cx) {
+            Poll::Ready(answer) => answer.unwrap_or(false),
+            Poll::Pending => {
+                let timer =
+                    deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(COMMIT_WAIT)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => false,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        self.commit = if outcome {
+            Commit::Released
+        } else {
+            metrics::counter!("ordergate_audit_aborted_total").increment(1);
+            tracing::warn!("response aborted: its audit record could not be written");
+            self.held = None;
+            Commit::Aborted
+        };
+        Poll::Ready(outcome)
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        // Bounded: each turn either returns or moves the state forward (a frame taken from the
+        // inner body that ends it, or the held frame replaced by a new one, which then returns).
+        loop {
+            match &this.commit {
+                Commit::Aborted => return Poll::Ready(None),
+                Commit::Waiting { .. } => {
+                    if !ready!(this.poll_written(cx)) {
+                        return Poll::Ready(Some(Err(Box::new(Unrecorded) as BoxError)));
+                    }
+                    continue;
+                }
+                Commit::Released => {
+                    if let Some(frame) = this.held.take() {
+                        return this.pass(frame);
+                    }
+                    if this.pending.is_none() && this.inner_done() {
+                        return Poll::Ready(None);
+                    }
+                }
+                Commit::Off | Commit::HoldingLast => {}
+            }
+            let holding = matches!(this.commit, Commit::HoldingLast);
+            match ready!(this.poll_inner(cx)) {
+                Some(Ok(frame)) if holding => {
+                    let previous = this.held.replace(frame);
+                    if this.inner_done() {
+                        // The frame just taken is the last: its record goes first.
+                        this.finish(None);
+                        if let Some(previous) = previous {
+                            return this.pass(previous);
+                        }
+                        continue;
+                    }
+                    if let Some(previous) = previous {
+                        return this.pass(previous);
+                    }
+                }
+                Some(Ok(frame)) => return this.pass(frame),
+                Some(Err(e)) => {
+                    this.held = None;
+                    this.finish(Some(if e.is::<Stalled>() {
+                        "upstream_stalled"
+                    } else {
+                        "upstream_body_error"
+                    }));
+                    this.commit = Commit::Aborted;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None if holding => {
+                    this.finish(None);
+                    continue;
+                }
+                None => {
+                    this.finish(None);
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self.commit {
+            // Not ended while anything is held or the record is not yet acknowledged, so even an
+            // empty body is polled (and its END_STREAM held back) until then.
+            Commit::HoldingLast | Commit::Waiting { .. } => false,
+            Commit::Released => self.held.is_none() && self.inner_done(),
+            Commit::Off | Commit::Aborted => self.inner_done(),
+        }
+    }
+
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
+        let held = self
+            .held
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |d| d.len() as u64);
+        let mut hint = match &self.inner {
             Inner::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Inner::Upstream { body, .. } => body.size_hint(),
+        };
+        if held > 0 {
+            hint.set_lower(hint.lower() + held);
+            if let Some(upper) = hint.upper() {
+                hint.set_upper(upper + held);
+            }
         }
+        if matches!(self.commit, Commit::HoldingLast) && hint.exact() == Some(0) {
+            // An exact zero lets HTTP/1.1 finish the response with its headers; an inexact hint
+            // makes it chunked, whose last chunk then waits for the record.
+            return SizeHint::default();
+        }
+        hint
     }
 }
 
 impl Drop for GatewayBody {
     fn drop(&mut self) {
         // Dropped with something left to send: the client went away mid-response.
-        let interrupted = (!self.is_end_stream()).then_some("client_disconnected");
+        let interrupted =
+            (!self.inner_done() || self.held.is_some()).then_some("client_disconnected");
         self.finish(interrupted);
     }
 }

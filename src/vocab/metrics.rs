@@ -102,6 +102,18 @@ fn describe() {
         "Requests refused for want of an audit queue slot."
     );
     describe_counter!(
+        "ordergate_audit_tail_repairs_total",
+        "Damaged audit log tails cut back (or files set aside) at start."
+    );
+    describe_counter!(
+        "ordergate_audit_aborted_total",
+        "Responses aborted because their audit record could not be written."
+    );
+    describe_counter!(
+        "ordergate_audit_files_pruned_total",
+        "Rotated audit files deleted by keep_files."
+    );
+    describe_counter!(
         "ordergate_views_applied_total",
         "Response views applied, by route and view scope."
     );

@@ -5,6 +5,11 @@
 //! `on_error = "reject"` (that refusal is itself recorded once writing works again), and when no
 //! queue slot frees up within a second (then nothing was served, and the refusal is counted in
 //! `ordergate_audit_refused_total` since it has no slot to be recorded in).
+//!
+//! Commit before completion (CONTRACT.md §11): under `on_error = "reject"` a record is sent with
+//! an acknowledgement the writer gives once the line is written (with `fsync = "always"`: once
+//! it is synced), and the response body holds back its last frame until then (see `body.rs`);
+//! a failed write aborts the response instead. Under `continue` nobody waits.
 
 pub mod record;
 pub mod verify;
@@ -17,10 +22,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use record::Entry;
-use writer::{Writer, WriterState};
+use writer::{Job, Writer, WriterState};
 
 /// Where records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +76,7 @@ const RESERVE_WAIT: Duration = Duration::from_secs(1);
 
 /// The request path's handle on the writer.
 pub struct AuditSink {
-    sender: Mutex<Option<mpsc::Sender<Entry>>>,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
     state: Arc<WriterState>,
     settings: AuditSettings,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -80,6 +85,8 @@ pub struct AuditSink {
 impl AuditSink {
     /// Resumes the chain from the existing files and starts the writer thread.
     pub fn start(settings: AuditSettings) -> Result<Self, String> {
+        // Exported from the start, so an alert on "any pruning" has a series to watch.
+        metrics::counter!("ordergate_audit_files_pruned_total").increment(0);
         let tail = match &settings.target {
             AuditTarget::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -142,7 +149,10 @@ impl AuditSink {
     pub async fn reserve(&self) -> Option<Ticket> {
         let sender = self.sender.lock().clone()?;
         match tokio::time::timeout(RESERVE_WAIT, sender.reserve_owned()).await {
-            Ok(Ok(permit)) => Some(Ticket { permit }),
+            Ok(Ok(permit)) => Some(Ticket {
+                permit,
+                commit: self.settings.on_error == OnError::Reject,
+            }),
             _ => {
                 metrics::counter!("ordergate_audit_refused_total").increment(1);
                 None
@@ -150,14 +160,20 @@ impl AuditSink {
         }
     }
 
-    /// Records an event that is not a proxied request (an unfreeze), waiting for a slot.
+    /// Records an event that is not a proxied request (an unfreeze), waiting for a slot and,
+    /// under `on_error = "reject"`, for the record to be written: false when it was not.
     pub async fn record(&self, entry: Entry) -> bool {
-        match self.reserve().await {
-            Some(ticket) => {
-                ticket.send(entry);
-                true
+        let Some(ticket) = self.reserve().await else {
+            return false;
+        };
+        match ticket.send(entry) {
+            Some(written) => {
+                matches!(
+                    tokio::time::timeout(COMMIT_WAIT, written).await,
+                    Ok(Ok(true))
+                )
             }
-            None => false,
+            None => true,
         }
     }
 
@@ -180,15 +196,42 @@ impl AuditSink {
     }
 }
 
+/// How long a finished response waits for the writer to acknowledge its record before it is
+/// aborted: a log that cannot be written for this long holds no client's answer hostage.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The writer's answer for one record: `true` once written (and synced, per `fsync`), `false`
+/// (or the sender dropped) when it could not be.
+pub type Written = oneshot::Receiver<bool>;
+
 /// A reserved queue slot: the request's record cannot be lost for want of space.
 pub struct Ticket {
-    permit: mpsc::OwnedPermit<Entry>,
+    permit: mpsc::OwnedPermit<Job>,
+    /// `on_error = "reject"`: the response waits for its record.
+    commit: bool,
 }
 
 impl Ticket {
-    /// Sends the record.
-    pub fn send(self, entry: Entry) {
-        self.permit.send(entry);
+    /// Sends the record; under `on_error = "reject"` returns the writer's acknowledgement.
+    pub fn send(self, entry: Entry) -> Option<Written> {
+        let acknowledge = self.commit;
+        self.send_with(entry, acknowledge)
+    }
+
+    /// True when the response must wait for its record.
+    pub fn commits(&self) -> bool {
+        self.commit
+    }
+
+    fn send_with(self, entry: Entry, acknowledge: bool) -> Option<Written> {
+        let (ack, written) = if acknowledge {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.permit.send(Job { entry, ack });
+        written
     }
 }
 
@@ -200,10 +243,19 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// True when the response must not complete before its record is written: under
+    /// `on_error = "reject"`, except for the `audit_unavailable` refusal itself (it exists because
+    /// records cannot be written now; it serves nothing, and waiting would hold it forever).
+    pub fn commits(&self) -> bool {
+        self.ticket.commits() && self.entry.reason != "audit_unavailable"
+    }
+
     /// Fills in the last figures and sends the record. `interrupted` names why the body did
     /// not end normally (`client_disconnected`, `upstream_stalled`, ...); it becomes the record's
-    /// `detail` unless the request already has one.
-    pub fn finish(mut self, bytes_out: u64, interrupted: Option<&'static str>) {
+    /// `detail` unless the request already has one. Returns the writer's acknowledgement when the
+    /// response waits for it (see [`Pending::commits`]); an interrupted body waits for nothing.
+    pub fn finish(mut self, bytes_out: u64, interrupted: Option<&'static str>) -> Option<Written> {
+        let acknowledge = self.commits() && interrupted.is_none();
         self.entry.bytes_out = bytes_out;
         self.entry.duration = self.started.elapsed();
         self.entry.ts = SystemTime::now();
@@ -217,6 +269,6 @@ impl Pending {
             duration: self.entry.duration,
             upstream: self.entry.upstream,
         });
-        self.ticket.send(self.entry);
+        self.ticket.send_with(self.entry, acknowledge)
     }
 }

@@ -2,8 +2,13 @@
 //! as one compact JSON line with the keys in CONTRACT.md §4 order and the hash chain:
 //! `hash` = hex SHA-256 of `prev_hash` + "\n" + the line without its trailing `,"hash":"…"`.
 //!
-//! Redaction happens here, once, for every string a client or upstream could have shaped.
+//! Redaction happens here, once, for every string a client or upstream could have shaped; then
+//! each such string is cut to [`FIELD_MAX_BYTES`] (on a character boundary, ending in
+//! [`CUT_MARK`]), so a record's length is bounded whatever the client sends and one request can
+//! never make a line the writer cannot resume from. Redacting before cutting matters: a phone
+//! number cut in half would no longer look like one and would escape its mask.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,6 +22,34 @@ use crate::vocab::redact::{mask_param, recorded_method, redact, redact_number, r
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The longest text a client-shaped field (path, request id, principal id, tenant, client
+/// subject, query value) keeps in a record, in bytes of UTF-8.
+pub const FIELD_MAX_BYTES: usize = 1024;
+
+/// Ends a field that was cut to [`FIELD_MAX_BYTES`].
+pub const CUT_MARK: char = '…';
+
+/// `text`, or its longest prefix that fits in [`FIELD_MAX_BYTES`] with [`CUT_MARK`] after it,
+/// cut on a character boundary so the line stays valid UTF-8.
+pub fn bounded(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.len() <= FIELD_MAX_BYTES {
+        return text;
+    }
+    let mut end = FIELD_MAX_BYTES - CUT_MARK.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(end + CUT_MARK.len_utf8());
+    cut.push_str(&text[..end]);
+    cut.push(CUT_MARK);
+    Cow::Owned(cut)
+}
+
+/// Redacts, then bounds.
+fn clean(text: &str) -> Cow<'_, str> {
+    bounded(redact(text))
+}
 
 /// What the request path knows about one request when it ends.
 #[derive(Debug, Clone)]
@@ -97,29 +130,31 @@ impl Entry {
         prev_hash: Option<&str>,
         sensitive: &[String],
     ) -> (String, Option<String>) {
-        let request_id = redact(&self.request_id);
-        let subject = self.client_subject.as_deref().map(redact);
-        let principal_id = self.principal.as_ref().map(|p| redact(&p.id));
+        let request_id = clean(&self.request_id);
+        let subject = self.client_subject.as_deref().map(clean);
+        let principal_id = self.principal.as_ref().map(|p| clean(&p.id));
         let tenant = self
             .principal
             .as_ref()
             .and_then(|p| p.tenant.as_deref())
-            .map(redact);
-        let path = redact_path(&self.path);
+            .map(clean);
+        let path = bounded(redact_path(&self.path));
         let query = self
             .query
             .iter()
             .map(|(name, value)| {
                 let json = match value.to_json() {
                     serde_json::Value::String(s) if sensitive.iter().any(|p| **p == **name) => {
-                        serde_json::Value::String(mask_param(name, &s))
+                        serde_json::Value::String(
+                            bounded(Cow::Owned(mask_param(name, &s))).into_owned(),
+                        )
                     }
                     serde_json::Value::String(s) => {
-                        serde_json::Value::String(redact(&s).into_owned())
+                        serde_json::Value::String(clean(&s).into_owned())
                     }
-                    other if sensitive.iter().any(|p| **p == **name) => {
-                        serde_json::Value::String(mask_param(name, &other.to_string()))
-                    }
+                    other if sensitive.iter().any(|p| **p == **name) => serde_json::Value::String(
+                        bounded(Cow::Owned(mask_param(name, &other.to_string()))).into_owned(),
+                    ),
                     serde_json::Value::Number(n) => redact_number(&n)
                         .map_or(serde_json::Value::Number(n), serde_json::Value::String),
                     other => other,
@@ -260,5 +295,53 @@ mod tests {
             .to_owned()
             + "}";
         assert_eq!(chain_hash(GENESIS, &body), hash);
+    }
+
+    #[test]
+    fn client_shaped_fields_are_cut_with_a_mark_on_a_char_boundary() {
+        let mut long = entry();
+        long.path = format!("/v1/{}", "a".repeat(100_000));
+        long.request_id = "r".repeat(5_000);
+        long.client_subject = Some(Arc::from("CN=".to_owned() + &"x".repeat(5_000)));
+        // Three-byte characters, so the cut lands inside one unless it is placed with care.
+        long.query = vec![(Arc::from("note"), Value::String("张".repeat(2_000)))];
+        let (line, _) = long.to_line(1, Some(GENESIS), &[]);
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for field in [
+            &record["path"],
+            &record["request_id"],
+            &record["tls"]["client_subject"],
+            &record["query"]["note"],
+        ] {
+            let text = field.as_str().unwrap();
+            assert!(text.len() <= FIELD_MAX_BYTES, "{} bytes", text.len());
+            assert!(text.ends_with(CUT_MARK), "{text}");
+        }
+        assert!(line.len() < 8 * FIELD_MAX_BYTES, "{} bytes", line.len());
+        assert!(
+            record["query"]["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("张张")
+        );
+    }
+
+    #[test]
+    fn short_fields_are_kept_whole() {
+        let text = "/v1/customers/C0000001/orders";
+        assert_eq!(bounded(Cow::Borrowed(text)), text);
+        let exact = "é".repeat(FIELD_MAX_BYTES / 2);
+        assert_eq!(bounded(Cow::Borrowed(&exact)), exact.as_str());
+    }
+
+    #[test]
+    fn a_phone_number_at_the_cut_is_masked_before_it_is_cut() {
+        let mut long = entry();
+        // A phone number straddling the cut: cut first, it would no longer look like one.
+        // Cut first, the record would keep "/a…a/13812345", eight clear digits.
+        long.path = format!("/{}/13812345678/bbb", "a".repeat(FIELD_MAX_BYTES - 13));
+        let (line, _) = long.to_line(1, Some(GENESIS), &[]);
+        assert!(!line.contains("1381234"), "{line}");
+        assert!(line.contains("138****5"), "{line}");
     }
 }

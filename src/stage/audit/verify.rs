@@ -1,7 +1,9 @@
 //! `ordergate audit verify`: checks `seq` continuity and the hash chain across rotated files.
 //! Files are ordered by the `seq` of their first record, whatever order they are given in.
 //! The first record checked may continue a chain whose older files were removed by
-//! `keep_files`; from there on, every link is checked.
+//! `keep_files`; from there on, every link is checked. Such a chain still verifies (what is
+//! there is intact), but the [`Summary`] says where it starts, so the caller can warn that the
+//! records before it cannot be checked any more.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -16,6 +18,20 @@ pub struct Summary {
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
     pub files: usize,
+    /// The first record's `prev_hash`: 64 zeros when the chain starts at seq 1.
+    pub first_prev_hash: Option<String>,
+}
+
+impl Summary {
+    /// True when records came before the first one checked (pruned by `keep_files`, or files
+    /// not given): the chain is intact from `first_seq` on, but not provably complete.
+    pub fn starts_late(&self) -> bool {
+        self.first_seq.is_some_and(|s| s > 1)
+            || self
+                .first_prev_hash
+                .as_deref()
+                .is_some_and(|p| p != GENESIS)
+    }
 }
 
 /// The first broken record.
@@ -50,6 +66,7 @@ pub fn verify(files: &[PathBuf]) -> Result<Summary, Broken> {
         first_seq: None,
         last_seq: None,
         files: files.len(),
+        first_prev_hash: None,
     };
     let mut previous: Option<(u64, String)> = None;
     for (_, path) in ordered {
@@ -105,7 +122,10 @@ pub fn verify(files: &[PathBuf]) -> Result<Summary, Broken> {
                 return Err(broken(number, seq, "hash does not match the record".into()));
             }
             summary.records += 1;
-            summary.first_seq.get_or_insert(seq_value);
+            if summary.first_seq.is_none() {
+                summary.first_seq = Some(seq_value);
+                summary.first_prev_hash = Some(prev.to_owned());
+            }
             summary.last_seq = Some(seq_value);
             previous = Some((seq_value, hash.to_owned()));
         }
@@ -117,4 +137,34 @@ fn first_seq(path: &Path) -> Option<u64> {
     let file = File::open(path).ok()?;
     let line = BufReader::new(file).lines().next()?.ok()?;
     serde_json::from_str::<serde_json::Value>(&line).ok()?["seq"].as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(first_seq: u64, first_prev_hash: &str) -> Summary {
+        Summary {
+            records: 1,
+            first_seq: Some(first_seq),
+            last_seq: Some(first_seq),
+            files: 1,
+            first_prev_hash: Some(first_prev_hash.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_chain_from_seq_1_and_zeros_is_complete_and_any_other_start_is_late() {
+        assert!(!summary(1, GENESIS).starts_late());
+        assert!(summary(7, &"ab".repeat(32)).starts_late());
+        assert!(summary(7, GENESIS).starts_late());
+        let empty = Summary {
+            records: 0,
+            first_seq: None,
+            last_seq: None,
+            files: 1,
+            first_prev_hash: None,
+        };
+        assert!(!empty.starts_late(), "no records: nothing to warn about");
+    }
 }

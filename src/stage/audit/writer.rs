@@ -8,6 +8,13 @@
 //! meantime (requests are then refused under `on_error = "reject"`); when writing works again
 //! the kept lines go first and health returns by itself. Under `continue` the failed batch is
 //! counted and dropped.
+//!
+//! A record may come with an acknowledgement (under `on_error = "reject"` its response waits for
+//! it): answered `true` once its line is written — with `fsync = "always"`, synced — and `false`
+//! at once when the write fails (the line is still kept and retried). This is group commit: the
+//! records that arrive while one batch is written and synced go out together in the next, so
+//! waiting costs one write (and one fsync) per batch, not per request; and a batch with a waiter
+//! is not held back to gather more.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -18,9 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::record::{Entry, GENESIS};
+use super::record::{Entry, GENESIS, chain_hash};
 use super::{AuditSettings, AuditTarget, FsyncMode, OnError};
 
 /// State shared between the writer thread and the request path.
@@ -41,24 +48,27 @@ pub struct ChainTail {
     pub file_first_seq: Option<u64>,
 }
 
-/// Reads the last record of the newest audit file (the current one, else the newest rotated).
+/// Resumes the chain from the newest audit file (the current one, else the newest rotated).
+///
+/// A log of any shape resumes: the newest file is read back from its end to its last complete
+/// line that is a record whose own hash checks out. Whatever follows it (a line cut by a crash
+/// or a SIGKILL mid-write, garbage) is cut off; a file with no such line at all is set aside as
+/// `NAME.damaged-<unix seconds>` (kept, never deleted) and the chain resumes from the file
+/// before it. Both are logged at WARN and counted in `ordergate_audit_tail_repairs_total`. No
+/// record a client was told about is lost by the cut: a response completes only after its whole
+/// line (newline included) was written.
 pub fn read_tail(path: &Path) -> Result<ChainTail, String> {
+    metrics::counter!("ordergate_audit_tail_repairs_total").increment(0);
     let mut candidates = vec![path.to_path_buf()];
     candidates.extend(rotated_files(path).into_iter().rev());
     for file in &candidates {
-        let Some(last) = last_line(file)? else {
+        let Some(tail) = resume_from(file).map_err(|e| format!("{}: {e}", file.display()))? else {
             continue;
         };
-        let record: serde_json::Value = serde_json::from_str(&last)
-            .map_err(|e| format!("{}: last line is not an audit record: {e}", file.display()))?;
-        let seq = record["seq"]
-            .as_u64()
-            .ok_or_else(|| format!("{}: last record has no seq", file.display()))?;
-        let hash = record["hash"].as_str().unwrap_or(GENESIS).to_owned();
-        let file_first_seq = if file == path { first_seq(path)? } else { None };
+        let file_first_seq = if file == path { first_seq(path) } else { None };
         return Ok(ChainTail {
-            seq,
-            hash,
+            seq: tail.seq,
+            hash: tail.hash.unwrap_or_else(|| GENESIS.to_owned()),
             file_first_seq,
         });
     }
@@ -67,6 +77,119 @@ pub fn read_tail(path: &Path) -> Result<ChainTail, String> {
         hash: GENESIS.to_owned(),
         file_first_seq: None,
     })
+}
+
+/// The last complete record of one file, after cutting off (or setting aside) what is damaged.
+fn resume_from(path: &Path) -> std::io::Result<Option<LastRecord>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let (keep, last) = last_record(&mut file, len)?;
+    if keep == len {
+        return Ok(last);
+    }
+    metrics::counter!("ordergate_audit_tail_repairs_total").increment(1);
+    if last.is_none() {
+        drop(file);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = PathBuf::from(format!("{}.damaged-{secs}", path.display()));
+        fs::rename(path, &aside)?;
+        tracing::warn!(
+            file = %path.display(),
+            moved_to = %aside.display(),
+            bytes = len,
+            "audit file holds no complete record; set aside, the chain resumes before it"
+        );
+        return Ok(None);
+    }
+    drop(file);
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep)?;
+    file.sync_all()?;
+    tracing::warn!(
+        file = %path.display(),
+        cut_bytes = len - keep,
+        "audit log ended in a partial or damaged line; cut back to the last complete record"
+    );
+    Ok(last)
+}
+
+/// What resuming needs from a record.
+#[derive(Debug, PartialEq, Eq)]
+struct LastRecord {
+    seq: u64,
+    /// `None` when the log is written without a hash chain.
+    hash: Option<String>,
+}
+
+/// How far back the scan reads at a time.
+const SCAN_CHUNK: u64 = 64 * 1024;
+/// A line longer than this is not one the writer wrote (its fields are bounded): damage.
+const MAX_LINE: u64 = 4 * 1024 * 1024;
+
+/// Scans `file` back from its end: the length to keep (through the newline of the last
+/// complete, self-consistent record) and that record. Works on bytes, so a scan window or a
+/// damaged line that starts inside a multi-byte character is no error.
+fn last_record(file: &mut File, len: u64) -> std::io::Result<(u64, Option<LastRecord>)> {
+    // The newline ending the line under test; bytes after the last newline are a partial line.
+    let mut newline = previous_newline(file, len)?;
+    while let Some(end) = newline {
+        let start = previous_newline(file, end)?.map_or(0, |p| p + 1);
+        if end - start <= MAX_LINE {
+            let mut line = vec![0; (end - start) as usize];
+            file.seek(SeekFrom::Start(start))?;
+            file.read_exact(&mut line)?;
+            if let Some(record) = parse_record(&line) {
+                return Ok((end + 1, Some(record)));
+            }
+        }
+        newline = start.checked_sub(1);
+    }
+    Ok((0, None))
+}
+
+/// The position of the last `\n` before `before`, reading back a chunk at a time.
+fn previous_newline(file: &mut File, before: u64) -> std::io::Result<Option<u64>> {
+    let mut end = before;
+    let mut chunk = vec![0; SCAN_CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(SCAN_CHUNK);
+        let window = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(window)?;
+        if let Some(i) = window.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
+
+/// `line` as a record whose `hash` is its own (or, unchained, has `"hash":null`), else `None`.
+fn parse_record(line: &[u8]) -> Option<LastRecord> {
+    let text = std::str::from_utf8(line).ok()?;
+    let record: serde_json::Value = serde_json::from_str(text).ok()?;
+    let seq = record.get("seq")?.as_u64()?;
+    match record.get("hash")? {
+        serde_json::Value::Null => Some(LastRecord { seq, hash: None }),
+        serde_json::Value::String(hash) => {
+            let prev = record.get("prev_hash")?.as_str()?;
+            let body = text.strip_suffix(&format!(",\"hash\":\"{hash}\"}}"))?;
+            (chain_hash(prev, &format!("{body}}}")) == *hash).then(|| LastRecord {
+                seq,
+                hash: Some(hash.clone()),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Rotated siblings of `path` (`audit.jsonl.000000000001`, ...), oldest first.
@@ -94,46 +217,38 @@ pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn last_line(path: &Path) -> Result<Option<String>, String> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let start = len.saturating_sub(64 * 1024);
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| e.to_string())?;
-    let mut tail = String::new();
-    file.read_to_string(&mut tail)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(str::to_owned))
+/// The `seq` of a file's first record (for naming it when it rotates), if it has one.
+fn first_seq(path: &Path) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let mut first = Vec::new();
+    BufReader::new(file)
+        .take(MAX_LINE)
+        .read_until(b'\n', &mut first)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&first).ok()?["seq"].as_u64()
 }
 
-fn first_seq(path: &Path) -> Result<Option<u64>, String> {
-    let Ok(file) = File::open(path) else {
-        return Ok(None);
-    };
-    let mut first = String::new();
-    BufReader::new(file)
-        .read_line(&mut first)
-        .map_err(|e| e.to_string())?;
-    if first.trim().is_empty() {
-        return Ok(None);
-    }
-    let record: serde_json::Value =
-        serde_json::from_str(&first).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(record["seq"].as_u64())
+/// One record on its way to the writer, with the acknowledgement its response waits for.
+pub struct Job {
+    pub entry: Entry,
+    pub ack: Option<oneshot::Sender<bool>>,
 }
 
 /// A serialised, chained line waiting to be written.
 struct Queued {
     seq: u64,
     text: String,
+    ack: Option<oneshot::Sender<bool>>,
+}
+
+impl Queued {
+    /// Tells a waiting response how its record fared (once).
+    fn answer(&mut self, written: bool) {
+        if let Some(ack) = self.ack.take() {
+            // The response may have gone already; then nobody needs the answer.
+            let _ = ack.send(written);
+        }
+    }
 }
 
 /// The writer's own state; runs on its thread.
@@ -173,7 +288,7 @@ impl Writer {
     }
 
     /// Runs until every sender is gone, then writes what is left and syncs.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -202,20 +317,19 @@ impl Writer {
                 if received == 0 {
                     break;
                 }
-                if received < BATCH {
+                if received < BATCH && batch.iter().all(|job| job.ack.is_none()) {
                     // Gather a little longer: one write (and one wake-up) per few milliseconds
                     // instead of one per record. Nobody waits for a record to be on disk.
                     tokio::time::sleep(GATHER).await;
                     while batch.len() < BATCH {
                         match rx.try_recv() {
-                            Ok(entry) => batch.push(entry),
+                            Ok(job) => batch.push(job),
                             Err(_) => break,
                         }
                     }
                 }
                 metrics::gauge!("ordergate_audit_queue_depth").set(rx.len() as f64);
-                self.serialise(&batch);
-                batch.clear();
+                self.serialise(&mut batch);
                 self.write_queued();
             }
             while !self.queued.is_empty() {
@@ -228,9 +342,9 @@ impl Writer {
         });
     }
 
-    fn serialise(&mut self, batch: &[Entry]) {
+    fn serialise(&mut self, batch: &mut Vec<Job>) {
         let sensitive = self.state.sensitive.load();
-        for entry in batch {
+        for Job { entry, ack } in batch.drain(..) {
             let seq = self.tail.seq + 1;
             let prev = self.settings.hash_chain.then_some(self.tail.hash.as_str());
             let (mut text, hash) = entry.to_line(seq, prev, &sensitive);
@@ -239,7 +353,7 @@ impl Writer {
             if let Some(h) = hash {
                 self.tail.hash = h;
             }
-            self.queued.push_back(Queued { seq, text });
+            self.queued.push_back(Queued { seq, text, ack });
         }
     }
 
@@ -257,6 +371,11 @@ impl Writer {
                 if self.state.healthy.swap(false, Ordering::AcqRel) {
                     tracing::error!(error = %e, "audit records cannot be written");
                 }
+                // Their responses are aborted now; the lines themselves are kept (reject) and
+                // written when the log works again.
+                for q in &mut self.queued {
+                    q.answer(false);
+                }
                 if self.settings.on_error == OnError::Continue {
                     let lost = self.queued.len() as u64;
                     self.queued.clear();
@@ -270,11 +389,20 @@ impl Writer {
         let path = match &self.settings.target {
             AuditTarget::Stdout => {
                 let mut out = std::io::stdout().lock();
+                let mut written = Vec::new();
                 while let Some(q) = self.queued.pop_front() {
-                    out.write_all(q.text.as_bytes())?;
+                    if let Err(e) = out.write_all(q.text.as_bytes()) {
+                        self.queued.push_front(q);
+                        return Err(e);
+                    }
                     self.account(&q);
+                    written.push(q);
                 }
-                return out.flush();
+                out.flush()?;
+                for mut q in written {
+                    q.answer(true);
+                }
+                return Ok(());
             }
             AuditTarget::File(path) => path.clone(),
         };
@@ -307,11 +435,12 @@ impl Writer {
             self.unsynced = self.settings.fsync == FsyncMode::Batch;
             metrics::counter!("ordergate_audit_bytes_total").increment(chunk.len() as u64);
             for _ in 0..lines {
-                if let Some(q) = self.queued.pop_front() {
+                if let Some(mut q) = self.queued.pop_front() {
                     if self.file_first_seq.is_none() {
                         self.file_first_seq = Some(q.seq);
                     }
                     self.account(&q);
+                    q.answer(true);
                 }
             }
             if self.unsynced && self.last_sync.elapsed() >= SYNC_EVERY {
@@ -340,8 +469,20 @@ impl Writer {
         let rotated_files = rotated_files(path);
         let excess = rotated_files.len().saturating_sub(self.settings.keep_files);
         for old in &rotated_files[..excess] {
-            if let Err(e) = fs::remove_file(old) {
-                tracing::warn!(file = %old.display(), error = %e, "could not remove an old audit file");
+            // Deleting evidence is worth a WARN even when the policy asks for it: after this,
+            // `audit verify` can only check the chain from a later seq.
+            match fs::remove_file(old) {
+                Ok(()) => {
+                    metrics::counter!("ordergate_audit_files_pruned_total").increment(1);
+                    tracing::warn!(
+                        file = %old.display(),
+                        keep_files = self.settings.keep_files,
+                        "rotated audit file deleted (keep_files); the chain now starts later"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(file = %old.display(), error = %e, "could not remove an old audit file");
+                }
             }
         }
         self.file = Some(open_at(path, 0)?);
@@ -387,3 +528,6 @@ async fn sleep_opt(d: Option<Duration>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
