@@ -135,11 +135,11 @@ where
             upstream: ctx.upstream_time,
             bytes_out: 0,
         };
-        response.body_mut().set_pending(Pending {
+        response.body_mut().set_pending(Box::new(Pending {
             ticket,
             entry,
             started,
-        });
+        }));
     }
     response
 }
@@ -287,7 +287,7 @@ where
         policy.upstream.timeout,
     )
     .await?;
-    response.body_mut().set_in_flight(Some(in_flight));
+    response.body_mut().set_in_flight(Some(Box::new(in_flight)));
     Ok(response)
 }
 

@@ -12,8 +12,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::stage::audit::{COMMIT_WAIT, Pending, Written};
-use crate::stage::load_shed::InFlight;
+/// How long a response waits for its audit record before it is aborted instead of completed.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The audit writer's answer for one record: `true` once written (and synced, per `fsync`),
+/// `false` (or the sender dropped) when it could not be.
+pub type Written = tokio::sync::oneshot::Receiver<bool>;
+
+/// What a body finishes when it ends: the request's audit record (stage 12). A trait, so that
+/// the body every stage returns depends on no stage.
+pub trait BodyEnd: Send + Sync + 'static {
+    /// True when the response must not complete before the record is written.
+    fn commits(&self) -> bool;
+    /// Sends the record with the last figures; `interrupted` names why the body did not end
+    /// normally. Returns the writer's acknowledgement when the response waits for it.
+    fn finish(
+        self: Box<Self>,
+        bytes_out: u64,
+        interrupted: Option<&'static str>,
+    ) -> Option<Written>;
+}
+
+/// A slot held until the body ends (the in-flight count of stage 9), released on drop.
+pub type Held = Box<dyn Send + Sync>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,8 +103,8 @@ enum Commit {
 pub struct GatewayBody {
     inner: Inner,
     sent: u64,
-    pending: Option<Pending>,
-    in_flight: Option<InFlight>,
+    pending: Option<Box<dyn BodyEnd>>,
+    in_flight: Option<Held>,
     commit: Commit,
     held: Option<Frame<Bytes>>,
 }
@@ -121,7 +142,7 @@ impl GatewayBody {
     }
 
     /// Attaches the audit record to finish when the body ends.
-    pub fn set_pending(&mut self, pending: Pending) {
+    pub fn set_pending(&mut self, pending: Box<dyn BodyEnd>) {
         if pending.commits() {
             self.commit = Commit::HoldingLast;
         }
@@ -129,7 +150,7 @@ impl GatewayBody {
     }
 
     /// Attaches the in-flight slot to release when the body ends.
-    pub fn set_in_flight(&mut self, in_flight: Option<InFlight>) {
+    pub fn set_in_flight(&mut self, in_flight: Option<Held>) {
         self.in_flight = in_flight;
     }
 

@@ -5,6 +5,7 @@
 pub mod address;
 pub mod body;
 pub mod error;
+pub mod mask;
 pub mod metrics;
 pub mod percent;
 pub mod problem;

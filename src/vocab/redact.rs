@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::stage::views::{Masker, mask_email};
+use crate::vocab::mask::{Masker, mask_email};
 
 mod numbers;
 mod path;

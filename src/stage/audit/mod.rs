@@ -15,6 +15,7 @@ pub mod record;
 pub mod verify;
 pub mod writer;
 
+use crate::vocab::body::{BodyEnd, COMMIT_WAIT, Written};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -196,14 +197,6 @@ impl AuditSink {
     }
 }
 
-/// How long a finished response waits for the writer to acknowledge its record before it is
-/// aborted: a log that cannot be written for this long holds no client's answer hostage.
-pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
-
-/// The writer's answer for one record: `true` once written (and synced, per `fsync`), `false`
-/// (or the sender dropped) when it could not be.
-pub type Written = oneshot::Receiver<bool>;
-
 /// A reserved queue slot: the request's record cannot be lost for want of space.
 pub struct Ticket {
     permit: mpsc::OwnedPermit<Job>,
@@ -270,5 +263,19 @@ impl Pending {
             upstream: self.entry.upstream,
         });
         self.ticket.send_with(self.entry, acknowledge)
+    }
+}
+
+impl BodyEnd for Pending {
+    fn commits(&self) -> bool {
+        Pending::commits(self)
+    }
+
+    fn finish(
+        self: Box<Self>,
+        bytes_out: u64,
+        interrupted: Option<&'static str>,
+    ) -> Option<Written> {
+        Pending::finish(*self, bytes_out, interrupted)
     }
 }

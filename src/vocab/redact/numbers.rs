@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use super::{luhn, resident_id_check_char};
-use crate::stage::views::{Masker, ascii_digit, mask_phone};
+use crate::vocab::mask::{Masker, ascii_digit, mask_phone};
 
 /// Passes before the fallback hides every digit: each pass that masks something removes digits,
 /// and real text needs a second pass only when a mask's shown digits join the next group.

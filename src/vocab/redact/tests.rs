@@ -265,8 +265,8 @@ fn normalise(text: &str) -> String {
         .filter_map(|c| match c {
             '＠' => Some('@'),
             'Ｘ' | 'ｘ' | 'x' => Some('X'),
-            c if crate::stage::views::ascii_digit(c).is_some() => {
-                crate::stage::views::ascii_digit(c).map(char::from)
+            c if crate::vocab::mask::ascii_digit(c).is_some() => {
+                crate::vocab::mask::ascii_digit(c).map(char::from)
             }
             c if SEPARATORS.iter().any(|s| s.contains(c)) => None,
             c => Some(c.to_ascii_lowercase()),
