@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::audit::Pending;
+use crate::cutoff::Cutoff;
 use crate::load_shed::InFlight;
+use crate::send_watch::SendWatch;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,6 +47,10 @@ pub struct GatewayBody {
     sent: u64,
     pending: Option<Pending>,
     in_flight: Option<InFlight>,
+    /// Told of every frame, so the connection can abort a response the client stopped taking.
+    send_watch: Option<Arc<SendWatch>>,
+    /// Says why a body dropped unfinished was cut: shutdown rather than the client leaving.
+    cutoff: Option<Cutoff>,
 }
 
 impl GatewayBody {
@@ -54,6 +61,8 @@ impl GatewayBody {
             sent: 0,
             pending: None,
             in_flight: None,
+            send_watch: None,
+            cutoff: None,
         }
     }
 
@@ -74,6 +83,8 @@ impl GatewayBody {
             sent: 0,
             pending: None,
             in_flight: None,
+            send_watch: None,
+            cutoff: None,
         }
     }
 
@@ -87,8 +98,27 @@ impl GatewayBody {
         self.in_flight = in_flight;
     }
 
+    /// Attaches the watch that tells the connection how this response progresses.
+    pub fn set_send_watch(&mut self, watch: Arc<SendWatch>) {
+        self.send_watch = Some(watch);
+    }
+
+    /// Attaches the shutdown cutoff, so a body dropped by it is recorded as `shutdown`.
+    pub fn set_cutoff(&mut self, cutoff: Cutoff) {
+        self.cutoff = Some(cutoff);
+    }
+
+    /// Drops the content (an answer to HEAD carries none: HTTP/2 treats DATA on it as a stream
+    /// error), keeping the bookkeeping, so the record is still written when the body ends.
+    pub fn discard_content(&mut self) {
+        self.inner = Inner::Full(None);
+    }
+
     /// Ends the request's bookkeeping; `interrupted` is `None` when the body ended normally.
     fn finish(&mut self, interrupted: Option<&'static str>) {
+        if let Some(watch) = self.send_watch.take() {
+            watch.finish();
+        }
         self.in_flight.take();
         if let Some(pending) = self.pending.take() {
             pending.finish(self.sent, interrupted);
@@ -133,6 +163,9 @@ impl Body for GatewayBody {
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
                 }
+                if let Some(watch) = &this.send_watch {
+                    watch.progressed();
+                }
             }
             Poll::Ready(None) => this.finish(None),
             Poll::Ready(Some(Err(e))) => this.finish(Some(if e.is::<Stalled>() {
@@ -140,7 +173,11 @@ impl Body for GatewayBody {
             } else {
                 "upstream_body_error"
             })),
-            Poll::Pending => {}
+            Poll::Pending => {
+                if let Some(watch) = &this.send_watch {
+                    watch.waiting_on_upstream();
+                }
+            }
         }
         polled
     }
@@ -164,8 +201,17 @@ impl Body for GatewayBody {
 
 impl Drop for GatewayBody {
     fn drop(&mut self) {
-        // Dropped with something left to send: the client went away mid-response.
-        let interrupted = (!self.is_end_stream()).then_some("client_disconnected");
+        // Dropped with something left to send: the connection aborted a stalled response, the
+        // shutdown cutoff was reached, or else the client went away mid-response.
+        let interrupted = (!self.is_end_stream()).then(|| {
+            if self.send_watch.as_ref().is_some_and(|w| w.is_stalled()) {
+                "send_stalled"
+            } else if self.cutoff.as_ref().is_some_and(Cutoff::is_cut) {
+                "shutdown"
+            } else {
+                "client_disconnected"
+            }
+        });
         self.finish(interrupted);
     }
 }
