@@ -32,6 +32,9 @@ use crate::gateway::Gateway;
 use crate::pipeline;
 use crate::send_watch::SendWatch;
 
+/// Bytes one HTTP/2 stream may hold in the send buffer beyond what the client has taken.
+const SEND_BUFFER: usize = 64 * 1024;
+
 /// The watchdog's timing for one connection.
 #[derive(Debug, Clone, Copy)]
 struct Timing {
@@ -161,6 +164,9 @@ pub(super) async fn serve(
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(header_limit).unwrap_or(u32::MAX))
             .max_concurrent_streams(server.max_concurrent_streams)
+            // What one stream may buffer for a client that does not read (hyper's default is
+            // 400 KiB, times every stream of every connection).
+            .max_send_buf_size(SEND_BUFFER)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(10));
         let http = builder.serve_connection(io, svc);
