@@ -296,3 +296,37 @@ async fn head_on_a_get_only_route_is_a_clean_405_over_http2_and_http1() {
     assert_eq!(h.upstream.count(), 0);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_response_still_unsent_when_the_grace_runs_out_is_cut_and_recorded_as_shutdown() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[(
+                "shutdown_grace = \"3s\"",
+                "shutdown_grace = \"1s\"\nsend_stall_timeout = \"60s\"",
+            )],
+        )
+    })
+    .await;
+    h.upstream.set_default(big_order());
+    let (mut send, conn) = zero_window_client(&h).await;
+    let held = held_request(&h, &mut send, "held-at-shutdown").await;
+    assert_eq!(held.status(), 200);
+    let started = std::time::Instant::now();
+    h.stop().await;
+    let elapsed = started.elapsed();
+    // The drain (GOAWAY) cannot finish a stream the client does not read; the grace bounds it.
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "stopped after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "stopped after {elapsed:?}"
+    );
+    let record = h.record_of("held-at-shutdown").await;
+    assert_eq!(record["detail"], "shutdown", "{record}");
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the connection outlived the shutdown");
+}
