@@ -4,7 +4,8 @@
 //!   `send_stall_timeout` (an HTTP/2 receive window left at 0 would otherwise hold an audit slot
 //!   and an in-flight slot per stream for as long as the connection lives), recorded as
 //!   `send_stalled`;
-//! - closes it gracefully (HTTP/2: GOAWAY) after `idle_timeout` with no request in progress;
+//! - closes it gracefully (HTTP/2: GOAWAY) after `idle_timeout` with no request in progress, and
+//!   drops it if that drain takes longer than `send_stall_timeout`;
 //! - drains it gracefully on shutdown, and drops it when the shutdown cutoff is reached.
 //!
 //! The abort is per connection: hyper offers no handle on one HTTP/2 stream, and a client that
@@ -197,6 +198,10 @@ async fn drive<C>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
     let mut idle_since = Instant::now();
+    // Set when the connection was closed for idleness: what is left is only data buffered for a
+    // client that does not read it (HTTP/2 keeps a stream open until its window allows), so the
+    // drain gets `send_stall_timeout`, not forever.
+    let mut idle_drain_until: Option<Instant> = None;
     loop {
         tokio::select! {
             ended = http.as_mut() => {
@@ -222,8 +227,13 @@ async fn drive<C>(
                     }
                     Sweep::Busy => idle_since = now,
                     Sweep::Idle => {
+                        if idle_drain_until.is_some_and(|until| now >= until) {
+                            tracing::debug!("an idle connection did not drain: dropped");
+                            return;
+                        }
                         if !draining && now.duration_since(idle_since) >= timing.idle {
                             draining = true;
+                            idle_drain_until = Some(now + timing.send_stall);
                             http.as_mut().graceful_shutdown();
                         }
                     }
