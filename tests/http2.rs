@@ -154,10 +154,7 @@ async fn a_client_address_cannot_hold_more_than_max_connections_per_ip() {
     let mut h = Harness::with(|p| {
         edit(
             p,
-            &[(
-                "shutdown_grace = \"3s\"",
-                "shutdown_grace = \"3s\"\nmax_connections_per_ip = 2",
-            )],
+            &[("max_connections_per_ip = 200", "max_connections_per_ip = 2")],
         )
     })
     .await;
