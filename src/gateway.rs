@@ -17,6 +17,7 @@ use crate::stage::authn::jwt::JwtVerifier;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
+use crate::vocab::cutoff::Cutoff;
 
 /// One policy generation with the runtime pieces built from it.
 pub struct Live {
@@ -49,6 +50,8 @@ pub struct Gateway {
     pub abuse: AbuseGuard,
     pub in_flight: InFlightLimit,
     pub audit: AuditSink,
+    /// Reached when the shutdown grace runs out.
+    pub cutoff: Cutoff,
     policy_path: PathBuf,
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
@@ -69,6 +72,7 @@ impl Gateway {
             abuse: AbuseGuard::default(),
             in_flight: InFlightLimit::default(),
             audit,
+            cutoff: Cutoff::default(),
             policy_path: policy_path.to_path_buf(),
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),
@@ -94,9 +98,13 @@ impl Gateway {
         self.listening.store(up, Ordering::Release);
     }
 
-    /// Ready: listening, and able to record what it serves.
+    /// Ready: listening, able to record what it serves, and not saturated — a free audit queue
+    /// slot and a free in-flight slot — so a balancer stops sending before requests get 503.
     pub fn ready(&self) -> bool {
-        self.listening.load(Ordering::Acquire) && self.audit.accepting()
+        self.listening.load(Ordering::Acquire)
+            && self.audit.accepting()
+            && self.audit.has_room()
+            && self.in_flight.current() < self.live().policy.server.max_in_flight
     }
 
     /// Re-reads and validates the policy and every file it names; swaps it in only if all is

@@ -7,16 +7,40 @@
 // Nothing a client sends may panic the gateway: no unwrap/expect outside tests.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-// Layers, bottom up: imports go down only (tests/layering.rs).
-pub mod cli;
-pub mod config;
-pub mod context;
-pub mod demo;
-pub mod gateway;
-pub mod openapi;
-pub mod pipeline;
-pub mod policy;
-pub mod server;
-pub mod stage;
-pub mod token;
+// The layers, bottom up; imports go down only (`tests/layering.rs`). Blank lines keep the order.
+
+/// Errors, units, percent-encoding, query parsing, scopes, secrets, maskers, redaction, the body.
 pub mod vocab;
+
+/// The policy file as written, with every problem located.
+pub mod config;
+
+/// One module per stage of CONTRACT.md §2, in pipeline order.
+pub mod stage;
+
+/// The compiled policy: the stages' settings, aggregated.
+pub mod policy;
+
+/// One request's facts.
+pub mod context;
+
+/// State that outlives a policy generation, and the live generation.
+pub mod gateway;
+
+/// The stage order, in one place.
+pub mod pipeline;
+
+/// Listeners, TLS, connections, signals, the admin API.
+pub mod server;
+
+/// The commands.
+pub mod cli;
+
+/// `ordergate demo`.
+pub mod demo;
+
+/// `ordergate openapi`.
+pub mod openapi;
+
+/// `ordergate token`.
+pub mod token;

@@ -82,12 +82,16 @@ where
     let outcome = match &ticket {
         Some(_) if gateway.audit.accepting() => {
             let deadline = live.policy.server.request_timeout;
-            match tokio::time::timeout(deadline, run(&gateway, &live, &mut ctx, parts, body)).await
-            {
-                Ok(outcome) => outcome,
-                Err(_) => Err(GatewayError::GatewayTimeout {
-                    cause: "request_timeout",
-                }),
+            let work = tokio::time::timeout(deadline, run(&gateway, &live, &mut ctx, parts, body));
+            // The shutdown cutoff ends a request still waiting (CONTRACT §11: bounded exit).
+            tokio::select! {
+                outcome = work => match outcome {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(GatewayError::GatewayTimeout {
+                        cause: "request_timeout",
+                    }),
+                },
+                () = gateway.cutoff.reached() => Err(GatewayError::Overloaded { cause: "shutdown" }),
             }
         }
         _ => Err(GatewayError::AuditUnavailable),
@@ -141,6 +145,7 @@ where
             started,
         }));
     }
+    response.body_mut().set_cutoff(gateway.cutoff.clone());
     response
 }
 

@@ -546,3 +546,71 @@ async fn sigkill_under_load_leaves_a_verifiable_log_with_every_completed_answer(
     }
     assert!(recorded.contains("after-restart"));
 }
+
+#[tokio::test]
+async fn shutdown_with_a_hanging_upstream_exits_within_grace_plus_two_seconds_and_records_the_cut_request()
+ {
+    let keys = Arc::new(Keys::new());
+    let upstream = common::FakeUpstream::start().await;
+    upstream.set_default(common::Reply::Hang);
+    let (dir, path) = setup(&keys, upstream.addr, |p| {
+        edit(
+            p,
+            &[
+                ("shutdown_grace = \"3s\"", "shutdown_grace = \"1s\""),
+                ("request_timeout = \"5s\"", "request_timeout = \"60s\""),
+                ("\ntimeout = \"1s\"", "\ntimeout = \"60s\""),
+            ],
+        )
+    });
+    let mut process = Process::start(&path, &[], &[]);
+    // Over HTTP/2, so the drain sends GOAWAY on a connection with a stream still open.
+    let client = common::client(&keys, None, true);
+    let request = tokio::spawn(
+        client
+            .get(process.url(ORDERS))
+            .header("authorization", alice(&keys))
+            .header("x-request-id", "cut-by-shutdown")
+            .send(),
+    );
+    for _ in 0..1000 {
+        if upstream.count() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        upstream.count(),
+        1,
+        "the request reached the hanging upstream"
+    );
+    let signalled = std::time::Instant::now();
+    process.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || process.wait())
+        .await
+        .unwrap();
+    let elapsed = signalled.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    // CONTRACT §11: out within shutdown_grace + 2 s, and the grace itself was given.
+    assert!(elapsed < Duration::from_secs(3), "exited after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "exited after {elapsed:?}"
+    );
+    if let Ok(answer) = request.await.unwrap() {
+        assert_eq!(answer.status(), 503);
+    }
+    let log = std::fs::read_to_string(dir.path().join("audit/audit.jsonl")).unwrap();
+    let records: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cut: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["request_id"] == "cut-by-shutdown")
+        .collect();
+    assert_eq!(cut.len(), 1, "{records:?}");
+    assert_eq!(cut[0]["detail"], "shutdown", "{}", cut[0]);
+    assert_eq!(cut[0]["status"], 503);
+    assert_eq!(cut[0]["reason"], "overloaded");
+}

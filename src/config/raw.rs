@@ -25,6 +25,10 @@ pub struct Server {
     pub max_header_bytes: Option<String>,
     pub max_request_body: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub max_connections_per_ip: Option<u32>,
+    pub max_concurrent_streams: Option<u32>,
+    pub idle_timeout: Option<String>,
+    pub send_stall_timeout: Option<String>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     #[serde(default)]

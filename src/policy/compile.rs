@@ -227,6 +227,26 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
         raw.shutdown_grace.as_deref(),
         Duration::from_secs(30),
     );
+    let max_connections_per_ip = ctx.positive(
+        &at.k("max_connections_per_ip"),
+        raw.max_connections_per_ip,
+        64,
+    ) as usize;
+    let max_concurrent_streams = ctx.positive(
+        &at.k("max_concurrent_streams"),
+        raw.max_concurrent_streams,
+        100,
+    );
+    let idle_timeout = ctx.duration(
+        &at.k("idle_timeout"),
+        raw.idle_timeout.as_deref(),
+        Duration::from_secs(60),
+    );
+    let send_stall_timeout = ctx.duration(
+        &at.k("send_stall_timeout"),
+        raw.send_stall_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
     let max_header_bytes = ctx.size(
         &at.k("max_header_bytes"),
         raw.max_header_bytes.as_deref(),
@@ -243,6 +263,8 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
     for (key, d) in [
         ("header_read_timeout", header_read_timeout),
         ("request_timeout", request_timeout),
+        ("idle_timeout", idle_timeout),
+        ("send_stall_timeout", send_stall_timeout),
     ] {
         if d.is_zero() {
             ctx.bad(&at.k(key), "must be longer than 0s");
@@ -291,6 +313,10 @@ fn server(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Server) -> Option<ServerSe
         max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
         max_request_body,
         shutdown_grace,
+        max_connections_per_ip,
+        max_concurrent_streams,
+        idle_timeout,
+        send_stall_timeout,
         trusted_proxies,
         tls,
     })

@@ -53,6 +53,14 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub max_request_body: u64,
     pub shutdown_grace: Duration,
+    /// Open connections one client address may hold (peers in `trusted_proxies` are exempt).
+    pub max_connections_per_ip: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// A connection with no request in progress for this long is closed (HTTP/2: GOAWAY).
+    pub idle_timeout: Duration,
+    /// A response that makes no progress towards the client for this long is aborted.
+    pub send_stall_timeout: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `None` only with `insecure_plaintext = true` on a loopback address.
     pub tls: Option<TlsSettings>,

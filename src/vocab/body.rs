@@ -6,11 +6,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+
+use crate::vocab::cutoff::Cutoff;
+use crate::vocab::send_watch::SendWatch;
 
 /// How long a response waits for its audit record before it is aborted instead of completed.
 pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
@@ -107,6 +111,10 @@ pub struct GatewayBody {
     in_flight: Option<Held>,
     commit: Commit,
     held: Option<Frame<Bytes>>,
+    /// Told of every frame, so the connection can abort a response the client stopped taking.
+    send_watch: Option<Arc<SendWatch>>,
+    /// Says why a body dropped unfinished was cut: shutdown rather than the client leaving.
+    cutoff: Option<Cutoff>,
 }
 
 impl GatewayBody {
@@ -138,6 +146,8 @@ impl GatewayBody {
             in_flight: None,
             commit: Commit::Off,
             held: None,
+            send_watch: None,
+            cutoff: None,
         }
     }
 
@@ -154,8 +164,27 @@ impl GatewayBody {
         self.in_flight = in_flight;
     }
 
+    /// Attaches the watch that tells the connection how this response progresses.
+    pub fn set_send_watch(&mut self, watch: Arc<SendWatch>) {
+        self.send_watch = Some(watch);
+    }
+
+    /// Attaches the shutdown cutoff, so a body dropped by it is recorded as `shutdown`.
+    pub fn set_cutoff(&mut self, cutoff: Cutoff) {
+        self.cutoff = Some(cutoff);
+    }
+
+    /// Drops the content (an answer to HEAD carries none: HTTP/2 treats DATA on it as a stream
+    /// error), keeping the bookkeeping, so the record is still written when the body ends.
+    pub fn discard_content(&mut self) {
+        self.inner = Inner::Full(None);
+    }
+
     /// Ends the request's bookkeeping; `interrupted` is `None` when the body ended normally.
     fn finish(&mut self, interrupted: Option<&'static str>) {
+        if let Some(watch) = self.send_watch.take() {
+            watch.finish();
+        }
         self.in_flight.take();
         if let Some(pending) = self.pending.take() {
             let held = self
@@ -216,7 +245,26 @@ impl GatewayBody {
         if let Some(data) = frame.data_ref() {
             self.sent += data.len() as u64;
         }
+        if let Some(watch) = &self.send_watch {
+            watch.progressed();
+        }
         Poll::Ready(Some(Ok(frame)))
+    }
+
+    /// Polls `step`; while it is pending the response waits on the upstream or the audit
+    /// writer, not on the client, so the send watch does not count it as a stall.
+    fn waiting<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        step: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let polled = step(self, cx);
+        if polled.is_pending()
+            && let Some(watch) = &self.send_watch
+        {
+            watch.waiting_on_upstream();
+        }
+        polled
     }
 
     /// Waits for the writer's acknowledgement; `Ready(true)` once the record is written.
@@ -262,7 +310,7 @@ impl Body for GatewayBody {
             match &this.commit {
                 Commit::Aborted => return Poll::Ready(None),
                 Commit::Waiting { .. } => {
-                    if !ready!(this.poll_written(cx)) {
+                    if !ready!(this.waiting(cx, Self::poll_written)) {
                         return Poll::Ready(Some(Err(Box::new(Unrecorded) as BoxError)));
                     }
                     continue;
@@ -278,7 +326,7 @@ impl Body for GatewayBody {
                 Commit::Off | Commit::HoldingLast => {}
             }
             let holding = matches!(this.commit, Commit::HoldingLast);
-            match ready!(this.poll_inner(cx)) {
+            match ready!(this.waiting(cx, Self::poll_inner)) {
                 Some(Ok(frame)) if holding => {
                     let previous = this.held.replace(frame);
                     if this.inner_done() {
@@ -355,9 +403,17 @@ impl Body for GatewayBody {
 
 impl Drop for GatewayBody {
     fn drop(&mut self) {
-        // Dropped with something left to send: the client went away mid-response.
-        let interrupted =
-            (!self.inner_done() || self.held.is_some()).then_some("client_disconnected");
+        // Dropped with something left to send: the connection aborted a stalled response, the
+        // shutdown cutoff was reached, or else the client went away mid-response.
+        let interrupted = (!self.inner_done() || self.held.is_some()).then(|| {
+            if self.send_watch.as_ref().is_some_and(|w| w.is_stalled()) {
+                "send_stalled"
+            } else if self.cutoff.as_ref().is_some_and(Cutoff::is_cut) {
+                "shutdown"
+            } else {
+                "client_disconnected"
+            }
+        });
         self.finish(interrupted);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod body;
+pub mod cutoff;
 pub mod error;
 pub mod mask;
 pub mod metrics;
@@ -14,5 +15,6 @@ pub mod rate_limit_status;
 pub mod redact;
 pub mod scopes;
 pub mod secret;
+pub mod send_watch;
 pub mod tls_client;
 pub mod units;

@@ -305,6 +305,8 @@ const POLICY: &str = r#"
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 max_connections = 200
+# Every test client is 127.0.0.1.
+max_connections_per_ip = 200
 max_in_flight = 64
 header_read_timeout = "2s"
 request_timeout = "5s"

@@ -141,6 +141,14 @@ impl AuditSink {
         self.settings.on_error == OnError::Continue || self.healthy()
     }
 
+    /// True while a request could get a queue slot now (for readiness).
+    pub fn has_room(&self) -> bool {
+        self.sender
+            .lock()
+            .as_ref()
+            .is_some_and(|s| s.capacity() > 0)
+    }
+
     /// The last `seq` written.
     pub fn last_seq(&self) -> u64 {
         self.state.last_seq.load(Ordering::Acquire)

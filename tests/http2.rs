@@ -1,0 +1,329 @@
+//! HTTP/2 and the connection layer: clients that stop reading (receive window left at 0), idle
+//! connections, per-client limits, readiness under saturation, and HEAD over both protocols.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Harness, edit};
+use http_body_util::Empty;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject as _;
+use serde_json::Value;
+
+const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
+const RAW: &str = "/v1/raw/orders/O2024010100001";
+
+/// An order far larger than HTTP/2's initial connection window (64 KiB), so a client that
+/// never opens its windows cannot take it whole into the gateway's send buffers.
+fn big_order() -> common::Reply {
+    let items: Vec<Value> = (0..4000)
+        .map(
+            |i| serde_json::json!({"sku": format!("SKU-{i:08}"), "qty": i, "note": "x".repeat(40)}),
+        )
+        .collect();
+    common::Reply::Json(
+        200,
+        serde_json::json!({"order_id": "O2024010100001", "status": "paid", "items": items}),
+    )
+}
+
+/// A TLS connection to the gateway offering only `h2`.
+async fn h2_tls(h: &Harness) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(h.keys.ca.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls
+}
+
+/// An HTTP/2 client that never opens its receive window: the gateway can send headers but no
+/// byte of any body. Returns the request handle and the connection task (it ends when the
+/// gateway closes the connection).
+async fn zero_window_client(
+    h: &Harness,
+) -> (
+    SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let io = TokioIo::new(h2_tls(h).await);
+    let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .adaptive_window(false)
+        .handshake(io)
+        .await
+        .unwrap();
+    (send, tokio::spawn(conn))
+}
+
+/// Sends a GET for the large raw order on `send` and returns the response head (the body is
+/// never read).
+async fn held_request(
+    h: &Harness,
+    send: &mut SendRequest<Empty<Bytes>>,
+    id: &str,
+) -> hyper::Response<hyper::body::Incoming> {
+    let request = http::Request::get(h.url(RAW))
+        .header("x-api-key", &h.keys.erp_key)
+        .header("x-request-id", id)
+        .body(Empty::new())
+        .unwrap();
+    send.ready().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), send.send_request(request))
+        .await
+        .expect("the response head arrives without any window")
+        .unwrap()
+}
+
+async fn ready(h: &Harness) -> u16 {
+    h.client
+        .get(h.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn zero_window_streams_are_aborted_as_send_stalled_while_others_are_served() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("max_in_flight = 64", "max_in_flight = 2"),
+                (
+                    "shutdown_grace = \"3s\"",
+                    "shutdown_grace = \"3s\"\nsend_stall_timeout = \"3s\"",
+                ),
+            ],
+        )
+    })
+    .await;
+    h.upstream.set_default(big_order());
+    let (mut send, conn) = zero_window_client(&h).await;
+    let first = held_request(&h, &mut send, "held-1").await;
+    assert_eq!(first.status(), 200);
+    // One stream held: another client is still served in full, and the gateway is ready.
+    let other = h.get(RAW, &[("x-api-key", &h.keys.erp_key)]).await;
+    assert_eq!(other.status(), 200);
+    let full = other.bytes().await.unwrap().len() as u64;
+    assert!(full > 200_000);
+    assert_eq!(ready(&h).await, 200);
+    // Both in-flight slots held: readiness says so instead of promising service.
+    let second = held_request(&h, &mut send, "held-2").await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(ready(&h).await, 503);
+    // The stalled streams are aborted: the connection ends, the slots come back.
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the stalled connection was not aborted");
+    for id in ["held-1", "held-2"] {
+        let record = h.record_of(id).await;
+        assert_eq!(record["detail"], "send_stalled", "{record}");
+        assert_eq!(record["status"], 200);
+        // Cut short: the client never held a complete answer.
+        assert!(
+            record["bytes_out"].as_u64().unwrap() < full,
+            "{full}: {record}"
+        );
+    }
+    assert_eq!(ready(&h).await, 200);
+    let after = h.get(RAW, &[("x-api-key", &h.keys.erp_key)]).await;
+    assert_eq!(after.status(), 200);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_address_cannot_hold_more_than_max_connections_per_ip() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[("max_connections_per_ip = 200", "max_connections_per_ip = 2")],
+        )
+    })
+    .await;
+    let (_a, conn_a) = zero_window_client(&h).await;
+    let (_b, conn_b) = zero_window_client(&h).await;
+    // The third connection from 127.0.0.1 is closed at once: its handshake fails.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(h.keys.ca.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let third = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .expect("the refused connection is closed, not left hanging");
+    assert!(third.is_err(), "a third connection was accepted");
+    // Closing one frees its place.
+    conn_a.abort();
+    drop(_a);
+    let mut served = false;
+    for _ in 0..100 {
+        let fresh = common::client(&h.keys, None, true);
+        if let Ok(r) = fresh
+            .get(h.url(ORDERS))
+            .header("authorization", h.alice())
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), 200);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the freed place was not given to a new connection");
+    conn_b.abort();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed_after_idle_timeout() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[(
+                "shutdown_grace = \"3s\"",
+                "shutdown_grace = \"3s\"\nidle_timeout = \"300ms\"",
+            )],
+        )
+    })
+    .await;
+    let (mut send, conn) = zero_window_client(&h).await;
+    let request = http::Request::get(h.url("/v1/nothing"))
+        .body(Empty::new())
+        .unwrap();
+    let answered = send.send_request(request).await.unwrap();
+    assert_eq!(answered.status(), 404);
+    drop(answered);
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the idle connection was kept open");
+    assert!(
+        ended.unwrap().unwrap().is_ok(),
+        "closed with GOAWAY, not an error"
+    );
+    h.stop().await;
+}
+
+fn head_route(policy: &str) -> String {
+    format!(
+        "{policy}\n[[routes]]\nid = \"order-exists\"\nmethod = \"HEAD\"\npath = \"/v1/exists/orders/{{order_id}}\"\nupstream_path = \"/api/orders/{{order_id}}\"\nrequire_scopes = [\"orders:read:full\"]\n[routes.params.order_id]\ntype = \"string\"\npattern = \"^O[0-9]{{8,16}}$\"\n"
+    )
+}
+
+async fn head_over(h: &Harness, h2: bool, path: &str, id: &str) -> (reqwest::Response, Value) {
+    let client = common::client(&h.keys, None, h2);
+    let response = client
+        .head(h.url(path))
+        .header("x-api-key", &h.keys.erp_key)
+        .header("x-request-id", id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("HEAD over h2={h2} failed: {e:?}"));
+    let expected = if h2 {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
+    assert_eq!(response.version(), expected);
+    let record = h.record_of(id).await;
+    (response, record)
+}
+
+#[tokio::test]
+async fn head_is_answered_without_content_over_http2_and_http1() {
+    let mut h = Harness::with(head_route).await;
+    for (h2, id) in [(true, "head-h2"), (false, "head-h1")] {
+        let (response, record) = head_over(&h, h2, "/v1/exists/orders/O2024010100001", id).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.bytes().await.unwrap().is_empty());
+        assert_eq!(record["reason"], "ok");
+        assert_eq!(record["status"], 200);
+        assert_eq!(record["detail"], Value::Null, "{record}");
+    }
+    let seen: Vec<String> = h
+        .upstream
+        .requests()
+        .iter()
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(seen, ["HEAD", "HEAD"]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn head_on_a_get_only_route_is_a_clean_405_over_http2_and_http1() {
+    let mut h = Harness::start().await;
+    for (h2, id) in [(true, "head405-h2"), (false, "head405-h1")] {
+        let (response, record) = head_over(&h, h2, "/v1/orders/O2024010100001", id).await;
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET");
+        assert!(response.bytes().await.unwrap().is_empty());
+        assert_eq!(record["reason"], "method_not_allowed");
+        assert_eq!(record["detail"], Value::Null, "{record}");
+        assert_eq!(record["bytes_out"], 0);
+    }
+    assert_eq!(h.upstream.count(), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_response_still_unsent_when_the_grace_runs_out_is_cut_and_recorded_as_shutdown() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[(
+                "shutdown_grace = \"3s\"",
+                "shutdown_grace = \"1s\"\nsend_stall_timeout = \"60s\"",
+            )],
+        )
+    })
+    .await;
+    h.upstream.set_default(big_order());
+    let (mut send, conn) = zero_window_client(&h).await;
+    let held = held_request(&h, &mut send, "held-at-shutdown").await;
+    assert_eq!(held.status(), 200);
+    let started = std::time::Instant::now();
+    h.stop().await;
+    let elapsed = started.elapsed();
+    // The drain (GOAWAY) cannot finish a stream the client does not read; the grace bounds it.
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "stopped after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "stopped after {elapsed:?}"
+    );
+    let record = h.record_of("held-at-shutdown").await;
+    assert_eq!(record["detail"], "shutdown", "{record}");
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the connection outlived the shutdown");
+}
