@@ -253,7 +253,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             now += 10_000_000_000; // far apart: always admitted, so the commit path is measured
             black_box(local.check(
-                ordergate::stage::authn::PrincipalKind::Jwt,
+                ordergate::vocab::principal_kind::PrincipalKind::Jwt,
                 &id,
                 &buckets,
                 now,

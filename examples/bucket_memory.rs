@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use ordergate::stage::authn::PrincipalKind;
 use ordergate::stage::rate_limit::{BucketRef, BucketSpec, LocalBuckets};
 use ordergate::vocab::address::address_group;
+use ordergate::vocab::principal_kind::PrincipalKind;
 use ordergate::vocab::units::parse_rate;
 
 #[global_allocator]

@@ -225,7 +225,7 @@ impl Gateway {
                 n += 1;
                 let live = gateway.live();
                 if let Some(redis) = gateway.limiter.redis()
-                    && let Err(e) = gateway.abuse.sync(&redis).await
+                    && let Err(e) = gateway.abuse.sync(redis.store()).await
                 {
                     tracing::warn!(error = %e, "could not read the shared frozen set");
                 }

@@ -38,6 +38,7 @@ use crate::stage::audit::{Entry, Pending};
 use crate::stage::authn;
 use crate::stage::authz;
 use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
+use crate::stage::rate_limit::RedisBuckets;
 use crate::stage::request_id;
 use crate::stage::response;
 use crate::stage::validate;
@@ -317,7 +318,11 @@ async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext, prin
     let settings = &live.policy.abuse;
     gateway
         .abuse
-        .deny(settings, &abuse::ip_key(ctx.client_ip), redis.as_deref())
+        .deny(
+            settings,
+            &abuse::ip_key(ctx.client_ip),
+            redis.as_deref().map(RedisBuckets::store),
+        )
         .await;
     if let Some(p) = ctx.principal.as_ref().filter(|_| principal_too) {
         gateway
@@ -325,7 +330,7 @@ async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext, prin
             .deny(
                 settings,
                 &abuse::principal_key(p.kind, &p.id),
-                redis.as_deref(),
+                redis.as_deref().map(RedisBuckets::store),
             )
             .await;
     }

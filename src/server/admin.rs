@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::gateway::Gateway;
 use crate::stage::abuse::AbuseGuard;
 use crate::stage::audit::{Entry, record::format_ts};
+use crate::stage::rate_limit::RedisBuckets;
 
 /// The admin routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -145,7 +146,12 @@ async fn unfreeze(
     let redis = gateway.limiter.redis();
     let key = AbuseGuard::canonical_key(&named);
     let found = match &key {
-        Some(key) => gateway.abuse.holds(key, redis.as_deref()).await,
+        Some(key) => {
+            gateway
+                .abuse
+                .holds(key, redis.as_deref().map(RedisBuckets::store))
+                .await
+        }
         None => false,
     };
     let status = if found {
@@ -176,7 +182,10 @@ async fn unfreeze(
         return (StatusCode::SERVICE_UNAVAILABLE, "audit unavailable\n").into_response();
     }
     if let Some(key) = key.filter(|_| found) {
-        gateway.abuse.unfreeze(&key, redis.as_deref()).await;
+        gateway
+            .abuse
+            .unfreeze(&key, redis.as_deref().map(RedisBuckets::store))
+            .await;
         tracing::info!(key = %key, "unfrozen by an operator");
     }
     status.into_response()

@@ -17,9 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
-use crate::stage::authn::PrincipalKind;
-use crate::stage::rate_limit::RedisBuckets;
 use crate::vocab::address::address_group;
+use crate::vocab::principal_kind::PrincipalKind;
+use crate::vocab::shared_store::SharedStore;
 
 /// `[abuse]`, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl AbuseGuard {
     }
 
     /// Counts one denial against `key`; freezes it at the `max_denials`-th within the window.
-    pub async fn deny(&self, settings: &AbuseSettings, key: &str, redis: Option<&RedisBuckets>) {
+    pub async fn deny(&self, settings: &AbuseSettings, key: &str, redis: Option<&SharedStore>) {
         if let Some(redis) = redis {
             match self.deny_shared(settings, key, redis).await {
                 Ok(until) => {
@@ -158,7 +158,7 @@ impl AbuseGuard {
         &self,
         settings: &AbuseSettings,
         key: &str,
-        redis: &RedisBuckets,
+        redis: &SharedStore,
     ) -> Result<u64, String> {
         let prefix = redis.prefix();
         let mut invocation = self.script.prepare_invoke();
@@ -232,7 +232,7 @@ impl AbuseGuard {
     }
 
     /// True while `key` is frozen here or, with the shared backend, on any instance.
-    pub async fn holds(&self, key: &str, redis: Option<&RedisBuckets>) -> bool {
+    pub async fn holds(&self, key: &str, redis: Option<&SharedStore>) -> bool {
         if self.is_frozen(key) {
             return true;
         }
@@ -252,7 +252,7 @@ impl AbuseGuard {
     }
 
     /// Lifts a freeze; returns whether there was one.
-    pub async fn unfreeze(&self, key: &str, redis: Option<&RedisBuckets>) -> bool {
+    pub async fn unfreeze(&self, key: &str, redis: Option<&SharedStore>) -> bool {
         let was = self
             .frozen
             .load()
@@ -274,7 +274,7 @@ impl AbuseGuard {
     }
 
     /// Mirrors the shared frozen set (run every second in redis mode).
-    pub async fn sync(&self, redis: &RedisBuckets) -> Result<(), String> {
+    pub async fn sync(&self, redis: &SharedStore) -> Result<(), String> {
         let mut connection = redis.connection();
         let key = format!("{}{{abuse}}:frozen", redis.prefix());
         let all: Vec<(String, u64)> = tokio::time::timeout(

@@ -361,7 +361,8 @@ fn header_safe(text: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::authn::principal::{Claims, PrincipalKind};
+    use crate::stage::authn::principal::Claims;
+    use crate::vocab::principal_kind::PrincipalKind;
     use crate::vocab::scopes::ScopeSet;
     use std::sync::Arc;
 

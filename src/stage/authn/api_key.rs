@@ -99,7 +99,8 @@ pub fn generate() -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::authn::principal::{Claims, PrincipalKind};
+    use crate::stage::authn::principal::Claims;
+    use crate::vocab::principal_kind::PrincipalKind;
     use crate::vocab::scopes::ScopeSet;
 
     fn table(not_before: Option<i64>, not_after: Option<i64>) -> (ApiKeyTable, String) {

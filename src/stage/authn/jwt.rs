@@ -20,7 +20,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::jwks::{JwksSource, JwksStore, KeySet, Selection};
-use super::principal::{Claims, Principal, PrincipalKind, scope_header};
+use super::principal::{Claims, Principal, scope_header};
+use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::scopes::Roles;
 use crate::vocab::scopes::ScopeRegistry;
 

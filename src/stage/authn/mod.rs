@@ -23,7 +23,7 @@ use http::header::AUTHORIZATION;
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::query::RawQuery;
 use crate::vocab::scopes::{Roles, ScopeRegistry};
-pub use principal::{Principal, PrincipalKind};
+pub use principal::Principal;
 
 /// `[auth]`, compiled.
 #[derive(Debug, Clone, Default)]

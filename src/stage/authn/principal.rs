@@ -6,26 +6,8 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
+use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::scopes::ScopeSet;
-
-/// How the caller authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PrincipalKind {
-    Jwt,
-    ApiKey,
-    Mtls,
-}
-
-impl PrincipalKind {
-    /// The name used in audit records and `X-Auth-Kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalKind::Jwt => "jwt",
-            PrincipalKind::ApiKey => "api_key",
-            PrincipalKind::Mtls => "mtls",
-        }
-    }
-}
 
 /// Where `owner` bindings look a claim up.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 
 use super::gcra::{self, BucketSpec, Evaluation};
-use crate::stage::authn::PrincipalKind;
+use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::rate_limit_status::RateLimitStatus;
 
 /// One bucket of a request: its stable id (kind, route, shape) and shape.

@@ -20,9 +20,9 @@ use arc_swap::ArcSwapOption;
 
 use ipnet::IpNet;
 
-use crate::stage::authn::PrincipalKind;
 use crate::vocab::address::address_group;
 use crate::vocab::error::GatewayError;
+use crate::vocab::principal_kind::PrincipalKind;
 pub use gcra::BucketSpec;
 pub use local::{BucketRef, Decision, LocalBuckets};
 pub use redis::RedisBuckets;

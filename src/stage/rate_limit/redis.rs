@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use crate::vocab::shared_store::SharedStore;
+
 use super::gcra::Evaluation;
 use super::local::{BucketRef, Decision, combine};
 
@@ -61,21 +63,11 @@ pub enum BackendError {
     Shape,
 }
 
-/// A connection to the shared backend.
-#[derive(Clone)]
+/// The buckets' script on the shared backend.
+#[derive(Clone, Debug)]
 pub struct RedisBuckets {
-    connection: ConnectionManager,
+    store: SharedStore,
     script: redis::Script,
-    timeout: Duration,
-    prefix: String,
-}
-
-impl std::fmt::Debug for RedisBuckets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBuckets")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RedisBuckets {
@@ -94,26 +86,14 @@ impl RedisBuckets {
             .await
             .map_err(|_| BackendError::Timeout(timeout * 4))??;
         Ok(Self {
-            connection,
+            store: SharedStore::new(connection, timeout, prefix),
             script: redis::Script::new(GCRA_SCRIPT),
-            timeout,
-            prefix,
         })
     }
 
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// A connection for other shared state (freezes).
-    pub fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
-    }
-
-    /// The round-trip timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    /// The backend for other shared state (freezes).
+    pub fn store(&self) -> &SharedStore {
+        &self.store
     }
 
     /// Evaluates and, if all admit, charges `buckets` of the hash-tagged `owner` in one round trip.
@@ -125,18 +105,20 @@ impl RedisBuckets {
         let mut invocation = self.script.prepare_invoke();
         let tag = hash_tag(owner);
         for bucket in buckets {
-            invocation.key(format!("{}rl:{{{tag}}}:{}", self.prefix, bucket.id));
+            invocation.key(format!("{}rl:{{{tag}}}:{}", self.store.prefix(), bucket.id));
         }
         for bucket in buckets {
             invocation
                 .arg(bucket.spec.interval_ns().div_ceil(1_000).max(1))
                 .arg(bucket.spec.capacity_ns().div_ceil(1_000));
         }
-        let mut connection = self.connection.clone();
-        let reply: Vec<i64> =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| BackendError::Timeout(self.timeout))??;
+        let mut connection = self.store.connection();
+        let reply: Vec<i64> = tokio::time::timeout(
+            self.store.timeout(),
+            invocation.invoke_async(&mut connection),
+        )
+        .await
+        .map_err(|_| BackendError::Timeout(self.store.timeout()))??;
         if reply.len() != buckets.len() * 4 {
             return Err(BackendError::Shape);
         }
