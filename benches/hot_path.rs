@@ -175,7 +175,7 @@ fn benches(c: &mut Criterion) {
                 request_id: "req-1",
                 principal: &principal,
                 forward_identity: true,
-                body_len: 0,
+                body: None,
                 conditional: true,
             });
             let down =

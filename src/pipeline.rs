@@ -225,7 +225,13 @@ where
 
     // 7. Validation, then the body within its limit.
     let validated = validate::validate(&route.params, &matched.params, &raw_query)?;
-    validate::body::refuse(&parts.headers, body, policy.server.max_request_body).await?;
+    let body = validate::body::check(
+        &parts.headers,
+        body,
+        route.body.as_ref(),
+        policy.server.max_request_body,
+    )
+    .await?;
     let path_texts: Vec<(&str, String)> = validated
         .path
         .iter()
@@ -270,14 +276,16 @@ where
         request_id: &ctx.request_id,
         principal: &principal,
         forward_identity: policy.upstream.forward_identity,
-        body_len: 0,
+        body: body
+            .as_ref()
+            .map(|b| (b.kind.content_type(), b.bytes.len())),
         conditional: route.views.is_empty(),
     });
     let request = UpstreamRequest {
         method: parts.method.clone(),
         uri,
         headers,
-        body: Bytes::new(),
+        body: body.map(|b| b.bytes).unwrap_or_default(),
     };
     let (upstream, upstream_time) = live.upstream.send(&policy.upstream, request).await?;
     ctx.upstream_status = Some(upstream.status().as_u16());

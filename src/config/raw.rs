@@ -194,8 +194,20 @@ pub struct Route {
     #[serde(default)]
     pub constraints: Vec<Constraint>,
     pub response: Option<Response>,
+    /// The request body the route accepts; absent: none.
+    pub body: Option<RouteBody>,
     /// A line for the OpenAPI document.
     pub summary: Option<String>,
+}
+
+/// `[routes.body]`: the only way a request body reaches the upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteBody {
+    /// `text/plain` and/or `application/json`.
+    pub content_types: Vec<String>,
+    /// Default: `server.max_request_body`.
+    pub max_bytes: Option<String>,
 }
 
 /// `owner = { param, claim, bypass_scopes }`

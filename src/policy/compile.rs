@@ -143,7 +143,14 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         &mut scopes,
         client_auth,
     );
-    let routes = routes(&mut ctx, &root.k("routes"), &raw.routes, &mut scopes);
+    let server_max = server.as_ref().map_or(64 * 1024, |s| s.max_request_body);
+    let routes = routes(
+        &mut ctx,
+        &root.k("routes"),
+        &raw.routes,
+        &mut scopes,
+        server_max,
+    );
     let rate_limits = rate_limits(&mut ctx, &root.k("rate_limits"), raw.rate_limits.as_ref());
     let abuse = abuse(&mut ctx, &root.k("abuse"), raw.abuse.as_ref());
     let audit = match &raw.audit {
@@ -940,6 +947,7 @@ fn routes(
     at: &KeyPath,
     raw: &[Option<raw::Route>],
     scopes: &mut ScopeRegistry,
+    server_max: u64,
 ) -> Vec<Route> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
@@ -952,7 +960,7 @@ fn routes(
                 format!("route id `{}` is empty, reserved or used twice", route.id),
             );
         }
-        if let Some(r) = self::route(ctx, &at, route, scopes) {
+        if let Some(r) = self::route(ctx, &at, route, scopes, server_max) {
             out.push(r);
         }
     }
@@ -964,6 +972,7 @@ fn route(
     at: &KeyPath,
     raw: &raw::Route,
     scopes: &mut ScopeRegistry,
+    server_max: u64,
 ) -> Option<Route> {
     let before = ctx.problems.len();
     let method = match Method::from_bytes(raw.method.as_bytes()) {
@@ -979,6 +988,13 @@ fn route(
             None
         }
     };
+    let body = super::body::compile(
+        raw.body.as_ref(),
+        method.as_ref(),
+        server_max,
+        at,
+        ctx.problems,
+    );
     let path = PathTemplate::parse(&raw.path)
         .map_err(|e| ctx.bad(&at.k("path"), e))
         .ok();
@@ -1182,6 +1198,7 @@ fn route(
             view_scopes: views.iter().map(|v| v.scope.clone()).collect(),
         },
         require_scope_names: raw.require_scopes.clone(),
+        body,
         rate_limit,
         params,
         views,

@@ -2,6 +2,7 @@
 //! (durations, limits, compiled regexes, parsed keys, a route matcher). Built once by
 //! `config::load`, shared as `Arc<Policy>`, replaced whole on reload.
 
+pub mod body;
 pub mod compile;
 pub mod params;
 
@@ -20,6 +21,7 @@ use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::stage::validate::RouteParams;
+use crate::stage::validate::body::BodyRule;
 use crate::stage::views::CompiledView;
 use crate::vocab::scopes::{Roles, ScopeRegistry};
 
@@ -79,6 +81,8 @@ pub struct Route {
     pub require_scope_names: Vec<String>,
     pub rate_limit: Option<BucketRef>,
     pub params: RouteParams,
+    /// The request body it accepts (none: no body at all).
+    pub body: Option<BodyRule>,
     pub views: Vec<CompiledView>,
     pub summary: Option<String>,
 }

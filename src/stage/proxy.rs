@@ -272,7 +272,8 @@ pub struct HeaderFacts<'a> {
     pub request_id: &'a str,
     pub principal: &'a Principal,
     pub forward_identity: bool,
-    pub body_len: usize,
+    /// The validated body's `Content-Type` and length (stage 7), if any.
+    pub body: Option<(&'static str, usize)>,
     /// The route has no views, so the caller's conditional headers may go upstream.
     pub conditional: bool,
 }
@@ -290,11 +291,12 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
             headers.append(name.clone(), value.clone());
         }
     }
-    if facts.body_len > 0 {
-        if let Some(ct) = facts.client_headers.get(http::header::CONTENT_TYPE) {
-            headers.insert(http::header::CONTENT_TYPE, ct.clone());
-        }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(facts.body_len));
+    if let Some((content_type, len)) = facts.body {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
     let peer = facts.peer.to_string();
     let forwarded_for = match facts
@@ -408,7 +410,7 @@ mod tests {
             request_id: "req-1",
             principal: &principal,
             forward_identity: true,
-            body_len: 0,
+            body: None,
             conditional: true,
         };
         let up = upstream_headers(&facts);

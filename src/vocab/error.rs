@@ -32,8 +32,10 @@ pub enum BadRequest {
     HeadersTooLarge,
     /// The request body could not be read.
     BodyUnreadable,
-    /// A request body on a route that declares none (every route today).
+    /// A request body on a route that declares none.
     BodyNotAllowed,
+    /// A body that is not of a media type the route declares, or not valid as one.
+    BodyInvalid,
 }
 
 impl BadRequest {
@@ -51,6 +53,7 @@ impl BadRequest {
             BadRequest::HeadersTooLarge => "headers_too_large",
             BadRequest::BodyUnreadable => "body_unreadable",
             BadRequest::BodyNotAllowed => "body_not_allowed",
+            BadRequest::BodyInvalid => "body_invalid",
         }
     }
 
@@ -73,6 +76,7 @@ impl BadRequest {
             BadRequest::HeadersTooLarge => "the request headers are too large",
             BadRequest::BodyUnreadable => "the request body could not be read",
             BadRequest::BodyNotAllowed => "this route accepts no request body",
+            BadRequest::BodyInvalid => "the request body is not of a type this route accepts",
         }
     }
 }

@@ -475,6 +475,8 @@ require_scopes = ["orders:write"]
 [routes.params.order_id]
 type = "string"
 pattern = "^O[0-9]{8,16}$"
+[routes.body]
+content_types = ["text/plain"]
 
 [[routes]]
 id = "order-raw"
