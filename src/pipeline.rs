@@ -44,6 +44,7 @@ use crate::stage::response;
 use crate::stage::validate;
 use crate::vocab::address::client_ip;
 use crate::vocab::body::GatewayBody;
+use crate::vocab::cause::{FrozenCause, Overload, UpstreamFailure};
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::problem;
 
@@ -89,10 +90,10 @@ where
                 outcome = work => match outcome {
                     Ok(outcome) => outcome,
                     Err(_) => Err(GatewayError::GatewayTimeout {
-                        cause: "request_timeout",
+                        cause: UpstreamFailure::RequestTimeout,
                     }),
                 },
-                () = gateway.cutoff.reached() => Err(GatewayError::Overloaded { cause: "shutdown" }),
+                () = gateway.cutoff.reached() => Err(GatewayError::Overloaded { cause: Overload::Shutdown }),
             }
         }
         _ => Err(GatewayError::AuditUnavailable),
@@ -180,7 +181,9 @@ where
 
     // 4. Frozen IP.
     if gateway.abuse.is_ip_frozen(ctx.client_ip) {
-        return Err(GatewayError::Frozen { cause: "ip_frozen" });
+        return Err(GatewayError::Frozen {
+            cause: FrozenCause::IpFrozen,
+        });
     }
 
     // 5. Authentication (a failure charges the per-IP bucket), then frozen principal.
@@ -216,7 +219,7 @@ where
         .is_principal_frozen(principal.kind, &principal.id)
     {
         return Err(GatewayError::Frozen {
-            cause: "principal_frozen",
+            cause: FrozenCause::PrincipalFrozen,
         });
     }
 

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use crate::stage::authn::Principal;
+use crate::vocab::cause::Denied;
 use crate::vocab::error::GatewayError;
 use crate::vocab::query::RawQuery;
 use crate::vocab::scopes::ScopeSet;
@@ -49,7 +50,7 @@ pub fn authorize(
 ) -> Result<Option<usize>, GatewayError> {
     if !principal.scopes.contains_all(&route.require_scopes) {
         return Err(GatewayError::Forbidden {
-            cause: "scope_missing",
+            cause: Denied::ScopeMissing,
         });
     }
     if let Some(owner) = &route.owner
@@ -67,7 +68,7 @@ pub fn authorize(
             (Some(requested), Some(claimed)) if requested == claimed => {}
             _ => {
                 return Err(GatewayError::Forbidden {
-                    cause: "owner_mismatch",
+                    cause: Denied::OwnerMismatch,
                 });
             }
         }
@@ -80,5 +81,7 @@ pub fn authorize(
         .iter()
         .position(|scope| principal.scopes.contains_all(scope))
         .map(Some)
-        .ok_or(GatewayError::Forbidden { cause: "no_view" })
+        .ok_or(GatewayError::Forbidden {
+            cause: Denied::NoView,
+        })
 }

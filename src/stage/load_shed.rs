@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::vocab::cause::Overload;
 use crate::vocab::error::GatewayError;
 
 /// The in-flight counter, shared across reloads.
@@ -26,7 +27,7 @@ impl InFlightLimit {
         if previous >= max {
             self.current.fetch_sub(1, Ordering::AcqRel);
             return Err(GatewayError::Overloaded {
-                cause: "max_in_flight",
+                cause: Overload::MaxInFlight,
             });
         }
         metrics::gauge!("ordergate_in_flight").set((previous + 1) as f64);

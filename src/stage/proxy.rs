@@ -24,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::stage::authn::Principal;
 use crate::stage::circuit::BreakerSettings;
 use crate::stage::circuit::CircuitBreaker;
+use crate::vocab::cause::UpstreamFailure;
 use crate::vocab::error::GatewayError;
 
 /// `[upstream]`, compiled.
@@ -187,7 +188,7 @@ impl UpstreamRuntime {
                 Err(_) => {
                     permit.record(false);
                     return Err(GatewayError::GatewayTimeout {
-                        cause: "upstream_timeout",
+                        cause: UpstreamFailure::UpstreamTimeout,
                     });
                 }
                 Ok(Err(e)) => {
@@ -201,9 +202,9 @@ impl UpstreamRuntime {
                     }
                     return Err(GatewayError::BadGateway {
                         cause: if connect {
-                            "upstream_unreachable"
+                            UpstreamFailure::UpstreamUnreachable
                         } else {
-                            "upstream_protocol_error"
+                            UpstreamFailure::UpstreamProtocolError
                         },
                     });
                 }
@@ -259,7 +260,7 @@ pub fn upstream_uri(
         text.push_str(query);
     }
     Uri::try_from(text).map_err(|_| GatewayError::BadGateway {
-        cause: "upstream_uri",
+        cause: UpstreamFailure::UpstreamUri,
     })
 }
 

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 
 use crate::stage::views::CompiledView;
 use crate::vocab::body::GatewayBody;
+use crate::vocab::cause::UpstreamFailure;
 use crate::vocab::error::GatewayError;
 
 /// The largest upstream body a view will read.
@@ -109,7 +110,7 @@ pub async fn shape(
         .unwrap_or(false);
     if !is_json {
         return Err(GatewayError::BadGateway {
-            cause: "view_non_json",
+            cause: UpstreamFailure::ViewNonJson,
         });
     }
     if sent
@@ -117,7 +118,7 @@ pub async fn shape(
         .is_some_and(|v| v != "identity")
     {
         return Err(GatewayError::BadGateway {
-            cause: "view_encoded_body",
+            cause: UpstreamFailure::ViewEncodedBody,
         });
     }
     if sent
@@ -127,22 +128,22 @@ pub async fn shape(
         .is_some_and(|n| n > MAX_VIEW_BODY as u64)
     {
         return Err(GatewayError::BadGateway {
-            cause: "view_body_too_large",
+            cause: UpstreamFailure::ViewBodyTooLarge,
         });
     }
     let collected = tokio::time::timeout(body_timeout, Limited::new(body, MAX_VIEW_BODY).collect())
         .await
         .map_err(|_| GatewayError::GatewayTimeout {
-            cause: "upstream_body_timeout",
+            cause: UpstreamFailure::UpstreamBodyTimeout,
         })?
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 GatewayError::BadGateway {
-                    cause: "view_body_too_large",
+                    cause: UpstreamFailure::ViewBodyTooLarge,
                 }
             } else {
                 GatewayError::BadGateway {
-                    cause: "upstream_body_error",
+                    cause: UpstreamFailure::UpstreamBodyError,
                 }
             }
         })?
@@ -154,7 +155,7 @@ pub async fn shape(
         view.apply_error_bytes(&collected)
     }
     .map_err(|_| GatewayError::BadGateway {
-        cause: "view_invalid_json",
+        cause: UpstreamFailure::ViewInvalidJson,
     })?;
     metrics::counter!(
         "ordergate_views_applied_total",

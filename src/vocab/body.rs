@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::vocab::cause::Interrupted;
 use crate::vocab::cutoff::Cutoff;
 use crate::vocab::send_watch::SendWatch;
 
@@ -30,11 +31,8 @@ pub trait BodyEnd: Send + Sync + 'static {
     fn commits(&self) -> bool;
     /// Sends the record with the last figures; `interrupted` names why the body did not end
     /// normally. Returns the writer's acknowledgement when the response waits for it.
-    fn finish(
-        self: Box<Self>,
-        bytes_out: u64,
-        interrupted: Option<&'static str>,
-    ) -> Option<Written>;
+    fn finish(self: Box<Self>, bytes_out: u64, interrupted: Option<Interrupted>)
+    -> Option<Written>;
 }
 
 /// A slot held until the body ends (the in-flight count of stage 9), released on drop.
@@ -181,7 +179,7 @@ impl GatewayBody {
     }
 
     /// Ends the request's bookkeeping; `interrupted` is `None` when the body ended normally.
-    fn finish(&mut self, interrupted: Option<&'static str>) {
+    fn finish(&mut self, interrupted: Option<Interrupted>) {
         if let Some(watch) = self.send_watch.take() {
             watch.finish();
         }
@@ -345,9 +343,9 @@ impl Body for GatewayBody {
                 Some(Err(e)) => {
                     this.held = None;
                     this.finish(Some(if e.is::<Stalled>() {
-                        "upstream_stalled"
+                        Interrupted::UpstreamStalled
                     } else {
-                        "upstream_body_error"
+                        Interrupted::UpstreamBodyError
                     }));
                     this.commit = Commit::Aborted;
                     return Poll::Ready(Some(Err(e)));
@@ -407,11 +405,11 @@ impl Drop for GatewayBody {
         // shutdown cutoff was reached, or else the client went away mid-response.
         let interrupted = (!self.inner_done() || self.held.is_some()).then(|| {
             if self.send_watch.as_ref().is_some_and(|w| w.is_stalled()) {
-                "send_stalled"
+                Interrupted::SendStalled
             } else if self.cutoff.as_ref().is_some_and(Cutoff::is_cut) {
-                "shutdown"
+                Interrupted::Shutdown
             } else {
-                "client_disconnected"
+                Interrupted::ClientDisconnected
             }
         });
         self.finish(interrupted);

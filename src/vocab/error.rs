@@ -7,6 +7,9 @@
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
+use crate::vocab::cause::{
+    AuthFailure, Denied, FrozenCause, LimitHit, Overload, ParamFailure, UpstreamFailure,
+};
 use crate::vocab::rate_limit_status::RateLimitStatus;
 
 /// Why a request was malformed (400 `bad_request`, or 431 for oversized headers).
@@ -102,29 +105,29 @@ pub enum GatewayError {
     /// The query or path parameters failed validation; every violation is listed.
     InvalidParameter {
         errors: Vec<ParamError>,
-        cause: &'static str,
+        cause: ParamFailure,
     },
     /// No credential, or one that was not accepted. `cause` is the precise reason.
-    Unauthenticated { cause: &'static str },
+    Unauthenticated { cause: AuthFailure },
     /// Authenticated, but not allowed. `cause` is `scope_missing`, `owner_mismatch`, ...
-    Forbidden { cause: &'static str },
+    Forbidden { cause: Denied },
     /// The client IP or principal is frozen by the abuse guard.
-    Frozen { cause: &'static str },
+    Frozen { cause: FrozenCause },
     /// Over a rate limit.
     RateLimited {
         status: RateLimitStatus,
-        cause: &'static str,
+        cause: LimitHit,
     },
     /// The request body is larger than `max_request_body`.
     PayloadTooLarge,
     /// Too many requests in flight, or the rate-limit backend failed under `reject`.
-    Overloaded { cause: &'static str },
+    Overloaded { cause: Overload },
     /// The upstream circuit is open.
     CircuitOpen { retry_after_secs: u64 },
     /// The upstream could not be reached or answered something unusable.
-    BadGateway { cause: &'static str },
+    BadGateway { cause: UpstreamFailure },
     /// The upstream (or the whole request) took too long.
-    GatewayTimeout { cause: &'static str },
+    GatewayTimeout { cause: UpstreamFailure },
     /// The upstream answered 5xx and its body was replaced.
     UpstreamError { status: StatusCode },
     /// Audit records cannot be written and `on_error = "reject"`.
@@ -183,16 +186,16 @@ impl GatewayError {
             GatewayError::NotFound => None,
             GatewayError::MethodNotAllowed { .. } => None,
             GatewayError::BadRequest(b) => Some(b.cause()),
-            GatewayError::InvalidParameter { cause, .. } => Some(cause),
-            GatewayError::Unauthenticated { cause } => Some(cause),
-            GatewayError::Forbidden { cause } => Some(cause),
-            GatewayError::Frozen { cause } => Some(cause),
-            GatewayError::RateLimited { cause, .. } => Some(cause),
+            GatewayError::InvalidParameter { cause, .. } => Some(cause.as_str()),
+            GatewayError::Unauthenticated { cause } => Some(cause.as_str()),
+            GatewayError::Forbidden { cause } => Some(cause.as_str()),
+            GatewayError::Frozen { cause } => Some(cause.as_str()),
+            GatewayError::RateLimited { cause, .. } => Some(cause.as_str()),
             GatewayError::PayloadTooLarge => None,
-            GatewayError::Overloaded { cause } => Some(cause),
+            GatewayError::Overloaded { cause } => Some(cause.as_str()),
             GatewayError::CircuitOpen { .. } => None,
-            GatewayError::BadGateway { cause } => Some(cause),
-            GatewayError::GatewayTimeout { cause } => Some(cause),
+            GatewayError::BadGateway { cause } => Some(cause.as_str()),
+            GatewayError::GatewayTimeout { cause } => Some(cause.as_str()),
             GatewayError::UpstreamError { .. } => None,
             GatewayError::AuditUnavailable => None,
         }
@@ -223,7 +226,7 @@ impl GatewayError {
             ),
             GatewayError::Unauthenticated { cause } => (
                 "Unauthenticated",
-                if *cause == "missing_credential" {
+                if *cause == AuthFailure::MissingCredential {
                     "no credential was presented"
                 } else {
                     "the credential was not accepted"

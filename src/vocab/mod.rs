@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod body;
+pub mod cause;
 pub mod cutoff;
 pub mod error;
 pub mod mask;

@@ -16,6 +16,7 @@ pub mod verify;
 pub mod writer;
 
 use crate::vocab::body::{BodyEnd, COMMIT_WAIT, Written};
+use crate::vocab::cause::Interrupted;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -255,13 +256,13 @@ impl Pending {
     /// not end normally (`client_disconnected`, `upstream_stalled`, ...); it becomes the record's
     /// `detail` unless the request already has one. Returns the writer's acknowledgement when the
     /// response waits for it (see [`Pending::commits`]); an interrupted body waits for nothing.
-    pub fn finish(mut self, bytes_out: u64, interrupted: Option<&'static str>) -> Option<Written> {
+    pub fn finish(mut self, bytes_out: u64, interrupted: Option<Interrupted>) -> Option<Written> {
         let acknowledge = self.commits() && interrupted.is_none();
         self.entry.bytes_out = bytes_out;
         self.entry.duration = self.started.elapsed();
         self.entry.ts = SystemTime::now();
         if self.entry.detail.is_none() {
-            self.entry.detail = interrupted;
+            self.entry.detail = interrupted.map(Interrupted::as_str);
         }
         crate::vocab::metrics::request_finished(crate::vocab::metrics::Finished {
             route: self.entry.route.as_ref(),
@@ -282,7 +283,7 @@ impl BodyEnd for Pending {
     fn finish(
         self: Box<Self>,
         bytes_out: u64,
-        interrupted: Option<&'static str>,
+        interrupted: Option<Interrupted>,
     ) -> Option<Written> {
         Pending::finish(*self, bytes_out, interrupted)
     }

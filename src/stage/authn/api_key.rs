@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::principal::Principal;
+use crate::vocab::cause::AuthFailure;
 
 /// The recognisable prefix of keys made by `ordergate apikey new`.
 pub const KEY_PREFIX: &str = "ogk_";
@@ -54,17 +55,17 @@ impl ApiKeyTable {
     }
 
     /// Checks a presented key at `now` (seconds since the epoch); `Err` holds the audit cause.
-    pub fn verify(&self, presented: &[u8], now: i64) -> Result<Arc<Principal>, &'static str> {
+    pub fn verify(&self, presented: &[u8], now: i64) -> Result<Arc<Principal>, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(presented).into();
-        let entry = self.keys.get(&digest).ok_or("unknown_api_key")?;
+        let entry = self.keys.get(&digest).ok_or(AuthFailure::UnknownApiKey)?;
         if !bool::from(entry.digest.ct_eq(&digest)) {
-            return Err("unknown_api_key");
+            return Err(AuthFailure::UnknownApiKey);
         }
         if entry.not_before.is_some_and(|t| now < t) {
-            return Err("api_key_not_yet_valid");
+            return Err(AuthFailure::ApiKeyNotYetValid);
         }
         if entry.not_after.is_some_and(|t| now >= t) {
-            return Err("api_key_expired");
+            return Err(AuthFailure::ApiKeyExpired);
         }
         Ok(entry.principal.clone())
     }
@@ -136,16 +137,22 @@ mod tests {
         );
         assert_eq!(
             t.verify(key.as_bytes(), 99).unwrap_err(),
-            "api_key_not_yet_valid"
+            AuthFailure::ApiKeyNotYetValid
         );
         assert_eq!(
             t.verify(key.as_bytes(), 200).unwrap_err(),
-            "api_key_expired"
+            AuthFailure::ApiKeyExpired
         );
-        assert_eq!(t.verify(b"ogk_guess", 150).unwrap_err(), "unknown_api_key");
+        assert_eq!(
+            t.verify(b"ogk_guess", 150).unwrap_err(),
+            AuthFailure::UnknownApiKey
+        );
         let mut almost = key.clone().into_bytes();
         almost[10] ^= 1;
-        assert_eq!(t.verify(&almost, 150).unwrap_err(), "unknown_api_key");
+        assert_eq!(
+            t.verify(&almost, 150).unwrap_err(),
+            AuthFailure::UnknownApiKey
+        );
     }
 
     #[test]

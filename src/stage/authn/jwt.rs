@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::jwks::{JwksSource, JwksStore, KeySet, Selection};
 use super::principal::{Claims, Principal, scope_header};
+use crate::vocab::cause::AuthFailure;
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::scopes::Roles;
 use crate::vocab::scopes::ScopeRegistry;
@@ -106,9 +107,9 @@ impl JwtVerifier {
         token: &str,
         roles: &Roles,
         registry: &ScopeRegistry,
-    ) -> Result<Arc<Principal>, &'static str> {
+    ) -> Result<Arc<Principal>, AuthFailure> {
         if token.len() > self.settings.max_token_bytes {
-            return Err("token_too_large");
+            return Err(AuthFailure::TokenTooLarge);
         }
         let now = now_secs();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -123,7 +124,7 @@ impl JwtVerifier {
                 .is_some_and(|exp| now > exp + self.settings.leeway_secs)
             {
                 self.cache.remove(&digest);
-                return Err("token_expired");
+                return Err(AuthFailure::TokenExpired);
             }
             return Ok(principal);
         }
@@ -140,35 +141,39 @@ impl JwtVerifier {
         now: i64,
         roles: &Roles,
         registry: &ScopeRegistry,
-    ) -> Result<Principal, &'static str> {
+    ) -> Result<Principal, AuthFailure> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(claims_b64), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err("malformed_token");
+            return Err(AuthFailure::MalformedToken);
         };
-        let header: Header = decode_json(header_b64).ok_or("malformed_token")?;
+        let header: Header = decode_json(header_b64).ok_or(AuthFailure::MalformedToken)?;
         if header.crit.is_some() {
-            return Err("unsupported_crit");
+            return Err(AuthFailure::UnsupportedCrit);
         }
         if header.alg.eq_ignore_ascii_case("none") {
-            return Err("alg_none");
+            return Err(AuthFailure::AlgNone);
         }
-        let alg: Algorithm = header.alg.parse().map_err(|_| "alg_not_allowed")?;
+        let alg: Algorithm = header.alg.parse().map_err(|_| AuthFailure::AlgNotAllowed)?;
         if !self.settings.algorithms.contains(&alg) {
-            return Err("alg_not_allowed");
+            return Err(AuthFailure::AlgNotAllowed);
         }
         let message = &token[..header_b64.len() + 1 + claims_b64.len()];
         let verified = if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-            let key = self.settings.hmac.as_ref().ok_or("hmac_not_configured")?;
+            let key = self
+                .settings
+                .hmac
+                .as_ref()
+                .ok_or(AuthFailure::HmacNotConfigured)?;
             jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg)
         } else {
-            let store = self.store.as_ref().ok_or("no_verification_keys")?;
+            let store = self.store.as_ref().ok_or(AuthFailure::NoVerificationKeys)?;
             let key = {
                 let keys = store.keys();
                 match keys.select(header.kid.as_deref(), alg) {
                     Selection::Found(k) => Some(k.key.clone()),
-                    Selection::Mismatch => return Err("alg_key_mismatch"),
+                    Selection::Mismatch => return Err(AuthFailure::AlgKeyMismatch),
                     Selection::UnknownKid => None,
                 }
             };
@@ -176,25 +181,26 @@ impl JwtVerifier {
                 Some(k) => k,
                 None => {
                     if !store.refresh_for_unknown_kid().await {
-                        return Err("unknown_kid");
+                        return Err(AuthFailure::UnknownKid);
                     }
                     match store.keys().select(header.kid.as_deref(), alg) {
                         Selection::Found(k) => k.key.clone(),
-                        Selection::Mismatch => return Err("alg_key_mismatch"),
-                        Selection::UnknownKid => return Err("unknown_kid"),
+                        Selection::Mismatch => return Err(AuthFailure::AlgKeyMismatch),
+                        Selection::UnknownKid => return Err(AuthFailure::UnknownKid),
                     }
                 }
             };
             jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg)
         };
         if !verified.unwrap_or(false) {
-            return Err("bad_signature");
+            return Err(AuthFailure::BadSignature);
         }
-        let claims: Map<String, Value> = decode_json(claims_b64).ok_or("malformed_token")?;
+        let claims: Map<String, Value> =
+            decode_json(claims_b64).ok_or(AuthFailure::MalformedToken)?;
         self.check_claims(&claims, now)?;
         let id = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => Arc::<str>::from(s.as_str()),
-            _ => return Err("missing_subject"),
+            _ => return Err(AuthFailure::MissingSubject),
         };
         let token_scopes = strings(claims.get(&self.settings.scope_claim));
         let role_names = strings(claims.get(&self.settings.roles_claim));
@@ -225,22 +231,22 @@ impl JwtVerifier {
         })
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), &'static str> {
+    fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), AuthFailure> {
         let leeway = self.settings.leeway_secs;
         let time = |name: &str| numeric_date(claims, name);
-        let exp = time("exp")?.ok_or("missing_exp")?;
+        let exp = time("exp")?.ok_or(AuthFailure::MissingExp)?;
         if now > exp + leeway {
-            return Err("token_expired");
+            return Err(AuthFailure::TokenExpired);
         }
         if time("nbf")?.is_some_and(|nbf| nbf > now + leeway) {
-            return Err("token_not_yet_valid");
+            return Err(AuthFailure::TokenNotYetValid);
         }
         if time("iat")?.is_some_and(|iat| iat > now + leeway) {
-            return Err("token_issued_in_future");
+            return Err(AuthFailure::TokenIssuedInFuture);
         }
         match claims.get("iss") {
             Some(Value::String(iss)) if *iss == self.settings.issuer => {}
-            _ => return Err("wrong_issuer"),
+            _ => return Err(AuthFailure::WrongIssuer),
         }
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => self.settings.audiences.contains(aud),
@@ -251,7 +257,7 @@ impl JwtVerifier {
             _ => false,
         };
         if !audience_ok {
-            return Err("wrong_audience");
+            return Err(AuthFailure::WrongAudience);
         }
         Ok(())
     }
@@ -287,13 +293,13 @@ fn now_secs() -> i64 {
 
 /// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional), as whole seconds rounded
 /// down; absent: `None`; not a finite number: `malformed_claims`.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, &'static str> {
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthFailure> {
     match claims.get(name) {
         None => Ok(None),
         Some(v) => v
             .as_f64()
             .filter(|f| f.is_finite())
             .map(|f| Some(f.floor() as i64))
-            .ok_or("malformed_claims"),
+            .ok_or(AuthFailure::MalformedClaims),
     }
 }

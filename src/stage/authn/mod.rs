@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
+use crate::vocab::cause::AuthFailure;
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::query::RawQuery;
 use crate::vocab::scopes::{Roles, ScopeRegistry};
@@ -126,8 +127,8 @@ pub async fn authenticate(
     headers: &HeaderMap,
     client_subject: Option<&mtls::Subject>,
 ) -> Result<Arc<Principal>, GatewayError> {
-    let fail = |cause: &'static str| {
-        metrics::counter!("ordergate_auth_failures_total", "reason" => cause).increment(1);
+    let fail = |cause: AuthFailure| {
+        metrics::counter!("ordergate_auth_failures_total", "reason" => cause.as_str()).increment(1);
         GatewayError::Unauthenticated { cause }
     };
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
@@ -143,7 +144,7 @@ pub async fn authenticate(
         return Err(GatewayError::BadRequest(BadRequest::TwoCredentials));
     }
     if authorization.next().is_some() || keys.as_mut().and_then(Iterator::next).is_some() {
-        return Err(fail("repeated_credential_header"));
+        return Err(fail(AuthFailure::RepeatedCredentialHeader));
     }
     if let Some(principal) = certificate {
         return Ok(principal);
@@ -152,11 +153,11 @@ pub async fn authenticate(
         let table = auth
             .api_keys
             .as_ref()
-            .ok_or_else(|| fail("api_keys_disabled"))?;
+            .ok_or_else(|| fail(AuthFailure::ApiKeysDisabled))?;
         return table.verify(value.as_bytes(), now_secs()).map_err(fail);
     }
     let Some(value) = bearer else {
-        return Err(fail("missing_credential"));
+        return Err(fail(AuthFailure::MissingCredential));
     };
     let token = value
         .to_str()
@@ -170,11 +171,11 @@ pub async fn authenticate(
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         });
     let Some(token) = token else {
-        return Err(fail("malformed_authorization"));
+        return Err(fail(AuthFailure::MalformedAuthorization));
     };
-    let verifier = verifier.ok_or_else(|| fail("jwt_disabled"))?;
+    let verifier = verifier.ok_or_else(|| fail(AuthFailure::JwtDisabled))?;
     if token.len() > verifier.max_token_bytes() {
-        return Err(fail("token_too_large"));
+        return Err(fail(AuthFailure::TokenTooLarge));
     }
     verifier.verify(token, roles, scopes).await.map_err(fail)
 }

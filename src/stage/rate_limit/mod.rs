@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::vocab::cause::{LimitHit, Overload};
 use crate::vocab::rate_limit_status::RateLimitStatus;
 use arc_swap::ArcSwapOption;
 
@@ -121,9 +122,9 @@ impl RateLimiter {
             Err(GatewayError::RateLimited {
                 status: decision.status,
                 cause: if kind == "route" {
-                    "route_limit"
+                    LimitHit::RouteLimit
                 } else {
-                    "principal_limit"
+                    LimitHit::PrincipalLimit
                 },
             })
         }
@@ -156,7 +157,7 @@ impl RateLimiter {
             .increment(1);
         Some(GatewayError::RateLimited {
             status: decision.status,
-            cause: "failed_auth_ip_limit",
+            cause: LimitHit::FailedAuthIpLimit,
         })
     }
 
@@ -178,7 +179,7 @@ impl RateLimiter {
             tracing::warn!(error = %failure, "rate-limit backend failed; applying on_backend_error");
             if settings.on_backend_error == OnBackendError::Reject {
                 return Err(GatewayError::Overloaded {
-                    cause: "rate_limit_backend_unavailable",
+                    cause: Overload::RateLimitBackendUnavailable,
                 });
             }
         }

@@ -12,6 +12,7 @@ pub mod schema;
 
 use std::sync::Arc;
 
+use crate::vocab::cause::ParamFailure;
 use crate::vocab::error::{GatewayError, ParamError};
 use crate::vocab::percent;
 use crate::vocab::query::{self, RawQuery};
@@ -184,25 +185,25 @@ fn bound_listing(errors: &mut Vec<ParamError>) {
 }
 
 /// One machine code for the audit record, the most telling violation first.
-fn classify(errors: &[ParamError]) -> &'static str {
+fn classify(errors: &[ParamError]) -> ParamFailure {
     let any = |needle: &str| errors.iter().any(|e| e.reason.contains(needle));
     if any("unknown parameter") {
-        "unknown_parameter"
+        ParamFailure::UnknownParameter
     } else if any("repeated parameter") {
-        "repeated_parameter"
+        ParamFailure::RepeatedParameter
     } else if any("percent-encoding")
         || any("UTF-8")
         || any("control character")
         || any("`=`")
         || any("empty parameter")
     {
-        "malformed_query"
+        ParamFailure::MalformedQuery
     } else if any("is required") {
-        "missing_parameter"
+        ParamFailure::MissingParameter
     } else if any("range exceeds") || any("must not be before") {
-        "constraint_failed"
+        ParamFailure::ConstraintFailed
     } else {
-        "invalid_value"
+        ParamFailure::InvalidValue
     }
 }
 

@@ -233,7 +233,7 @@ fn a_400_lists_at_most_twenty_violations() {
             assert_eq!(errors.len(), super::MAX_LISTED_ERRORS);
             assert_eq!(errors[19].param, "*");
             assert_eq!(errors[19].reason, "2981 more violations not listed");
-            assert_eq!(cause, "unknown_parameter");
+            assert_eq!(cause.as_str(), "unknown_parameter");
         }
         other => panic!("{other:?}"),
     }

@@ -4,6 +4,9 @@ use http::HeaderValue;
 use http_body_util::BodyExt;
 
 use super::*;
+use crate::vocab::cause::{
+    AuthFailure, Denied, FrozenCause, LimitHit, Overload, ParamFailure, UpstreamFailure,
+};
 
 fn limited() -> RateLimitStatus {
     RateLimitStatus {
@@ -52,7 +55,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
                     param: "p".into(),
                     reason: "r".into(),
                 }],
-                cause: "invalid_value",
+                cause: ParamFailure::InvalidValue,
             },
             400,
             "invalid_parameter",
@@ -60,7 +63,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
         ),
         (
             GatewayError::Unauthenticated {
-                cause: "token_expired",
+                cause: AuthFailure::TokenExpired,
             },
             401,
             "unauthenticated",
@@ -68,14 +71,16 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
         ),
         (
             GatewayError::Forbidden {
-                cause: "owner_mismatch",
+                cause: Denied::OwnerMismatch,
             },
             403,
             "forbidden",
             &[],
         ),
         (
-            GatewayError::Frozen { cause: "ip_frozen" },
+            GatewayError::Frozen {
+                cause: FrozenCause::IpFrozen,
+            },
             403,
             "frozen",
             &[],
@@ -83,7 +88,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
         (
             GatewayError::RateLimited {
                 status: limited(),
-                cause: "route_limit",
+                cause: LimitHit::RouteLimit,
             },
             429,
             "rate_limited",
@@ -97,7 +102,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
         (GatewayError::PayloadTooLarge, 413, "payload_too_large", &[]),
         (
             GatewayError::Overloaded {
-                cause: "max_in_flight",
+                cause: Overload::MaxInFlight,
             },
             503,
             "overloaded",
@@ -113,7 +118,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
         ),
         (
             GatewayError::BadGateway {
-                cause: "upstream_unreachable",
+                cause: UpstreamFailure::UpstreamUnreachable,
             },
             502,
             "bad_gateway",
@@ -121,7 +126,7 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
         ),
         (
             GatewayError::GatewayTimeout {
-                cause: "upstream_timeout",
+                cause: UpstreamFailure::UpstreamTimeout,
             },
             504,
             "gateway_timeout",
@@ -178,17 +183,30 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
 
 #[test]
 fn only_401_403_and_429_are_denials() {
-    assert!(GatewayError::Unauthenticated { cause: "x" }.is_denial());
-    assert!(GatewayError::Forbidden { cause: "x" }.is_denial());
     assert!(
-        GatewayError::RateLimited {
-            status: limited(),
-            cause: "x"
+        GatewayError::Unauthenticated {
+            cause: AuthFailure::BadSignature
         }
         .is_denial()
     );
     assert!(
-        !GatewayError::Frozen { cause: "x" }.is_denial(),
+        GatewayError::Forbidden {
+            cause: Denied::ScopeMissing
+        }
+        .is_denial()
+    );
+    assert!(
+        GatewayError::RateLimited {
+            status: limited(),
+            cause: LimitHit::RouteLimit
+        }
+        .is_denial()
+    );
+    assert!(
+        !GatewayError::Frozen {
+            cause: FrozenCause::IpFrozen
+        }
+        .is_denial(),
         "a frozen answer must not extend the freeze"
     );
     assert!(!GatewayError::NotFound.is_denial());
