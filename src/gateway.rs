@@ -80,6 +80,7 @@ impl Gateway {
         });
         gateway.ensure_backend();
         gateway.spawn_maintenance();
+        export_known_series(&gateway.live().policy);
         Ok(gateway)
     }
 
@@ -149,6 +150,7 @@ impl Gateway {
         if let Some(jwt) = &live.jwt {
             jwt.start().await;
         }
+        export_known_series(&live.policy);
         self.live.store(Arc::new(live));
         self.ensure_backend();
         metrics::counter!("ordergate_reloads_total", "result" => "ok").increment(1);
@@ -238,4 +240,14 @@ impl Gateway {
             }
         });
     }
+}
+
+/// Every metric series whose labels this policy fixes, at 0 (new routes on reload too).
+fn export_known_series(policy: &Policy) {
+    let routes: Vec<_> = policy
+        .routes
+        .iter()
+        .map(|r| (r.id.clone(), r.views.iter().map(|v| v.scope_name.clone()).collect()))
+        .collect();
+    crate::vocab::metrics::export_known(&routes);
 }

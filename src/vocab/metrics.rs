@@ -149,6 +149,71 @@ pub fn request_finished(entry: Finished<'_>) {
     }
 }
 
+/// Exports, at 0, every series whose labels are known without traffic, so dashboards and alert
+/// rules see them from the start (an absent series cannot fire). `routes` are the route ids with
+/// the scope names of their views.
+pub fn export_known(routes: &[(Arc<str>, Vec<Arc<str>>)]) {
+    use crate::vocab::cause::{AuthFailure, LimitHit};
+    for cause in AuthFailure::ALL {
+        metrics::counter!("ordergate_auth_failures_total", "reason" => cause.as_str()).increment(0);
+    }
+    for bucket in LimitHit::ALL {
+        let label = match bucket {
+            LimitHit::RouteLimit => "route",
+            LimitHit::PrincipalLimit => "principal",
+            LimitHit::FailedAuthIpLimit => "failed_auth_ip",
+        };
+        metrics::counter!("ordergate_rate_limited_total", "bucket" => label).increment(0);
+    }
+    for to in ["open", "half_open", "closed"] {
+        metrics::counter!("ordergate_circuit_transitions_total", "to" => to).increment(0);
+    }
+    for result in ["ok", "invalid"] {
+        metrics::counter!("ordergate_reloads_total", "result" => result).increment(0);
+    }
+    for result in ["ok", "error"] {
+        metrics::counter!("ordergate_jwks_refresh_total", "result" => result).increment(0);
+    }
+    for on in ["connect_error", "status"] {
+        metrics::counter!("ordergate_upstream_retries_total", "on" => on).increment(0);
+    }
+    for kind in ["ip", "principal"] {
+        metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(0);
+    }
+    for name in [
+        "ordergate_audit_records_total",
+        "ordergate_audit_errors_total",
+        "ordergate_audit_bytes_total",
+        "ordergate_audit_refused_total",
+        "ordergate_audit_records_lost_total",
+        "ordergate_audit_aborted_total",
+        "ordergate_audit_files_pruned_total",
+        "ordergate_audit_tail_repairs_total",
+        "ordergate_rate_limit_backend_errors_total",
+        "ordergate_admin_auth_failures_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in [
+        "ordergate_circuit_state",
+        "ordergate_in_flight",
+        "ordergate_frozen",
+        "ordergate_audit_queue_depth",
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    for (route, views) in routes {
+        for view in views {
+            metrics::counter!(
+                "ordergate_views_applied_total",
+                "route" => route.to_string(),
+                "view" => view.to_string()
+            )
+            .increment(0);
+        }
+    }
+}
+
 fn status_label(status: u16) -> &'static str {
     // Static strings for the statuses a gateway answers; anything else is grouped by class.
     match status {
