@@ -165,11 +165,20 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
         ISSUER,
         "agent-007",
         &["customer_service"],
-        &[tenant],
+        std::slice::from_ref(&tenant),
+        eight_hours,
+    )?;
+    // The tour's rate-limit burst is bob's, so alice's bucket is full when the newcomer pastes.
+    let bob = jwt_key.token(
+        ISSUER,
+        "bob",
+        &["customer"],
+        &[("customer_id", Value::from("C0000004")), tenant.clone()],
         eight_hours,
     )?;
     write(&s.join("tokens/alice.jwt"), &alice)?;
     write(&s.join("tokens/agent.jwt"), &agent)?;
+    write(&s.join("tokens/bob.jwt"), &bob)?;
     Ok(())
 }
 
@@ -397,6 +406,7 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
     let partner = client(s, true)?;
     let alice = format!("Bearer {}", read(s, "tokens/alice.jwt")?);
     let agent = format!("Bearer {}", read(s, "tokens/agent.jwt")?);
+    let bob = format!("Bearer {}", read(s, "tokens/bob.jwt")?);
     let erp = read(s, "keys/erp-sync.key")?;
     let logistics = read(s, "keys/sf-logistics.key")?;
     let range = "start_date=2025-01-01&end_date=2025-12-31&page_size=2";
@@ -543,14 +553,14 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
     for _ in 0..25 {
         let (st, _, _) = get(
             &plain,
-            &format!("{base}/v1/customers/C0000001/orders?{range}"),
-            &[("authorization", &alice)],
+            &format!("{base}/v1/customers/C0000004/orders?{range}"),
+            &[("authorization", &bob)],
         )
         .await?;
         *counts.entry(st).or_insert(0) += 1;
     }
     println!(
-        "\n10. alice, 25 requests at once (burst 20, 120/min): {counts:?} — 429s carry Retry-After"
+        "\n10. bob, 25 requests at once (burst 20, 120/min): {counts:?} — 429s carry Retry-After"
     );
     let fail_url = format!("http://127.0.0.1:{}/__demo/fail", setup.orders_port);
     setup.store.set_failing(true);
@@ -575,7 +585,31 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
         "\n11. the order service fails (POST {fail_url}): the gateway hides its stack traces, then opens the circuit:"
     );
     println!("   {}", statuses.join(", "));
-    println!("   (the circuit half-opens after 15 s and closes when probes succeed)");
+    // Leave everything healthy before the commands are printed: wait (bounded) for the circuit
+    // to half-open and for the probes to close it again.
+    let healed = std::time::Instant::now();
+    let mut recovered = false;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (st, _, _) = get(
+            &plain,
+            &format!("{base}/v1/orders/{order}"),
+            &[("x-api-key", &erp)],
+        )
+        .await?;
+        if st == 200 {
+            recovered = true;
+            break;
+        }
+    }
+    if recovered {
+        println!(
+            "   healed: the circuit half-opened, the probes succeeded, it closed again ({:.0} s)",
+            healed.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("   (the circuit has not closed yet; it half-opens after `open_for`)");
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let audit = s.join("audit/audit.jsonl");
     let text = std::fs::read_to_string(&audit).unwrap_or_default();
@@ -605,6 +639,10 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
 
 fn print_curls(setup: &Setup, port: u16, admin_port: u16) {
     let s = setup.state.display();
+    // This very binary, so the line works without a second (release) build.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ordergate".to_owned());
     let order = &setup.order_id;
     println!(
         r#"Try it yourself (paste into a shell in this directory):
@@ -634,7 +672,8 @@ curl -s -X POST "http://127.0.0.1:{orders}/__demo/fail?on=true"; for i in $(seq 
 curl -s http://127.0.0.1:{admin_port}/metrics | grep ^ordergate_requests_total
 curl -s http://127.0.0.1:{admin_port}/admin/frozen
 tail -n 2 {s}/audit/audit.jsonl
-cargo run --release -- audit verify {s}/audit/audit.jsonl*"#,
-        orders = setup.orders_port
+{exe} audit verify {s}/audit/audit.jsonl*"#,
+        orders = setup.orders_port,
+        exe = exe,
     );
 }
