@@ -247,7 +247,12 @@ fn export_known_series(policy: &Policy) {
     let routes: Vec<_> = policy
         .routes
         .iter()
-        .map(|r| (r.id.clone(), r.views.iter().map(|v| v.scope_name.clone()).collect()))
+        .map(|r| {
+            (
+                r.id.clone(),
+                r.views.iter().map(|v| v.scope_name.clone()).collect(),
+            )
+        })
         .collect();
     crate::vocab::metrics::export_known(&routes);
 }

@@ -448,6 +448,7 @@ async fn retries_only_for_idempotent_requests_on_retryable_failures() {
         .client
         .post(h.url("/v1/orders/O2025010100000001/notes"))
         .header("x-api-key", &erp)
+        .header("content-type", "text/plain")
         .body("n")
         .send()
         .await

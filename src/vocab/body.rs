@@ -179,17 +179,20 @@ impl GatewayBody {
     }
 
     /// Ends the request's bookkeeping; `interrupted` is `None` when the body ended normally.
+    /// The send watch and the in-flight slot are released only when the body is dropped: with
+    /// commit before completion the record is finished one frame ahead of the client, and the
+    /// response still occupies its slot (and may still stall) until its last frame is taken.
     fn finish(&mut self, interrupted: Option<Interrupted>) {
-        if let Some(watch) = self.send_watch.take() {
-            watch.finish();
-        }
-        self.in_flight.take();
         if let Some(pending) = self.pending.take() {
-            let held = self
-                .held
-                .as_ref()
-                .and_then(Frame::data_ref)
-                .map_or(0, |d| d.len() as u64);
+            // A held frame counts only when it is about to go; a cut response never sends it.
+            let held = match interrupted {
+                None => self
+                    .held
+                    .as_ref()
+                    .and_then(Frame::data_ref)
+                    .map_or(0, |d| d.len() as u64),
+                Some(_) => 0,
+            };
             let written = pending.finish(self.sent + held, interrupted);
             if let (Commit::HoldingLast, Some(written)) = (&self.commit, written) {
                 self.commit = Commit::Waiting {
@@ -265,6 +268,17 @@ impl GatewayBody {
         polled
     }
 
+    /// Splits the held data frame into what may go now and its last byte, which stays held.
+    fn split_held(&mut self) -> Option<Frame<Bytes>> {
+        let data = self.held.as_mut()?.data_mut()?;
+        if data.len() < 2 {
+            return None;
+        }
+        let tail = data.split_off(data.len() - 1);
+        let head = std::mem::replace(data, tail);
+        Some(Frame::data(head))
+    }
+
     /// Waits for the writer's acknowledgement; `Ready(true)` once the record is written.
     fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let Commit::Waiting { written, deadline } = &mut self.commit else {
@@ -327,16 +341,17 @@ impl Body for GatewayBody {
             match ready!(this.waiting(cx, Self::poll_inner)) {
                 Some(Ok(frame)) if holding => {
                     let previous = this.held.replace(frame);
-                    if this.inner_done() {
-                        // The frame just taken is the last: its record goes first.
-                        this.finish(None);
-                        if let Some(previous) = previous {
-                            return this.pass(previous);
-                        }
-                        continue;
-                    }
                     if let Some(previous) = previous {
                         return this.pass(previous);
+                    }
+                    // The last frame: all but its last byte goes now; the record is written
+                    // when the connection asks for more (the client is taking the answer), and
+                    // only then does the last byte follow. A client that stops reading never
+                    // gets that far: its response is cut and recorded as such.
+                    if this.inner_done()
+                        && let Some(head) = this.split_held()
+                    {
+                        return this.pass(head);
                     }
                 }
                 Some(Ok(frame)) => return this.pass(frame),
@@ -413,5 +428,9 @@ impl Drop for GatewayBody {
             }
         });
         self.finish(interrupted);
+        if let Some(watch) = self.send_watch.take() {
+            watch.finish();
+        }
+        self.in_flight.take();
     }
 }
