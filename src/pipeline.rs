@@ -2,22 +2,23 @@
 //! doc says what it checks, what it refuses with, and what it adds to the [`RequestContext`].
 //!
 //! ```text
-//!  1 connection      server.rs: TLS 1.2/1.3, ALPN, mTLS, connection limit,
-//!                    header read timeout; here: header size (431)
-//!  2 request id      request_id.rs
-//! 12 audit           audit/: a queue slot is reserved first; the record is sent when the
-//!                    response body ends or is dropped, so every exit below is recorded
-//!  3 route           route.rs        404, 405 + Allow, 400 for unsafe paths
-//!  4 frozen IP       abuse.rs        403 frozen
-//!  5 authenticate    authn/          400 (two credentials, key in query), 401;
-//!                    a failure also charges the per-IP bucket (rate_limit/) → 429
-//!    frozen principal abuse.rs       403 frozen
-//!  6 authorise       authz.rs        403 (scopes, owner, no view)
-//!  7 validate        validate/       400 invalid_parameter, 413
-//!  8 rate limit      rate_limit/     429, 503 (backend down under reject)
-//!  9 load, circuit   load_shed.rs, circuit.rs   503 overloaded / circuit_open
-//! 10 proxy           proxy.rs        502, 504
-//! 11 response        response.rs, views.rs      502 (views fail closed), 5xx upstream_error
+//!  1 connection      server/: TLS 1.2/1.3, ALPN, mTLS, connection limits, header read and
+//!                    idle timeouts, send stalls; stage/route.rs: header size (431)
+//!  2 request id      stage/request_id.rs
+//! 12 audit           stage/audit/: a queue slot is reserved first; the record is sent when the
+//!                    response body ends or is dropped, so every exit below is recorded; under
+//!                    `on_error = "reject"` the last byte waits for it (vocab/body.rs)
+//!  3 route           stage/route.rs      404, 405 + Allow, 400 for unsafe paths
+//!  4 frozen IP       stage/abuse.rs      403 frozen
+//!  5 authenticate    stage/authn/        400 (two credentials, key in query), 401;
+//!                    a failure also charges the per-IP bucket (stage/rate_limit/) → 429
+//!    frozen principal stage/abuse.rs     403 frozen
+//!  6 authorise       stage/authz.rs      403 (scopes, owner, no view)
+//!  7 validate        stage/validate/     400 invalid_parameter; body: 400, 413
+//!  8 rate limit      stage/rate_limit/   429, 503 (backend down under reject)
+//!  9 load, circuit   stage/load_shed.rs, stage/circuit.rs   503 overloaded / circuit_open
+//! 10 proxy           stage/proxy.rs      502, 504
+//! 11 response        stage/response.rs, stage/views.rs      502 (views fail closed), 5xx
 //! ```
 //!
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
@@ -33,7 +34,6 @@ use http_body::Body;
 
 use crate::context::{ConnInfo, RequestContext};
 use crate::gateway::{Gateway, Live};
-use crate::stage::abuse;
 use crate::stage::audit::{Entry, Pending};
 use crate::stage::authn;
 use crate::stage::authz;
@@ -41,10 +41,11 @@ use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
 use crate::stage::rate_limit::RedisBuckets;
 use crate::stage::request_id;
 use crate::stage::response;
+use crate::stage::route;
 use crate::stage::validate;
 use crate::vocab::address::client_ip;
 use crate::vocab::body::GatewayBody;
-use crate::vocab::cause::{FrozenCause, Overload, UpstreamFailure};
+use crate::vocab::cause::{Overload, UpstreamFailure};
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::problem;
 
@@ -101,11 +102,18 @@ where
     let (mut response, reason, detail) = match outcome {
         Ok(response) => (response, "ok", None),
         Err(error) => {
-            if error.is_denial() {
-                count_denial(&gateway, &live, &ctx, true).await;
-            } else if is_free_refusal(&error) {
-                count_denial(&gateway, &live, &ctx, false).await;
-            }
+            let store = gateway.limiter.redis();
+            let principal = ctx.principal.as_ref().map(|p| (p.kind, &*p.id));
+            gateway
+                .abuse
+                .count(
+                    &live.policy.abuse,
+                    store.as_deref().map(RedisBuckets::store),
+                    &error,
+                    ctx.client_ip,
+                    principal,
+                )
+                .await;
             (
                 problem::render(&error, &ctx.request_id),
                 error.reason(),
@@ -164,14 +172,8 @@ where
     B::Error: Into<BoxError>,
 {
     let policy = &live.policy;
-    let header_bytes: usize = parts
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if header_bytes > policy.server.max_header_bytes {
-        return Err(GatewayError::BadRequest(BadRequest::HeadersTooLarge));
-    }
+    // 1. The header size (the rest of stage 1 is the server's).
+    route::refuse_large_headers(&parts.headers, policy.server.max_header_bytes)?;
 
     // 3. Route.
     let matched = policy.table.lookup(&parts.method, parts.uri.path())?;
@@ -180,11 +182,7 @@ where
     let raw_query = crate::vocab::query::parse(parts.uri.query().unwrap_or(""));
 
     // 4. Frozen IP.
-    if gateway.abuse.is_ip_frozen(ctx.client_ip) {
-        return Err(GatewayError::Frozen {
-            cause: FrozenCause::IpFrozen,
-        });
-    }
+    gateway.abuse.refuse_frozen_ip(ctx.client_ip)?;
 
     // 5. Authentication (a failure charges the per-IP bucket), then frozen principal.
     let key_header = policy.auth.api_keys.as_ref().map(|k| k.header.as_str());
@@ -214,14 +212,9 @@ where
         Err(e) => return Err(e),
     };
     ctx.principal = Some(principal.clone());
-    if gateway
+    gateway
         .abuse
-        .is_principal_frozen(principal.kind, &principal.id)
-    {
-        return Err(GatewayError::Frozen {
-            cause: FrozenCause::PrincipalFrozen,
-        });
-    }
+        .refuse_frozen_principal(principal.kind, &principal.id)?;
 
     // 6. Authorisation.
     let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
@@ -235,23 +228,8 @@ where
         policy.server.max_request_body,
     )
     .await?;
-    let path_texts: Vec<(&str, String)> = validated
-        .path
-        .iter()
-        .map(|(name, value)| {
-            let mut text = String::new();
-            value.write_canonical(&mut text);
-            (&**name, text)
-        })
-        .collect();
-    let mut upstream_path = String::with_capacity(64);
-    route.upstream_path.render(&mut upstream_path, |name| {
-        path_texts
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| t.as_str())
-    });
-    let upstream_query = validated.upstream_query(&route.params);
+    let (upstream_path, upstream_query) =
+        proxy::upstream_target(&route.upstream_path, &validated, &route.params);
     ctx.validated = Some(validated);
 
     // 8. Rate limits.
@@ -306,43 +284,4 @@ where
     .await?;
     response.body_mut().set_in_flight(Some(Box::new(in_flight)));
     Ok(response)
-}
-
-/// Refusals that cost the caller nothing yet still write an audit record (400, 404, 405). They
-/// count as denials of the client address (never of a principal: a partner's buggy query is
-/// not an attack on its credential), so a flood of them freezes that address instead of
-/// rotating the evidence out of the log.
-fn is_free_refusal(error: &GatewayError) -> bool {
-    matches!(
-        error,
-        GatewayError::NotFound
-            | GatewayError::MethodNotAllowed { .. }
-            | GatewayError::BadRequest(_)
-            | GatewayError::InvalidParameter { .. }
-    )
-}
-
-/// Counts a denial against the client address and, with `principal_too` and when known, the
-/// principal.
-async fn count_denial(gateway: &Gateway, live: &Live, ctx: &RequestContext, principal_too: bool) {
-    let redis = gateway.limiter.redis();
-    let settings = &live.policy.abuse;
-    gateway
-        .abuse
-        .deny(
-            settings,
-            &abuse::ip_key(ctx.client_ip),
-            redis.as_deref().map(RedisBuckets::store),
-        )
-        .await;
-    if let Some(p) = ctx.principal.as_ref().filter(|_| principal_too) {
-        gateway
-            .abuse
-            .deny(
-                settings,
-                &abuse::principal_key(p.kind, &p.id),
-                redis.as_deref().map(RedisBuckets::store),
-            )
-            .await;
-    }
 }

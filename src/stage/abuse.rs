@@ -18,6 +18,8 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
 use crate::vocab::address::address_group;
+use crate::vocab::cause::FrozenCause;
+use crate::vocab::error::GatewayError;
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::shared_store::SharedStore;
 
@@ -100,6 +102,59 @@ impl AbuseGuard {
     /// True while this client address's group is frozen (no allocation when nothing is frozen).
     pub fn is_ip_frozen(&self, ip: IpAddr) -> bool {
         !self.frozen.load().is_empty() && self.is_frozen(&ip_key(ip))
+    }
+
+    /// Stage 4: refuses a frozen client address (403 `frozen`).
+    pub fn refuse_frozen_ip(&self, ip: IpAddr) -> Result<(), GatewayError> {
+        if self.is_ip_frozen(ip) {
+            return Err(GatewayError::Frozen {
+                cause: FrozenCause::IpFrozen,
+            });
+        }
+        Ok(())
+    }
+
+    /// Right after stage 5: refuses a frozen principal (403 `frozen`).
+    pub fn refuse_frozen_principal(
+        &self,
+        kind: PrincipalKind,
+        id: &str,
+    ) -> Result<(), GatewayError> {
+        if self.is_principal_frozen(kind, id) {
+            return Err(GatewayError::Frozen {
+                cause: FrozenCause::PrincipalFrozen,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts the refusal `error` of a request from `ip` (by `principal` when known): 401, 403
+    /// and 429 against both; 400, 404 and 405 — refusals that cost the caller nothing yet still
+    /// write an audit record — against the address only (a partner's buggy query is no attack
+    /// on its credential), so a flood of them freezes the address instead of rotating the
+    /// evidence out of the log. Other answers are not counted.
+    pub async fn count(
+        &self,
+        settings: &AbuseSettings,
+        store: Option<&SharedStore>,
+        error: &GatewayError,
+        ip: IpAddr,
+        principal: Option<(PrincipalKind, &str)>,
+    ) {
+        let free = matches!(
+            error,
+            GatewayError::NotFound
+                | GatewayError::MethodNotAllowed { .. }
+                | GatewayError::BadRequest(_)
+                | GatewayError::InvalidParameter { .. }
+        );
+        if !error.is_denial() && !free {
+            return;
+        }
+        self.deny(settings, &ip_key(ip), store).await;
+        if let Some((kind, id)) = principal.filter(|_| !free) {
+            self.deny(settings, &principal_key(kind, id), store).await;
+        }
     }
 
     /// True while this principal is frozen (no allocation when nothing is frozen).

@@ -24,6 +24,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::stage::authn::Principal;
 use crate::stage::circuit::BreakerSettings;
 use crate::stage::circuit::CircuitBreaker;
+use crate::stage::route::PathTemplate;
+use crate::stage::validate::{RouteParams, Validated};
 use crate::vocab::cause::UpstreamFailure;
 use crate::vocab::error::GatewayError;
 
@@ -262,6 +264,32 @@ pub fn upstream_uri(
     Uri::try_from(text).map_err(|_| GatewayError::BadGateway {
         cause: UpstreamFailure::UpstreamUri,
     })
+}
+
+/// The upstream path and query, rebuilt from the validated values only: path parameters in
+/// canonical form into the route's `upstream_path`, and the canonical query (CONTRACT §2.7).
+pub fn upstream_target(
+    template: &PathTemplate,
+    validated: &Validated,
+    params: &RouteParams,
+) -> (String, String) {
+    let path_texts: Vec<(&str, String)> = validated
+        .path
+        .iter()
+        .map(|(name, value)| {
+            let mut text = String::new();
+            value.write_canonical(&mut text);
+            (&**name, text)
+        })
+        .collect();
+    let mut path = String::with_capacity(64);
+    template.render(&mut path, |name| {
+        path_texts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_str())
+    });
+    (path, validated.upstream_query(params))
 }
 
 /// What the gateway knows when building upstream headers.

@@ -247,6 +247,19 @@ fn decode_segment(raw: &str) -> Result<String, GatewayError> {
     Ok(decoded.into_owned())
 }
 
+/// Stage 1's header limit, checked here where the headers are parsed: more than `max` bytes
+/// (names, values and separators) is 431.
+pub fn refuse_large_headers(headers: &http::HeaderMap, max: usize) -> Result<(), GatewayError> {
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > max {
+        return Err(GatewayError::BadRequest(BadRequest::HeadersTooLarge));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
