@@ -1,0 +1,165 @@
+//! `[rate_limits]`: where buckets live (local or Redis), what happens when Redis fails, and the
+//! per-principal and per-IP (failed authentication) buckets; also each `{ rate, burst }` bucket.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::files;
+use crate::config::problems::KeyPath;
+use crate::config::raw;
+use crate::policy::compile::Ctx;
+use crate::stage::rate_limit::{Backend, BucketRef, BucketSpec, OnBackendError, RateLimitSettings};
+use crate::vocab::secret::Secret;
+use crate::vocab::units::parse_rate;
+
+pub(super) fn compile(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: Option<&raw::RateLimits>,
+) -> Option<RateLimitSettings> {
+    let Some(raw) = raw else {
+        return Some(RateLimitSettings {
+            backend: Backend::Local,
+            on_backend_error: OnBackendError::Local,
+            per_principal: None,
+            per_ip_unauthenticated: None,
+        });
+    };
+    let on_backend_error = match raw.on_backend_error.as_deref().unwrap_or("local") {
+        "local" => OnBackendError::Local,
+        "reject" => OnBackendError::Reject,
+        other => {
+            ctx.bad(
+                &at.k("on_backend_error"),
+                format!("`{other}` must be \"local\" or \"reject\""),
+            );
+            OnBackendError::Local
+        }
+    };
+    let backend = match raw.backend.as_deref().unwrap_or("local") {
+        "local" => Backend::Local,
+        "redis" => {
+            let timeout = ctx.duration(
+                &at.k("redis_timeout"),
+                raw.redis_timeout.as_deref(),
+                Duration::from_millis(100),
+            );
+            let password = files::secret(
+                ctx.base,
+                raw.redis_password_env.as_deref(),
+                raw.redis_password_file.as_deref(),
+            )
+            .map_err(|e| ctx.bad(&at.k("redis_password_env"), e))
+            .ok()
+            .flatten();
+            match raw
+                .redis_url
+                .as_deref()
+                .map(|u| redis_url(u, password.as_ref()))
+            {
+                Some(Ok(url)) => Backend::Redis {
+                    url,
+                    timeout,
+                    prefix: raw
+                        .redis_key_prefix
+                        .clone()
+                        .unwrap_or_else(|| "ordergate:".into()),
+                },
+                Some(Err(e)) => {
+                    ctx.bad(&at.k("redis_url"), e);
+                    Backend::Local
+                }
+                None => {
+                    ctx.bad(&at.k("backend"), "the redis backend needs `redis_url`");
+                    Backend::Local
+                }
+            }
+        }
+        other => {
+            ctx.bad(
+                &at.k("backend"),
+                format!("`{other}` must be \"local\" or \"redis\""),
+            );
+            Backend::Local
+        }
+    };
+    let per_principal = raw
+        .per_principal
+        .as_ref()
+        .and_then(|b| bucket(ctx, &at.k("per_principal"), "principal".into(), b));
+    let per_ip_unauthenticated = raw.per_ip_unauthenticated.as_ref().and_then(|b| {
+        bucket(
+            ctx,
+            &at.k("per_ip_unauthenticated"),
+            "failed-auth".into(),
+            b,
+        )
+    });
+    Some(RateLimitSettings {
+        backend,
+        on_backend_error,
+        per_principal,
+        per_ip_unauthenticated,
+    })
+}
+
+/// Checks a Redis URL (no inline password) and fills the password in.
+fn redis_url(url: &str, password: Option<&Secret>) -> Result<Secret, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("`redis_url` must look like redis://host:port/db")?;
+    if !matches!(scheme, "redis" | "rediss" | "valkey" | "valkeys") {
+        return Err("`redis_url` must start with redis:// or rediss://".into());
+    }
+    let (userinfo, host) = match rest.split_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    if userinfo.is_some_and(|u| u.contains(':')) {
+        return Err("`redis_url` must not contain a password: use `redis_password_env` or `redis_password_file`".into());
+    }
+    let user = userinfo.unwrap_or("");
+    let full = match password {
+        Some(p) => {
+            let mut encoded = String::new();
+            crate::vocab::percent::encode_into(p.expose(), &mut encoded);
+            format!("{scheme}://{user}:{encoded}@{host}")
+        }
+        None => url.to_owned(),
+    };
+    redis::Client::open(full.as_str()).map_err(|e| format!("`redis_url` is not usable: {e}"))?;
+    Ok(Secret::new(full))
+}
+
+/// One token bucket (`{ rate, burst }`); its id carries the spec's fingerprint, so a reload that
+/// changes the rate starts a fresh bucket instead of reusing the old state.
+pub(super) fn bucket(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    id: String,
+    raw: &raw::Bucket,
+) -> Option<BucketRef> {
+    let rate = match parse_rate(&raw.rate) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.bad(&at.k("rate"), e);
+            return None;
+        }
+    };
+    let burst = match raw.burst {
+        Some(b) => match NonZeroU32::new(b) {
+            Some(b) => b,
+            None => {
+                ctx.bad(&at.k("burst"), "must be at least 1");
+                return None;
+            }
+        },
+        None => rate.count,
+    };
+    let spec = BucketSpec { rate, burst };
+    Some(BucketRef {
+        id: Arc::from(format!("{id}:{}", spec.fingerprint())),
+        spec,
+    })
+}

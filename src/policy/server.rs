@@ -1,0 +1,279 @@
+//! `[server]` and `[server.tls]`: listeners, limits, timeouts, the admin token and a ready
+//! rustls configuration (certificate, key, TLS versions, client verification).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::WebPkiClientVerifier;
+
+use crate::config::files;
+use crate::config::problems::KeyPath;
+use crate::config::raw;
+use crate::policy::compile::Ctx;
+use crate::policy::{ClientAuth, ServerSettings, TlsSettings};
+use crate::vocab::secret::Secret;
+
+fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ctx.bad(
+                at,
+                format!("`{text}` is not IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn compile(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Server,
+) -> Option<ServerSettings> {
+    let listen = socket_addr(ctx, &at.k("listen"), &raw.listen);
+    let admin_listen = raw
+        .admin_listen
+        .as_deref()
+        .and_then(|a| socket_addr(ctx, &at.k("admin_listen"), a));
+    let admin_token = admin_token(ctx, at, raw, admin_listen);
+    let max_connections =
+        ctx.positive(&at.k("max_connections"), raw.max_connections, 10_000) as usize;
+    let max_in_flight = ctx.positive(&at.k("max_in_flight"), raw.max_in_flight, 2_048) as usize;
+    let header_read_timeout = ctx.duration(
+        &at.k("header_read_timeout"),
+        raw.header_read_timeout.as_deref(),
+        Duration::from_secs(5),
+    );
+    let request_timeout = ctx.duration(
+        &at.k("request_timeout"),
+        raw.request_timeout.as_deref(),
+        Duration::from_secs(30),
+    );
+    let shutdown_grace = ctx.duration(
+        &at.k("shutdown_grace"),
+        raw.shutdown_grace.as_deref(),
+        Duration::from_secs(30),
+    );
+    let max_connections_per_ip = ctx.positive(
+        &at.k("max_connections_per_ip"),
+        raw.max_connections_per_ip,
+        64,
+    ) as usize;
+    let max_concurrent_streams = ctx.positive(
+        &at.k("max_concurrent_streams"),
+        raw.max_concurrent_streams,
+        100,
+    );
+    let idle_timeout = ctx.duration(
+        &at.k("idle_timeout"),
+        raw.idle_timeout.as_deref(),
+        Duration::from_secs(60),
+    );
+    let send_stall_timeout = ctx.duration(
+        &at.k("send_stall_timeout"),
+        raw.send_stall_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    let max_header_bytes = ctx.size(
+        &at.k("max_header_bytes"),
+        raw.max_header_bytes.as_deref(),
+        16 * 1024,
+    );
+    if max_header_bytes < 1024 {
+        ctx.bad(&at.k("max_header_bytes"), "must be at least 1KiB");
+    }
+    let max_request_body = ctx.size(
+        &at.k("max_request_body"),
+        raw.max_request_body.as_deref(),
+        64 * 1024,
+    );
+    for (key, d) in [
+        ("header_read_timeout", header_read_timeout),
+        ("request_timeout", request_timeout),
+        ("idle_timeout", idle_timeout),
+        ("send_stall_timeout", send_stall_timeout),
+    ] {
+        if d.is_zero() {
+            ctx.bad(&at.k(key), "must be longer than 0s");
+        }
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => ctx.bad(
+                &at.k("trusted_proxies").i(i),
+                format!("`{cidr}` is not a CIDR (e.g. 10.0.0.0/8) or an IP"),
+            ),
+        }
+    }
+    let tls = match (&raw.tls, raw.insecure_plaintext) {
+        (_, true) => {
+            if listen.is_some_and(|l| !l.ip().is_loopback()) {
+                ctx.bad(
+                    &at.k("insecure_plaintext"),
+                    "plain HTTP is allowed only when `listen` is a loopback address",
+                );
+            }
+            None
+        }
+        (Some(tls), false) => tls_settings(ctx, &at.k("tls"), tls),
+        (None, false) => {
+            ctx.bad(
+                at,
+                "missing [server.tls] (plain HTTP needs `insecure_plaintext = true` on loopback)",
+            );
+            None
+        }
+    };
+    Some(ServerSettings {
+        listen: listen?,
+        admin_listen,
+        admin_token,
+        max_connections,
+        max_in_flight,
+        header_read_timeout,
+        request_timeout,
+        max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+        max_request_body,
+        shutdown_grace,
+        max_connections_per_ip,
+        max_concurrent_streams,
+        idle_timeout,
+        send_stall_timeout,
+        trusted_proxies,
+        tls,
+    })
+}
+
+/// The admin token (at least 32 bytes, from the environment or a file). Without one the admin
+/// API (unfreeze included) is unauthenticated, so `admin_listen` must then be a loopback address.
+fn admin_token(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Server,
+    admin_listen: Option<SocketAddr>,
+) -> Option<Secret> {
+    let key = if raw.admin_token_env.is_some() {
+        "admin_token_env"
+    } else {
+        "admin_token_file"
+    };
+    let token = files::secret(
+        ctx.base,
+        raw.admin_token_env.as_deref(),
+        raw.admin_token_file.as_deref(),
+    )
+    .map_err(|e| ctx.bad(&at.k(key), e))
+    .ok()
+    .flatten();
+    if token.as_ref().is_some_and(|t| t.expose().len() < 32) {
+        ctx.bad(&at.k(key), "the admin token must be at least 32 bytes");
+        return None;
+    }
+    let configured = raw.admin_token_env.is_some() || raw.admin_token_file.is_some();
+    if !configured && admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
+        ctx.bad(
+            &at.k("admin_listen"),
+            "a non-loopback `admin_listen` needs `admin_token_env` or `admin_token_file` (the admin API can unfreeze)",
+        );
+    }
+    token
+}
+
+fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSettings> {
+    let certs = files::certificates(&files::resolve(ctx.base, &raw.cert))
+        .map_err(|e| ctx.bad(&at.k("cert"), e))
+        .ok();
+    let key = files::private_key(&files::resolve(ctx.base, &raw.key))
+        .map_err(|e| ctx.bad(&at.k("key"), e))
+        .ok();
+    let versions: &[&rustls::SupportedProtocolVersion] =
+        match raw.min_version.as_deref().unwrap_or("1.2") {
+            "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            "1.3" => &[&rustls::version::TLS13],
+            other => {
+                ctx.bad(
+                    &at.k("min_version"),
+                    format!("`{other}` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")"),
+                );
+                &[&rustls::version::TLS13]
+            }
+        };
+    let client_auth = match raw.client_auth.as_deref().unwrap_or("off") {
+        "off" => ClientAuth::Off,
+        "optional" => ClientAuth::Optional,
+        "required" => ClientAuth::Required,
+        other => {
+            ctx.bad(
+                &at.k("client_auth"),
+                format!("`{other}` must be \"off\", \"optional\" or \"required\""),
+            );
+            ClientAuth::Off
+        }
+    };
+    let provider = crate::vocab::tls_client::provider();
+    let verifier = match (client_auth, raw.client_ca.as_deref()) {
+        (ClientAuth::Off, _) => None,
+        (_, None | Some("")) => {
+            ctx.bad(&at.k("client_auth"), "mutual TLS needs `client_ca`");
+            None
+        }
+        (mode, Some(ca)) => {
+            let ca_certs = files::certificates(&files::resolve(ctx.base, ca))
+                .map_err(|e| ctx.bad(&at.k("client_ca"), e))
+                .ok()?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in ca_certs {
+                if let Err(e) = roots.add(cert) {
+                    ctx.bad(&at.k("client_ca"), format!("CA certificate rejected: {e}"));
+                }
+            }
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder = if mode == ClientAuth::Optional {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            match builder.build() {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    ctx.bad(
+                        &at.k("client_ca"),
+                        format!("cannot verify clients with this CA: {e}"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| ctx.bad(&at.k("min_version"), e.to_string()))
+        .ok()?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None if client_auth != ClientAuth::Off => return None,
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs?, key?)
+        .map_err(|e| {
+            ctx.bad(
+                &at.k("key"),
+                format!("certificate and key do not form a usable pair: {e}"),
+            )
+        })
+        .ok()?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Some(TlsSettings {
+        config: Arc::new(config),
+        client_auth,
+    })
+}
