@@ -14,3 +14,26 @@ pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::Abuse>)
         freeze_for: ctx.duration(&at.k("freeze_for"), raw.freeze_for.as_deref(), d.freeze_for),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::check;
+
+    #[test]
+    fn bad_abuse_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                "[abuse]\nwindow = \"1\"\nmax_denials = 0\nfreeze_for = \"a while\"\n",
+                &[
+                    "2:10: duration `1` needs a unit (ms, s, m, h, d)",
+                    "3:15: must be at least 1",
+                    "4:14: duration `a while` must start with a whole number",
+                ],
+            ),
+            (
+                "[abuse]\nwindow = \"1m\"\nmax_denials = 5\nfreeze_for = \"10m\"\n",
+                &[],
+            ),
+        ]);
+    }
+}

@@ -30,29 +30,29 @@ pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> Audi
         raw.rotate_bytes.as_deref(),
         100 * 1024 * 1024,
     );
-    let fsync = match raw.fsync.as_deref().unwrap_or("batch") {
-        "always" => FsyncMode::Always,
-        "batch" => FsyncMode::Batch,
-        "never" => FsyncMode::Never,
-        other => {
-            ctx.bad(
-                &at.k("fsync"),
-                format!("`{other}` must be \"always\", \"batch\" or \"never\""),
-            );
-            FsyncMode::Batch
-        }
-    };
-    let on_error = match raw.on_error.as_deref().unwrap_or("reject") {
-        "reject" => OnError::Reject,
-        "continue" => OnError::Continue,
-        other => {
-            ctx.bad(
-                &at.k("on_error"),
-                format!("`{other}` must be \"reject\" or \"continue\""),
-            );
-            OnError::Reject
-        }
-    };
+    let fsync = ctx
+        .choice(
+            &at.k("fsync"),
+            raw.fsync.as_ref(),
+            raw::Fsync::Batch,
+            |other| format!("`{other}` must be \"always\", \"batch\" or \"never\""),
+        )
+        .map_or(FsyncMode::Batch, |fsync| match fsync {
+            raw::Fsync::Always => FsyncMode::Always,
+            raw::Fsync::Batch => FsyncMode::Batch,
+            raw::Fsync::Never => FsyncMode::Never,
+        });
+    let on_error = ctx
+        .choice(
+            &at.k("on_error"),
+            raw.on_error.as_ref(),
+            raw::OnError::Reject,
+            |other| format!("`{other}` must be \"reject\" or \"continue\""),
+        )
+        .map_or(OnError::Reject, |on_error| match on_error {
+            raw::OnError::Reject => OnError::Reject,
+            raw::OnError::Continue => OnError::Continue,
+        });
     AuditSettings {
         target,
         rotate_bytes: (rotate_bytes > 0).then_some(rotate_bytes),
@@ -62,5 +62,54 @@ pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> Audi
         on_error,
         sensitive_params: raw.sensitive_params.clone(),
         queue_capacity: ctx.positive(&at.k("queue_capacity"), raw.queue_capacity, 65_536) as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::{check, problems_in};
+
+    #[test]
+    fn bad_audit_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                "[audit]\npath = \"\"\n",
+                &["2:8: `path` must name a file, or \"-\" for stdout"],
+            ),
+            (
+                r#"[audit]
+path = "-"
+rotate_bytes = "big"
+fsync = "sometimes"
+on_error = "ignore"
+queue_capacity = 0
+"#,
+                &[
+                    "3:16: size `big` must start with a whole number",
+                    "4:9: `sometimes` must be \"always\", \"batch\" or \"never\"",
+                    "5:12: `ignore` must be \"reject\" or \"continue\"",
+                    "6:18: must be at least 1",
+                ],
+            ),
+            (
+                "[audit]\npath = \"-\"\nfsync = \"always\"\non_error = \"continue\"\n",
+                &[],
+            ),
+            (
+                "[audit]\npath = \"-\"\nfsync = \"ALWAYS\"\n",
+                &["3:9: `ALWAYS` must be \"always\", \"batch\" or \"never\""],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn an_audit_path_that_is_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
+        let out = problems_in(dir.path(), "[audit]\npath = \"logs\"\n");
+        assert_eq!(
+            out,
+            format!("2:8: {} is a directory", dir.path().join("logs").display())
+        );
     }
 }

@@ -358,3 +358,135 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
         cache_size: raw.cache_size.unwrap_or(10_000) as usize,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::check;
+
+    const HASH: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn bad_jwt_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[auth.jwt]
+issuer = ""
+audiences = []
+algorithms = ["none", "RS256", "RS256"]
+jwks_file = "jwks.json"
+jwks_url = "https://idp.example/jwks"
+leeway = "30"
+"#,
+                &[
+                    "2:10: `issuer` must not be empty",
+                    "3:13: list at least one audience",
+                    "4:15: `none` is not supported (RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512; never none)",
+                    "4:32: `RS256` is listed twice",
+                    "6:12: give `jwks_file` or `jwks_url`, not both",
+                    "7:10: duration `30` needs a unit (ms, s, m, h, d)",
+                ],
+            ),
+            (
+                "[auth.jwt]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = []\n",
+                &["4:14: list at least one algorithm"],
+            ),
+            (
+                "[auth.jwt]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\n",
+                &["1:1: asymmetric algorithms need `jwks_file` or `jwks_url`"],
+            ),
+            (
+                "[auth.jwt]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\njwks_url = \"http://idp.example/jwks\"\n",
+                &["5:12: `jwks_url` must be an https:// URL"],
+            ),
+            (
+                "[auth.jwt]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"HS256\"]\n",
+                &[
+                    "4:14: HS* algorithms need `hs_secret_env` or `hs_secret_file` (secrets are never inline)",
+                ],
+            ),
+            (
+                "[auth.jwt]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"HS256\"]\nhs_secret_env = \"ORDERGATE_TEST_VARIABLE_THAT_IS_NEVER_SET\"\n",
+                &[
+                    "4:14: HS* algorithms need `hs_secret_env` or `hs_secret_file` (secrets are never inline)",
+                    "5:17: environment variable `ORDERGATE_TEST_VARIABLE_THAT_IS_NEVER_SET` is not set",
+                ],
+            ),
+            (
+                "[auth.jwt]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\njwks_file = \"jwks.json\"\n",
+                &["5:13: /nonexistent-ordergate/jwks.json: No such file or directory (os error 2)"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_api_keys_are_reported_at_their_keys() {
+        check(&[
+            (
+                &format!(
+                    r#"[auth.api_keys]
+header = "Authorization"
+[[auth.api_keys.keys]]
+id = "k1"
+hash = "{HASH}"
+roles = ["ghost"]
+not_before = "2027-01-01"
+not_after = 2026-01-01T00:00:00Z
+[[auth.api_keys.keys]]
+id = "k1"
+hash = "{HASH}"
+[[auth.api_keys.keys]]
+id = ""
+hash = "md5:abc"
+not_after = "tomorrow"
+"#
+                ),
+                &[
+                    "2:10: `Authorization` cannot carry API keys",
+                    "6:10: unknown role `ghost` (define it under [roles.ghost])",
+                    "8:13: `not_after` must be later than `not_before`",
+                    "10:6: API key id `k1` is empty or used twice",
+                    "11:8: two keys have the same hash",
+                    "13:6: API key id `` is empty or used twice",
+                    "14:8: `hash` must start with `sha256:` (make keys with `ordergate apikey new`)",
+                    "15:13: `tomorrow` is not an RFC 3339 date-time with a time zone (e.g. 2026-01-01T00:00:00Z) or a date",
+                ],
+            ),
+            (
+                &format!(
+                    "[roles.clerk]\nscopes = [\"orders:read\"]\n[auth.api_keys]\n[[auth.api_keys.keys]]\nid = \"k1\"\nhash = \"{HASH}\"\nroles = [\"clerk\"]\nnot_after = 2027-04-01\n"
+                ),
+                &[],
+            ),
+            (
+                "[auth.api_keys]\n[[auth.api_keys.keys]]\nid = \"k1\"\nhash = \"sha256:ABC\"\n",
+                &["4:8: `hash` must be `sha256:` followed by 64 lowercase hex digits"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_mtls_clients_are_reported_at_their_keys() {
+        check(&[(
+            r#"[[auth.mtls.clients]]
+subject = "CN=erp,O=Example"
+roles = ["ghost"]
+[[auth.mtls.clients]]
+subject = "O=Example"
+[[auth.mtls.clients]]
+subject = "CN=erp,O=Example"
+[[auth.mtls.clients]]
+subject = "not a subject"
+"#,
+            &[
+                "2:11: mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"",
+                "3:10: unknown role `ghost` (define it under [roles.ghost])",
+                "5:11: mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"",
+                "5:11: the subject needs a CN (it becomes the principal id)",
+                "7:11: mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"",
+                "7:11: this subject is configured twice",
+                "9:11: mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"",
+                "9:11: subject part `not a subject` is not `ATTRIBUTE=value`",
+            ],
+        )]);
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::Method;
 
+use crate::config::choice::Choice;
 use crate::config::problems::{KeyPath, Problems};
 use crate::config::raw;
 use crate::policy::{Policy, abuse, audit, auth, rate_limits, roles, routes, server, upstream};
@@ -51,6 +52,25 @@ impl Ctx<'_> {
             Some(Err(e)) => {
                 self.bad(at, e);
                 default
+            }
+        }
+    }
+
+    /// A key with fixed choices: `default` when absent; `None` when the choice is unknown, after
+    /// reporting `refusal(text)` at `at` (the message lists the choices).
+    pub(super) fn choice<T: Copy>(
+        &mut self,
+        at: &KeyPath,
+        value: Option<&Choice<T>>,
+        default: T,
+        refusal: impl FnOnce(&str) -> String,
+    ) -> Option<T> {
+        match value {
+            None => Some(default),
+            Some(Choice::Known(choice)) => Some(*choice),
+            Some(Choice::Unknown(text)) => {
+                self.bad(at, refusal(text));
+                None
             }
         }
     }
@@ -147,4 +167,50 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         abuse,
         audit: audit?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::policy::fixtures::{exact_problems_in, problems};
+
+    #[test]
+    fn missing_sections_are_reported_at_the_top() {
+        assert_eq!(
+            exact_problems_in(Path::new("/nonexistent-ordergate"), "[auth]\n"),
+            [
+                "1:1: missing section [audit]: every request must leave a record",
+                "1:1: missing section [server]",
+                "1:1: missing section [upstream]",
+                "1:1: no [[routes]]: the gateway would refuse everything",
+            ]
+            .join("\n")
+        );
+    }
+
+    /// Two templates that match the same paths are refused at the later one's `path`.
+    #[test]
+    fn routes_that_clash_are_reported_at_the_later_path() {
+        let first = r#"[[routes]]
+id = "a"
+method = "GET"
+path = "/a/{x}"
+require_scopes = ["s"]
+[routes.params.x]
+type = "string"
+[[routes]]
+id = "b"
+method = "GET"
+path = "/a/{y}"
+require_scopes = ["s"]
+[routes.params.y]
+type = "string"
+"#;
+        assert_eq!(
+            problems(first),
+            "11:8: path `/a/{y}` conflicts with another route: Insertion failed due to conflict \
+             with previously registered route: /a/{x}"
+        );
+    }
 }

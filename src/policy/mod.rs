@@ -13,6 +13,9 @@ mod routes;
 mod server;
 mod upstream;
 
+#[cfg(test)]
+mod fixtures;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

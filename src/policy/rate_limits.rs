@@ -26,63 +26,26 @@ pub(super) fn compile(
             per_ip_unauthenticated: None,
         });
     };
-    let on_backend_error = match raw.on_backend_error.as_deref().unwrap_or("local") {
-        "local" => OnBackendError::Local,
-        "reject" => OnBackendError::Reject,
-        other => {
-            ctx.bad(
-                &at.k("on_backend_error"),
-                format!("`{other}` must be \"local\" or \"reject\""),
-            );
-            OnBackendError::Local
-        }
-    };
-    let backend = match raw.backend.as_deref().unwrap_or("local") {
-        "local" => Backend::Local,
-        "redis" => {
-            let timeout = ctx.duration(
-                &at.k("redis_timeout"),
-                raw.redis_timeout.as_deref(),
-                Duration::from_millis(100),
-            );
-            let password = files::secret(
-                ctx.base,
-                raw.redis_password_env.as_deref(),
-                raw.redis_password_file.as_deref(),
-            )
-            .map_err(|e| ctx.bad(&at.k("redis_password_env"), e))
-            .ok()
-            .flatten();
-            match raw
-                .redis_url
-                .as_deref()
-                .map(|u| redis_url(u, password.as_ref()))
-            {
-                Some(Ok(url)) => Backend::Redis {
-                    url,
-                    timeout,
-                    prefix: raw
-                        .redis_key_prefix
-                        .clone()
-                        .unwrap_or_else(|| "ordergate:".into()),
-                },
-                Some(Err(e)) => {
-                    ctx.bad(&at.k("redis_url"), e);
-                    Backend::Local
-                }
-                None => {
-                    ctx.bad(&at.k("backend"), "the redis backend needs `redis_url`");
-                    Backend::Local
-                }
-            }
-        }
-        other => {
-            ctx.bad(
-                &at.k("backend"),
-                format!("`{other}` must be \"local\" or \"redis\""),
-            );
-            Backend::Local
-        }
+    let on_backend_error = ctx
+        .choice(
+            &at.k("on_backend_error"),
+            raw.on_backend_error.as_ref(),
+            raw::OnBackendError::Local,
+            |other| format!("`{other}` must be \"local\" or \"reject\""),
+        )
+        .map_or(OnBackendError::Local, |choice| match choice {
+            raw::OnBackendError::Local => OnBackendError::Local,
+            raw::OnBackendError::Reject => OnBackendError::Reject,
+        });
+    let backend = ctx.choice(
+        &at.k("backend"),
+        raw.backend.as_ref(),
+        raw::Backend::Local,
+        |other| format!("`{other}` must be \"local\" or \"redis\""),
+    );
+    let backend = match backend {
+        Some(raw::Backend::Redis) => redis_backend(ctx, at, raw),
+        Some(raw::Backend::Local) | None => Backend::Local,
     };
     let per_principal = raw
         .per_principal
@@ -102,6 +65,45 @@ pub(super) fn compile(
         per_principal,
         per_ip_unauthenticated,
     })
+}
+
+/// `backend = "redis"`: the URL with the password filled in from the environment or a file.
+fn redis_backend(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::RateLimits) -> Backend {
+    let timeout = ctx.duration(
+        &at.k("redis_timeout"),
+        raw.redis_timeout.as_deref(),
+        Duration::from_millis(100),
+    );
+    let password = files::secret(
+        ctx.base,
+        raw.redis_password_env.as_deref(),
+        raw.redis_password_file.as_deref(),
+    )
+    .map_err(|e| ctx.bad(&at.k("redis_password_env"), e))
+    .ok()
+    .flatten();
+    match raw
+        .redis_url
+        .as_deref()
+        .map(|u| redis_url(u, password.as_ref()))
+    {
+        Some(Ok(url)) => Backend::Redis {
+            url,
+            timeout,
+            prefix: raw
+                .redis_key_prefix
+                .clone()
+                .unwrap_or_else(|| "ordergate:".into()),
+        },
+        Some(Err(e)) => {
+            ctx.bad(&at.k("redis_url"), e);
+            Backend::Local
+        }
+        None => {
+            ctx.bad(&at.k("backend"), "the redis backend needs `redis_url`");
+            Backend::Local
+        }
+    }
 }
 
 /// Checks a Redis URL (no inline password) and fills the password in.
@@ -162,4 +164,71 @@ pub(super) fn bucket(
         id: Arc::from(format!("{id}:{}", spec.fingerprint())),
         spec,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redis_url;
+    use crate::policy::fixtures::check;
+    use crate::vocab::secret::Secret;
+
+    #[test]
+    fn bad_rate_limit_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[rate_limits]
+backend = "memcached"
+on_backend_error = "ignore"
+per_principal = { rate = "many", burst = 1 }
+per_ip_unauthenticated = { rate = "10/min", burst = 0 }
+"#,
+                &[
+                    "2:11: `memcached` must be \"local\" or \"redis\"",
+                    "3:20: `ignore` must be \"local\" or \"reject\"",
+                    "4:26: rate `many` must look like `120/min`",
+                    "5:53: must be at least 1",
+                ],
+            ),
+            (
+                "[rate_limits]\nbackend = \"redis\"\n",
+                &["2:11: the redis backend needs `redis_url`"],
+            ),
+            (
+                "[rate_limits]\nbackend = \"redis\"\nredis_url = \"redis://user:pw@127.0.0.1:6379\"\n",
+                &[
+                    "3:13: `redis_url` must not contain a password: use `redis_password_env` or `redis_password_file`",
+                ],
+            ),
+            (
+                "[rate_limits]\nbackend = \"redis\"\nredis_url = \"http://127.0.0.1:6379\"\nredis_timeout = \"1\"\n",
+                &[
+                    "3:13: `redis_url` must start with redis:// or rediss://",
+                    "4:17: duration `1` needs a unit (ms, s, m, h, d)",
+                ],
+            ),
+            (
+                "[rate_limits]\nbackend = \"local\"\non_backend_error = \"reject\"\n",
+                &[],
+            ),
+            (
+                "[rate_limits]\nbackend = \"Redis\"\n",
+                &["2:11: `Redis` must be \"local\" or \"redis\""],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn the_redis_password_is_filled_in_encoded_never_inline() {
+        let password = Secret::new("p@ss:w/rd".to_owned());
+        let url = redis_url("redis://app@127.0.0.1:6379/0", Some(&password)).unwrap();
+        assert_eq!(url.expose(), "redis://app:p%40ss%3Aw%2Frd@127.0.0.1:6379/0");
+        assert_eq!(format!("{url:?}"), "<redacted>");
+        for bad in [
+            "127.0.0.1:6379",
+            "https://127.0.0.1",
+            "redis://u:pw@127.0.0.1",
+        ] {
+            assert!(redis_url(bad, None).is_err(), "{bad}");
+        }
+    }
 }

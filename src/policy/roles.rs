@@ -33,3 +33,27 @@ pub(super) fn compile(
     }
     roles
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::check;
+
+    #[test]
+    fn bad_role_scopes_are_reported_at_their_keys() {
+        check(&[
+            (
+                "[roles.clerk]\nscopes = [\"orders:read\", \"\"]\n",
+                &["2:10: scopes must be non-empty and contain no spaces"],
+            ),
+            (
+                "[roles.clerk]\nscopes = [\"orders read\"]\n",
+                &["2:10: scopes must be non-empty and contain no spaces"],
+            ),
+            (
+                "[roles.clerk]\nscope = [\"orders:read\"]\n",
+                &["2:1: unknown field `scope`, expected `scopes`"],
+            ),
+            ("[roles.clerk]\nscopes = [\"orders:read\"]\n", &[]),
+        ]);
+    }
+}

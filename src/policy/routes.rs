@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use http::Method;
 
+use crate::config::choice::Choice;
 use crate::config::problems::KeyPath;
 use crate::config::raw;
 use crate::policy::Route;
@@ -144,12 +145,15 @@ fn route(
     }
     for (i, c) in raw.constraints.iter().enumerate() {
         let at = at.k("constraints").i(i);
-        if c.kind != "date_range" {
-            ctx.bad(
-                &at.k("kind"),
-                format!("unknown constraint kind `{}` (known: date_range)", c.kind),
-            );
-            continue;
+        match &c.kind {
+            Choice::Known(raw::ConstraintKind::DateRange) => {}
+            Choice::Unknown(other) => {
+                ctx.bad(
+                    &at.k("kind"),
+                    format!("unknown constraint kind `{other}` (known: date_range)"),
+                );
+                continue;
+            }
         }
         for (key, name) in [("from", &c.from), ("to", &c.to)] {
             let kind = raw
@@ -271,4 +275,152 @@ fn route(
         views,
         summary: raw.summary.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::check;
+
+    #[test]
+    fn bad_route_shapes_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[[routes]]
+id = "admin.orders"
+method = "get"
+path = "/orders/{id}"
+upstream_path = "/v1/orders/{order}"
+require_scopes = []
+[routes.params.id]
+type = "string"
+[routes.params.extra]
+type = "string"
+"#,
+                &[
+                    "2:6: route id `admin.orders` is empty, reserved or used twice",
+                    "3:10: `get` is not an HTTP method in capitals (e.g. GET)",
+                    "5:17: `{order}` is not a parameter of `path`",
+                    "6:18: list at least one scope: routes are denied by default",
+                    "9:1: `extra` is not a parameter of `path`",
+                ],
+            ),
+            (
+                r#"[[routes]]
+id = "a"
+method = "GET"
+path = "/orders/{id}"
+require_scopes = ["orders:read"]
+[[routes]]
+id = "a"
+method = "GET"
+path = "orders"
+require_scopes = ["orders:read"]
+"#,
+                &[
+                    "4:8: path parameter `id` has no schema under [routes.params.id]",
+                    "6:1: path `orders` must start with `/`",
+                    "7:6: route id `a` is empty, reserved or used twice",
+                    "9:8: path `orders` must start with `/`",
+                ],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_route_parameters_are_reported_at_their_keys() {
+        check(&[(
+            r#"[[routes]]
+id = "orders.list"
+method = "GET"
+path = "/orders"
+require_scopes = ["orders:read"]
+forward_params = { ghost = "page", id = "" }
+[routes.query."bad name"]
+type = "integer"
+[routes.query.page]
+type = "integer"
+[routes.query.from]
+type = "string"
+[[routes.constraints]]
+kind = "range"
+from = "from"
+to = "to"
+[[routes.constraints]]
+kind = "date_range"
+from = "from"
+to = "to"
+"#,
+            &[
+                "6:28: `ghost` is not a parameter of `path`",
+                "6:28: `page` is empty or clashes with a query parameter",
+                "6:41: `` is empty or clashes with a query parameter",
+                "6:41: `id` is not a parameter of `path`",
+                "7:1: query parameter names may hold only letters, digits, `_`, `-` and `.`",
+                "14:8: unknown constraint kind `range` (known: date_range)",
+                "19:8: `from` must be a date or datetime parameter",
+                "20:6: `to` is not a parameter of this route",
+            ],
+        )]);
+    }
+
+    #[test]
+    fn bad_owner_bindings_and_buckets_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[[routes]]
+id = "orders.list"
+method = "GET"
+path = "/orders"
+require_scopes = ["orders:read"]
+owner = { param = "customer", claim = "" }
+rate_limit = { rate = "120/min", burst = 0 }
+[routes.query.customer]
+type = "string"
+"#,
+                &[
+                    "6:19: owner query parameter `customer` must be `required`",
+                    "6:39: `claim` must not be empty",
+                    "7:42: must be at least 1",
+                ],
+            ),
+            (
+                r#"[[routes]]
+id = "orders.list"
+method = "GET"
+path = "/orders"
+require_scopes = ["orders:read"]
+owner = { param = "ghost", claim = "customer_id" }
+rate_limit = { rate = "fast" }
+"#,
+                &[
+                    "6:19: `ghost` is neither a path nor a query parameter",
+                    "7:23: rate `fast` must look like `120/min`",
+                ],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_views_are_reported_at_their_keys() {
+        check(&[(
+            r#"[[routes]]
+id = "orders.get"
+method = "GET"
+path = "/orders/{id}"
+require_scopes = ["orders:read"]
+[routes.params.id]
+type = "string"
+[[routes.response.views]]
+scope = "orders:read"
+deny = ["a..b"]
+mask = { "customer.phone" = "scramble", "x[" = "phone" }
+"#,
+            &[
+                "8:1: a view must `allow` something (`[\"*\"]` for everything)",
+                "10:9: field path `a..b`: `` is not a field name (use `a.b`, `list[].field` or `*`)",
+                "11:29: unknown masker `scramble` (use phone, email, id_number, bank_card, name, hide)",
+                "11:48: field path `x[`: `x[` is not a field name (use `a.b`, `list[].field` or `*`)",
+            ],
+        )]);
+    }
 }

@@ -193,30 +193,28 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
     let key = files::private_key(&files::resolve(ctx.base, &raw.key))
         .map_err(|e| ctx.bad(&at.k("key"), e))
         .ok();
-    let versions: &[&rustls::SupportedProtocolVersion] =
-        match raw.min_version.as_deref().unwrap_or("1.2") {
-            "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            "1.3" => &[&rustls::version::TLS13],
-            other => {
-                ctx.bad(
-                    &at.k("min_version"),
-                    format!("`{other}` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")"),
-                );
-                &[&rustls::version::TLS13]
-            }
-        };
-    let client_auth = match raw.client_auth.as_deref().unwrap_or("off") {
-        "off" => ClientAuth::Off,
-        "optional" => ClientAuth::Optional,
-        "required" => ClientAuth::Required,
-        other => {
-            ctx.bad(
-                &at.k("client_auth"),
-                format!("`{other}` must be \"off\", \"optional\" or \"required\""),
-            );
-            ClientAuth::Off
-        }
+    let min_version = ctx.choice(
+        &at.k("min_version"),
+        raw.min_version.as_ref(),
+        raw::MinVersion::Tls12,
+        |other| format!("`{other}` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")"),
+    );
+    let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+        Some(raw::MinVersion::Tls12) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(raw::MinVersion::Tls13) | None => &[&rustls::version::TLS13],
     };
+    let client_auth = ctx
+        .choice(
+            &at.k("client_auth"),
+            raw.client_auth.as_ref(),
+            raw::ClientAuth::Off,
+            |other| format!("`{other}` must be \"off\", \"optional\" or \"required\""),
+        )
+        .map_or(ClientAuth::Off, |mode| match mode {
+            raw::ClientAuth::Off => ClientAuth::Off,
+            raw::ClientAuth::Optional => ClientAuth::Optional,
+            raw::ClientAuth::Required => ClientAuth::Required,
+        });
     let provider = crate::vocab::tls_client::provider();
     let verifier = match (client_auth, raw.client_ca.as_deref()) {
         (ClientAuth::Off, _) => None,
@@ -276,4 +274,203 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
         config: Arc::new(config),
         client_auth,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::{check, problems_in};
+
+    #[test]
+    fn bad_server_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[server]
+listen = "localhost"
+insecure_plaintext = true
+"#,
+                &["2:10: `localhost` is not IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+max_connections = 0
+max_in_flight = 0
+max_connections_per_ip = 0
+max_concurrent_streams = 0
+"#,
+                &[
+                    "4:19: must be at least 1",
+                    "5:17: must be at least 1",
+                    "6:26: must be at least 1",
+                    "7:26: must be at least 1",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+header_read_timeout = "0s"
+request_timeout = "5 minutes"
+idle_timeout = "0ms"
+send_stall_timeout = "10"
+shutdown_grace = "soon"
+"#,
+                &[
+                    "4:23: must be longer than 0s",
+                    "5:19: duration `5 minutes` has unknown unit ` minutes` (use ms, s, m, h, d)",
+                    "6:16: must be longer than 0s",
+                    "7:22: duration `10` needs a unit (ms, s, m, h, d)",
+                    "8:18: duration `soon` must start with a whole number",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+max_header_bytes = "512"
+max_request_body = "lots"
+trusted_proxies = ["10.0.0.0/8", "nope", "::1"]
+"#,
+                &[
+                    "4:20: must be at least 1KiB",
+                    "5:20: size `lots` must start with a whole number",
+                    "6:34: `nope` is not a CIDR (e.g. 10.0.0.0/8) or an IP",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "0.0.0.0:8080"
+insecure_plaintext = true
+"#,
+                &["3:22: plain HTTP is allowed only when `listen` is a loopback address"],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+"#,
+                &[
+                    "1:1: missing [server.tls] (plain HTTP needs `insecure_plaintext = true` on loopback)",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_listen = "0.0.0.0:9090"
+"#,
+                &[
+                    "4:16: a non-loopback `admin_listen` needs `admin_token_env` or `admin_token_file` (the admin API can unfreeze)",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_listen = "127.0.0.1:9090"
+admin_token_env = "ORDERGATE_TEST_VARIABLE_THAT_IS_NEVER_SET"
+"#,
+                &[
+                    "5:19: environment variable `ORDERGATE_TEST_VARIABLE_THAT_IS_NEVER_SET` is not set",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_token_env = "X"
+admin_token_file = "token"
+"#,
+                &["4:19: give the secret in an environment variable or a file, not both"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_tls_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = "1.1"
+client_auth = "maybe"
+"#,
+                &[
+                    "4:8: /nonexistent-ordergate/cert.pem: No such file or directory (os error 2)",
+                    "5:7: /nonexistent-ordergate/key.pem: No such file or directory (os error 2)",
+                    "6:15: `1.1` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")",
+                    "7:15: `maybe` must be \"off\", \"optional\" or \"required\"",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = "1.3"
+client_auth = "required"
+"#,
+                &[
+                    "4:8: /nonexistent-ordergate/cert.pem: No such file or directory (os error 2)",
+                    "5:7: /nonexistent-ordergate/key.pem: No such file or directory (os error 2)",
+                    "7:15: mutual TLS needs `client_ca`",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+client_auth = "optional"
+client_ca = "ca.pem"
+"#,
+                &[
+                    "4:8: /nonexistent-ordergate/cert.pem: No such file or directory (os error 2)",
+                    "5:7: /nonexistent-ordergate/key.pem: No such file or directory (os error 2)",
+                    "7:13: /nonexistent-ordergate/ca.pem: No such file or directory (os error 2)",
+                ],
+            ),
+        ]);
+    }
+
+    /// A choice key of the wrong type fails reading as a string key always has: the section is
+    /// dropped and reported where the value is.
+    #[test]
+    fn a_choice_that_is_not_a_string_fails_the_section() {
+        check(&[(
+            r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = 1.3
+"#,
+            &[
+                "1:1: missing section [server]",
+                "6:15: invalid type: floating point `1.3`, expected a string",
+            ],
+        )]);
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "too short").unwrap();
+        let first = r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_token_file = "token"
+"#;
+        assert_eq!(
+            problems_in(dir.path(), first),
+            "4:20: the admin token must be at least 32 bytes"
+        );
+        std::fs::write(dir.path().join("token"), "a".repeat(32)).unwrap();
+        assert_eq!(problems_in(dir.path(), first), "");
+    }
 }

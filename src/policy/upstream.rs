@@ -136,3 +136,84 @@ fn breaker(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::CircuitBreaker>) -
         failure_statuses,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::check;
+
+    #[test]
+    fn bad_upstream_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                "[upstream]\nurl = \"ftp://127.0.0.1\"\n",
+                &["2:7: the upstream URL must be http:// or https://"],
+            ),
+            (
+                "[upstream]\nurl = \"http://127.0.0.1/?a=1\"\n",
+                &["2:7: the upstream URL must not have a query string"],
+            ),
+            (
+                "[upstream]\nurl = \"http://user:pw@127.0.0.1\"\n",
+                &["2:7: the upstream URL must not carry credentials"],
+            ),
+            (
+                "[upstream]\nurl = \"not a url\"\n",
+                &["2:7: `not a url` is not a URL"],
+            ),
+            (
+                r#"[upstream]
+url = "http://127.0.0.1:9000"
+ca = "ca.pem"
+connect_timeout = "1"
+timeout = "0"
+pool_idle_timeout = "forever"
+retries = 6
+retry_budget = 1.5
+"#,
+                &[
+                    "3:6: /nonexistent-ordergate/ca.pem: No such file or directory (os error 2)",
+                    "4:19: duration `1` needs a unit (ms, s, m, h, d)",
+                    "5:11: duration `0` needs a unit (ms, s, m, h, d)",
+                    "6:21: duration `forever` must start with a whole number",
+                    "7:11: at most 5 retries (more only adds load to a failing service)",
+                    "8:16: must be between 0 and 1 (a share of requests)",
+                ],
+            ),
+            (
+                r#"[upstream]
+url = "http://127.0.0.1:9000"
+[upstream.circuit_breaker]
+consecutive_failures = 0
+failure_rate = 0.0
+window = "10"
+min_requests = 0
+open_for = "x"
+half_open_probes = 0
+failure_statuses = [500, 99, 600]
+"#,
+                &[
+                    "4:24: must be at least 1",
+                    "5:16: must be greater than 0 and at most 1",
+                    "6:10: duration `10` needs a unit (ms, s, m, h, d)",
+                    "7:16: must be at least 1",
+                    "8:12: duration `x` must start with a whole number",
+                    "9:20: must be at least 1",
+                    "10:26: 99 is not an HTTP status",
+                    "10:30: 600 is not an HTTP status",
+                ],
+            ),
+            (
+                r#"[upstream]
+url = "http://127.0.0.1:9000"
+retry_budget = -0.1
+[upstream.circuit_breaker]
+failure_rate = 1.5
+"#,
+                &[
+                    "3:16: must be between 0 and 1 (a share of requests)",
+                    "5:16: must be greater than 0 and at most 1",
+                ],
+            ),
+        ]);
+    }
+}
