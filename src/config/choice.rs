@@ -52,3 +52,60 @@ macro_rules! named {
     };
 }
 pub(crate) use named;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    named! {
+        /// A test choice.
+        Colour { Red = "red", Dark = "dark-blue" }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Doc {
+        colour: Option<Choice<Colour>>,
+    }
+
+    fn read(text: &str) -> Result<Option<Choice<Colour>>, String> {
+        toml::from_str::<Doc>(text)
+            .map(|d| d.colour)
+            .map_err(|e| e.message().to_owned())
+    }
+
+    #[test]
+    fn known_names_are_choices_and_others_are_kept_as_written() {
+        assert_eq!(
+            read("colour = \"red\""),
+            Ok(Some(Choice::Known(Colour::Red)))
+        );
+        assert_eq!(
+            read("colour = \"dark-blue\""),
+            Ok(Some(Choice::Known(Colour::Dark)))
+        );
+        assert_eq!(read(""), Ok(None));
+        for unknown in ["Red", "red ", "", "dark_blue"] {
+            assert_eq!(
+                read(&format!("colour = {unknown:?}")),
+                Ok(Some(Choice::Unknown(unknown.to_owned())))
+            );
+        }
+    }
+
+    #[test]
+    fn a_choice_of_another_type_fails_as_a_string_would() {
+        #[derive(Debug, Deserialize)]
+        struct Text {
+            #[allow(dead_code)]
+            colour: Option<String>,
+        }
+        for value in ["1", "1.5", "true", "[\"red\"]", "{ a = 1 }"] {
+            let text = format!("colour = {value}");
+            let as_string = toml::from_str::<Text>(&text)
+                .unwrap_err()
+                .message()
+                .to_owned();
+            assert_eq!(read(&text), Err(as_string), "{value}");
+        }
+    }
+}

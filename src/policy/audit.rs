@@ -67,7 +67,10 @@ pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> Audi
 
 #[cfg(test)]
 mod tests {
-    use crate::policy::fixtures::{check, problems_in};
+    use std::path::Path;
+
+    use crate::policy::fixtures::{check, compiled, problems_in};
+    use crate::stage::audit::{FsyncMode, OnError};
 
     #[test]
     fn bad_audit_values_are_reported_at_their_keys() {
@@ -111,5 +114,35 @@ queue_capacity = 0
             out,
             format!("2:8: {} is a directory", dir.path().join("logs").display())
         );
+    }
+
+    #[test]
+    fn every_fsync_and_on_error_choice_compiles_to_its_mode() {
+        let nowhere = Path::new("/nonexistent-ordergate");
+        for (fsync, on_error, want) in [
+            ("", "", (FsyncMode::Batch, OnError::Reject)),
+            (
+                "fsync = \"always\"\n",
+                "on_error = \"continue\"\n",
+                (FsyncMode::Always, OnError::Continue),
+            ),
+            (
+                "fsync = \"batch\"\n",
+                "on_error = \"reject\"\n",
+                (FsyncMode::Batch, OnError::Reject),
+            ),
+            (
+                "fsync = \"never\"\n",
+                "",
+                (FsyncMode::Never, OnError::Reject),
+            ),
+        ] {
+            let audit = compiled(
+                nowhere,
+                &format!("[audit]\npath = \"-\"\n{fsync}{on_error}"),
+            )
+            .audit;
+            assert_eq!((audit.fsync, audit.on_error), want, "{fsync}{on_error}");
+        }
     }
 }

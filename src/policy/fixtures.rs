@@ -59,6 +59,14 @@ pub(super) fn exact_problems_in(dir: &Path, text: &str) -> String {
     }
 }
 
+/// The compiled [`policy`]`(first)`, read as `dir/p.toml`; panics with the problems.
+pub(super) fn compiled(dir: &Path, first: &str) -> super::Policy {
+    match super::load_str(&dir.join("p.toml"), &policy(first)) {
+        Ok(policy) => policy,
+        Err(problems) => panic!("{problems:#?}"),
+    }
+}
+
 /// [`problems_in`] a directory that does not exist: every file the policy names is missing.
 pub(super) fn problems(first: &str) -> String {
     problems_in(Path::new("/nonexistent-ordergate"), first)

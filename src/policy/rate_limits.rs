@@ -168,8 +168,11 @@ pub(super) fn bucket(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::redis_url;
-    use crate::policy::fixtures::check;
+    use crate::policy::fixtures::{check, compiled};
+    use crate::stage::rate_limit::{Backend, OnBackendError};
     use crate::vocab::secret::Secret;
 
     #[test]
@@ -230,5 +233,29 @@ per_ip_unauthenticated = { rate = "10/min", burst = 0 }
         ] {
             assert!(redis_url(bad, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_backend_choice_compiles_to_its_setting() {
+        let nowhere = Path::new("/nonexistent-ordergate");
+        for (text, want) in [
+            ("", OnBackendError::Local),
+            ("on_backend_error = \"local\"\n", OnBackendError::Local),
+            ("on_backend_error = \"reject\"\n", OnBackendError::Reject),
+        ] {
+            let limits = compiled(nowhere, &format!("[rate_limits]\n{text}")).rate_limits;
+            assert_eq!(limits.on_backend_error, want, "{text}");
+            assert!(matches!(limits.backend, Backend::Local), "{text}");
+        }
+        let redis = compiled(
+            nowhere,
+            "[rate_limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+        )
+        .rate_limits;
+        assert!(
+            matches!(&redis.backend, Backend::Redis { url, .. } if url.expose() == "redis://127.0.0.1:6379/0"),
+            "{:?}",
+            redis.backend
+        );
     }
 }

@@ -278,7 +278,8 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
 
 #[cfg(test)]
 mod tests {
-    use crate::policy::fixtures::{check, problems_in};
+    use crate::policy::ClientAuth;
+    use crate::policy::fixtures::{check, compiled, problems_in};
 
     #[test]
     fn bad_server_values_are_reported_at_their_keys() {
@@ -472,5 +473,38 @@ admin_token_file = "token"
         );
         std::fs::write(dir.path().join("token"), "a".repeat(32)).unwrap();
         assert_eq!(problems_in(dir.path(), first), "");
+    }
+
+    #[test]
+    fn every_tls_choice_compiles_to_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        for (choices, want) in [
+            ("", ClientAuth::Off),
+            (
+                "min_version = \"1.3\"\nclient_auth = \"off\"\n",
+                ClientAuth::Off,
+            ),
+            (
+                "min_version = \"1.2\"\nclient_auth = \"optional\"\nclient_ca = \"cert.pem\"\n",
+                ClientAuth::Optional,
+            ),
+            (
+                "client_auth = \"required\"\nclient_ca = \"cert.pem\"\n",
+                ClientAuth::Required,
+            ),
+        ] {
+            let first = format!(
+                "[server]\nlisten = \"127.0.0.1:8443\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{choices}"
+            );
+            let tls = compiled(dir.path(), &first).server.tls.unwrap();
+            assert_eq!(tls.client_auth, want, "{choices}");
+        }
     }
 }
