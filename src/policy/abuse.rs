@@ -5,6 +5,7 @@ use crate::config::raw;
 use crate::policy::compile::Ctx;
 use crate::stage::abuse::AbuseSettings;
 
+/// `[abuse]`; absent, the defaults.
 pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::Abuse>) -> AbuseSettings {
     let d = AbuseSettings::default();
     let Some(raw) = raw else { return d };

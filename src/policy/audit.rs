@@ -7,6 +7,7 @@ use crate::config::raw;
 use crate::policy::compile::Ctx;
 use crate::stage::audit::{AuditSettings, AuditTarget, FsyncMode, OnError};
 
+/// `[audit]`.
 pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Audit) -> AuditSettings {
     let target = match raw.path.as_str() {
         "" => {

@@ -64,6 +64,7 @@ fn fixed_principal(
     }
 }
 
+/// `[auth]`: each way of authenticating that the policy configures.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
@@ -73,81 +74,118 @@ pub(super) fn compile(
     client_auth: Option<ClientAuth>,
 ) -> AuthSettings {
     let jwt = raw.jwt.as_ref().and_then(|j| jwt(ctx, &at.k("jwt"), j));
-    let api_keys = raw.api_keys.as_ref().map(|keys| {
-        let at = at.k("api_keys");
-        let header_name = keys.header.as_deref().unwrap_or("X-Api-Key");
-        let header = match HeaderName::from_bytes(header_name.as_bytes()) {
-            Ok(h) if !matches!(h.as_str(), "authorization" | "cookie" | "host") => h,
-            _ => {
-                ctx.bad(
-                    &at.k("header"),
-                    format!("`{header_name}` cannot carry API keys"),
-                );
-                HeaderName::from_static("x-api-key")
-            }
-        };
-        let mut entries = Vec::new();
-        let mut ids = HashSet::new();
-        for (i, key) in keys.keys.iter().enumerate() {
-            let Some(key) = key else { continue };
-            let at = at.k("keys").i(i);
-            if key.id.is_empty() || !ids.insert(key.id.clone()) {
-                ctx.bad(
-                    &at.k("id"),
-                    format!("API key id `{}` is empty or used twice", key.id),
-                );
-            }
-            let digest = api_key::parse_hash(&key.hash)
-                .map_err(|e| ctx.bad(&at.k("hash"), e))
-                .ok();
-            let not_before = key
-                .not_before
-                .as_ref()
-                .and_then(|d| timestamp(ctx, &at.k("not_before"), d));
-            let not_after = key
-                .not_after
-                .as_ref()
-                .and_then(|d| timestamp(ctx, &at.k("not_after"), d));
-            if let (Some(a), Some(b)) = (not_before, not_after)
-                && a >= b
-            {
-                ctx.bad(
-                    &at.k("not_after"),
-                    "`not_after` must be later than `not_before`",
-                );
-            }
-            let principal = fixed_principal(
-                ctx,
-                &at,
-                &key.id,
-                PrincipalKind::ApiKey,
-                (
-                    &key.roles,
-                    &key.scopes,
-                    key.tenant.as_ref(),
-                    &key.attributes,
-                ),
-                roles,
-                scopes,
+    let api_keys = raw
+        .api_keys
+        .as_ref()
+        .map(|keys| api_keys(ctx, &at.k("api_keys"), keys, roles, scopes));
+    let mtls = mtls_clients(
+        ctx,
+        &at.k("mtls").k("clients"),
+        &raw.mtls_clients,
+        roles,
+        scopes,
+        client_auth,
+    );
+    AuthSettings {
+        jwt,
+        api_keys,
+        mtls,
+    }
+}
+
+/// `[auth.api_keys]`: hashed keys (ids and hashes unique), each with its validity window and
+/// the principal it stands for.
+fn api_keys(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    keys: &raw::ApiKeys,
+    roles: &Roles,
+    scopes: &mut ScopeRegistry,
+) -> ApiKeyTable {
+    let header_name = keys.header.as_deref().unwrap_or("X-Api-Key");
+    let header = match HeaderName::from_bytes(header_name.as_bytes()) {
+        Ok(h) if !matches!(h.as_str(), "authorization" | "cookie" | "host") => h,
+        _ => {
+            ctx.bad(
+                &at.k("header"),
+                format!("`{header_name}` cannot carry API keys"),
             );
-            if let Some(digest) = digest {
-                if entries.iter().any(|e: &ApiKeyEntry| e.digest == digest) {
-                    ctx.bad(&at.k("hash"), "two keys have the same hash");
-                }
-                entries.push(ApiKeyEntry {
-                    digest,
-                    not_before,
-                    not_after,
-                    principal: Arc::new(principal),
-                });
-            }
+            HeaderName::from_static("x-api-key")
         }
-        ApiKeyTable::new(header, entries)
-    });
+    };
+    let mut entries = Vec::new();
+    let mut ids = HashSet::new();
+    for (i, key) in keys.keys.iter().enumerate() {
+        let Some(key) = key else { continue };
+        let at = at.k("keys").i(i);
+        if key.id.is_empty() || !ids.insert(key.id.clone()) {
+            ctx.bad(
+                &at.k("id"),
+                format!("API key id `{}` is empty or used twice", key.id),
+            );
+        }
+        let digest = api_key::parse_hash(&key.hash)
+            .map_err(|e| ctx.bad(&at.k("hash"), e))
+            .ok();
+        let not_before = key
+            .not_before
+            .as_ref()
+            .and_then(|d| timestamp(ctx, &at.k("not_before"), d));
+        let not_after = key
+            .not_after
+            .as_ref()
+            .and_then(|d| timestamp(ctx, &at.k("not_after"), d));
+        if let (Some(a), Some(b)) = (not_before, not_after)
+            && a >= b
+        {
+            ctx.bad(
+                &at.k("not_after"),
+                "`not_after` must be later than `not_before`",
+            );
+        }
+        let principal = fixed_principal(
+            ctx,
+            &at,
+            &key.id,
+            PrincipalKind::ApiKey,
+            (
+                &key.roles,
+                &key.scopes,
+                key.tenant.as_ref(),
+                &key.attributes,
+            ),
+            roles,
+            scopes,
+        );
+        if let Some(digest) = digest {
+            if entries.iter().any(|e: &ApiKeyEntry| e.digest == digest) {
+                ctx.bad(&at.k("hash"), "two keys have the same hash");
+            }
+            entries.push(ApiKeyEntry {
+                digest,
+                not_before,
+                not_after,
+                principal: Arc::new(principal),
+            });
+        }
+    }
+    ApiKeyTable::new(header, entries)
+}
+
+/// `[[auth.mtls.clients]]`: certificate subjects (unique, each with a CN for the principal id);
+/// only meaningful when `[server.tls]` asks clients for certificates.
+fn mtls_clients(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &[Option<raw::MtlsClient>],
+    roles: &Roles,
+    scopes: &mut ScopeRegistry,
+    client_auth: Option<ClientAuth>,
+) -> Vec<MtlsClient> {
     let mut mtls = Vec::new();
-    for (i, client) in raw.mtls_clients.iter().enumerate() {
+    for (i, client) in raw.iter().enumerate() {
         let Some(client) = client else { continue };
-        let at = at.k("mtls").k("clients").i(i);
+        let at = at.i(i);
         if client_auth.is_none_or(|c| c == ClientAuth::Off) {
             ctx.bad(
                 &at.k("subject"),
@@ -190,11 +228,7 @@ pub(super) fn compile(
             principal: Arc::new(principal),
         });
     }
-    AuthSettings {
-        jwt,
-        api_keys,
-        mtls,
-    }
+    mtls
 }
 
 /// A policy instant as seconds since the epoch; a bare date means midnight UTC.

@@ -13,6 +13,7 @@ use crate::stage::rate_limit::{Backend, BucketRef, BucketSpec, OnBackendError, R
 use crate::vocab::secret::Secret;
 use crate::vocab::units::parse_rate;
 
+/// `[rate_limits]`; absent, local buckets and no global limits.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,

@@ -8,6 +8,7 @@ use crate::config::raw;
 use crate::policy::compile::Ctx;
 use crate::vocab::scopes::{RoleScopes, Roles, ScopeRegistry};
 
+/// `[roles.*]`, each role's scopes registered so principals and routes share their bits.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,

@@ -20,6 +20,7 @@ use crate::stage::views::{CompiledView, FieldPath};
 use crate::vocab::mask::Masker;
 use crate::vocab::scopes::ScopeRegistry;
 
+/// Every route that compiles; ids must be unique and outside the reserved `admin.` prefix.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
@@ -44,6 +45,7 @@ pub(super) fn compile(
     out
 }
 
+/// One route; `None` when anything in it is wrong (its problems are reported).
 fn route(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
@@ -84,9 +86,55 @@ fn route(
             }
         }
     }
-    // Parameters.
+    let params = route_params(ctx, at, raw, &path_names);
+    // Authorisation.
+    let require_scopes = scopes.set_of(raw.require_scopes.iter().map(String::as_str));
+    if raw.require_scopes.is_empty() {
+        ctx.bad(
+            &at.k("require_scopes"),
+            "list at least one scope: routes are denied by default",
+        );
+    }
+    let owner = raw
+        .owner
+        .as_ref()
+        .map(|o| owner(ctx, &at.k("owner"), o, raw, &path_names, scopes));
+    let rate_limit = raw
+        .rate_limit
+        .as_ref()
+        .and_then(|b| bucket(ctx, &at.k("rate_limit"), format!("route:{}", raw.id), b));
+    let views = views(ctx, at, raw, scopes);
+    if ctx.problems.len() != before {
+        return None;
+    }
+    Some(Route {
+        id: Arc::from(raw.id.as_str()),
+        method: method?,
+        path: path?,
+        upstream_path: upstream_path?,
+        access: Access {
+            require_scopes,
+            owner,
+            view_scopes: views.iter().map(|v| v.scope.clone()).collect(),
+        },
+        require_scope_names: raw.require_scopes.clone(),
+        rate_limit,
+        params,
+        views,
+        summary: raw.summary.clone(),
+    })
+}
+
+/// `params`, `query`, `forward_params` and `constraints`: every path parameter has a schema,
+/// every schema a path parameter, and constraints name date parameters of this route.
+fn route_params(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Route,
+    path_names: &[Arc<str>],
+) -> RouteParams {
     let mut params = RouteParams::default();
-    for name in &path_names {
+    for name in path_names {
         match raw.params.get(&**name) {
             Some(p) => {
                 if let Some(s) =
@@ -179,46 +227,53 @@ fn route(
             max_days: c.max_days,
         });
     }
-    // Authorisation.
-    let require_scopes = scopes.set_of(raw.require_scopes.iter().map(String::as_str));
-    if raw.require_scopes.is_empty() {
-        ctx.bad(
-            &at.k("require_scopes"),
-            "list at least one scope: routes are denied by default",
-        );
-    }
-    let owner = raw.owner.as_ref().map(|o| {
-        let param = if path_names.iter().any(|n| **n == *o.param) {
-            OwnerParam::Path(Arc::from(o.param.as_str()))
-        } else if raw.query.contains_key(&o.param) {
-            if !raw.query[&o.param].required {
-                ctx.bad(
-                    &at.k("owner").k("param"),
-                    format!("owner query parameter `{}` must be `required`", o.param),
-                );
-            }
-            OwnerParam::Query(Arc::from(o.param.as_str()))
-        } else {
+    params
+}
+
+/// `owner = { param, claim, bypass_scopes }`: the parameter must be a path parameter or a
+/// required query parameter, so a caller cannot drop it to escape the binding.
+fn owner(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    o: &raw::Owner,
+    raw: &raw::Route,
+    path_names: &[Arc<str>],
+    scopes: &mut ScopeRegistry,
+) -> OwnerBinding {
+    let param = if path_names.iter().any(|n| **n == *o.param) {
+        OwnerParam::Path(Arc::from(o.param.as_str()))
+    } else if let Some(query) = raw.query.get(&o.param) {
+        if !query.required {
             ctx.bad(
-                &at.k("owner").k("param"),
-                format!("`{}` is neither a path nor a query parameter", o.param),
+                &at.k("param"),
+                format!("owner query parameter `{}` must be `required`", o.param),
             );
-            OwnerParam::Path(Arc::from(o.param.as_str()))
-        };
-        if o.claim.is_empty() {
-            ctx.bad(&at.k("owner").k("claim"), "`claim` must not be empty");
         }
-        OwnerBinding {
-            param,
-            claim: Arc::from(o.claim.as_str()),
-            bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
-        }
-    });
-    let rate_limit = raw
-        .rate_limit
-        .as_ref()
-        .and_then(|b| bucket(ctx, &at.k("rate_limit"), format!("route:{}", raw.id), b));
-    // Views.
+        OwnerParam::Query(Arc::from(o.param.as_str()))
+    } else {
+        ctx.bad(
+            &at.k("param"),
+            format!("`{}` is neither a path nor a query parameter", o.param),
+        );
+        OwnerParam::Path(Arc::from(o.param.as_str()))
+    };
+    if o.claim.is_empty() {
+        ctx.bad(&at.k("claim"), "`claim` must not be empty");
+    }
+    OwnerBinding {
+        param,
+        claim: Arc::from(o.claim.as_str()),
+        bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
+    }
+}
+
+/// `[[routes.response.views]]`: what each scope may see of the response.
+fn views(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Route,
+    scopes: &mut ScopeRegistry,
+) -> Vec<CompiledView> {
     let mut views = Vec::new();
     for (i, v) in raw.response.iter().flat_map(|r| &r.views).enumerate() {
         let at = at.k("response").k("views").i(i);
@@ -256,25 +311,7 @@ fn route(
             mask,
         ));
     }
-    if ctx.problems.len() != before {
-        return None;
-    }
-    Some(Route {
-        id: Arc::from(raw.id.as_str()),
-        method: method?,
-        path: path?,
-        upstream_path: upstream_path?,
-        access: Access {
-            require_scopes,
-            owner,
-            view_scopes: views.iter().map(|v| v.scope.clone()).collect(),
-        },
-        require_scope_names: raw.require_scopes.clone(),
-        rate_limit,
-        params,
-        views,
-        summary: raw.summary.clone(),
-    })
+    views
 }
 
 #[cfg(test)]

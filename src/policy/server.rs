@@ -27,6 +27,7 @@ fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr
     }
 }
 
+/// `[server]`; `None` when `listen` is unusable.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,

@@ -10,6 +10,7 @@ use crate::policy::compile::Ctx;
 use crate::stage::circuit::BreakerSettings;
 use crate::stage::proxy::UpstreamSettings;
 
+/// `[upstream]`; `None` when its URL is unusable.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
@@ -99,6 +100,7 @@ pub(super) fn compile(
     })
 }
 
+/// `[upstream.circuit_breaker]`; absent, the defaults.
 fn breaker(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::CircuitBreaker>) -> BreakerSettings {
     let d = BreakerSettings::default();
     let Some(raw) = raw else { return d };
