@@ -1,12 +1,14 @@
 //! The policy file as written: a serde model with every key of the reference policy and the keys
 //! ordergate adds. Unknown keys are refused (`deny_unknown_fields`) so that a misspelt
-//! `require_scopes` stops startup instead of silently granting access. Values stay as text here;
-//! `compile` turns them into checked types.
+//! `require_scopes` stops startup instead of silently granting access. Values stay as text here, keys
+//! with a fixed set of choices as enums ([`Choice`]); `compile` turns them into checked types.
 
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
+
+use super::choice::{Choice, named};
 
 /// `[server]`
 #[derive(Debug, Deserialize)]
@@ -42,9 +44,19 @@ pub struct Server {
 pub struct Tls {
     pub cert: String,
     pub key: String,
-    pub min_version: Option<String>,
-    pub client_auth: Option<String>,
+    pub min_version: Option<Choice<MinVersion>>,
+    pub client_auth: Option<Choice<ClientAuth>>,
     pub client_ca: Option<String>,
+}
+
+named! {
+    /// `min_version`: the oldest TLS version offered.
+    MinVersion { Tls12 = "1.2", Tls13 = "1.3" }
+}
+
+named! {
+    /// `client_auth`: whether clients present certificates.
+    ClientAuth { Off = "off", Optional = "optional", Required = "required" }
 }
 
 /// `[upstream]`
@@ -280,10 +292,15 @@ pub struct Param {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Constraint {
-    pub kind: String,
+    pub kind: Choice<ConstraintKind>,
     pub from: String,
     pub to: String,
     pub max_days: Option<u32>,
+}
+
+named! {
+    /// `[[routes.constraints]]` `kind`.
+    ConstraintKind { DateRange = "date_range" }
 }
 
 /// `[routes.response]`
@@ -311,7 +328,7 @@ pub struct View {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
-    pub backend: Option<String>,
+    pub backend: Option<Choice<Backend>>,
     pub redis_url: Option<String>,
     /// Environment variable holding the Redis password (never inline in `redis_url`).
     pub redis_password_env: Option<String>,
@@ -321,9 +338,19 @@ pub struct RateLimits {
     pub redis_timeout: Option<String>,
     /// Prefix of every Redis key (default `ordergate:`).
     pub redis_key_prefix: Option<String>,
-    pub on_backend_error: Option<String>,
+    pub on_backend_error: Option<Choice<OnBackendError>>,
     pub per_principal: Option<Bucket>,
     pub per_ip_unauthenticated: Option<Bucket>,
+}
+
+named! {
+    /// `backend`: where rate-limit buckets live.
+    Backend { Local = "local", Redis = "redis" }
+}
+
+named! {
+    /// `on_backend_error`: what a rate limit does while Redis fails.
+    OnBackendError { Local = "local", Reject = "reject" }
 }
 
 /// `[abuse]`
@@ -344,12 +371,22 @@ pub struct Audit {
     pub keep_files: Option<u32>,
     #[serde(default = "yes")]
     pub hash_chain: bool,
-    pub fsync: Option<String>,
-    pub on_error: Option<String>,
+    pub fsync: Option<Choice<Fsync>>,
+    pub on_error: Option<Choice<OnError>>,
     #[serde(default)]
     pub sensitive_params: Vec<String>,
     /// Records that may wait for the writer (ordergate addition, default 65536).
     pub queue_capacity: Option<u32>,
+}
+
+named! {
+    /// `fsync`: when audit records are flushed to disk.
+    Fsync { Always = "always", Batch = "batch", Never = "never" }
+}
+
+named! {
+    /// `on_error`: what a request does when its audit record cannot be written.
+    OnError { Reject = "reject", Continue = "continue" }
 }
 
 /// The whole file, each section read on its own (`None` where a section is absent or broken).

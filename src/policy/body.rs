@@ -57,3 +57,44 @@ pub fn compile(
     };
     Some(BodyRule { kinds, max_bytes })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixtures::check;
+
+    #[test]
+    fn bad_body_rules_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[[routes]]
+id = "notes"
+method = "POST"
+path = "/notes"
+require_scopes = ["orders:write"]
+[routes.body]
+content_types = ["text/plain", "application/xml", "text/plain"]
+max_bytes = "1GiB"
+"#,
+                &[
+                    "7:32: `application/xml` is not supported: `text/plain` or `application/json`",
+                    "7:51: `text/plain` is listed twice",
+                    "8:13: must be more than 0 and at most `server.max_request_body`",
+                ],
+            ),
+            (
+                r#"[[routes]]
+id = "orders"
+method = "GET"
+path = "/orders"
+require_scopes = ["orders:read"]
+[routes.body]
+content_types = []
+"#,
+                &[
+                    "6:1: a GET, HEAD or DELETE route takes no request body: remove `[routes.body]`",
+                    "7:17: list at least one media type",
+                ],
+            ),
+        ]);
+    }
+}

@@ -2,9 +2,20 @@
 //! (durations, limits, compiled regexes, parsed keys, a route matcher). Built once by
 //! `config::load`, shared as `Arc<Policy>`, replaced whole on reload.
 
+mod abuse;
+mod audit;
+mod auth;
 pub mod body;
 pub mod compile;
 pub mod params;
+mod rate_limits;
+mod roles;
+mod routes;
+mod server;
+mod upstream;
+
+#[cfg(test)]
+mod fixtures;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

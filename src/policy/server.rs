@@ -1,0 +1,511 @@
+//! `[server]` and `[server.tls]`: listeners, limits, timeouts, the admin token and a ready
+//! rustls configuration (certificate, key, TLS versions, client verification).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::WebPkiClientVerifier;
+
+use crate::config::files;
+use crate::config::problems::KeyPath;
+use crate::config::raw;
+use crate::policy::compile::Ctx;
+use crate::policy::{ClientAuth, ServerSettings, TlsSettings};
+use crate::vocab::secret::Secret;
+
+fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ctx.bad(
+                at,
+                format!("`{text}` is not IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"),
+            );
+            None
+        }
+    }
+}
+
+/// `[server]`; `None` when `listen` is unusable.
+pub(super) fn compile(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Server,
+) -> Option<ServerSettings> {
+    let listen = socket_addr(ctx, &at.k("listen"), &raw.listen);
+    let admin_listen = raw
+        .admin_listen
+        .as_deref()
+        .and_then(|a| socket_addr(ctx, &at.k("admin_listen"), a));
+    let admin_token = admin_token(ctx, at, raw, admin_listen);
+    let max_connections =
+        ctx.positive(&at.k("max_connections"), raw.max_connections, 10_000) as usize;
+    let max_in_flight = ctx.positive(&at.k("max_in_flight"), raw.max_in_flight, 2_048) as usize;
+    let header_read_timeout = ctx.duration(
+        &at.k("header_read_timeout"),
+        raw.header_read_timeout.as_deref(),
+        Duration::from_secs(5),
+    );
+    let request_timeout = ctx.duration(
+        &at.k("request_timeout"),
+        raw.request_timeout.as_deref(),
+        Duration::from_secs(30),
+    );
+    let shutdown_grace = ctx.duration(
+        &at.k("shutdown_grace"),
+        raw.shutdown_grace.as_deref(),
+        Duration::from_secs(30),
+    );
+    let max_connections_per_ip = ctx.positive(
+        &at.k("max_connections_per_ip"),
+        raw.max_connections_per_ip,
+        64,
+    ) as usize;
+    let max_concurrent_streams = ctx.positive(
+        &at.k("max_concurrent_streams"),
+        raw.max_concurrent_streams,
+        100,
+    );
+    let idle_timeout = ctx.duration(
+        &at.k("idle_timeout"),
+        raw.idle_timeout.as_deref(),
+        Duration::from_secs(60),
+    );
+    let send_stall_timeout = ctx.duration(
+        &at.k("send_stall_timeout"),
+        raw.send_stall_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    let max_header_bytes = ctx.size(
+        &at.k("max_header_bytes"),
+        raw.max_header_bytes.as_deref(),
+        16 * 1024,
+    );
+    if max_header_bytes < 1024 {
+        ctx.bad(&at.k("max_header_bytes"), "must be at least 1KiB");
+    }
+    let max_request_body = ctx.size(
+        &at.k("max_request_body"),
+        raw.max_request_body.as_deref(),
+        64 * 1024,
+    );
+    for (key, d) in [
+        ("header_read_timeout", header_read_timeout),
+        ("request_timeout", request_timeout),
+        ("idle_timeout", idle_timeout),
+        ("send_stall_timeout", send_stall_timeout),
+    ] {
+        if d.is_zero() {
+            ctx.bad(&at.k(key), "must be longer than 0s");
+        }
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => ctx.bad(
+                &at.k("trusted_proxies").i(i),
+                format!("`{cidr}` is not a CIDR (e.g. 10.0.0.0/8) or an IP"),
+            ),
+        }
+    }
+    let tls = match (&raw.tls, raw.insecure_plaintext) {
+        (_, true) => {
+            if listen.is_some_and(|l| !l.ip().is_loopback()) {
+                ctx.bad(
+                    &at.k("insecure_plaintext"),
+                    "plain HTTP is allowed only when `listen` is a loopback address",
+                );
+            }
+            None
+        }
+        (Some(tls), false) => tls_settings(ctx, &at.k("tls"), tls),
+        (None, false) => {
+            ctx.bad(
+                at,
+                "missing [server.tls] (plain HTTP needs `insecure_plaintext = true` on loopback)",
+            );
+            None
+        }
+    };
+    Some(ServerSettings {
+        listen: listen?,
+        admin_listen,
+        admin_token,
+        max_connections,
+        max_in_flight,
+        header_read_timeout,
+        request_timeout,
+        max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+        max_request_body,
+        shutdown_grace,
+        max_connections_per_ip,
+        max_concurrent_streams,
+        idle_timeout,
+        send_stall_timeout,
+        trusted_proxies,
+        tls,
+    })
+}
+
+/// The admin token (at least 32 bytes, from the environment or a file). Without one the admin
+/// API (unfreeze included) is unauthenticated, so `admin_listen` must then be a loopback address.
+fn admin_token(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &raw::Server,
+    admin_listen: Option<SocketAddr>,
+) -> Option<Secret> {
+    let key = if raw.admin_token_env.is_some() {
+        "admin_token_env"
+    } else {
+        "admin_token_file"
+    };
+    let token = files::secret(
+        ctx.base,
+        raw.admin_token_env.as_deref(),
+        raw.admin_token_file.as_deref(),
+    )
+    .map_err(|e| ctx.bad(&at.k(key), e))
+    .ok()
+    .flatten();
+    if token.as_ref().is_some_and(|t| t.expose().len() < 32) {
+        ctx.bad(&at.k(key), "the admin token must be at least 32 bytes");
+        return None;
+    }
+    let configured = raw.admin_token_env.is_some() || raw.admin_token_file.is_some();
+    if !configured && admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
+        ctx.bad(
+            &at.k("admin_listen"),
+            "a non-loopback `admin_listen` needs `admin_token_env` or `admin_token_file` (the admin API can unfreeze)",
+        );
+    }
+    token
+}
+
+fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSettings> {
+    let certs = files::certificates(&files::resolve(ctx.base, &raw.cert))
+        .map_err(|e| ctx.bad(&at.k("cert"), e))
+        .ok();
+    let key = files::private_key(&files::resolve(ctx.base, &raw.key))
+        .map_err(|e| ctx.bad(&at.k("key"), e))
+        .ok();
+    let min_version = ctx.choice(
+        &at.k("min_version"),
+        raw.min_version.as_ref(),
+        raw::MinVersion::Tls12,
+        |other| format!("`{other}` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")"),
+    );
+    let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+        Some(raw::MinVersion::Tls12) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(raw::MinVersion::Tls13) | None => &[&rustls::version::TLS13],
+    };
+    let client_auth = ctx
+        .choice(
+            &at.k("client_auth"),
+            raw.client_auth.as_ref(),
+            raw::ClientAuth::Off,
+            |other| format!("`{other}` must be \"off\", \"optional\" or \"required\""),
+        )
+        .map_or(ClientAuth::Off, |mode| match mode {
+            raw::ClientAuth::Off => ClientAuth::Off,
+            raw::ClientAuth::Optional => ClientAuth::Optional,
+            raw::ClientAuth::Required => ClientAuth::Required,
+        });
+    let provider = crate::vocab::tls_client::provider();
+    let verifier = match (client_auth, raw.client_ca.as_deref()) {
+        (ClientAuth::Off, _) => None,
+        (_, None | Some("")) => {
+            ctx.bad(&at.k("client_auth"), "mutual TLS needs `client_ca`");
+            None
+        }
+        (mode, Some(ca)) => {
+            let ca_certs = files::certificates(&files::resolve(ctx.base, ca))
+                .map_err(|e| ctx.bad(&at.k("client_ca"), e))
+                .ok()?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in ca_certs {
+                if let Err(e) = roots.add(cert) {
+                    ctx.bad(&at.k("client_ca"), format!("CA certificate rejected: {e}"));
+                }
+            }
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder = if mode == ClientAuth::Optional {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            match builder.build() {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    ctx.bad(
+                        &at.k("client_ca"),
+                        format!("cannot verify clients with this CA: {e}"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| ctx.bad(&at.k("min_version"), e.to_string()))
+        .ok()?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None if client_auth != ClientAuth::Off => return None,
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs?, key?)
+        .map_err(|e| {
+            ctx.bad(
+                &at.k("key"),
+                format!("certificate and key do not form a usable pair: {e}"),
+            )
+        })
+        .ok()?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Some(TlsSettings {
+        config: Arc::new(config),
+        client_auth,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::ClientAuth;
+    use crate::policy::fixtures::{check, compiled, problems_in};
+
+    #[test]
+    fn bad_server_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[server]
+listen = "localhost"
+insecure_plaintext = true
+"#,
+                &["2:10: `localhost` is not IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+max_connections = 0
+max_in_flight = 0
+max_connections_per_ip = 0
+max_concurrent_streams = 0
+"#,
+                &[
+                    "4:19: must be at least 1",
+                    "5:17: must be at least 1",
+                    "6:26: must be at least 1",
+                    "7:26: must be at least 1",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+header_read_timeout = "0s"
+request_timeout = "5 minutes"
+idle_timeout = "0ms"
+send_stall_timeout = "10"
+shutdown_grace = "soon"
+"#,
+                &[
+                    "4:23: must be longer than 0s",
+                    "5:19: duration `5 minutes` has unknown unit ` minutes` (use ms, s, m, h, d)",
+                    "6:16: must be longer than 0s",
+                    "7:22: duration `10` needs a unit (ms, s, m, h, d)",
+                    "8:18: duration `soon` must start with a whole number",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+max_header_bytes = "512"
+max_request_body = "lots"
+trusted_proxies = ["10.0.0.0/8", "nope", "::1"]
+"#,
+                &[
+                    "4:20: must be at least 1KiB",
+                    "5:20: size `lots` must start with a whole number",
+                    "6:34: `nope` is not a CIDR (e.g. 10.0.0.0/8) or an IP",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "0.0.0.0:8080"
+insecure_plaintext = true
+"#,
+                &["3:22: plain HTTP is allowed only when `listen` is a loopback address"],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+"#,
+                &[
+                    "1:1: missing [server.tls] (plain HTTP needs `insecure_plaintext = true` on loopback)",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_listen = "0.0.0.0:9090"
+"#,
+                &[
+                    "4:16: a non-loopback `admin_listen` needs `admin_token_env` or `admin_token_file` (the admin API can unfreeze)",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_listen = "127.0.0.1:9090"
+admin_token_env = "ORDERGATE_TEST_VARIABLE_THAT_IS_NEVER_SET"
+"#,
+                &[
+                    "5:19: environment variable `ORDERGATE_TEST_VARIABLE_THAT_IS_NEVER_SET` is not set",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_token_env = "X"
+admin_token_file = "token"
+"#,
+                &["4:19: give the secret in an environment variable or a file, not both"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_tls_values_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = "1.1"
+client_auth = "maybe"
+"#,
+                &[
+                    "4:8: /nonexistent-ordergate/cert.pem: No such file or directory (os error 2)",
+                    "5:7: /nonexistent-ordergate/key.pem: No such file or directory (os error 2)",
+                    "6:15: `1.1` is not a TLS version ordergate offers (\"1.2\" or \"1.3\")",
+                    "7:15: `maybe` must be \"off\", \"optional\" or \"required\"",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = "1.3"
+client_auth = "required"
+"#,
+                &[
+                    "4:8: /nonexistent-ordergate/cert.pem: No such file or directory (os error 2)",
+                    "5:7: /nonexistent-ordergate/key.pem: No such file or directory (os error 2)",
+                    "7:15: mutual TLS needs `client_ca`",
+                ],
+            ),
+            (
+                r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+client_auth = "optional"
+client_ca = "ca.pem"
+"#,
+                &[
+                    "4:8: /nonexistent-ordergate/cert.pem: No such file or directory (os error 2)",
+                    "5:7: /nonexistent-ordergate/key.pem: No such file or directory (os error 2)",
+                    "7:13: /nonexistent-ordergate/ca.pem: No such file or directory (os error 2)",
+                ],
+            ),
+        ]);
+    }
+
+    /// A choice key of the wrong type fails reading as a string key always has: the section is
+    /// dropped and reported where the value is.
+    #[test]
+    fn a_choice_that_is_not_a_string_fails_the_section() {
+        check(&[(
+            r#"[server]
+listen = "127.0.0.1:8443"
+[server.tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = 1.3
+"#,
+            &[
+                "1:1: missing section [server]",
+                "6:15: invalid type: floating point `1.3`, expected a string",
+            ],
+        )]);
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "too short").unwrap();
+        let first = r#"[server]
+listen = "127.0.0.1:8080"
+insecure_plaintext = true
+admin_token_file = "token"
+"#;
+        assert_eq!(
+            problems_in(dir.path(), first),
+            "4:20: the admin token must be at least 32 bytes"
+        );
+        std::fs::write(dir.path().join("token"), "a".repeat(32)).unwrap();
+        assert_eq!(problems_in(dir.path(), first), "");
+    }
+
+    #[test]
+    fn every_tls_choice_compiles_to_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        for (choices, want) in [
+            ("", ClientAuth::Off),
+            (
+                "min_version = \"1.3\"\nclient_auth = \"off\"\n",
+                ClientAuth::Off,
+            ),
+            (
+                "min_version = \"1.2\"\nclient_auth = \"optional\"\nclient_ca = \"cert.pem\"\n",
+                ClientAuth::Optional,
+            ),
+            (
+                "client_auth = \"required\"\nclient_ca = \"cert.pem\"\n",
+                ClientAuth::Required,
+            ),
+        ] {
+            let first = format!(
+                "[server]\nlisten = \"127.0.0.1:8443\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{choices}"
+            );
+            let tls = compiled(dir.path(), &first).server.tls.unwrap();
+            assert_eq!(tls.client_auth, want, "{choices}");
+        }
+    }
+}
