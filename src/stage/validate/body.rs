@@ -130,17 +130,21 @@ fn media_type(value: &str, rule: &BodyRule) -> Option<BodyKind> {
         .find(|k| k.essence().eq_ignore_ascii_case(essence))
 }
 
+/// The `Content-Length` the client declared, if it is a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reads the body within `max` (413 beyond, declared or streamed).
 async fn read<B>(headers: &HeaderMap, body: B, max: u64) -> Result<Bytes, GatewayError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if declared_length(headers).is_some_and(|n| n > max) {
         return Err(GatewayError::PayloadTooLarge);
     }
     if body.is_end_stream() {
@@ -160,29 +164,14 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > max => return Err(GatewayError::PayloadTooLarge),
-        Some(n) if n > 0 => return Err(GatewayError::BadRequest(BadRequest::BodyNotAllowed)),
-        _ => {}
+    let not_allowed = || GatewayError::BadRequest(BadRequest::BodyNotAllowed);
+    if declared_length(headers).is_some_and(|n| n > 0 && n <= max) {
+        return Err(not_allowed());
     }
-    if body.is_end_stream() {
-        return Ok(());
-    }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => {
-            if collected.to_bytes().is_empty() {
-                Ok(())
-            } else {
-                Err(GatewayError::BadRequest(BadRequest::BodyNotAllowed))
-            }
-        }
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge),
-        Err(_) => Err(GatewayError::BadRequest(BadRequest::BodyUnreadable)),
+    if read(headers, body, max).await?.is_empty() {
+        Ok(())
+    } else {
+        Err(not_allowed())
     }
 }
 
