@@ -70,15 +70,15 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Requests being served at once; more are refused with 503.
     pub max_in_flight: usize,
-    /// Time a client has to send complete request headers.
+    /// Time for the TLS handshake and each request's headers; also the keep-alive idle limit.
     pub header_read_timeout: Duration,
-    /// Time for a whole request, upstream included.
+    /// Time for the whole request, gateway side (then 504).
     pub request_timeout: Duration,
     /// Largest request head accepted.
     pub max_header_bytes: usize,
     /// Largest request body accepted, in bytes.
     pub max_request_body: u64,
-    /// Time given to requests in flight on shutdown.
+    /// How long shutdown drains the requests in flight.
     pub shutdown_grace: Duration,
     /// Open connections one client address may hold (peers in `trusted_proxies` are exempt).
     pub max_connections_per_ip: usize,

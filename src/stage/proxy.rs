@@ -44,7 +44,7 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// Time allowed for one attempt, response headers included.
     pub timeout: Duration,
-    /// Extra attempts for idempotent requests on connection failures.
+    /// Extra attempts for GET/HEAD on connect errors and 502/503/504, never on timeouts.
     pub retries: u32,
     /// Share of load retries may add (plus a small reserve).
     pub retry_budget: f64,

@@ -107,9 +107,9 @@ pub enum GatewayError {
     BadRequest(BadRequest),
     /// The query or path parameters failed validation; every violation is listed.
     InvalidParameter {
-        /// Every violation found, in parameter order.
+        /// Every violation found.
         errors: Vec<ParamError>,
-        /// The reason for the audit record and metrics.
+        /// The most telling violation, for the audit detail.
         cause: ParamFailure,
     },
     /// No credential, or one that was not accepted. `cause` is the precise reason.
@@ -131,14 +131,14 @@ pub enum GatewayError {
     RateLimited {
         /// The bucket's state, for the `RateLimit-*` and `Retry-After` headers.
         status: RateLimitStatus,
-        /// Which bucket was exhausted.
+        /// Which bucket refused.
         cause: LimitHit,
     },
     /// The request body is larger than `max_request_body`.
     PayloadTooLarge,
     /// Too many requests in flight, or the rate-limit backend failed under `reject`.
     Overloaded {
-        /// What was overloaded.
+        /// Why the request could not be taken now.
         cause: Overload,
     },
     /// The upstream circuit is open.

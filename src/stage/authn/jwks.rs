@@ -164,7 +164,7 @@ impl KeySet {
 /// Where the key set comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
-    /// A local JWKS file, read at startup and on reload.
+    /// A local JWKS file, re-read on each refresh.
     File(PathBuf),
     /// A JWKS URL, fetched over HTTPS and refreshed.
     Url {

@@ -51,7 +51,7 @@ pub struct JwtSettings {
     pub tenant_claim: String,
     /// The shared secret for HS* tokens, if configured.
     pub hmac: Option<DecodingKey>,
-    /// How many verified tokens are cached.
+    /// Verified tokens kept until `exp`; 0 re-verifies every time.
     pub cache_size: usize,
 }
 

@@ -70,9 +70,9 @@ pub struct RateLimitSettings {
     pub backend: Backend,
     /// What to do when the shared backend does not answer.
     pub on_backend_error: OnBackendError,
-    /// The bucket every authenticated principal gets, if any.
+    /// A bucket per principal, across all routes, if any.
     pub per_principal: Option<BucketRef>,
-    /// The bucket for each client IP before authentication, if any.
+    /// A bucket per client IP, charged only by requests that fail authentication.
     pub per_ip_unauthenticated: Option<BucketRef>,
 }
 
