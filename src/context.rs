@@ -14,6 +14,7 @@ use crate::vocab::rate_limit_status::RateLimitStatus;
 /// Facts about the connection, fixed after the TLS handshake.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
+    /// The TCP peer.
     pub peer: SocketAddr,
     /// `TLSv1.2` / `TLSv1.3`, or `None` on plain HTTP.
     pub tls_version: Option<&'static str>,
@@ -38,18 +39,27 @@ impl ConnInfo {
 /// One request's state.
 #[derive(Debug)]
 pub struct RequestContext {
+    /// Generated, or the client's `X-Request-Id` when well formed.
     pub request_id: String,
+    /// The connection it arrived on.
     pub conn: Arc<ConnInfo>,
     /// The client's address, canonical: the peer, or from `X-Forwarded-For` when the peer is
     /// trusted (see [`client_ip`]). The audit record keeps it whole; limits group it.
     pub client_ip: IpAddr,
+    /// The request method.
     pub method: Method,
     /// The raw path (without the query).
     pub path: String,
+    /// The matched route's id, once routed.
     pub route_id: Option<Arc<str>>,
+    /// The authenticated caller, once authenticated.
     pub principal: Option<Arc<Principal>>,
+    /// The parameters, once validated.
     pub validated: Option<Validated>,
+    /// The tightest bucket's figures, once rate limited.
     pub rate_limit: Option<RateLimitStatus>,
+    /// The upstream's status, once it answered.
     pub upstream_status: Option<u16>,
+    /// Time spent waiting on the upstream.
     pub upstream_time: Option<Duration>,
 }

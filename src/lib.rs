@@ -4,6 +4,7 @@
 //! after what it does. The policy is compiled once ([`config`] → [`policy::Policy`]) and swapped
 //! whole on reload.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 // Nothing a client sends may panic the gateway: no unwrap/expect outside tests.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 

@@ -9,14 +9,23 @@ use serde_json::{Map, Value};
 /// What goes into a token.
 #[derive(Debug, Clone, Default)]
 pub struct TokenSpec {
+    /// `sub`.
     pub sub: String,
+    /// `iss`, if any.
     pub iss: Option<String>,
+    /// `aud`, if any.
     pub aud: Option<String>,
+    /// `kid` in the header, if any.
     pub kid: Option<String>,
+    /// The algorithm; by default the one the key implies.
     pub alg: Option<Algorithm>,
+    /// `scope`, space-separated.
     pub scope: Option<String>,
+    /// `roles`.
     pub roles: Vec<String>,
+    /// Further claims, as given.
     pub claims: Vec<(String, Value)>,
+    /// Lifetime: `exp` is now plus this.
     pub ttl: Duration,
 }
 

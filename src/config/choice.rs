@@ -22,7 +22,9 @@ pub trait Named: Sized + Copy + 'static {
 /// A choice as written: a known one, or the text of an unknown one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice<T> {
+    /// One of the choices the key allows.
     Known(T),
+    /// Anything else, kept as written so the problem can quote it.
     Unknown(String),
 }
 

@@ -13,7 +13,9 @@ use toml::de::{DeTable, DeValue};
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
+    /// A table key.
     Key(String),
+    /// An array index.
     Index(usize),
 }
 
@@ -128,9 +130,13 @@ impl Problems {
 /// A problem ready to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyProblem {
+    /// The policy file.
     pub file: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub col: usize,
+    /// What is wrong, and what is expected.
     pub message: String,
 }
 

@@ -2,6 +2,8 @@
 //! ordergate adds. Unknown keys are refused (`deny_unknown_fields`) so that a misspelt
 //! `require_scopes` stops startup instead of silently granting access. Values stay as text here, keys
 //! with a fixed set of choices as enums ([`Choice`]); `compile` turns them into checked types.
+//! Each field is a policy key, documented key by key in the README's "The policy, by example".
+#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 

@@ -19,7 +19,9 @@ pub struct Ca {
 /// A PEM certificate and its PEM private key.
 #[derive(Debug, Clone)]
 pub struct Issued {
+    /// The certificate, PEM.
     pub cert_pem: String,
+    /// Its private key, PEM.
     pub key_pem: String,
 }
 
@@ -97,9 +99,13 @@ impl Ca {
 /// A JWT signing key and its public JWK.
 #[derive(Debug, Clone)]
 pub struct JwtKey {
+    /// The algorithm the key signs with.
     pub alg: Algorithm,
+    /// The key id, in the JWK and token headers.
     pub kid: String,
+    /// The private key, PEM.
     pub private_pem: String,
+    /// The public key as a JWK.
     pub jwk: serde_json::Value,
 }
 

@@ -39,32 +39,46 @@ use crate::vocab::scopes::{Roles, ScopeRegistry};
 /// `client_auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// No client certificate is asked for.
     Off,
+    /// A certificate is asked for and verified when sent.
     Optional,
+    /// A verified certificate is required for the handshake.
     Required,
 }
 
 /// `[server.tls]`, compiled: a ready rustls configuration.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
+    /// The rustls configuration, certificates and ALPN set.
     pub config: Arc<rustls::ServerConfig>,
+    /// Whether client certificates are asked for.
     pub client_auth: ClientAuth,
 }
 
 /// `[server]`, compiled.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// The address of the gateway's listener.
     pub listen: SocketAddr,
+    /// The address of the admin listener, if any.
     pub admin_listen: Option<SocketAddr>,
     /// When set, `/admin/*` requires `Authorization: Bearer <token>`; required for an
     /// `admin_listen` that is not a loopback address.
     pub admin_token: Option<crate::vocab::secret::Secret>,
+    /// Open client connections, in total.
     pub max_connections: usize,
+    /// Requests being served at once; more are refused with 503.
     pub max_in_flight: usize,
+    /// Time for the TLS handshake and each request's headers; also the keep-alive idle limit.
     pub header_read_timeout: Duration,
+    /// Time for the whole request, gateway side (then 504).
     pub request_timeout: Duration,
+    /// Largest request head accepted.
     pub max_header_bytes: usize,
+    /// Largest request body accepted, in bytes.
     pub max_request_body: u64,
+    /// How long shutdown drains the requests in flight.
     pub shutdown_grace: Duration,
     /// Open connections one client address may hold (peers in `trusted_proxies` are exempt).
     pub max_connections_per_ip: usize,
@@ -74,6 +88,7 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// A response that makes no progress towards the client for this long is aborted.
     pub send_stall_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `None` only with `insecure_plaintext = true` on a loopback address.
     pub tls: Option<TlsSettings>,
@@ -82,19 +97,27 @@ pub struct ServerSettings {
 /// One route, compiled.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The route's id, as in the audit record and metrics.
     pub id: Arc<str>,
+    /// The method it serves.
     pub method: Method,
+    /// The public path template.
     pub path: PathTemplate,
+    /// The upstream path template it is rewritten to.
     pub upstream_path: PathTemplate,
     /// What stage 6 demands of a caller.
     pub access: Access,
     /// The scope names as written, for documentation.
     pub require_scope_names: Vec<String>,
+    /// The route's own bucket, if any.
     pub rate_limit: Option<BucketRef>,
+    /// What the path and query parameters must be.
     pub params: RouteParams,
     /// The request body it accepts (none: no body at all).
     pub body: Option<BodyRule>,
+    /// Response views, in order: the first the caller's scopes allow applies.
     pub views: Vec<CompiledView>,
+    /// For the OpenAPI document.
     pub summary: Option<String>,
 }
 
@@ -103,15 +126,25 @@ pub struct Route {
 pub struct Policy {
     /// The file it was read from.
     pub source: PathBuf,
+    /// `[server]`.
     pub server: ServerSettings,
+    /// `[upstream]`.
     pub upstream: UpstreamSettings,
+    /// `[auth]`.
     pub auth: AuthSettings,
+    /// `[roles]`: role name to scopes.
     pub roles: Roles,
+    /// Every scope the policy names.
     pub scopes: ScopeRegistry,
+    /// `[[routes]]`, in file order.
     pub routes: Vec<Route>,
+    /// The routes, indexed by path, for matching.
     pub table: RouteTable,
+    /// `[rate_limits]`.
     pub rate_limits: RateLimitSettings,
+    /// `[abuse]`.
     pub abuse: AbuseSettings,
+    /// `[audit]`.
     pub audit: AuditSettings,
 }
 

@@ -26,8 +26,11 @@ use crate::vocab::shared_store::SharedStore;
 /// `[abuse]`, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AbuseSettings {
+    /// The window in which denials are counted.
     pub window: Duration,
+    /// Denials within `window` that trigger a freeze.
     pub max_denials: u32,
+    /// How long a freeze lasts.
     pub freeze_for: Duration,
 }
 

@@ -18,15 +18,20 @@ use crate::vocab::scopes::ScopeSet;
 /// Where an owner binding reads the customer id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerParam {
+    /// A path parameter, by name.
     Path(Arc<str>),
+    /// A query parameter, by name.
     Query(Arc<str>),
 }
 
 /// `owner = { param, claim, bypass_scopes }`, compiled.
 #[derive(Debug, Clone)]
 pub struct OwnerBinding {
+    /// Which parameter holds the customer id.
     pub param: OwnerParam,
+    /// The principal's claim it must equal.
     pub claim: Arc<str>,
+    /// Scopes that skip the check (support staff, say).
     pub bypass: ScopeSet,
 }
 
@@ -35,6 +40,7 @@ pub struct OwnerBinding {
 pub struct Access {
     /// All of these are needed.
     pub require_scopes: ScopeSet,
+    /// The owner binding, if the route has one.
     pub owner: Option<OwnerBinding>,
     /// The scope of each response view, in order: the first the caller holds applies.
     pub view_scopes: Vec<ScopeSet>,

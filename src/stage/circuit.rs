@@ -19,12 +19,19 @@ use tokio::time::Instant;
 /// `[upstream.circuit_breaker]`, compiled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakerSettings {
+    /// Failures in a row that open the circuit.
     pub consecutive_failures: u32,
+    /// Share of failures over `window` that opens it, once `min_requests` were seen.
     pub failure_rate: f64,
+    /// The sliding window for `failure_rate`.
     pub window: Duration,
+    /// Requests in `window` before `failure_rate` is considered.
     pub min_requests: u32,
+    /// How long the circuit stays open before probing.
     pub open_for: Duration,
+    /// Probes let through when half-open; all must succeed to close.
     pub half_open_probes: u32,
+    /// Upstream statuses that count as failures.
     pub failure_statuses: Vec<u16>,
 }
 
@@ -45,8 +52,11 @@ impl Default for BreakerSettings {
 /// The breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Requests pass; failures are counted.
     Closed = 0,
+    /// Requests are refused without calling the upstream.
     Open = 1,
+    /// A few probes pass to test whether the upstream recovered.
     HalfOpen = 2,
 }
 

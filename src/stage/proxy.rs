@@ -36,16 +36,27 @@ pub struct UpstreamSettings {
     pub origin: String,
     /// A path prefix from the URL (e.g. `/erp`), without a trailing slash.
     pub base_path: String,
+    /// True for an `https://` upstream.
     pub https: bool,
+    /// Trust anchors for the upstream, if not the system roots.
     pub ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    /// Time allowed to establish a connection.
     pub connect_timeout: Duration,
+    /// Time allowed for one attempt, response headers included.
     pub timeout: Duration,
+    /// Extra attempts for GET/HEAD on connect errors and 502/503/504, never on timeouts.
     pub retries: u32,
+    /// Share of load retries may add (plus a small reserve).
     pub retry_budget: f64,
+    /// Idle pooled connections kept to the upstream.
     pub pool_idle_per_host: usize,
+    /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
+    /// Whether `X-Auth-*` identity headers are sent upstream.
     pub forward_identity: bool,
+    /// False: upstream 5xx bodies are replaced by a problem (status kept).
     pub expose_errors: bool,
+    /// `[upstream.circuit_breaker]`.
     pub breaker: BreakerSettings,
 }
 
@@ -114,6 +125,7 @@ impl RetryBudget {
 pub struct UpstreamRuntime {
     settings: UpstreamSettings,
     client: HttpsClient,
+    /// Shared with the admin status and metrics.
     pub breaker: CircuitBreaker,
     budget: RetryBudget,
 }
@@ -229,9 +241,13 @@ impl UpstreamRuntime {
 /// Everything needed to (re)build the upstream request for each attempt.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
+    /// The client's method.
     pub method: Method,
+    /// The upstream URI: origin, rewritten path, validated query.
     pub uri: Uri,
+    /// The headers built for the upstream, not the client's.
     pub headers: HeaderMap,
+    /// The validated body (empty when there is none).
     pub body: Bytes,
 }
 
@@ -294,12 +310,19 @@ pub fn upstream_target(
 
 /// What the gateway knows when building upstream headers.
 pub struct HeaderFacts<'a> {
+    /// The client's headers, from which only allowed ones are copied.
     pub client_headers: &'a HeaderMap,
+    /// The TCP peer.
     pub peer: std::net::IpAddr,
+    /// Whether the peer is in `trusted_proxies` (its `X-Forwarded-*` are kept).
     pub peer_trusted: bool,
+    /// Whether the client connection used TLS.
     pub https: bool,
+    /// Sent as `X-Request-Id`.
     pub request_id: &'a str,
+    /// The authenticated caller.
     pub principal: &'a Principal,
+    /// Whether to add the `X-Auth-*` headers.
     pub forward_identity: bool,
     /// The validated body's `Content-Type` and length (stage 7), if any.
     pub body: Option<(&'static str, usize)>,

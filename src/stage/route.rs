@@ -138,7 +138,9 @@ pub struct RouteTable {
 /// A matched route: its index in the policy and its decoded path parameters, in template order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
+    /// Index into the policy's routes.
     pub route: usize,
+    /// Path parameters, percent-decoded, in template order.
     pub params: Vec<(Arc<str>, String)>,
 }
 

@@ -99,37 +99,68 @@ pub enum GatewayError {
     /// No route has this path.
     NotFound,
     /// A route has this path, but not for this method.
-    MethodNotAllowed { allow: HeaderValue },
+    MethodNotAllowed {
+        /// The methods the route does accept, for the `Allow` header.
+        allow: HeaderValue,
+    },
     /// The request is malformed.
     BadRequest(BadRequest),
     /// The query or path parameters failed validation; every violation is listed.
     InvalidParameter {
+        /// Every violation found.
         errors: Vec<ParamError>,
+        /// The most telling violation, for the audit detail.
         cause: ParamFailure,
     },
     /// No credential, or one that was not accepted. `cause` is the precise reason.
-    Unauthenticated { cause: AuthFailure },
+    Unauthenticated {
+        /// Why the credential was refused.
+        cause: AuthFailure,
+    },
     /// Authenticated, but not allowed. `cause` is `scope_missing`, `owner_mismatch`, ...
-    Forbidden { cause: Denied },
+    Forbidden {
+        /// Which authorisation rule refused.
+        cause: Denied,
+    },
     /// The client IP or principal is frozen by the abuse guard.
-    Frozen { cause: FrozenCause },
+    Frozen {
+        /// Whether the client IP or the principal is frozen.
+        cause: FrozenCause,
+    },
     /// Over a rate limit.
     RateLimited {
+        /// The bucket's state, for the `RateLimit-*` and `Retry-After` headers.
         status: RateLimitStatus,
+        /// Which bucket refused.
         cause: LimitHit,
     },
     /// The request body is larger than `max_request_body`.
     PayloadTooLarge,
     /// Too many requests in flight, or the rate-limit backend failed under `reject`.
-    Overloaded { cause: Overload },
+    Overloaded {
+        /// Why the request could not be taken now.
+        cause: Overload,
+    },
     /// The upstream circuit is open.
-    CircuitOpen { retry_after_secs: u64 },
+    CircuitOpen {
+        /// When the circuit may half-open, for `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// The upstream could not be reached or answered something unusable.
-    BadGateway { cause: UpstreamFailure },
+    BadGateway {
+        /// What went wrong with the upstream.
+        cause: UpstreamFailure,
+    },
     /// The upstream (or the whole request) took too long.
-    GatewayTimeout { cause: UpstreamFailure },
+    GatewayTimeout {
+        /// Which timeout fired.
+        cause: UpstreamFailure,
+    },
     /// The upstream answered 5xx and its body was replaced.
-    UpstreamError { status: StatusCode },
+    UpstreamError {
+        /// The upstream's status, kept for the audit record.
+        status: StatusCode,
+    },
     /// Audit records cannot be written and `on_error = "reject"`.
     AuditUnavailable,
 }

@@ -64,6 +64,7 @@ impl Masker {
         }
     }
 
+    /// Replaces `value` in place with its masked form.
     pub fn apply(self, value: &mut Value) {
         *value = match (self, &*value) {
             (_, Value::Null) => Value::Null,

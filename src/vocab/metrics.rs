@@ -124,10 +124,15 @@ fn describe() {
 /// What the request totals and histograms need of a finished request.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished<'a> {
+    /// The matched route's id, if any.
     pub route: Option<&'a Arc<str>>,
+    /// The status sent to the client.
     pub status: u16,
+    /// The reason code of the outcome.
     pub reason: &'static str,
+    /// Total time in the gateway.
     pub duration: Duration,
+    /// Time spent waiting on the upstream, if it was called.
     pub upstream: Option<Duration>,
 }
 

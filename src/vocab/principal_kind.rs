@@ -4,8 +4,11 @@
 /// How the caller authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PrincipalKind {
+    /// A bearer JWT.
     Jwt,
+    /// An API key.
     ApiKey,
+    /// A client certificate.
     Mtls,
 }
 

@@ -101,7 +101,9 @@ impl ScopeSet {
 /// A role's scopes.
 #[derive(Debug, Clone, Default)]
 pub struct RoleScopes {
+    /// The scope names, as written, for `X-Auth-Scopes`.
     pub names: Vec<Arc<str>>,
+    /// The same scopes as a bitset, for checks.
     pub set: ScopeSet,
 }
 

@@ -32,35 +32,50 @@ use writer::{Job, Writer, WriterState};
 /// Where records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditTarget {
+    /// A JSON-lines file, rotated by size.
     File(PathBuf),
+    /// Standard output (`path = "-"`).
     Stdout,
 }
 
 /// `fsync` policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncMode {
+    /// After every write.
     Always,
+    /// At most every 100 ms.
     Batch,
+    /// Left to the operating system.
     Never,
 }
 
 /// `on_error` policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
+    /// Refuse requests (503) while records cannot be written.
     Reject,
+    /// Keep serving; lost records are logged and counted.
     Continue,
 }
 
 /// `[audit]`, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditSettings {
+    /// Where records go.
     pub target: AuditTarget,
+    /// Size at which the file rotates, if it does.
     pub rotate_bytes: Option<u64>,
+    /// Rotated files kept; older ones are deleted.
     pub keep_files: usize,
+    /// Whether each record carries the hash of the one before.
     pub hash_chain: bool,
+    /// When writes reach the disk.
     pub fsync: FsyncMode,
+    /// What happens while records cannot be written.
     pub on_error: OnError,
+    /// Parameter names masked in records.
     pub sensitive_params: Vec<String>,
+    /// Records that may wait for the writer.
     pub queue_capacity: usize,
 }
 
@@ -239,8 +254,11 @@ impl Ticket {
 
 /// A request's record, finished when its response body ends or is dropped.
 pub struct Pending {
+    /// The queue slot reserved for the record.
     pub ticket: Ticket,
+    /// The record, filled in as the request goes.
     pub entry: Entry,
+    /// When the request arrived, for its duration.
     pub started: Instant,
 }
 

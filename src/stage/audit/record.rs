@@ -54,22 +54,39 @@ fn clean(text: &str) -> Cow<'_, str> {
 /// What the request path knows about one request when it ends.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// When the request arrived.
     pub ts: SystemTime,
+    /// The request id, as sent to the client and upstream.
     pub request_id: String,
+    /// The client address (the peer, or from `X-Forwarded-For` behind a trusted proxy).
     pub client_ip: IpAddr,
+    /// `TLSv1.2` / `TLSv1.3`, or `None` on plain HTTP.
     pub tls_version: Option<&'static str>,
+    /// The verified client certificate's subject.
     pub client_subject: Option<Arc<str>>,
+    /// The authenticated caller, if any.
     pub principal: Option<Arc<Principal>>,
+    /// The request method.
     pub method: http::Method,
+    /// The matched route's id.
     pub route: Option<Arc<str>>,
+    /// The raw path, without the query.
     pub path: String,
+    /// The validated query parameters (sensitive ones are masked when written).
     pub query: Vec<(Arc<str>, Value)>,
+    /// The outcome's reason code.
     pub reason: &'static str,
+    /// A finer cause from the closed list of audit details.
     pub detail: Option<&'static str>,
+    /// The status sent to the client.
     pub status: u16,
+    /// The upstream's status, if it answered.
     pub upstream_status: Option<u16>,
+    /// Total time in the gateway.
     pub duration: Duration,
+    /// Time spent waiting on the upstream.
     pub upstream: Option<Duration>,
+    /// Response body bytes sent to the client.
     pub bytes_out: u64,
 }
 

@@ -14,9 +14,13 @@ use super::record::{GENESIS, chain_hash};
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Records checked.
     pub records: u64,
+    /// The first record's `seq`.
     pub first_seq: Option<u64>,
+    /// The last record's `seq`.
     pub last_seq: Option<u64>,
+    /// Files read.
     pub files: usize,
     /// The first record's `prev_hash`: 64 zeros when the chain starts at seq 1.
     pub first_prev_hash: Option<String>,
@@ -37,9 +41,13 @@ impl Summary {
 /// The first broken record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
+    /// The file holding the broken record.
     pub file: PathBuf,
+    /// 1-based line in that file.
     pub line: usize,
+    /// The record's `seq`, if it could be read.
     pub seq: Option<u64>,
+    /// What is wrong with it.
     pub problem: String,
 }
 

@@ -33,16 +33,22 @@ use super::{AuditSettings, AuditTarget, FsyncMode, OnError};
 /// State shared between the writer thread and the request path.
 #[derive(Debug)]
 pub struct WriterState {
+    /// False while records cannot be written.
     pub healthy: AtomicBool,
+    /// Records written since startup.
     pub written: AtomicU64,
+    /// `seq` of the last record written.
     pub last_seq: AtomicU64,
+    /// Parameter names masked in records; swapped on reload.
     pub sensitive: ArcSwap<Vec<String>>,
 }
 
 /// Where the chain stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainTail {
+    /// `seq` of the last record.
     pub seq: u64,
+    /// Hash of the last record, which the next one chains to.
     pub hash: String,
     /// `seq` of the first record of the current file (for naming it when it rotates).
     pub file_first_seq: Option<u64>,
@@ -230,7 +236,9 @@ fn first_seq(path: &Path) -> Option<u64> {
 
 /// One record on its way to the writer, with the acknowledgement its response waits for.
 pub struct Job {
+    /// The record.
     pub entry: Entry,
+    /// Told whether the record was written, when the response waits for it.
     pub ack: Option<oneshot::Sender<bool>>,
 }
 

@@ -21,16 +21,20 @@ pub const KEY_PREFIX: &str = "ogk_";
 /// One configured key.
 #[derive(Debug, Clone)]
 pub struct ApiKeyEntry {
+    /// SHA-256 of the key; the key itself is never kept.
     pub digest: [u8; 32],
     /// Seconds since the epoch.
     pub not_before: Option<i64>,
+    /// Seconds since the epoch.
     pub not_after: Option<i64>,
+    /// Who the key authenticates as.
     pub principal: Arc<Principal>,
 }
 
 /// `[auth.api_keys]`, compiled.
 #[derive(Debug, Clone)]
 pub struct ApiKeyTable {
+    /// The request header that carries the key.
     pub header: HeaderName,
     keys: HashMap<[u8; 32], ApiKeyEntry>,
 }

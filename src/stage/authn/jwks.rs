@@ -21,9 +21,13 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 /// What a key can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyFamily {
+    /// RSA (RS* and PS*).
     Rsa,
+    /// ECDSA on P-256 (ES256).
     EcP256,
+    /// ECDSA on P-384 (ES384).
     EcP384,
+    /// Ed25519 (EdDSA).
     Ed25519,
 }
 
@@ -46,10 +50,13 @@ impl KeyFamily {
 /// One verification key.
 #[derive(Clone)]
 pub struct VerificationKey {
+    /// The JWK's `kid`, matched against the token header's.
     pub kid: Option<String>,
+    /// Which algorithms the key can verify.
     pub family: KeyFamily,
     /// The JWK's own `alg`, which then must match the token's exactly.
     pub alg: Option<Algorithm>,
+    /// The key material.
     pub key: DecodingKey,
 }
 
@@ -65,13 +72,17 @@ impl std::fmt::Debug for VerificationKey {
 /// A parsed key set.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
+    /// The keys, in the order of the JWKS document.
     pub keys: Vec<VerificationKey>,
 }
 
 /// The result of looking a token's key up.
 pub enum Selection<'a> {
+    /// The key to verify with.
     Found(&'a VerificationKey),
+    /// No key has the token's `kid`, or, without one, no single key fits.
     UnknownKid,
+    /// The key found cannot verify the token's `alg`.
     Mismatch,
 }
 
@@ -153,9 +164,13 @@ impl KeySet {
 /// Where the key set comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
+    /// A local JWKS file, re-read on each refresh.
     File(PathBuf),
+    /// A JWKS URL, fetched over HTTPS and refreshed.
     Url {
+        /// Where to fetch the key set.
         url: http::Uri,
+        /// Extra trust anchors for that server, if not the system roots.
         ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
     },
 }

@@ -29,17 +29,29 @@ use crate::vocab::scopes::ScopeRegistry;
 /// `[auth.jwt]`, compiled.
 #[derive(Clone)]
 pub struct JwtSettings {
+    /// The required `iss`.
     pub issuer: String,
+    /// Accepted `aud` values: the token must name at least one.
     pub audiences: Vec<String>,
+    /// Accepted `alg` values; anything else is refused before verification.
     pub algorithms: Vec<Algorithm>,
+    /// Where the keys come from and the keys last loaded.
     pub jwks: Option<(JwksSource, KeySet)>,
+    /// How often a JWKS URL is refetched.
     pub jwks_refresh: Duration,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
     pub leeway_secs: i64,
+    /// Longest token accepted, checked before decoding.
     pub max_token_bytes: usize,
+    /// The claim holding the space-separated scopes.
     pub scope_claim: String,
+    /// The claim holding the role names.
     pub roles_claim: String,
+    /// The claim holding the tenant.
     pub tenant_claim: String,
+    /// The shared secret for HS* tokens, if configured.
     pub hmac: Option<DecodingKey>,
+    /// Verified tokens kept until `exp`; 0 re-verifies every time.
     pub cache_size: usize,
 }
 

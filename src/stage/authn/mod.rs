@@ -29,8 +29,11 @@ pub use principal::Principal;
 /// `[auth]`, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
+    /// `[auth.jwt]`, if bearer tokens are accepted.
     pub jwt: Option<jwt::JwtSettings>,
+    /// `[auth.api_keys]`, if API keys are accepted.
     pub api_keys: Option<api_key::ApiKeyTable>,
+    /// `[[auth.mtls.clients]]`: the certificates mapped to principals.
     pub mtls: Vec<mtls::MtlsClient>,
 }
 

@@ -98,7 +98,9 @@ fn normalise_attribute(attr: &str) -> String {
 /// One `[[auth.mtls.clients]]` entry, compiled.
 #[derive(Debug, Clone)]
 pub struct MtlsClient {
+    /// The certificate subject this entry matches.
     pub subject: Subject,
+    /// Who that certificate authenticates as.
     pub principal: Arc<Principal>,
 }
 

@@ -23,12 +23,15 @@ pub enum Claims {
 pub struct Principal {
     /// `sub`, the API key's `id`, or the certificate's CN.
     pub id: Arc<str>,
+    /// How the caller authenticated.
     pub kind: PrincipalKind,
+    /// The token's tenant claim, if any.
     pub tenant: Option<Arc<str>>,
     /// The scopes the policy knows, as a bitset for authorisation.
     pub scopes: ScopeSet,
     /// Every scope held, space-separated, for `X-Auth-Scopes`.
     pub scope_header: HeaderValue,
+    /// What owner bindings read their claim from.
     pub claims: Claims,
     /// For tokens: `exp`, seconds since the epoch.
     pub expires_at: Option<i64>,

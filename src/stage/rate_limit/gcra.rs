@@ -14,7 +14,9 @@ use crate::vocab::units::Rate;
 /// A bucket's shape: rate and capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BucketSpec {
+    /// The sustained rate.
     pub rate: Rate,
+    /// Requests that may arrive at once.
     pub burst: NonZeroU32,
 }
 

@@ -18,13 +18,16 @@ use crate::vocab::rate_limit_status::RateLimitStatus;
 /// One bucket of a request: its stable id (kind, route, shape) and shape.
 #[derive(Debug, Clone)]
 pub struct BucketRef {
+    /// Stable across reloads, so a bucket's state survives them.
     pub id: Arc<str>,
+    /// Rate and capacity.
     pub spec: BucketSpec,
 }
 
 /// The decision over all of a request's buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// True when every bucket admitted the request.
     pub admitted: bool,
     /// The tightest bucket's figures (the refusing one when refused).
     pub status: RateLimitStatus,

@@ -50,11 +50,15 @@ pub enum OnBackendError {
 /// Where buckets live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
+    /// Buckets in this process's memory.
     Local,
+    /// Buckets in Redis, shared by every instance.
     Redis {
         /// The connection URL with the password filled in from the environment or a file.
         url: crate::vocab::secret::Secret,
+        /// How long one Redis call may take before `on_backend_error` applies.
         timeout: Duration,
+        /// Prepended to every bucket key.
         prefix: String,
     },
 }
@@ -62,9 +66,13 @@ pub enum Backend {
 /// `[rate_limits]`, compiled.
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
+    /// Where buckets live.
     pub backend: Backend,
+    /// What to do when the shared backend does not answer.
     pub on_backend_error: OnBackendError,
+    /// A bucket per principal, across all routes, if any.
     pub per_principal: Option<BucketRef>,
+    /// A bucket per client IP, charged only by requests that fail authentication.
     pub per_ip_unauthenticated: Option<BucketRef>,
 }
 

@@ -55,10 +55,13 @@ return out
 /// Why the shared backend did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// The client or server reported an error.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// No answer within the configured timeout.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// The script answered a different number of figures than asked for.
     #[error("redis answered an unexpected shape")]
     Shape,
 }

@@ -63,7 +63,9 @@ pub struct BodyRule {
 /// A body that passed its rule: what goes upstream.
 #[derive(Debug, Clone)]
 pub struct ValidatedBody {
+    /// The body exactly as received.
     pub bytes: Bytes,
+    /// What it was checked as.
     pub kind: BodyKind,
 }
 

@@ -23,8 +23,11 @@ pub use schema::{ParamSchema, Value};
 pub enum Constraint {
     /// `from` ≤ `to`, and `to − from` ≤ `max_days` days.
     DateRange {
+        /// The earlier date parameter.
         from: Arc<str>,
+        /// The later date parameter.
         to: Arc<str>,
+        /// The longest span allowed, if bounded.
         max_days: Option<u32>,
     },
 }
@@ -36,6 +39,7 @@ pub struct RouteParams {
     pub path: Vec<ParamSchema>,
     /// Query parameters, in declared order.
     pub query: Vec<ParamSchema>,
+    /// Cross-parameter rules, checked after each parameter passed.
     pub constraints: Vec<Constraint>,
     /// `(path parameter, upstream query name)`, sent before the query parameters.
     pub forward_params: Vec<(Arc<str>, Arc<str>)>,
@@ -44,7 +48,9 @@ pub struct RouteParams {
 /// The values that passed validation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Validated {
+    /// Path parameters, in template order.
     pub path: Vec<(Arc<str>, Value)>,
+    /// Query parameters, defaults included, in declared order.
     pub query: Vec<(Arc<str>, Value)>,
 }
 

@@ -15,11 +15,24 @@ pub const DEFAULT_MAX_LENGTH: usize = 256;
 #[derive(Debug, Clone)]
 pub enum Kind {
     /// Text, optionally matching a whole-value pattern.
-    String { pattern: Option<Regex> },
+    String {
+        /// A whole-value pattern, if any.
+        pattern: Option<Regex>,
+    },
     /// A whole number within bounds.
-    Integer { min: Option<i64>, max: Option<i64> },
+    Integer {
+        /// Inclusive lower bound.
+        min: Option<i64>,
+        /// Inclusive upper bound.
+        max: Option<i64>,
+    },
     /// A finite decimal number within bounds.
-    Number { min: Option<f64>, max: Option<f64> },
+    Number {
+        /// Inclusive lower bound.
+        min: Option<f64>,
+        /// Inclusive upper bound.
+        max: Option<f64>,
+    },
     /// `true` or `false`.
     Boolean,
     /// `YYYY-MM-DD`, a real calendar date.
@@ -27,18 +40,28 @@ pub enum Kind {
     /// RFC 3339 date-time (`2024-05-01T10:00:00Z`, `...+08:00`).
     Datetime,
     /// One of the listed values.
-    Enum { values: Vec<String> },
+    Enum {
+        /// The allowed values, compared exactly.
+        values: Vec<String>,
+    },
 }
 
 /// A parameter's compiled schema.
 #[derive(Debug, Clone)]
 pub struct ParamSchema {
+    /// The parameter's name.
     pub name: Arc<str>,
+    /// What it must be.
     pub kind: Kind,
+    /// Whether the request must carry it.
     pub required: bool,
+    /// Used when the parameter is absent.
     pub default: Option<Value>,
+    /// Shortest value accepted, in characters.
     pub min_length: usize,
+    /// Longest value accepted, in characters.
     pub max_length: usize,
+    /// For the OpenAPI document.
     pub description: Option<String>,
     /// The raw pattern as written, for the OpenAPI document.
     pub pattern_source: Option<String>,
@@ -47,10 +70,15 @@ pub struct ParamSchema {
 /// A validated value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Text.
     String(String),
+    /// A whole number.
     Integer(i64),
+    /// A finite decimal number.
     Number(f64),
+    /// A boolean.
     Boolean(bool),
+    /// A calendar date.
     Date(NaiveDate),
     /// Kept as written: the strict shape check makes it canonical already.
     Datetime(String),
