@@ -259,12 +259,38 @@ impl PolicyTemplate<'_> {
             ("freeze_for", escaped(self.freeze_for)),
             ("rotate_bytes", escaped(self.rotate_bytes)),
         ];
-        values
-            .into_iter()
-            .fold(TEMPLATE.to_owned(), |text, (name, value)| {
-                text.replace(&format!("${{{name}}}"), &value)
-            })
+        fill(TEMPLATE, &values)
     }
+}
+
+/// The template with each `${name}` replaced by its value, in one pass: a value is never read
+/// as template, so one that holds `${...}` stays as written. An unknown name stays as it is.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let value = after.find('}').and_then(|end| {
+            let name = &after[..end];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (v, end))
+        });
+        match value {
+            Some((value, end)) => {
+                out.push_str(value);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The inside of a TOML basic string.
@@ -383,6 +409,18 @@ mod tests {
         assert!(!text.contains("${"), "{text}");
         let parsed: Result<toml::Table, _> = text.parse();
         assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn a_value_is_not_read_as_template() {
+        let mut template = sample();
+        // `rotate_bytes` is filled after `issuer`: a replace-per-name loop would fill it here.
+        template.issuer = "${rotate_bytes}";
+        let parsed: toml::Table = template.render().parse().unwrap_or_default();
+        assert_eq!(
+            parsed["auth"]["jwt"]["issuer"].as_str(),
+            Some("${rotate_bytes}")
+        );
     }
 
     #[test]
