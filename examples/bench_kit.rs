@@ -17,7 +17,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::Algorithm;
 use ordergate::demo::pki::{Ca, JwtKey, jwks};
+use ordergate::demo::policy_template::{ApiKeyEntry, Backend, PolicyTemplate, Rate};
 use serde_json::json;
+
+const ISSUER: &str = "https://idp.bench/";
 
 fn order(n: usize) -> serde_json::Value {
     json!({
@@ -119,7 +122,7 @@ fn setup(args: &[String]) {
     let (api_key, hash) = ordergate::stage::authn::api_key::generate();
     let token = key
         .token(
-            "https://idp.bench/",
+            ISSUER,
             "alice",
             &["customer"],
             &[("customer_id", json!("C0000001"))],
@@ -130,7 +133,7 @@ fn setup(args: &[String]) {
     // The same key's token for an ERP service: the same route as the API key, for comparison.
     let erp_token = key
         .token(
-            "https://idp.bench/",
+            ISSUER,
             "erp-service",
             &["erp"],
             &[],
@@ -139,101 +142,75 @@ fn setup(args: &[String]) {
         .unwrap();
     std::fs::write(dir.join("erp_token"), &erp_token).unwrap();
     std::fs::write(dir.join("api_key"), &api_key).unwrap();
-    let backend = match redis {
-        Some(url) => {
-            format!("backend = \"redis\"\nredis_url = \"{url}\"\non_backend_error = \"local\"")
-        }
-        None => "backend = \"local\"".to_owned(),
-    };
-    let policy = POLICY
-        .replace("{port}", &port)
-        .replace("{admin}", &admin)
-        .replace("{upstream}", &upstream)
-        .replace("{hash}", &hash)
-        .replace("{backend}", &backend);
+    let listen = format!("127.0.0.1:{port}");
+    let admin_listen = format!("127.0.0.1:{admin}");
+    let api_keys = [ApiKeyEntry::new("erp-sync", &hash, &["erp"])];
+    let policy = bench_policy(
+        &listen,
+        &admin_listen,
+        &upstream,
+        &api_keys,
+        redis.as_deref(),
+    )
+    .render();
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let _ = Arc::new(());
 }
 
-const POLICY: &str = r#"
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin}"
-max_connections = 10000
-max_in_flight = 4096
-[server.tls]
-cert = "server.crt"
-key = "server.key"
+/// Limits that never stop the load (the limiters still run on every request), no client
+/// certificates asked for, and one more route that masks the whole order.
+fn bench_policy<'a>(
+    listen: &'a str,
+    admin_listen: &'a str,
+    upstream: &'a str,
+    api_keys: &'a [ApiKeyEntry<'a>],
+    redis: Option<&'a str>,
+) -> PolicyTemplate<'a> {
+    let unlimited = Rate::new("10000000/min", 1_000_000);
+    PolicyTemplate {
+        header: "",
+        listen,
+        admin_listen,
+        max_connections: 10_000,
+        max_connections_per_ip: None,
+        max_in_flight: 4096,
+        // The gateway's defaults, here and below where not said otherwise.
+        header_read_timeout: "5s",
+        request_timeout: "30s",
+        max_header_bytes: "16KiB",
+        max_request_body: "64KiB",
+        shutdown_grace: "30s",
+        cert: "server.crt",
+        key: "server.key",
+        client_ca: None,
+        upstream,
+        connect_timeout: "1s",
+        upstream_timeout: "5s",
+        pool_idle_per_host: Some(256),
+        open_for: "10s",
+        issuer: ISSUER,
+        jwks_file: "jwks.json",
+        api_keys,
+        summaries: false,
+        customer_orders_rate: unlimited,
+        phone_query: false,
+        contact_deny: &["orders[].payment"],
+        contact_mask: &[("orders[].customer.phone", "phone")],
+        order_detail_rate: unlimited,
+        order_detail_views: false,
+        extra_routes: MASKED_ROUTE,
+        backend: redis.map_or(Backend::Local, Backend::Redis),
+        on_backend_error: redis.map(|_| "local"),
+        per_principal_rate: unlimited,
+        max_denials: 50,
+        freeze_for: "15m",
+        rotate_bytes: "100MiB",
+    }
+}
 
-[upstream]
-url = "http://{upstream}"
-pool_idle_per_host = 256
-
-[auth.jwt]
-issuer = "https://idp.bench/"
-audiences = ["ordergate"]
-algorithms = ["ES256"]
-jwks_file = "jwks.json"
-
-[auth.api_keys]
-header = "X-Api-Key"
-[[auth.api_keys.keys]]
-id = "erp-sync"
-hash = "{hash}"
-roles = ["erp"]
-
-[roles.customer]
-scopes = ["orders:read"]
-[roles.erp]
-scopes = ["orders:read", "orders:read:any_customer", "orders:read:full"]
-
-[[routes]]
-id = "customer-orders"
-method = "GET"
-path = "/v1/customers/{customer_id}/orders"
-upstream_path = "/api/orders"
-require_scopes = ["orders:read"]
-owner = { param = "customer_id", claim = "customer_id", bypass_scopes = ["orders:read:any_customer"] }
-rate_limit = { rate = "10000000/min", burst = 1000000 }
-forward_params = { customer_id = "customer_id" }
-[routes.params.customer_id]
-type = "string"
-pattern = "^C[0-9]{6,12}$"
-[routes.query.start_date]
-type = "date"
-required = true
-[routes.query.end_date]
-type = "date"
-required = true
-[routes.query.page_size]
-type = "integer"
-min = 1
-max = 100
-default = 20
-[[routes.constraints]]
-kind = "date_range"
-from = "start_date"
-to = "end_date"
-max_days = 366
-[[routes.response.views]]
-scope = "orders:read:full"
-allow = ["*"]
-[[routes.response.views]]
-scope = "orders:read"
-allow = ["orders[].order_id", "orders[].status", "orders[].created_at", "orders[].total", "orders[].items", "next_cursor"]
-
-[[routes]]
-id = "order-detail"
-method = "GET"
-path = "/v1/orders/{order_id}"
-upstream_path = "/api/orders/{order_id}"
-require_scopes = ["orders:read", "orders:read:any_customer"]
-rate_limit = { rate = "10000000/min", burst = 1000000 }
-[routes.params.order_id]
-type = "string"
-pattern = "^O[0-9]{8,16}$"
-
-[[routes]]
+/// The order detail with every personal field masked and the payment removed: what masking
+/// costs.
+const MASKED_ROUTE: &str = r#"[[routes]]
 id = "order-detail-masked"
 method = "GET"
 path = "/v1/masked/orders/{order_id}"
@@ -249,12 +226,4 @@ allow = ["*"]
 deny = ["payment"]
 mask = { "customer.phone" = "phone", "customer.email" = "email", "customer.id_number" = "id_number", "shipping.phone" = "phone" }
 
-[rate_limits]
-{backend}
-per_principal = { rate = "10000000/min", burst = 1000000 }
-
-[audit]
-path = "audit/audit.jsonl"
-fsync = "batch"
-sensitive_params = ["phone"]
 "#;

@@ -1,13 +1,13 @@
 //! Issue #5: one tamper-evident record per request, redaction, and response views per persona.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Harness, Reply, edit, sample_order};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use support::{Harness, Reply, edit, sample_order};
 
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 
@@ -229,8 +229,8 @@ async fn tampering_deleting_or_reordering_is_detected() {
 
 #[tokio::test]
 async fn seq_and_chain_continue_across_restart_and_rotation() {
-    let keys = std::sync::Arc::new(common::Keys::new());
-    let upstream = common::FakeUpstream::start().await;
+    let keys = std::sync::Arc::new(support::Keys::new());
+    let upstream = support::FakeUpstream::start().await;
     let policy = |p: &str| {
         edit(
             p,
@@ -250,7 +250,7 @@ async fn seq_and_chain_continue_across_restart_and_rotation() {
     let running = ordergate::server::start(loaded, &dir.join("policy.toml"))
         .await
         .unwrap();
-    let client = common::client(&keys, None, true);
+    let client = support::client(&keys, None, true);
     for _ in 0..6 {
         client
             .get(format!("https://127.0.0.1:{}{ORDERS}", running.addr.port()))
@@ -651,7 +651,7 @@ async fn a_very_long_path_or_subject_is_cut_in_the_record_and_the_gateway_restar
     assert!(sub.starts_with("张张"), "{sub}");
     h.stop().await;
     let running = restart(h.dir.path()).await;
-    let client = common::client(&h.keys, None, true);
+    let client = support::client(&h.keys, None, true);
     let after = client
         .get(format!("https://127.0.0.1:{}{ORDERS}", running.addr.port()))
         .header("authorization", h.alice())
@@ -681,7 +681,7 @@ async fn a_cut_or_garbage_tail_is_cut_back_at_start_and_the_chain_continues() {
     damaged.extend_from_slice(&last.as_bytes()[..last.len() / 2]);
     std::fs::write(&path, &damaged).unwrap();
     let running = restart(h.dir.path()).await;
-    let client = common::client(&h.keys, None, true);
+    let client = support::client(&h.keys, None, true);
     for _ in 0..2 {
         let response = client
             .get(format!("https://127.0.0.1:{}{ORDERS}", running.addr.port()))

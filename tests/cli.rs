@@ -1,6 +1,6 @@
 //! The `ordergate` command (CONTRACT.md §1), run as users run it.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -23,7 +23,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// The reference policy, unchanged, with the files it names present.
 fn reference_policy(dir: &Path) -> std::path::PathBuf {
-    let keys = common::Keys::new();
+    let keys = support::Keys::new();
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     std::fs::write(dir.join("certs/server.crt"), &keys.server.cert_pem).unwrap();
@@ -215,7 +215,7 @@ fn audit_verify_exits_1_and_names_the_first_broken_record() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let audit = rt.block_on(async {
-        let mut h = common::Harness::start().await;
+        let mut h = support::Harness::start().await;
         for _ in 0..3 {
             h.get(
                 "/v1/orders/O2025010100000001",

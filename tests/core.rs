@@ -1,12 +1,12 @@
 //! Issue #2: the front door, routing, proxying, errors and operations, against a running gateway
 //! over real TLS.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Harness, Reply, edit, raw_request};
 use serde_json::Value;
+use support::{Harness, Reply, edit, raw_request};
 
 const RANGE: &str = "start_date=2025-01-01&end_date=2025-01-31";
 
@@ -85,7 +85,7 @@ async fn speaks_http2_and_http11_over_tls_12_and_13() {
         .unwrap();
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
     assert_eq!(h2.status(), 200);
-    let h1 = common::client(&h.keys, None, false)
+    let h1 = support::client(&h.keys, None, false)
         .get(h.url(&path))
         .header("authorization", &auth)
         .send()
@@ -286,7 +286,7 @@ async fn slow_clients_are_dropped_after_the_header_timeout() {
         )
     })
     .await;
-    let mut stream = common::raw_tls(&h).await;
+    let mut stream = support::raw_tls(&h).await;
     stream
         .write_all(b"GET /v1/orders/O2025010100000001 HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -352,8 +352,8 @@ async fn over_max_in_flight_answers_503_at_once() {
 #[tokio::test]
 async fn connections_beyond_max_connections_are_closed() {
     let h = Harness::with(|p| edit(p, &[("max_connections = 200", "max_connections = 2")])).await;
-    let _a = common::raw_tls(&h).await;
-    let _b = common::raw_tls(&h).await;
+    let _a = support::raw_tls(&h).await;
+    let _b = support::raw_tls(&h).await;
     // Give the accept loop its turn: both slots are taken once the handshakes completed.
     let mut roots = rustls::RootCertStore::empty();
     roots

@@ -1,11 +1,11 @@
 //! Issue 10: regressions for the holes an adversarial review found (request bodies, the token
 //! cache, the size of a 400), end to end against a running gateway.
 
-mod common;
+mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Harness, edit};
+use support::{Harness, edit};
 use serde_json::{Value, json};
 
 const ORDER: &str = "/v1/orders/O2025010100000001";

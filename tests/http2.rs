@@ -1,31 +1,31 @@
 //! HTTP/2 and the connection layer: clients that stop reading (receive window left at 0), idle
 //! connections, per-client limits, readiness under saturation, and HEAD over both protocols.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Harness, edit};
 use http_body_util::Empty;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject as _;
 use serde_json::Value;
+use support::{Harness, edit};
 
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 const RAW: &str = "/v1/raw/orders/O2024010100001";
 
 /// An order far larger than HTTP/2's initial connection window (64 KiB), so a client that
 /// never opens its windows cannot take it whole into the gateway's send buffers.
-fn big_order() -> common::Reply {
+fn big_order() -> support::Reply {
     let items: Vec<Value> = (0..4000)
         .map(
             |i| serde_json::json!({"sku": format!("SKU-{i:08}"), "qty": i, "note": "x".repeat(40)}),
         )
         .collect();
-    common::Reply::Json(
+    support::Reply::Json(
         200,
         serde_json::json!({"order_id": "O2024010100001", "status": "paid", "items": items}),
     )
@@ -186,7 +186,7 @@ async fn a_client_address_cannot_hold_more_than_max_connections_per_ip() {
     drop(_a);
     let mut served = false;
     for _ in 0..100 {
-        let fresh = common::client(&h.keys, None, true);
+        let fresh = support::client(&h.keys, None, true);
         if let Ok(r) = fresh
             .get(h.url(ORDERS))
             .header("authorization", h.alice())
@@ -239,7 +239,7 @@ fn head_route(policy: &str) -> String {
 }
 
 async fn head_over(h: &Harness, h2: bool, path: &str, id: &str) -> (reqwest::Response, Value) {
-    let client = common::client(&h.keys, None, h2);
+    let client = support::client(&h.keys, None, h2);
     let response = client
         .head(h.url(path))
         .header("x-api-key", &h.keys.erp_key)

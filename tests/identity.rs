@@ -2,18 +2,18 @@
 //! keys made at test time; for each, the caller gets a coarse answer, the audit record the cause,
 //! and the order service nothing.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{FakeUpstream, Harness, Keys, edit, token_with};
 use jsonwebtoken::Algorithm;
 use ordergate::demo::pki::{JwtKey, jwks};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use support::{FakeUpstream, Harness, Keys, edit, token_with};
 
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 
@@ -30,7 +30,7 @@ fn b64(v: &Value) -> String {
 
 /// Claims a customer token normally carries, with `overrides` applied (null removes a claim).
 fn claims(overrides: Value) -> Value {
-    let mut c = json!({"sub": "alice", "iss": common::ISSUER, "aud": "ordergate", "exp": now() + 600, "iat": now(), "roles": ["customer"], "customer_id": "C0000001"});
+    let mut c = json!({"sub": "alice", "iss": support::ISSUER, "aud": "ordergate", "exp": now() + 600, "iat": now(), "roles": ["customer"], "customer_id": "C0000001"});
     for (k, v) in overrides.as_object().unwrap() {
         if v.is_null() {
             c.as_object_mut().unwrap().remove(k);
@@ -121,7 +121,7 @@ async fn every_supported_algorithm_is_accepted() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let spec = ordergate::token::TokenSpec {
             sub: "alice".into(),
-            iss: Some(common::ISSUER.into()),
+            iss: Some(support::ISSUER.into()),
             aud: Some("ordergate".into()),
             alg: Some(alg),
             roles: vec!["customer".into()],
@@ -388,7 +388,7 @@ async fn exactly_one_credential() {
         )
         .await;
     assert_eq!(response.status(), 400);
-    let mtls = common::client(&h.keys, Some(&h.keys.jd), true);
+    let mtls = support::client(&h.keys, Some(&h.keys.jd), true);
     let both = mtls
         .get(h.url(path))
         .header("x-api-key", &h.keys.erp_key)
@@ -412,7 +412,7 @@ async fn exactly_one_credential() {
 async fn mutual_tls_clients_are_mapped_by_subject() {
     let h = Harness::start().await;
     let path = "/v1/customers/C0000003/orders?start_date=2025-01-01&end_date=2025-01-31";
-    let jd = common::client(&h.keys, Some(&h.keys.jd), true);
+    let jd = support::client(&h.keys, Some(&h.keys.jd), true);
     let response = jd.get(h.url(path)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let up = &h.upstream.requests()[0].headers;
@@ -420,7 +420,7 @@ async fn mutual_tls_clients_are_mapped_by_subject() {
     assert_eq!(up["x-auth-subject"], "jd-marketplace");
     assert_eq!(up["x-auth-scopes"], "orders:read orders:read:any_customer");
     // A certificate from the partners' CA with a subject nobody configured: no credential.
-    let stranger = common::client(&h.keys, Some(&h.keys.stranger), true);
+    let stranger = support::client(&h.keys, Some(&h.keys.stranger), true);
     assert_eq!(
         stranger.get(h.url(path)).send().await.unwrap().status(),
         401
@@ -431,7 +431,7 @@ async fn mutual_tls_clients_are_mapped_by_subject() {
         .client("jd-marketplace", Some("JD Partner"))
         .unwrap();
     assert!(
-        common::client(&h.keys, Some(&rogue), true)
+        support::client(&h.keys, Some(&rogue), true)
             .get(h.url(path))
             .send()
             .await
@@ -551,10 +551,10 @@ async fn a_rotated_jwks_file_is_picked_up_without_restart() {
 
 #[tokio::test]
 async fn a_rotated_jwks_url_is_picked_up_and_refreshes_are_rate_limited() {
-    common::install();
+    support::install();
     let keys = Arc::new(Keys::new());
     let served = Arc::new(Mutex::new(jwks(&[&keys.es256])));
-    let (jwks_addr, hits) = common::serve_https(&keys, served.clone()).await;
+    let (jwks_addr, hits) = support::serve_https(&keys, served.clone()).await;
     let h = Harness::with_parts(keys.clone(), FakeUpstream::start().await, |p| {
         edit(
             p,
@@ -613,10 +613,10 @@ async fn a_rotated_jwks_url_is_picked_up_and_refreshes_are_rate_limited() {
 
 #[tokio::test]
 async fn a_failed_jwks_fetch_keeps_the_last_good_set_and_is_counted() {
-    common::install();
+    support::install();
     let keys = Arc::new(Keys::new());
     let served = Arc::new(Mutex::new(jwks(&[&keys.es256])));
-    let (jwks_addr, hits) = common::serve_https(&keys, served.clone()).await;
+    let (jwks_addr, hits) = support::serve_https(&keys, served.clone()).await;
     let h = Harness::with_parts(keys.clone(), FakeUpstream::start().await, |p| {
         edit(
             p,
@@ -977,11 +977,11 @@ async fn admin_routes_need_the_bearer_token_and_health_and_metrics_stay_open() {
 
 #[test]
 fn a_non_loopback_admin_listen_without_a_token_is_refused_where_it_is_written() {
-    common::install();
+    support::install();
     let keys = Keys::new();
     let dir = tempfile::tempdir().unwrap();
-    common::write_files(dir.path(), &keys);
-    let base = common::base_policy(&keys, "127.0.0.1:9".parse().unwrap());
+    support::write_files(dir.path(), &keys);
+    let base = support::base_policy(&keys, "127.0.0.1:9".parse().unwrap());
     let path = dir.path().join("policy.toml");
     let open = edit(
         &base,

@@ -2,9 +2,9 @@
 //! start, before any traffic (an absent series can neither be graphed nor fire an alert). Its
 //! own test binary, so no other test's traffic can create the series first.
 
-mod common;
+mod support;
 
-use common::Harness;
+use support::Harness;
 
 #[tokio::test]
 async fn known_series_are_exported_at_zero_before_any_traffic() {

@@ -1,6 +1,6 @@
 //! The gateway as a process: signals, reloads, shutdown under load, and what reaches stderr.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Keys, edit};
 use parking_lot::Mutex;
 use serde_json::Value;
+use support::{Keys, edit};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ordergate");
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
@@ -119,16 +119,16 @@ fn setup(
     change: impl FnOnce(&str) -> String,
 ) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    common::write_files(dir.path(), keys);
+    support::write_files(dir.path(), keys);
     let path = dir.path().join("policy.toml");
-    std::fs::write(&path, change(&common::base_policy(keys, upstream))).unwrap();
+    std::fs::write(&path, change(&support::base_policy(keys, upstream))).unwrap();
     (dir, path)
 }
 
 fn alice(keys: &Keys) -> String {
     format!(
         "Bearer {}",
-        common::token_with(
+        support::token_with(
             &keys.es256,
             "alice",
             &["customer"],
@@ -140,7 +140,7 @@ fn alice(keys: &Keys) -> String {
 #[tokio::test]
 async fn sigterm_under_load_with_rotation_loses_no_record() {
     let keys = Arc::new(Keys::new());
-    let upstream = common::FakeUpstream::start().await;
+    let upstream = support::FakeUpstream::start().await;
     let (dir, path) = setup(&keys, upstream.addr, |p| {
         edit(
             p,
@@ -159,7 +159,7 @@ async fn sigterm_under_load_with_rotation_loses_no_record() {
         )
     });
     let mut process = Process::start(&path, &[], &[("RUST_LOG", "info")]);
-    let client = common::client(&keys, None, false);
+    let client = support::client(&keys, None, false);
     let auth = alice(&keys);
     let answered = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
@@ -246,10 +246,10 @@ async fn sigterm_under_load_with_rotation_loses_no_record() {
 #[tokio::test]
 async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_invalid() {
     let keys = Arc::new(Keys::new());
-    let upstream = common::FakeUpstream::start().await;
+    let upstream = support::FakeUpstream::start().await;
     let (_dir, path) = setup(&keys, upstream.addr, |p| p.to_owned());
     let process = Process::start(&path, &[], &[("RUST_LOG", "info")]);
-    let client = common::client(&keys, None, true);
+    let client = support::client(&keys, None, true);
     let auth = alice(&keys);
     let status = |url: String| {
         let (client, auth) = (client.clone(), auth.clone());
@@ -320,10 +320,10 @@ async fn sighup_reloads_a_valid_policy_and_keeps_the_old_one_when_invalid() {
 #[tokio::test]
 async fn watch_reloads_on_file_change() {
     let keys = Arc::new(Keys::new());
-    let upstream = common::FakeUpstream::start().await;
+    let upstream = support::FakeUpstream::start().await;
     let (_dir, path) = setup(&keys, upstream.addr, |p| p.to_owned());
     let process = Process::start(&path, &["--watch"], &[("RUST_LOG", "info")]);
-    let client = common::client(&keys, None, true);
+    let client = support::client(&keys, None, true);
     let auth = alice(&keys);
     assert_eq!(
         client
@@ -370,10 +370,10 @@ async fn watch_reloads_on_file_change() {
 #[tokio::test]
 async fn stderr_never_carries_credentials_or_clear_personal_data() {
     let keys = Arc::new(Keys::new());
-    let upstream = common::FakeUpstream::start().await;
+    let upstream = support::FakeUpstream::start().await;
     let (_dir, path) = setup(&keys, upstream.addr, |p| p.to_owned());
     let mut process = Process::start(&path, &["--log-format", "json"], &[("RUST_LOG", "debug")]);
-    let client = common::client(&keys, None, true);
+    let client = support::client(&keys, None, true);
     let auth = alice(&keys);
     let token = auth.trim_start_matches("Bearer ").to_owned();
     let requests = [
@@ -395,7 +395,7 @@ async fn stderr_never_carries_credentials_or_clear_personal_data() {
     for r in requests {
         r.send().await.unwrap();
     }
-    upstream.queue([common::Reply::Hang]);
+    upstream.queue([support::Reply::Hang]);
     client
         .get(process.url("/v1/orders/O2025010100000001"))
         .header("x-api-key", &keys.erp_key)
@@ -445,7 +445,7 @@ fn recorded_ids(files: &[PathBuf]) -> std::collections::HashSet<String> {
 #[tokio::test]
 async fn sigkill_under_load_leaves_a_verifiable_log_with_every_completed_answer() {
     let keys = Arc::new(Keys::new());
-    let upstream = common::FakeUpstream::start().await;
+    let upstream = support::FakeUpstream::start().await;
     let (dir, path) = setup(&keys, upstream.addr, |p| {
         edit(
             p,
@@ -464,7 +464,7 @@ async fn sigkill_under_load_leaves_a_verifiable_log_with_every_completed_answer(
         )
     });
     let process = Process::start(&path, &[], &[]);
-    let client = common::client(&keys, None, false);
+    let client = support::client(&keys, None, false);
     let auth = alice(&keys);
     let completed = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
@@ -551,8 +551,8 @@ async fn sigkill_under_load_leaves_a_verifiable_log_with_every_completed_answer(
 async fn shutdown_with_a_hanging_upstream_exits_within_grace_plus_two_seconds_and_records_the_cut_request()
  {
     let keys = Arc::new(Keys::new());
-    let upstream = common::FakeUpstream::start().await;
-    upstream.set_default(common::Reply::Hang);
+    let upstream = support::FakeUpstream::start().await;
+    upstream.set_default(support::Reply::Hang);
     let (dir, path) = setup(&keys, upstream.addr, |p| {
         edit(
             p,
@@ -565,7 +565,7 @@ async fn shutdown_with_a_hanging_upstream_exits_within_grace_plus_two_seconds_an
     });
     let mut process = Process::start(&path, &[], &[]);
     // Over HTTP/2, so the drain sends GOAWAY on a connection with a stream still open.
-    let client = common::client(&keys, None, true);
+    let client = support::client(&keys, None, true);
     let request = tokio::spawn(
         client
             .get(process.url(ORDERS))

@@ -2,10 +2,10 @@
 //! client spells it — extension methods, percent-encoded paths, separated or full-width digits
 //! in request ids, and numbers passed as integer or number parameters.
 
-mod common;
+mod support;
 
-use common::{Harness, Reply, edit};
 use serde_json::Value;
+use support::{Harness, Reply, edit};
 
 const DATES: &str = "start_date=2025-01-01&end_date=2025-01-31";
 

@@ -2,13 +2,13 @@
 //! freezes exactly; when Redis stops they fall back as `on_backend_error` says, and use it again
 //! when it returns.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{FakeUpstream, Harness, Keys, RedisServer, edit};
 use serde_json::Value;
+use support::{FakeUpstream, Harness, Keys, RedisServer, edit};
 
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 

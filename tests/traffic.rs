@@ -1,12 +1,12 @@
 //! Issue #6: rate limits, the abuse guard, the circuit breaker and retries, against a running
 //! gateway and a controllable fake order service.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, Reply, edit};
 use serde_json::{Value, json};
+use support::{Harness, Reply, edit};
 
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 const ROUTE_BUCKET: &str = "rate_limit = { rate = \"120/min\", burst = 20 }";

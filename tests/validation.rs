@@ -2,14 +2,14 @@
 //! every violation, and the order service receives nothing; accepted requests reach it with
 //! exactly the canonical query the gateway wrote.
 
-mod common;
+mod support;
 
-use common::Harness;
 use serde_json::Value;
+use support::Harness;
 
 async fn refusal(h: &Harness, query: &str) -> Vec<(String, String)> {
     let path = format!("/v1/customers/C0000001/orders?{query}");
-    let (status, body) = common::raw_request(
+    let (status, body) = support::raw_request(
         h,
         &format!("GET {path} HTTP/1.1"),
         &[("authorization", &h.alice())],
@@ -147,7 +147,7 @@ async fn path_parameters_follow_the_same_rules() {
         "/v1/customers/C123/orders",
         "/v1/customers/c0000001/orders",
     ] {
-        let (status, body) = common::raw_request(
+        let (status, body) = support::raw_request(
             &h,
             &format!("GET {path}?{OK} HTTP/1.1"),
             &[("authorization", &agent)],
@@ -202,9 +202,9 @@ async fn the_upstream_receives_exactly_the_canonical_query() {
 #[test]
 fn check_reports_each_policy_mistake_at_its_location() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = common::Keys::new();
-    common::write_files(dir.path(), &keys);
-    let base = common::base_policy(&keys, "127.0.0.1:9".parse().unwrap());
+    let keys = support::Keys::new();
+    support::write_files(dir.path(), &keys);
+    let base = support::base_policy(&keys, "127.0.0.1:9".parse().unwrap());
     // (text to replace, replacement, expected message, text of the line it must be reported at)
     let cases: &[(&str, &str, &str, &str)] = &[
         (
@@ -292,15 +292,15 @@ fn check_reports_each_policy_mistake_at_its_location() {
 #[test]
 fn openapi_describes_routes_parameters_security_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = common::Keys::new();
-    common::write_files(dir.path(), &keys);
+    let keys = support::Keys::new();
+    support::write_files(dir.path(), &keys);
     let path = dir.path().join("policy.toml");
     std::fs::write(
         &path,
-        common::base_policy(&keys, "127.0.0.1:9".parse().unwrap()),
+        support::base_policy(&keys, "127.0.0.1:9".parse().unwrap()),
     )
     .unwrap();
-    common::install();
+    support::install();
     let policy = ordergate::policy::load(&path).unwrap();
     let doc = ordergate::openapi::document(&policy);
     assert_eq!(doc["openapi"], "3.1.0");

@@ -2,10 +2,10 @@
 //! response headers bypasses them (allow-listed headers, no validators of the unfiltered body, no
 //! conditional requests on routes with views).
 
-mod common;
+mod support;
 
-use common::{Harness, Reply};
 use serde_json::{Value, json};
+use support::{Harness, Reply};
 
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 const DETAIL: &str = "/v1/orders/O2025010100000001";
@@ -64,7 +64,7 @@ fn upstream_reply(status: u16, body: String) -> Reply {
 #[tokio::test]
 async fn upstream_response_headers_outside_the_allow_list_never_reach_the_caller() {
     let h = Harness::start().await;
-    let order = common::sample_order("O2025010100000001").to_string();
+    let order = support::sample_order("O2025010100000001").to_string();
     // A route with views: neither leaky headers nor validators of the unfiltered body.
     h.upstream.queue([upstream_reply(200, order.clone())]);
     let viewed = h.get(DETAIL, &[("x-api-key", &h.keys.logistics_key)]).await;

@@ -5,6 +5,7 @@
 
 pub mod orders;
 pub mod pki;
+pub mod policy_template;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 use orders::OrderStore;
 use pki::{Ca, JwtKey};
+use policy_template::{ApiKeyEntry, Backend, PolicyTemplate, Rate};
 
 /// `ordergate demo` options.
 #[derive(Debug, clap::Args)]
@@ -137,20 +139,27 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
     let jwt_key = JwtKey::generate(Algorithm::ES256, "demo-es256")?;
     write(&s.join("keys/jwt-signing.pem"), &jwt_key.private_pem)?;
     write(&s.join("keys/jwks.json"), &pki::jwks(&[&jwt_key]))?;
-    let mut key_blocks = String::new();
-    for (id, role) in [("erp-sync", "erp"), ("sf-logistics", "logistics_partner")] {
+    let new_key = |id: &str| {
         let (key, hash) = crate::stage::authn::api_key::generate();
-        write(&s.join(format!("keys/{id}.key")), &key)?;
-        key_blocks.push_str(&format!(
-            "[[auth.api_keys.keys]]\nid = \"{id}\"\nhash = \"{hash}\"\nroles = [\"{role}\"]\ntenant = \"acme\"\n\n"
-        ));
-    }
-    let policy = POLICY
-        .replace("{port}", &args.port.to_string())
-        .replace("{admin_port}", &args.admin_port.to_string())
-        .replace("{orders_port}", &setup.orders_port.to_string())
-        .replace("{issuer}", ISSUER)
-        .replace("{api_keys}", &key_blocks);
+        write(&s.join(format!("keys/{id}.key")), &key).map(|()| hash)
+    };
+    let (erp, logistics) = (new_key("erp-sync")?, new_key("sf-logistics")?);
+    let acme = |key| ApiKeyEntry {
+        tenant: Some("acme"),
+        ..key
+    };
+    let api_keys = [
+        acme(ApiKeyEntry::new("erp-sync", &erp, &["erp"])),
+        acme(ApiKeyEntry::new(
+            "sf-logistics",
+            &logistics,
+            &["logistics_partner"],
+        )),
+    ];
+    let listen = format!("127.0.0.1:{}", args.port);
+    let admin_listen = format!("127.0.0.1:{}", args.admin_port);
+    let upstream = format!("127.0.0.1:{}", setup.orders_port);
+    let policy = demo_policy(&listen, &admin_listen, &upstream, &api_keys).render();
     write(&s.join("policy.toml"), &policy)?;
     let eight_hours = Duration::from_secs(8 * 3600);
     let tenant = ("tenant", Value::from("acme"));
@@ -182,160 +191,59 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The demo policy: the reference policy with the demo's files, ports and keys.
-const POLICY: &str = r#"# Written by `ordergate demo`; regenerated on every run.
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin_port}"
-max_connections = 1000
-max_in_flight = 256
-header_read_timeout = "5s"
-request_timeout = "10s"
-max_header_bytes = "16KiB"
-max_request_body = "64KiB"
-shutdown_grace = "5s"
-
-[server.tls]
-cert = "certs/server.crt"
-key = "certs/server.key"
-min_version = "1.2"
-client_auth = "optional"
-client_ca = "certs/partners-ca.pem"
-
-[upstream]
-url = "http://127.0.0.1:{orders_port}"
-connect_timeout = "1s"
-timeout = "3s"
-retries = 1
-forward_identity = true
-expose_errors = false
-
-[upstream.circuit_breaker]
-consecutive_failures = 5
-failure_rate = 0.5
-window = "10s"
-min_requests = 20
-open_for = "15s"
-half_open_probes = 2
-failure_statuses = [500, 502, 503, 504]
-
-[auth.jwt]
-issuer = "{issuer}"
-audiences = ["ordergate"]
-algorithms = ["ES256"]
-jwks_file = "keys/jwks.json"
-leeway = "30s"
-
-[auth.api_keys]
-header = "X-Api-Key"
-
-{api_keys}[[auth.mtls.clients]]
-subject = "CN=jd-marketplace,O=JD Partner"
-roles = ["marketplace_partner"]
-tenant = "acme"
-
-[roles.customer]
-scopes = ["orders:read"]
-[roles.customer_service]
-scopes = ["orders:read", "orders:read:any_customer", "orders:read:contact"]
-[roles.erp]
-scopes = ["orders:read", "orders:read:any_customer", "orders:read:full"]
-[roles.logistics_partner]
-scopes = ["orders:read", "orders:read:any_customer", "orders:read:shipping"]
-[roles.marketplace_partner]
-scopes = ["orders:read", "orders:read:any_customer"]
-
-[[routes]]
-id = "customer-orders"
-method = "GET"
-path = "/v1/customers/{customer_id}/orders"
-upstream_path = "/api/orders"
-summary = "A customer's order history"
-require_scopes = ["orders:read"]
-owner = { param = "customer_id", claim = "customer_id", bypass_scopes = ["orders:read:any_customer"] }
-rate_limit = { rate = "120/min", burst = 20 }
-forward_params = { customer_id = "customer_id" }
-[routes.params.customer_id]
-type = "string"
-pattern = "^C[0-9]{6,12}$"
-[routes.query.start_date]
-type = "date"
-required = true
-[routes.query.end_date]
-type = "date"
-required = true
-[routes.query.status]
-type = "enum"
-values = ["pending", "paid", "shipped", "delivered", "refunded", "cancelled"]
-[routes.query.page_size]
-type = "integer"
-min = 1
-max = 100
-default = 20
-[routes.query.cursor]
-type = "string"
-pattern = "^[A-Za-z0-9_-]{1,64}$"
-[[routes.constraints]]
-kind = "date_range"
-from = "start_date"
-to = "end_date"
-max_days = 366
-[[routes.response.views]]
-scope = "orders:read:full"
-allow = ["*"]
-[[routes.response.views]]
-scope = "orders:read:contact"
-allow = ["*"]
-deny = ["orders[].payment", "orders[].internal"]
-mask = { "orders[].customer.phone" = "phone", "orders[].customer.email" = "email", "orders[].customer.id_number" = "id_number", "orders[].shipping.phone" = "phone" }
-[[routes.response.views]]
-scope = "orders:read:shipping"
-allow = ["orders[].order_id", "orders[].status", "orders[].created_at", "orders[].shipping", "next_cursor"]
-mask = { "orders[].shipping.phone" = "phone" }
-[[routes.response.views]]
-scope = "orders:read"
-allow = ["orders[].order_id", "orders[].status", "orders[].created_at", "orders[].total", "orders[].items", "next_cursor"]
-
-[[routes]]
-id = "order-detail"
-method = "GET"
-path = "/v1/orders/{order_id}"
-upstream_path = "/api/orders/{order_id}"
-summary = "One order"
-require_scopes = ["orders:read", "orders:read:any_customer"]
-rate_limit = { rate = "300/min", burst = 50 }
-[routes.params.order_id]
-type = "string"
-pattern = "^O[0-9]{8,16}$"
-[[routes.response.views]]
-scope = "orders:read:full"
-allow = ["*"]
-[[routes.response.views]]
-scope = "orders:read:shipping"
-allow = ["order_id", "status", "shipping"]
-mask = { "shipping.phone" = "phone" }
-[[routes.response.views]]
-scope = "orders:read"
-allow = ["order_id", "status", "created_at", "total", "items"]
-
-[rate_limits]
-backend = "local"
-per_principal = { rate = "1000/min", burst = 100 }
-per_ip_unauthenticated = { rate = "30/min", burst = 10 }
-
-[abuse]
-window = "1m"
-max_denials = 50
-freeze_for = "2m"
-
-[audit]
-path = "audit/audit.jsonl"
-rotate_bytes = "10MiB"
-keep_files = 5
-fsync = "batch"
-on_error = "reject"
-sensitive_params = ["phone", "email", "id_number"]
-"#;
+/// The demo policy: the reference policy with the demo's files, ports and keys, limits a
+/// laptop is comfortable with, and a contact view that also hides `internal` and masks the
+/// shipping phone.
+fn demo_policy<'a>(
+    listen: &'a str,
+    admin_listen: &'a str,
+    upstream: &'a str,
+    api_keys: &'a [ApiKeyEntry<'a>],
+) -> PolicyTemplate<'a> {
+    PolicyTemplate {
+        header: "# Written by `ordergate demo`; regenerated on every run.\n",
+        listen,
+        admin_listen,
+        max_connections: 1000,
+        max_connections_per_ip: None,
+        max_in_flight: 256,
+        header_read_timeout: "5s",
+        request_timeout: "10s",
+        max_header_bytes: "16KiB",
+        max_request_body: "64KiB",
+        shutdown_grace: "5s",
+        cert: "certs/server.crt",
+        key: "certs/server.key",
+        client_ca: Some("certs/partners-ca.pem"),
+        upstream,
+        connect_timeout: "1s",
+        upstream_timeout: "3s",
+        pool_idle_per_host: None,
+        open_for: "3s",
+        issuer: ISSUER,
+        jwks_file: "keys/jwks.json",
+        api_keys,
+        summaries: true,
+        customer_orders_rate: Rate::new("120/min", 20),
+        phone_query: false,
+        contact_deny: &["orders[].payment", "orders[].internal"],
+        contact_mask: &[
+            ("orders[].customer.phone", "phone"),
+            ("orders[].customer.email", "email"),
+            ("orders[].customer.id_number", "id_number"),
+            ("orders[].shipping.phone", "phone"),
+        ],
+        order_detail_rate: Rate::new("300/min", 50),
+        order_detail_views: true,
+        extra_routes: "",
+        backend: Backend::Local,
+        on_backend_error: None,
+        per_principal_rate: Rate::new("1000/min", 100),
+        max_denials: 50,
+        freeze_for: "2m",
+        rotate_bytes: "10MiB",
+    }
+}
 
 type DemoClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
