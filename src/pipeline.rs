@@ -23,6 +23,8 @@
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
 //! and 405 count against the client address only.
 
+pub mod service;
+
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -34,7 +36,7 @@ use http_body::Body;
 use crate::context::{ConnInfo, RequestContext};
 use crate::gateway::{Gateway, Live};
 use crate::stage::abuse;
-use crate::stage::audit::{Entry, Pending};
+use crate::stage::audit::{Entry, Pending, Ticket};
 use crate::stage::authn;
 use crate::stage::authz;
 use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
@@ -62,7 +64,7 @@ where
     let started = Instant::now();
     let live = gateway.live();
     let (parts, body) = request.into_parts();
-    let mut ctx = RequestContext {
+    let ctx = RequestContext {
         request_id: request_id::from_headers(&parts.headers),
         client_ip: client_ip(
             conn.peer.ip(),
@@ -80,10 +82,20 @@ where
         upstream_time: None,
     };
     let ticket = gateway.audit.reserve().await;
-    let outcome = match &ticket {
+    // From here every exit is recorded: a panic below unwinds through `unfinished`, whose drop
+    // sends the record (`internal_error`); the service boundary turns the panic into a 500.
+    let mut unfinished = Unfinished {
+        ticket,
+        ctx,
+        started,
+    };
+    let outcome = match &unfinished.ticket {
         Some(_) if gateway.audit.accepting() => {
             let deadline = live.policy.server.request_timeout;
-            let work = tokio::time::timeout(deadline, run(&gateway, &live, &mut ctx, parts, body));
+            let work = tokio::time::timeout(
+                deadline,
+                run(&gateway, &live, &mut unfinished.ctx, parts, body),
+            );
             // The shutdown cutoff ends a request still waiting (CONTRACT §11: bounded exit).
             tokio::select! {
                 outcome = work => match outcome {
@@ -97,13 +109,14 @@ where
         }
         _ => Err(GatewayError::AuditUnavailable),
     };
+    let ctx = &mut unfinished.ctx;
     let (mut response, reason, detail) = match outcome {
         Ok(response) => (response, "ok", None),
         Err(error) => {
             if error.is_denial() {
-                count_denial(&gateway, &live, &ctx, true).await;
+                count_denial(&gateway, &live, ctx, true).await;
             } else if is_free_refusal(&error) {
-                count_denial(&gateway, &live, &ctx, false).await;
+                count_denial(&gateway, &live, ctx, false).await;
             }
             (
                 problem::render(&error, &ctx.request_id),
@@ -120,26 +133,8 @@ where
     if let Some(status) = &ctx.rate_limit {
         status.write_headers(response.headers_mut());
     }
-    if let Some(ticket) = ticket {
-        let entry = Entry {
-            ts: SystemTime::now(),
-            request_id: ctx.request_id,
-            client_ip: ctx.client_ip,
-            tls_version: ctx.conn.tls_version,
-            client_subject: ctx.conn.client_subject_text.clone(),
-            principal: ctx.principal,
-            method: ctx.method,
-            route: ctx.route_id,
-            path: ctx.path,
-            query: ctx.validated.map(|v| v.query).unwrap_or_default(),
-            reason,
-            detail,
-            status: response.status().as_u16(),
-            upstream_status: ctx.upstream_status,
-            duration: started.elapsed(),
-            upstream: ctx.upstream_time,
-            bytes_out: 0,
-        };
+    if let Some(ticket) = unfinished.ticket.take() {
+        let entry = unfinished.entry(reason, detail, response.status().as_u16());
         response.body_mut().set_pending(Box::new(Pending {
             ticket,
             entry,
@@ -148,6 +143,59 @@ where
     }
     response.body_mut().set_cutoff(gateway.cutoff.clone());
     response
+}
+
+/// A request whose record is not yet handed to its response body. Dropped with the ticket still
+/// inside — a panic unwinding through [`handle`], or its future dropped before an answer was
+/// decided — it sends the record itself, so no request leaves the gateway unrecorded.
+struct Unfinished {
+    ticket: Option<Ticket>,
+    ctx: RequestContext,
+    started: Instant,
+}
+
+impl Unfinished {
+    /// The record of this request as it stands, moving the context's facts out.
+    fn entry(&mut self, reason: &'static str, detail: Option<&'static str>, status: u16) -> Entry {
+        let ctx = &mut self.ctx;
+        Entry {
+            ts: SystemTime::now(),
+            request_id: std::mem::take(&mut ctx.request_id),
+            client_ip: ctx.client_ip,
+            tls_version: ctx.conn.tls_version,
+            client_subject: ctx.conn.client_subject_text.clone(),
+            principal: ctx.principal.take(),
+            method: ctx.method.clone(),
+            route: ctx.route_id.take(),
+            path: std::mem::take(&mut ctx.path),
+            query: ctx.validated.take().map(|v| v.query).unwrap_or_default(),
+            reason,
+            detail,
+            status,
+            upstream_status: ctx.upstream_status,
+            duration: self.started.elapsed(),
+            upstream: ctx.upstream_time,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let detail = if std::thread::panicking() {
+            "panic"
+        } else {
+            "abandoned"
+        };
+        let error = GatewayError::Internal { cause: detail };
+        tracing::error!(request_id = %self.ctx.request_id, detail, "request failed inside the gateway");
+        let entry = self.entry(error.reason(), error.cause(), error.status().as_u16());
+        // Nobody waits for this record: there is no response body to hold back.
+        let _ = ticket.send(entry);
+    }
 }
 
 /// Stages 1 (header size) to 11.

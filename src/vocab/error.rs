@@ -125,6 +125,9 @@ pub enum GatewayError {
     UpstreamError { status: StatusCode },
     /// Audit records cannot be written and `on_error = "reject"`.
     AuditUnavailable,
+    /// The gateway itself failed (a panic caught at the service boundary). `cause` is recorded,
+    /// never shown: the caller sees only that it was not its fault.
+    Internal { cause: &'static str },
 }
 
 impl GatewayError {
@@ -146,6 +149,7 @@ impl GatewayError {
             GatewayError::GatewayTimeout { .. } => "gateway_timeout",
             GatewayError::UpstreamError { .. } => "upstream_error",
             GatewayError::AuditUnavailable => "audit_unavailable",
+            GatewayError::Internal { .. } => "internal_error",
         }
     }
 
@@ -170,6 +174,7 @@ impl GatewayError {
             GatewayError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::UpstreamError { status } => *status,
             GatewayError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -191,6 +196,7 @@ impl GatewayError {
             GatewayError::GatewayTimeout { cause } => Some(cause),
             GatewayError::UpstreamError { .. } => None,
             GatewayError::AuditUnavailable => None,
+            GatewayError::Internal { cause } => Some(cause),
         }
     }
 
@@ -257,6 +263,10 @@ impl GatewayError {
             GatewayError::AuditUnavailable => (
                 "Audit Unavailable",
                 "requests cannot be recorded right now, so none is served",
+            ),
+            GatewayError::Internal { .. } => (
+                "Internal Error",
+                "the gateway failed to handle this request; it has been recorded",
             ),
         }
     }

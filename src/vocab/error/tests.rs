@@ -141,6 +141,12 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
             "audit_unavailable",
             &[("retry-after", "1")],
         ),
+        (
+            GatewayError::Internal { cause: "panic" },
+            500,
+            "internal_error",
+            &[],
+        ),
     ];
     for (error, status, reason, headers) in cases {
         assert_eq!(error.reason(), reason);
