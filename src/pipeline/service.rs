@@ -20,6 +20,10 @@ use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{MakeSpan, Trace, TraceLayer};
 use tracing::Span;
 
 use crate::context::ConnInfo;
@@ -147,12 +151,32 @@ impl tower_http::catch_panic::ResponseForPanic for PanicProblem {
 
 /// The request span of `tower_http::trace::TraceLayer`: method and path only — never the query
 /// (values may be personal data) nor any header (credentials).
-pub fn request_span<B>(request: &Request<B>) -> Span {
-    tracing::debug_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-    )
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+        )
+    }
+}
+
+/// The gateway service with the layers every mount should have: a request span, and a panic
+/// answered as a 500 problem (recorded by the pipeline) instead of a dropped connection.
+pub type Layered = CatchPanic<
+    Trace<GatewayService, SharedClassifier<ServerErrorsAsFailures>, RequestSpan>,
+    PanicProblem,
+>;
+
+/// Wraps `service` in the layers of [`Layered`]; the front door serves exactly this.
+pub fn layered(service: GatewayService) -> Layered {
+    ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(PanicProblem))
+        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
+        .service(service)
 }
 
 #[cfg(test)]

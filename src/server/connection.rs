@@ -26,15 +26,13 @@ use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tower::{ServiceBuilder, ServiceExt as _};
+use tower::ServiceExt as _;
 use tower_http::body::UnsyncBoxBody;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use super::per_ip::IpSlot;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
-use crate::pipeline::service::{GatewayService, PanicProblem, request_span};
+use crate::pipeline::service::{self, GatewayService};
 use crate::stage::authn::mtls::Subject;
 use crate::vocab::send_watch::SendWatch;
 
@@ -127,7 +125,7 @@ pub(super) async fn serve(
         .saturating_mul(2);
     let Some(tls) = &server.tls else {
         let conn = Arc::new(ConnInfo::plain(peer));
-        let svc = service(gateway.clone(), conn, streams.clone(), bound);
+        let svc = per_connection(gateway.clone(), conn, streams.clone(), bound);
         let http = http1_builder(server.header_read_timeout, header_limit)
             .serve_connection(TokioIo::new(stream), svc);
         drop(live);
@@ -165,7 +163,7 @@ pub(super) async fn serve(
         client_subject: subject,
     });
     let io = TokioIo::new(stream);
-    let svc = service(gateway.clone(), conn, streams.clone(), bound);
+    let svc = per_connection(gateway.clone(), conn, streams.clone(), bound);
     if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
@@ -265,7 +263,7 @@ type Answer = hyper::Response<UnsyncBoxBody<Bytes, BoxError>>;
 
 /// The per-connection service: the tower stack (request span, panic → 500 with its record, the
 /// gateway service) served to hyper through `TowerToHyperService`.
-fn service(
+fn per_connection(
     gateway: Arc<Gateway>,
     conn: Arc<ConnInfo>,
     streams: Arc<Streams>,
@@ -280,10 +278,7 @@ fn service(
     + Send
     + 'static,
 > {
-    let stack = ServiceBuilder::new()
-        .layer(CatchPanicLayer::custom(PanicProblem))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span::<Incoming>))
-        .service(GatewayService::new(gateway, conn));
+    let stack = service::layered(GatewayService::new(gateway, conn));
     TowerToHyperService::new(tower::service_fn(
         move |mut request: hyper::Request<Incoming>| {
             let watch = streams.open(bound);
