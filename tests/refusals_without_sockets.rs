@@ -388,3 +388,38 @@ async fn a_panic_inside_the_service_is_a_500_problem_with_its_record() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_embedded_service_without_a_client_address_fails_closed() {
+    let g = Bare::start(|p| p.to_owned()).await;
+    let embedded = GatewayService::embedded(g.gateway.clone());
+    let request = || {
+        http::Request::get(format!("/v1/customers/C0000001/orders?{RANGE}"))
+            .header("authorization", g.alice())
+            .header("x-request-id", "no-address")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let response = embedded.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        problem["type"],
+        "https://ordergate.dev/problems/internal_error"
+    );
+    assert_eq!(g.upstream.count(), 0);
+    // With axum's connection info the same request is served, and recorded with that address.
+    let mut request = request();
+    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 77)), 50_000);
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let response = embedded.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response.into_body().collect().await.unwrap());
+    assert_eq!(g.upstream.count(), 1);
+    let record = g.record_of("no-address").await;
+    assert_eq!(record["client_ip"], "127.0.0.77", "{record}");
+    assert_eq!(record["tls"]["version"], Value::Null, "{record}");
+}

@@ -23,7 +23,7 @@ use http_body::Body;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{MakeSpan, Trace, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, MakeSpan, Trace, TraceLayer};
 use tracing::Span;
 
 use crate::context::ConnInfo;
@@ -175,7 +175,13 @@ pub type Layered = CatchPanic<
 pub fn layered(service: GatewayService) -> Layered {
     ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(PanicProblem))
-        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(RequestSpan)
+                // A 5xx is already counted and recorded; an error line per shed request would
+                // turn an overload into a log flood.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .service(service)
 }
 
