@@ -186,12 +186,14 @@ impl Drop for Unfinished {
             return;
         };
         let detail = if std::thread::panicking() {
+            tracing::error!(request_id = %self.ctx.request_id, "a request panicked inside the gateway");
             "panic"
         } else {
+            // An embedded service whose client left mid-pipeline: routine, not worth an error.
+            tracing::debug!(request_id = %self.ctx.request_id, "a request was abandoned before its answer");
             "abandoned"
         };
         let error = GatewayError::Internal { cause: detail };
-        tracing::error!(request_id = %self.ctx.request_id, detail, "request failed inside the gateway");
         let entry = self.entry(error.reason(), error.cause(), error.status().as_u16());
         // Nobody waits for this record: there is no response body to hold back.
         let _ = ticket.send(entry);

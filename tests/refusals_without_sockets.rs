@@ -423,3 +423,25 @@ async fn an_embedded_service_without_a_client_address_fails_closed() {
     assert_eq!(record["client_ip"], "127.0.0.77", "{record}");
     assert_eq!(record["tls"]["version"], Value::Null, "{record}");
 }
+
+#[tokio::test]
+async fn a_request_dropped_before_its_answer_is_still_recorded() {
+    let g = Bare::start(|p| p.to_owned()).await;
+    g.upstream.set_default(common::Reply::Hang);
+    let request = http::Request::get(format!("/v1/customers/C0000001/orders?{RANGE}"))
+        .header("authorization", g.alice())
+        .header("x-request-id", "left-early")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    // The caller gives up while the order service hangs: the pipeline future is dropped.
+    let call = g.service(6).oneshot(request);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), call)
+            .await
+            .is_err()
+    );
+    let record = g.record_of("left-early").await;
+    assert_eq!(record["reason"], "internal_error", "{record}");
+    assert_eq!(record["detail"], "abandoned", "{record}");
+    assert_eq!(record["route"], "customer-orders", "{record}");
+}
