@@ -63,9 +63,13 @@ where
 {
     let started = Instant::now();
     let live = gateway.live();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let request_id = match parts.extensions.remove::<service::SettledRequestId>() {
+        Some(settled) => settled.0,
+        None => request_id::from_headers(&parts.headers),
+    };
     let ctx = RequestContext {
-        request_id: request_id::from_headers(&parts.headers),
+        request_id,
         client_ip: client_ip(
             conn.peer.ip(),
             &parts.headers,

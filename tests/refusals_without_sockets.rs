@@ -357,8 +357,9 @@ async fn a_panic_inside_the_service_is_a_500_problem_with_its_record() {
         .header("authorization", g.alice())
         .body(Exploding)
         .unwrap();
-    let response = stack.oneshot(request).await.unwrap();
+    let response = stack.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-request-id"], "exploding");
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"
@@ -377,6 +378,28 @@ async fn a_panic_inside_the_service_is_a_500_problem_with_its_record() {
     assert_eq!(record["route"], "customer-orders", "{record}");
     assert_eq!(record["principal"]["id"], "alice", "{record}");
     assert_eq!(g.upstream.count(), 0);
+    // Without a client id (or with one the gateway refuses), the panic's answer carries the id
+    // of its record all the same.
+    for sent in [None, Some("bad id with spaces")] {
+        let mut request = http::Request::get(format!("/v1/customers/C0000001/orders?{RANGE}"))
+            .header("authorization", g.alice());
+        if let Some(sent) = sent {
+            request = request.header("x-request-id", sent);
+        }
+        let response = stack
+            .clone()
+            .oneshot(request.body(Exploding).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(Some(id.as_str()), sent);
+        let record = g.record_of(&id).await;
+        assert_eq!(record["detail"], "panic", "{record}");
+    }
     // The gateway goes on serving.
     let (status, _) = g
         .send(

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
@@ -28,6 +28,7 @@ use tracing::Span;
 
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
+use crate::stage::request_id::{self, X_REQUEST_ID};
 use crate::vocab::body::GatewayBody;
 use crate::vocab::error::GatewayError;
 use crate::vocab::problem;
@@ -144,7 +145,10 @@ impl tower_http::catch_panic::ResponseForPanic for PanicProblem {
         _panic: Box<dyn Any + Send + 'static>,
     ) -> Response<GatewayBody> {
         let mut response = problem::render(&GatewayError::Internal { cause: "panic" }, "");
-        crate::stage::response::finish_headers(response.headers_mut(), "", false);
+        let headers = response.headers_mut();
+        crate::stage::response::finish_headers(headers, "", false);
+        // The id is not known here; [`RequestIdFirst`] adds the one the record has.
+        headers.remove(&X_REQUEST_ID);
         response
     }
 }
@@ -164,16 +168,19 @@ impl<B> MakeSpan<B> for RequestSpan {
     }
 }
 
-/// The gateway service with the layers every mount should have: a request span, and a panic
-/// answered as a 500 problem (recorded by the pipeline) instead of a dropped connection.
-pub type Layered = CatchPanic<
-    Trace<GatewayService, SharedClassifier<ServerErrorsAsFailures>, RequestSpan>,
-    PanicProblem,
+/// The gateway service with the layers every mount should have: the request id fixed first, a
+/// request span, and a panic answered as a 500 problem (recorded by the pipeline) instead of a
+/// dropped connection.
+pub type Layered = RequestIdFirst<
+    CatchPanic<
+        Trace<GatewayService, SharedClassifier<ServerErrorsAsFailures>, RequestSpan>,
+        PanicProblem,
+    >,
 >;
 
 /// Wraps `service` in the layers of [`Layered`]; the front door serves exactly this.
 pub fn layered(service: GatewayService) -> Layered {
-    ServiceBuilder::new()
+    let inner = ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(PanicProblem))
         .layer(
             TraceLayer::new_for_http()
@@ -182,7 +189,53 @@ pub fn layered(service: GatewayService) -> Layered {
                 // turn an overload into a log flood.
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
-        .service(service)
+        .service(service);
+    RequestIdFirst { inner }
+}
+
+/// The request id [`RequestIdFirst`] settled; the pipeline takes it instead of reading the header.
+#[derive(Debug, Clone)]
+pub(crate) struct SettledRequestId(pub(crate) String);
+
+/// Settles the request id before anything else runs (the client's if it is acceptable, else a
+/// new one, exactly as the pipeline would), so an answer the pipeline did not make — a panic's —
+/// still carries the id its audit record has.
+#[derive(Debug, Clone)]
+pub struct RequestIdFirst<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for RequestIdFirst<S>
+where
+    S: tower::Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    R: 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let settled = request_id::from_headers(request.headers());
+        let id = HeaderValue::from_str(&settled).ok();
+        request.extensions_mut().insert(SettledRequestId(settled));
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            if let Some(id) = id {
+                response
+                    .headers_mut()
+                    .entry(X_REQUEST_ID.clone())
+                    .or_insert(id);
+            }
+            Ok(response)
+        })
+    }
 }
 
 #[cfg(test)]
