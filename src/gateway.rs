@@ -21,8 +21,11 @@ use crate::vocab::cutoff::Cutoff;
 
 /// One policy generation with the runtime pieces built from it.
 pub struct Live {
+    /// The compiled policy this generation serves.
     pub policy: Arc<Policy>,
+    /// The JWT verifier with its key set and token cache (none without `[auth.jwt]`).
     pub jwt: Option<JwtVerifier>,
+    /// The upstream pool and breaker (carried over when `[upstream]` is unchanged).
     pub upstream: Arc<UpstreamRuntime>,
 }
 
@@ -46,9 +49,13 @@ impl Live {
 /// The gateway's shared state.
 pub struct Gateway {
     live: ArcSwap<Live>,
+    /// The rate-limit buckets, local or shared through Redis.
     pub limiter: RateLimiter,
+    /// Denial windows and freezes.
     pub abuse: AbuseGuard,
+    /// The requests being served, against `max_in_flight`.
     pub in_flight: InFlightLimit,
+    /// The audit writer and its queue.
     pub audit: AuditSink,
     /// Reached when the shutdown grace runs out.
     pub cutoff: Cutoff,

@@ -24,6 +24,8 @@
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
 //! and 405 count against the client address only.
 
+pub mod service;
+
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -34,7 +36,7 @@ use http_body::Body;
 
 use crate::context::{ConnInfo, RequestContext};
 use crate::gateway::{Gateway, Live};
-use crate::stage::audit::{Entry, Pending};
+use crate::stage::audit::{Entry, Pending, Ticket};
 use crate::stage::authn;
 use crate::stage::authz;
 use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
@@ -45,7 +47,7 @@ use crate::stage::route;
 use crate::stage::validate;
 use crate::vocab::address::client_ip;
 use crate::vocab::body::GatewayBody;
-use crate::vocab::cause::{Overload, UpstreamFailure};
+use crate::vocab::cause::{InternalFailure, Overload, UpstreamFailure};
 use crate::vocab::error::{BadRequest, GatewayError};
 use crate::vocab::problem;
 
@@ -63,9 +65,13 @@ where
 {
     let started = Instant::now();
     let live = gateway.live();
-    let (parts, body) = request.into_parts();
-    let mut ctx = RequestContext {
-        request_id: request_id::from_headers(&parts.headers),
+    let (mut parts, body) = request.into_parts();
+    let request_id = match parts.extensions.remove::<service::SettledRequestId>() {
+        Some(settled) => settled.0,
+        None => request_id::from_headers(&parts.headers),
+    };
+    let ctx = RequestContext {
+        request_id,
         client_ip: client_ip(
             conn.peer.ip(),
             &parts.headers,
@@ -82,10 +88,20 @@ where
         upstream_time: None,
     };
     let ticket = gateway.audit.reserve().await;
-    let outcome = match &ticket {
+    // From here every exit is recorded: a panic below unwinds through `unfinished`, whose drop
+    // sends the record (`internal_error`); the service boundary turns the panic into a 500.
+    let mut unfinished = Unfinished {
+        ticket,
+        ctx,
+        started,
+    };
+    let outcome = match &unfinished.ticket {
         Some(_) if gateway.audit.accepting() => {
             let deadline = live.policy.server.request_timeout;
-            let work = tokio::time::timeout(deadline, run(&gateway, &live, &mut ctx, parts, body));
+            let work = tokio::time::timeout(
+                deadline,
+                run(&gateway, &live, &mut unfinished.ctx, parts, body),
+            );
             // The shutdown cutoff ends a request still waiting (CONTRACT §11: bounded exit).
             tokio::select! {
                 outcome = work => match outcome {
@@ -99,6 +115,7 @@ where
         }
         _ => Err(GatewayError::AuditUnavailable),
     };
+    let ctx = &mut unfinished.ctx;
     let (mut response, reason, detail) = match outcome {
         Ok(response) => (response, "ok", None),
         Err(error) => {
@@ -129,26 +146,8 @@ where
     if let Some(status) = &ctx.rate_limit {
         status.write_headers(response.headers_mut());
     }
-    if let Some(ticket) = ticket {
-        let entry = Entry {
-            ts: SystemTime::now(),
-            request_id: ctx.request_id,
-            client_ip: ctx.client_ip,
-            tls_version: ctx.conn.tls_version,
-            client_subject: ctx.conn.client_subject_text.clone(),
-            principal: ctx.principal,
-            method: ctx.method,
-            route: ctx.route_id,
-            path: ctx.path,
-            query: ctx.validated.map(|v| v.query).unwrap_or_default(),
-            reason,
-            detail,
-            status: response.status().as_u16(),
-            upstream_status: ctx.upstream_status,
-            duration: started.elapsed(),
-            upstream: ctx.upstream_time,
-            bytes_out: 0,
-        };
+    if let Some(ticket) = unfinished.ticket.take() {
+        let entry = unfinished.entry(reason, detail, response.status().as_u16());
         response.body_mut().set_pending(Box::new(Pending {
             ticket,
             entry,
@@ -157,6 +156,61 @@ where
     }
     response.body_mut().set_cutoff(gateway.cutoff.clone());
     response
+}
+
+/// A request whose record is not yet handed to its response body. Dropped with the ticket still
+/// inside — a panic unwinding through [`handle`], or its future dropped before an answer was
+/// decided — it sends the record itself, so no request leaves the gateway unrecorded.
+struct Unfinished {
+    ticket: Option<Ticket>,
+    ctx: RequestContext,
+    started: Instant,
+}
+
+impl Unfinished {
+    /// The record of this request as it stands, moving the context's facts out.
+    fn entry(&mut self, reason: &'static str, detail: Option<&'static str>, status: u16) -> Entry {
+        let ctx = &mut self.ctx;
+        Entry {
+            ts: SystemTime::now(),
+            request_id: std::mem::take(&mut ctx.request_id),
+            client_ip: ctx.client_ip,
+            tls_version: ctx.conn.tls_version,
+            client_subject: ctx.conn.client_subject_text.clone(),
+            principal: ctx.principal.take(),
+            method: ctx.method.clone(),
+            route: ctx.route_id.take(),
+            path: std::mem::take(&mut ctx.path),
+            query: ctx.validated.take().map(|v| v.query).unwrap_or_default(),
+            reason,
+            detail,
+            status,
+            upstream_status: ctx.upstream_status,
+            duration: self.started.elapsed(),
+            upstream: ctx.upstream_time,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let detail = if std::thread::panicking() {
+            tracing::error!(request_id = %self.ctx.request_id, "a request panicked inside the gateway");
+            InternalFailure::Panic
+        } else {
+            // An embedded service whose client left mid-pipeline: routine, not worth an error.
+            tracing::debug!(request_id = %self.ctx.request_id, "a request was abandoned before its answer");
+            InternalFailure::Abandoned
+        };
+        let error = GatewayError::Internal { cause: detail };
+        let entry = self.entry(error.reason(), error.cause(), error.status().as_u16());
+        // Nobody waits for this record: there is no response body to hold back.
+        let _ = ticket.send(entry);
+    }
 }
 
 /// Stages 1 (header size) to 11.

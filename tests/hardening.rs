@@ -5,8 +5,8 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Harness, edit};
 use serde_json::{Value, json};
+use support::{Harness, edit};
 
 const ORDER: &str = "/v1/orders/O2025010100000001";
 

@@ -17,21 +17,26 @@ use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
+use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tower::ServiceExt as _;
+use tower_http::body::UnsyncBoxBody;
 
 use super::per_ip::IpSlot;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
-use crate::pipeline;
+use crate::pipeline::service::{self, GatewayService};
 use crate::stage::authn::mtls::Subject;
-use crate::vocab::body::GatewayBody;
 use crate::vocab::send_watch::SendWatch;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bytes one HTTP/2 stream may hold in the send buffer beyond what the client has taken.
 const SEND_BUFFER: usize = 64 * 1024;
@@ -120,7 +125,7 @@ pub(super) async fn serve(
         .saturating_mul(2);
     let Some(tls) = &server.tls else {
         let conn = Arc::new(ConnInfo::plain(peer));
-        let svc = service(gateway.clone(), conn, streams.clone(), bound);
+        let svc = per_connection(gateway.clone(), conn, streams.clone(), bound);
         let http = http1_builder(server.header_read_timeout, header_limit)
             .serve_connection(TokioIo::new(stream), svc);
         drop(live);
@@ -158,7 +163,7 @@ pub(super) async fn serve(
         client_subject: subject,
     });
     let io = TokioIo::new(stream);
-    let svc = service(gateway.clone(), conn, streams.clone(), bound);
+    let svc = per_connection(gateway.clone(), conn, streams.clone(), bound);
     if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
@@ -253,69 +258,51 @@ fn http1_builder(header_read_timeout: Duration, header_limit: usize) -> http1::B
     builder
 }
 
-/// The per-connection service: every request goes through [`pipeline::handle`].
-fn service(
+/// What a connection answers with: the gateway's body, boxed by the panic layer.
+type Answer = hyper::Response<UnsyncBoxBody<Bytes, BoxError>>;
+
+/// The per-connection service: the tower stack (request span, panic → 500 with its record, the
+/// gateway service) served to hyper through `TowerToHyperService`.
+fn per_connection(
     gateway: Arc<Gateway>,
     conn: Arc<ConnInfo>,
     streams: Arc<Streams>,
     bound: usize,
-) -> impl hyper::service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<GatewayBody>,
-    Error = Infallible,
-    Future = impl std::future::Future<Output = Result<hyper::Response<GatewayBody>, Infallible>>
-             + Send
-             + 'static,
-> + Clone
-+ Send
-+ 'static {
-    service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let watch = streams.open(bound);
-        let head = request.method() == http::Method::HEAD;
-        // Each request runs in its own task: if the client goes away, hyper drops this future,
-        // but the pipeline still finishes, so the request is still recorded (as
-        // `client_disconnected`) and upstream bookkeeping (breaker, in-flight) stays right.
-        let task = tokio::spawn({
-            let watch = watch.clone();
-            let handled = pipeline::handle(gateway.clone(), conn.clone(), request);
+) -> TowerToHyperService<
+    impl tower::Service<
+        hyper::Request<Incoming>,
+        Response = Answer,
+        Error = Infallible,
+        Future = impl std::future::Future<Output = Result<Answer, Infallible>> + Send + 'static,
+    > + Clone
+    + Send
+    + 'static,
+> {
+    let stack = service::layered(GatewayService::new(gateway, conn));
+    TowerToHyperService::new(tower::service_fn(
+        move |mut request: hyper::Request<Incoming>| {
+            let watch = streams.open(bound);
+            request.extensions_mut().insert(watch.clone());
+            // Each request runs in its own task: if the client goes away, hyper drops this future,
+            // but the pipeline still finishes, so the request is still recorded (as
+            // `client_disconnected`) and upstream bookkeeping (breaker, in-flight) stays right.
+            let task = tokio::spawn(stack.clone().oneshot(request));
             async move {
-                let mut response = handled.await;
-                if head {
-                    without_content(&mut response);
-                }
-                // From here the client has to take the answer.
-                watch.progressed();
-                response.body_mut().set_send_watch(watch);
-                response
+                Ok(match task.await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(never)) => match never {},
+                    Err(e) => {
+                        // Only an aborted task gets here: panics are answered by the stack.
+                        tracing::error!(error = %e, "request task failed");
+                        watch.finish();
+                        let mut response = hyper::Response::new(UnsyncBoxBody::default());
+                        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        response
+                    }
+                })
             }
-        });
-        async move {
-            Ok(task.await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "request task failed");
-                let mut response = hyper::Response::new(GatewayBody::empty());
-                *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                watch.finish();
-                response
-            }))
-        }
-    })
-}
-
-/// An answer to HEAD: the headers a GET would get (`Content-Length` included when known), no
-/// content. HTTP/1 drops HEAD content itself; HTTP/2 would send it as DATA, a stream error.
-fn without_content(response: &mut hyper::Response<GatewayBody>) {
-    use http_body::Body as _;
-    if let Some(len) = response.body().size_hint().exact()
-        && !response
-            .headers()
-            .contains_key(http::header::CONTENT_LENGTH)
-        && !response.body().is_end_stream()
-    {
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-    }
-    response.body_mut().discard_content();
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -355,15 +342,6 @@ mod tests {
             streams.open(8).finish();
         }
         assert!(streams.open.lock().len() <= 8);
-    }
-
-    #[test]
-    fn head_answers_keep_the_length_and_lose_the_content() {
-        let mut response =
-            hyper::Response::new(GatewayBody::full(bytes::Bytes::from_static(b"{\"a\":1}")));
-        without_content(&mut response);
-        assert_eq!(response.headers()[http::header::CONTENT_LENGTH], "7");
-        assert!(http_body::Body::is_end_stream(response.body()));
     }
 
     #[test]

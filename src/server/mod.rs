@@ -30,8 +30,11 @@ const AUDIT_FLUSH: Duration = Duration::from_millis(1_000);
 
 /// A started gateway: its addresses, and the means to stop it.
 pub struct Running {
+    /// Where the gateway listens.
     pub addr: SocketAddr,
+    /// Where the admin listener listens, if configured.
     pub admin_addr: Option<SocketAddr>,
+    /// The running gateway (for reloads and tests).
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,

@@ -139,6 +139,15 @@ causes! {
     }
 }
 
+causes! {
+    /// What failed inside the gateway itself (500 `internal_error`); never shown to the caller.
+    InternalFailure {
+        Panic => "panic",
+        Abandoned => "abandoned",
+        NoConnectionInfo => "no_connection_info",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

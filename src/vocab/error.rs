@@ -8,7 +8,8 @@ use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::vocab::cause::{
-    AuthFailure, Denied, FrozenCause, LimitHit, Overload, ParamFailure, UpstreamFailure,
+    AuthFailure, Denied, FrozenCause, InternalFailure, LimitHit, Overload, ParamFailure,
+    UpstreamFailure,
 };
 use crate::vocab::rate_limit_status::RateLimitStatus;
 
@@ -163,6 +164,12 @@ pub enum GatewayError {
     },
     /// Audit records cannot be written and `on_error = "reject"`.
     AuditUnavailable,
+    /// The gateway itself failed (a panic caught at the service boundary). `cause` is recorded,
+    /// never shown: the caller sees only that it was not its fault.
+    Internal {
+        /// Why, for the audit record.
+        cause: InternalFailure,
+    },
 }
 
 impl GatewayError {
@@ -184,6 +191,7 @@ impl GatewayError {
             GatewayError::GatewayTimeout { .. } => "gateway_timeout",
             GatewayError::UpstreamError { .. } => "upstream_error",
             GatewayError::AuditUnavailable => "audit_unavailable",
+            GatewayError::Internal { .. } => "internal_error",
         }
     }
 
@@ -208,6 +216,7 @@ impl GatewayError {
             GatewayError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::UpstreamError { status } => *status,
             GatewayError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -229,6 +238,7 @@ impl GatewayError {
             GatewayError::GatewayTimeout { cause } => Some(cause.as_str()),
             GatewayError::UpstreamError { .. } => None,
             GatewayError::AuditUnavailable => None,
+            GatewayError::Internal { cause } => Some(cause.as_str()),
         }
     }
 
@@ -295,6 +305,10 @@ impl GatewayError {
             GatewayError::AuditUnavailable => (
                 "Audit Unavailable",
                 "requests cannot be recorded right now, so none is served",
+            ),
+            GatewayError::Internal { .. } => (
+                "Internal Error",
+                "the gateway failed to handle this request; it has been recorded",
             ),
         }
     }

@@ -61,7 +61,8 @@ pub fn render(error: &GatewayError, request_id: &str) -> Response<GatewayBody> {
         | GatewayError::PayloadTooLarge
         | GatewayError::BadGateway { .. }
         | GatewayError::GatewayTimeout { .. }
-        | GatewayError::UpstreamError { .. } => {}
+        | GatewayError::UpstreamError { .. }
+        | GatewayError::Internal { .. } => {}
     }
     response
 }

@@ -146,6 +146,14 @@ async fn every_variant_maps_to_its_status_type_and_headers() {
             "audit_unavailable",
             &[("retry-after", "1")],
         ),
+        (
+            GatewayError::Internal {
+                cause: crate::vocab::cause::InternalFailure::Panic,
+            },
+            500,
+            "internal_error",
+            &[],
+        ),
     ];
     for (error, status, reason, headers) in cases {
         assert_eq!(error.reason(), reason);
