@@ -54,6 +54,14 @@ pub fn client(keys: &Keys, identity: Option<&Issued>, h2: bool) -> reqwest::Clie
 /// A TLS connection to the gateway for writing raw requests (paths a URL library would
 /// normalise, oversized headers, slow clients).
 pub async fn raw_tls(h: &Harness) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    raw_tls_offering(h, b"http/1.1").await
+}
+
+/// A TLS connection to the gateway offering only the ALPN protocol `alpn`.
+pub async fn raw_tls_offering(
+    h: &Harness,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(h.keys.ca.pem().as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -65,7 +73,7 @@ pub async fn raw_tls(h: &Harness) -> tokio_rustls::client::TlsStream<tokio::net:
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();

@@ -14,7 +14,7 @@ pub mod redis;
 pub mod upstream;
 
 pub use gateway::Harness;
-pub use http::{client, raw_request, raw_tls, serve_https};
+pub use http::{client, raw_request, raw_tls, raw_tls_offering, serve_https};
 pub use pki::{ISSUER, Keys, token_with, write_files};
 pub use policy::{base_policy, edit};
 pub use redis::RedisServer;
