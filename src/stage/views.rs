@@ -515,7 +515,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn view(allow: &[&str], deny: &[&str], mask: &[(&str, &str)]) -> CompiledView {
+    /// A view from path texts (shared with `shape_tests`).
+    pub(super) fn view(allow: &[&str], deny: &[&str], mask: &[(&str, &str)]) -> CompiledView {
         CompiledView::new(
             Arc::from("s"),
             ScopeSet::default(),

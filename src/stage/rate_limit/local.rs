@@ -229,36 +229,19 @@ mod tests {
         let local = LocalBuckets::default();
         let b = bucket("route:a", "60/min", 1);
         let now = 5 * SEC;
-        assert!(
+        let admits = |id: &str| {
             local
                 .check(
                     PrincipalKind::Jwt,
-                    &Arc::from("alice"),
+                    &Arc::from(id),
                     std::slice::from_ref(&b),
-                    now
+                    now,
                 )
                 .admitted
-        );
-        assert!(
-            !local
-                .check(
-                    PrincipalKind::Jwt,
-                    &Arc::from("alice"),
-                    std::slice::from_ref(&b),
-                    now
-                )
-                .admitted
-        );
-        assert!(
-            local
-                .check(
-                    PrincipalKind::Jwt,
-                    &Arc::from("bob"),
-                    std::slice::from_ref(&b),
-                    now
-                )
-                .admitted
-        );
+        };
+        assert!(admits("alice"));
+        assert!(!admits("alice"));
+        assert!(admits("bob"));
         assert_eq!(local.sweep(now), 2);
         assert_eq!(local.sweep(now + 2 * SEC), 0);
         assert!(

@@ -1,24 +1,10 @@
 //! Views fail closed on shape (issue 10, item 5): deny and mask follow their key where the answer
 //! departs from the rule's path, in error answers anywhere, and whatever the key's case.
 
+use super::tests::view;
 use super::*;
 use proptest::prelude::*;
 use serde_json::json;
-
-fn view(allow: &[&str], deny: &[&str], mask: &[(&str, &str)]) -> CompiledView {
-    CompiledView::new(
-        Arc::from("s"),
-        ScopeSet::default(),
-        &allow
-            .iter()
-            .map(|p| FieldPath::parse(p).unwrap())
-            .collect::<Vec<_>>(),
-        deny.iter().map(|p| FieldPath::parse(p).unwrap()).collect(),
-        mask.iter()
-            .map(|(p, m)| (FieldPath::parse(p).unwrap(), Masker::parse(m).unwrap()))
-            .collect(),
-    )
-}
 
 /// The customer-service view of the test policy.
 fn contact() -> CompiledView {
