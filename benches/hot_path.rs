@@ -292,6 +292,10 @@ fn benches(c: &mut Criterion) {
         duration: Duration::from_micros(850),
         upstream: Some(Duration::from_micros(400)),
         bytes_out: 4210,
+        records: None,
+        upstream_name: None,
+        served: None,
+        signed: false,
     };
     let sensitive = vec!["phone".to_owned()];
     let prev = "0".repeat(64);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::Method;
 
+use crate::stage::audit::Served;
 use crate::stage::authn::Principal;
 use crate::stage::authn::mtls::Subject;
 use crate::stage::validate::Validated;
@@ -62,4 +63,12 @@ pub struct RequestContext {
     pub upstream_status: Option<u16>,
     /// Time spent waiting on the upstream.
     pub upstream_time: Option<Duration>,
+    /// Records in the answer, from the route's `count` path.
+    pub records: Option<u64>,
+    /// The named upstream that answered.
+    pub upstream_name: Option<Arc<str>>,
+    /// Where the answer came from.
+    pub served: Option<Served>,
+    /// A request signature was verified.
+    pub signed: bool,
 }

@@ -18,6 +18,7 @@ use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
 use crate::vocab::cutoff::Cutoff;
+use crate::vocab::event::Events;
 
 /// One policy generation with the runtime pieces built from it.
 pub struct Live {
@@ -59,6 +60,8 @@ pub struct Gateway {
     pub audit: AuditSink,
     /// Reached when the shutdown grace runs out.
     pub cutoff: Cutoff,
+    /// Security events (CONTRACT §8.2), reported by every stage that sees one.
+    pub events: Events,
     policy_path: PathBuf,
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
@@ -80,6 +83,7 @@ impl Gateway {
             in_flight: InFlightLimit::default(),
             audit,
             cutoff: Cutoff::default(),
+            events: Events::default(),
             policy_path: policy_path.to_path_buf(),
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),

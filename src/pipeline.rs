@@ -86,6 +86,10 @@ where
         rate_limit: None,
         upstream_status: None,
         upstream_time: None,
+        records: None,
+        upstream_name: None,
+        served: None,
+        signed: false,
     };
     let ticket = gateway.audit.reserve().await;
     // From here every exit is recorded: a panic below unwinds through `unfinished`, whose drop
@@ -189,6 +193,10 @@ impl Unfinished {
             duration: self.started.elapsed(),
             upstream: ctx.upstream_time,
             bytes_out: 0,
+            records: ctx.records,
+            upstream_name: ctx.upstream_name.take(),
+            served: ctx.served,
+            signed: ctx.signed,
         }
     }
 }

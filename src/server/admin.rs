@@ -177,6 +177,10 @@ async fn unfreeze(
         duration: started.elapsed(),
         upstream: None,
         bytes_out: 0,
+        records: None,
+        upstream_name: None,
+        served: None,
+        signed: false,
     };
     if !gateway.audit.accepting() || !gateway.audit.record(entry).await {
         return (StatusCode::SERVICE_UNAVAILABLE, "audit unavailable\n").into_response();

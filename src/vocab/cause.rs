@@ -32,6 +32,8 @@ macro_rules! causes {
     };
 }
 
+pub(crate) use causes;
+
 causes! {
     /// Why authentication failed (401).
     AuthFailure {

@@ -7,6 +7,7 @@ pub mod body;
 pub mod cause;
 pub mod cutoff;
 pub mod error;
+pub mod event;
 pub mod mask;
 pub mod metrics;
 pub mod percent;

@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-pub use record::Entry;
+pub use record::{Entry, Served};
 use writer::{Job, Writer, WriterState};
 
 /// Where records go.

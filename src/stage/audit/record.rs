@@ -88,6 +88,24 @@ pub struct Entry {
     pub upstream: Option<Duration>,
     /// Response body bytes sent to the client.
     pub bytes_out: u64,
+    /// Records returned, from the route's `count` path (CONTRACT §8.3), when known.
+    pub records: Option<u64>,
+    /// The named upstream that answered (CONTRACT §10).
+    pub upstream_name: Option<Arc<str>>,
+    /// Where the answer came from, once one was sent.
+    pub served: Option<Served>,
+    /// A §7.1 signature was verified.
+    pub signed: bool,
+}
+
+/// Where an answer came from (the record's `served`, CONTRACT §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Served {
+    /// Fresh from the upstream.
+    Upstream,
+    /// A `stale_if_error` answer (CONTRACT §10).
+    Stale,
 }
 
 #[derive(Serialize)]
@@ -124,6 +142,10 @@ struct Line<'a> {
     duration_ms: f64,
     upstream_ms: Option<f64>,
     bytes_out: u64,
+    records: Option<u64>,
+    upstream_name: Option<&'a str>,
+    served: Option<Served>,
+    signed: bool,
     prev_hash: Option<&'a str>,
 }
 
@@ -205,6 +227,10 @@ impl Entry {
             duration_ms: millis(self.duration),
             upstream_ms: self.upstream.map(millis),
             bytes_out: self.bytes_out,
+            records: self.records,
+            upstream_name: self.upstream_name.as_deref(),
+            served: self.served,
+            signed: self.signed,
             prev_hash,
         };
         // Serialising strings, numbers and maps of them cannot fail.
@@ -258,6 +284,10 @@ mod tests {
             duration: Duration::from_micros(1234),
             upstream: None,
             bytes_out: 210,
+            records: None,
+            upstream_name: None,
+            served: None,
+            signed: false,
         }
     }
 
@@ -289,6 +319,10 @@ mod tests {
                 "duration_ms",
                 "upstream_ms",
                 "bytes_out",
+                "records",
+                "upstream_name",
+                "served",
+                "signed",
                 "prev_hash",
                 "hash"
             ]
