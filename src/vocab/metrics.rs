@@ -260,6 +260,11 @@ pub fn export_known(known: &Known) {
                 .increment(0);
         }
         metrics::counter!("ordergate_stale_served_total", "route" => route.id.clone()).increment(0);
+        // Registered without a sample: the histograms render with every bucket at 0.
+        let _ =
+            metrics::histogram!("ordergate_request_duration_seconds", "route" => route.id.clone());
+        let _ =
+            metrics::histogram!("ordergate_upstream_duration_seconds", "route" => route.id.clone());
         let canary = if route.canary {
             CanaryState::On
         } else {
@@ -268,7 +273,46 @@ pub fn export_known(known: &Known) {
         set_canary_state(&route.id, canary);
     }
     denials::export_known(known.routes.iter().map(|r| &r.id));
+    export_requests(known.routes.iter().map(|r| &r.id));
     expiry::set(&known.credentials, &known.certificates);
+}
+
+/// The request totals an alert or a dashboard ratio needs before the first such answer: an
+/// answered request and the gateway's own failures per route, and `audit_unavailable`, which is
+/// decided before routing (`route="none"`).
+fn export_requests<'a>(routes: impl Iterator<Item = &'a Arc<str>>) {
+    const ROUTED: [(u16, &str); 5] = [
+        (200, "ok"),
+        (502, "bad_gateway"),
+        (503, "circuit_open"),
+        (503, "overloaded"),
+        (504, "gateway_timeout"),
+    ];
+    const UNROUTED: [(u16, &str); 3] = [
+        (404, "not_found"),
+        (405, "method_not_allowed"),
+        (503, "audit_unavailable"),
+    ];
+    for (status, reason) in UNROUTED {
+        metrics::counter!(
+            "ordergate_requests_total",
+            "route" => denials::UNROUTED,
+            "status" => status_label(status),
+            "reason" => reason
+        )
+        .increment(0);
+    }
+    for route in routes {
+        for (status, reason) in ROUTED {
+            metrics::counter!(
+                "ordergate_requests_total",
+                "route" => route.clone(),
+                "status" => status_label(status),
+                "reason" => reason
+            )
+            .increment(0);
+        }
+    }
 }
 
 fn status_label(status: u16) -> &'static str {
