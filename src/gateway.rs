@@ -286,6 +286,13 @@ fn known_series(policy: &Policy) -> crate::vocab::metrics::Known {
             })
         })
         .collect();
+    credentials.extend(policy.auth.mtls.iter().filter_map(|c| {
+        Some(CredentialExpiry {
+            kind: c.principal.kind.as_str(),
+            id: c.principal.id.clone(),
+            not_after: c.not_after?,
+        })
+    }));
     credentials.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     let tls = policy.server.tls.as_ref();
     let certificates = [
