@@ -158,31 +158,71 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every `expr` in the dashboard (panels, and panels inside rows), and the templating queries.
+/// Every panel's `expr` (panels inside rows too), and the queries of the templating variables.
 fn dashboard_queries(dashboard: &Value) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    match (k.as_str(), v) {
-                        ("expr", Value::String(s)) => out.push(s.clone()),
-                        ("query", Value::String(s)) => out.push(s.clone()),
-                        ("query", Value::Object(q)) => {
-                            if let Some(Value::String(s)) = q.get("query") {
-                                out.push(s.clone());
-                            }
-                        }
-                        _ => walk(v, out),
-                    }
+    fn panel_exprs(panels: &Value, out: &mut Vec<String>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    out.push(expr.to_owned());
                 }
             }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            _ => {}
+            panel_exprs(&panel["panels"], out);
         }
     }
     let mut out = Vec::new();
-    walk(dashboard, &mut out);
+    panel_exprs(&dashboard["panels"], &mut out);
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if var["type"] == "query" {
+            let query = &var["query"];
+            if let Some(q) = query["query"].as_str().or(query.as_str()) {
+                out.push(q.to_owned());
+            }
+        }
+    }
     out
+}
+
+/// promtool parses each dashboard query as a recording rule, Grafana's variables filled in.
+#[test]
+fn the_dashboard_queries_are_valid_promql() {
+    let Some(promtool) = promtool() else { return };
+    let dashboard: Value = serde_json::from_str(&read("grafana/ordergate.json")).unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, query) in dashboard_queries(&dashboard)
+        .iter()
+        .filter(|q| !q.starts_with("label_values("))
+        .enumerate()
+    {
+        let expr = query
+            .replace("$__rate_interval", "5m")
+            .replace("$job", ".*")
+            .replace("$instance", ".*")
+            .replace("$route", ".*");
+        // A JSON string is a valid YAML double-quoted scalar.
+        let expr = serde_json::to_string(&expr).unwrap();
+        rules.push_str(&format!(
+            "      - record: dashboard:query{i}\n        expr: {expr}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&path, &rules).unwrap();
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "a dashboard query does not parse:\n{}\n{}\n{rules}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
