@@ -293,7 +293,6 @@ fn known_series(policy: &Policy) -> crate::vocab::metrics::Known {
             not_after: c.not_after?,
         })
     }));
-    credentials.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     let tls = policy.server.tls.as_ref();
     let certificates = [
         (CertName::Server, tls.and_then(|t| t.cert_not_after)),

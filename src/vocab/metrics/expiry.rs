@@ -5,6 +5,7 @@
 //! whole set, so `/metrics` shows exactly the credentials and certificates the live policy holds.
 //! Label values come from the policy (key ids, mTLS client names), never from a request.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock};
 
@@ -68,20 +69,28 @@ pub fn append_to(out: &mut String) {
 }
 
 fn render(credentials: &[CredentialExpiry], certificates: &[CertificateExpiry]) -> String {
+    // Two mTLS entries may share a CN (different O, say): one series each would be a duplicate
+    // that fails the whole scrape, so they share one, at the earlier expiry.
+    let mut earliest: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for c in credentials {
+        earliest
+            .entry((c.kind, &*c.id))
+            .and_modify(|t| *t = (*t).min(c.not_after))
+            .or_insert(c.not_after);
+    }
     let mut out = String::new();
-    if !credentials.is_empty() {
+    if !earliest.is_empty() {
         family(
             &mut out,
             CREDENTIAL,
             "When an API key or mTLS client with not_after stops being accepted (Unix seconds).",
         );
-        for c in credentials {
+        for ((kind, id), not_after) in earliest {
             let _ = writeln!(
                 out,
-                "{CREDENTIAL}{{kind=\"{}\",id=\"{}\"}} {}",
-                escape(c.kind),
-                escape(&c.id),
-                c.not_after
+                "{CREDENTIAL}{{kind=\"{}\",id=\"{}\"}} {not_after}",
+                escape(kind),
+                escape(id)
             );
         }
     }
@@ -148,6 +157,27 @@ mod tests {
              ordergate_certificate_expiry_timestamp_seconds{cert=\"client_ca\"} 1800000000\n"
         );
         assert_eq!(render(&[], &[]), "");
+    }
+
+    #[test]
+    fn a_shared_id_is_one_series_at_the_earlier_expiry() {
+        let entry = |kind, not_after| CredentialExpiry {
+            kind,
+            id: "jd".into(),
+            not_after,
+        };
+        let text = render(
+            &[entry("mtls", 30), entry("mtls", 20), entry("api_key", 40)],
+            &[],
+        );
+        let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            series,
+            [
+                "ordergate_credential_expiry_timestamp_seconds{kind=\"api_key\",id=\"jd\"} 40",
+                "ordergate_credential_expiry_timestamp_seconds{kind=\"mtls\",id=\"jd\"} 20",
+            ]
+        );
     }
 
     #[test]
