@@ -253,17 +253,66 @@ impl Gateway {
     }
 }
 
-/// Every metric series whose labels this policy fixes, at 0 (new routes on reload too).
+/// Every metric series whose labels this policy fixes, at 0 (new routes on reload too), and the
+/// expiries of its credentials and certificates.
 fn export_known_series(policy: &Policy) {
-    let routes: Vec<_> = policy
+    crate::vocab::metrics::export_known(&known_series(policy));
+}
+
+/// What the policy tells the metrics (see [`crate::vocab::metrics::Known`]).
+fn known_series(policy: &Policy) -> crate::vocab::metrics::Known {
+    use crate::vocab::cert_expiry::earliest_not_after;
+    use crate::vocab::metrics::KnownRoute;
+    use crate::vocab::metrics::expiry::{CertName, CertificateExpiry, CredentialExpiry};
+    let routes = policy
         .routes
         .iter()
-        .map(|r| {
-            (
-                r.id.clone(),
-                r.views.iter().map(|v| v.scope_name.clone()).collect(),
-            )
+        .map(|r| KnownRoute {
+            id: r.id.clone(),
+            views: r.views.iter().map(|v| v.scope_name.clone()).collect(),
+            canary: false,
         })
         .collect();
-    crate::vocab::metrics::export_known(&routes);
+    let mut credentials: Vec<CredentialExpiry> = policy
+        .auth
+        .api_keys
+        .iter()
+        .flat_map(|t| t.entries())
+        .filter_map(|k| {
+            Some(CredentialExpiry {
+                kind: k.principal.kind.as_str(),
+                id: k.principal.id.clone(),
+                not_after: k.not_after?,
+            })
+        })
+        .collect();
+    credentials.extend(policy.auth.mtls.iter().filter_map(|c| {
+        Some(CredentialExpiry {
+            kind: c.principal.kind.as_str(),
+            id: c.principal.id.clone(),
+            not_after: c.not_after?,
+        })
+    }));
+    let tls = policy.server.tls.as_ref();
+    let certificates = [
+        (CertName::Server, tls.and_then(|t| t.cert_not_after)),
+        (CertName::ClientCa, tls.and_then(|t| t.client_ca_not_after)),
+        (
+            CertName::UpstreamCa,
+            policy.upstream.ca.as_deref().and_then(earliest_not_after),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(cert, not_after)| {
+        Some(CertificateExpiry {
+            cert,
+            not_after: not_after?,
+        })
+    })
+    .collect();
+    crate::vocab::metrics::Known {
+        routes,
+        credentials,
+        certificates,
+    }
 }

@@ -123,6 +123,7 @@ where
     let (mut response, reason, detail) = match outcome {
         Ok(response) => (response, "ok", None),
         Err(error) => {
+            crate::vocab::metrics::denials::count(ctx.route_id.as_ref(), &error);
             let store = gateway.limiter.redis();
             let principal = ctx.principal.as_ref().map(|p| (p.kind, &*p.id));
             gateway

@@ -539,7 +539,14 @@ async fn admin_listener_reports_health_readiness_and_metrics() {
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }
-    assert!(metrics.contains("reason=\"not_found\""));
+    // Counted, not merely exported at 0 (every known series is, from the start).
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ordergate_requests_total{")
+                && l.contains("reason=\"not_found\"")
+                && !l.ends_with(" 0"))
+    );
 }
 
 #[tokio::test]

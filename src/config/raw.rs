@@ -178,6 +178,8 @@ pub struct MtlsClient {
     pub tenant: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// From this instant on the client is refused (and its expiry is exported).
+    pub not_after: Option<Instant>,
 }
 
 /// `[roles.NAME]`

@@ -223,9 +223,14 @@ fn mtls_clients(
             roles,
             scopes,
         );
+        let not_after = client
+            .not_after
+            .as_ref()
+            .and_then(|d| timestamp(ctx, &at.k("not_after"), d));
         mtls.push(MtlsClient {
             subject,
             principal: Arc::new(principal),
+            not_after,
         });
     }
     mtls
@@ -496,6 +501,17 @@ not_after = "tomorrow"
                 &["4:8: `hash` must be `sha256:` followed by 64 lowercase hex digits"],
             ),
         ]);
+    }
+
+    #[test]
+    fn an_mtls_client_not_after_must_be_an_instant() {
+        check(&[(
+            "[[auth.mtls.clients]]\nsubject = \"CN=erp,O=Example\"\nnot_after = \"soon\"\n",
+            &[
+                "2:11: mTLS clients need [server.tls] client_auth = \"optional\" or \"required\"",
+                "3:13: `soon` is not an RFC 3339 date-time with a time zone (e.g. 2026-01-01T00:00:00Z) or a date",
+            ],
+        )]);
     }
 
     #[test]

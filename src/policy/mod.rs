@@ -54,6 +54,10 @@ pub struct TlsSettings {
     pub config: Arc<rustls::ServerConfig>,
     /// Whether client certificates are asked for.
     pub client_auth: ClientAuth,
+    /// The `notAfter` of the server certificate (the leaf), for the expiry gauge.
+    pub cert_not_after: Option<i64>,
+    /// The earliest `notAfter` in `client_ca`, for the expiry gauge.
+    pub client_ca_not_after: Option<i64>,
 }
 
 /// `[server]`, compiled.

@@ -12,6 +12,7 @@ use crate::config::problems::KeyPath;
 use crate::config::raw;
 use crate::policy::compile::Ctx;
 use crate::policy::{ClientAuth, ServerSettings, TlsSettings};
+use crate::vocab::cert_expiry;
 use crate::vocab::secret::Secret;
 
 fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr> {
@@ -217,6 +218,11 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
             raw::ClientAuth::Required => ClientAuth::Required,
         });
     let provider = crate::vocab::tls_client::provider();
+    let cert_not_after = certs
+        .as_ref()
+        .and_then(|chain| chain.first())
+        .and_then(cert_expiry::not_after);
+    let mut client_ca_not_after = None;
     let verifier = match (client_auth, raw.client_ca.as_deref()) {
         (ClientAuth::Off, _) => None,
         (_, None | Some("")) => {
@@ -227,6 +233,7 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
             let ca_certs = files::certificates(&files::resolve(ctx.base, ca))
                 .map_err(|e| ctx.bad(&at.k("client_ca"), e))
                 .ok()?;
+            client_ca_not_after = cert_expiry::earliest_not_after(&ca_certs);
             let mut roots = rustls::RootCertStore::empty();
             for cert in ca_certs {
                 if let Err(e) = roots.add(cert) {
@@ -274,6 +281,8 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
     Some(TlsSettings {
         config: Arc::new(config),
         client_auth,
+        cert_not_after,
+        client_ca_not_after,
     })
 }
 

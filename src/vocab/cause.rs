@@ -63,6 +63,7 @@ causes! {
         UnknownApiKey => "unknown_api_key",
         ApiKeyNotYetValid => "api_key_not_yet_valid",
         ApiKeyExpired => "api_key_expired",
+        MtlsClientExpired => "mtls_client_expired",
     }
 }
 

@@ -43,6 +43,24 @@ pub enum BadRequest {
 }
 
 impl BadRequest {
+    /// Every value, in declaration order (the denial metrics export each at 0).
+    pub const ALL: &'static [Self] = &[
+        Self::PathDotSegment,
+        Self::PathEmptySegment,
+        Self::PathEncodedSeparator,
+        Self::PathBadEncoding,
+        Self::PathInvalidUtf8,
+        Self::PathControlCharacter,
+        Self::TwoCredentials,
+        Self::KeyInQuery,
+        Self::HeadersTooLarge,
+        Self::BodyUnreadable,
+        Self::BodyNotAllowed,
+        Self::BodyInvalid,
+    ];
+}
+
+impl BadRequest {
     /// The machine code written to the audit record.
     pub fn cause(self) -> &'static str {
         match self {

@@ -8,6 +8,14 @@ use std::sync::OnceLock;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod denials;
+pub mod expiry;
+mod known;
+
+pub use known::{
+    CanaryState, EVENT_RESULTS, Known, KnownRoute, SHADOW_DIFF_KINDS, set_canary_state,
+};
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -31,12 +39,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE.get()
 }
 
-/// The Prometheus text of every series.
+/// The Prometheus text of every series (the expiry gauges are kept apart: see [`expiry`]).
 pub fn render() -> String {
-    HANDLE
+    let mut text = HANDLE
         .get()
         .map(PrometheusHandle::render)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    expiry::append_to(&mut text);
+    text
 }
 
 /// Housekeeping for histograms; run on a timer.
@@ -119,6 +129,26 @@ fn describe() {
     );
     describe_counter!("ordergate_reloads_total", "Policy reloads, by result.");
     describe_counter!("ordergate_jwks_refresh_total", "JWKS refreshes, by result.");
+    describe_counter!(
+        "ordergate_denials_total",
+        "Requests refused as the caller's doing (4xx), by route, reason and audit detail."
+    );
+    describe_counter!(
+        "ordergate_events_total",
+        "Security events, by kind and delivery result (sent, failed, dropped)."
+    );
+    describe_counter!(
+        "ordergate_shadow_diff_total",
+        "Requests the shadow policy decided differently, by route and kind."
+    );
+    describe_gauge!(
+        "ordergate_canary_state",
+        "Canary per route: 0 off, 1 on, 2 rolled back."
+    );
+    describe_counter!(
+        "ordergate_stale_served_total",
+        "Stale answers served while the upstream failed, by route."
+    );
 }
 
 /// What the request totals and histograms need of a finished request.
@@ -155,10 +185,11 @@ pub fn request_finished(entry: Finished<'_>) {
 }
 
 /// Exports, at 0, every series whose labels are known without traffic, so dashboards and alert
-/// rules see them from the start (an absent series cannot fire). `routes` are the route ids with
-/// the scope names of their views.
-pub fn export_known(routes: &[(Arc<str>, Vec<Arc<str>>)]) {
+/// rules see them from the start (an absent series cannot fire), and replaces the expiry gauges
+/// with this generation's. Called at start and on every reload.
+pub fn export_known(known: &Known) {
     use crate::vocab::cause::{AuthFailure, LimitHit};
+    use crate::vocab::event::EventKind;
     for cause in AuthFailure::ALL {
         metrics::counter!("ordergate_auth_failures_total", "reason" => cause.as_str()).increment(0);
     }
@@ -207,12 +238,77 @@ pub fn export_known(routes: &[(Arc<str>, Vec<Arc<str>>)]) {
     ] {
         metrics::gauge!(name).increment(0.0);
     }
-    for (route, views) in routes {
-        for view in views {
+    for route in &known.routes {
+        for view in &route.views {
             metrics::counter!(
                 "ordergate_views_applied_total",
-                "route" => route.to_string(),
+                "route" => route.id.to_string(),
                 "view" => view.to_string()
+            )
+            .increment(0);
+        }
+    }
+    for kind in EventKind::ALL {
+        for result in EVENT_RESULTS {
+            metrics::counter!("ordergate_events_total", "kind" => kind.as_str(), "result" => result)
+                .increment(0);
+        }
+    }
+    for route in &known.routes {
+        for kind in SHADOW_DIFF_KINDS {
+            metrics::counter!("ordergate_shadow_diff_total", "route" => route.id.clone(), "kind" => kind)
+                .increment(0);
+        }
+        metrics::counter!("ordergate_stale_served_total", "route" => route.id.clone()).increment(0);
+        // Registered without a sample: the histograms render with every bucket at 0.
+        let _ =
+            metrics::histogram!("ordergate_request_duration_seconds", "route" => route.id.clone());
+        let _ =
+            metrics::histogram!("ordergate_upstream_duration_seconds", "route" => route.id.clone());
+        let canary = if route.canary {
+            CanaryState::On
+        } else {
+            CanaryState::Off
+        };
+        set_canary_state(&route.id, canary);
+    }
+    denials::export_known(known.routes.iter().map(|r| &r.id));
+    export_requests(known.routes.iter().map(|r| &r.id));
+    expiry::set(&known.credentials, &known.certificates);
+}
+
+/// The request totals an alert or a dashboard ratio needs before the first such answer: an
+/// answered request and the gateway's own failures per route, and `audit_unavailable`, which is
+/// decided before routing (`route="none"`).
+fn export_requests<'a>(routes: impl Iterator<Item = &'a Arc<str>>) {
+    const ROUTED: [(u16, &str); 5] = [
+        (200, "ok"),
+        (502, "bad_gateway"),
+        (503, "circuit_open"),
+        (503, "overloaded"),
+        (504, "gateway_timeout"),
+    ];
+    const UNROUTED: [(u16, &str); 3] = [
+        (404, "not_found"),
+        (405, "method_not_allowed"),
+        (503, "audit_unavailable"),
+    ];
+    for (status, reason) in UNROUTED {
+        metrics::counter!(
+            "ordergate_requests_total",
+            "route" => denials::UNROUTED,
+            "status" => status_label(status),
+            "reason" => reason
+        )
+        .increment(0);
+    }
+    for route in routes {
+        for (status, reason) in ROUTED {
+            metrics::counter!(
+                "ordergate_requests_total",
+                "route" => route.clone(),
+                "status" => status_label(status),
+                "reason" => reason
             )
             .increment(0);
         }

@@ -5,6 +5,7 @@
 pub mod address;
 pub mod body;
 pub mod cause;
+pub mod cert_expiry;
 pub mod cutoff;
 pub mod error;
 pub mod event;

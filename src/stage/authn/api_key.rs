@@ -58,6 +58,11 @@ impl ApiKeyTable {
         self.keys.is_empty()
     }
 
+    /// Every configured key, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &ApiKeyEntry> {
+        self.keys.values()
+    }
+
     /// Checks a presented key at `now` (seconds since the epoch); `Err` holds the audit cause.
     pub fn verify(&self, presented: &[u8], now: i64) -> Result<Arc<Principal>, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(presented).into();

@@ -139,7 +139,7 @@ pub async fn authenticate(
     let key_header = auth.api_keys.as_ref().map(|k| &k.header);
     let mut keys = key_header.map(|h| headers.get_all(h).iter());
     let key = keys.as_mut().and_then(Iterator::next);
-    let certificate = client_subject.and_then(|s| mtls::principal_for(&auth.mtls, s));
+    let certificate = client_subject.and_then(|s| mtls::principal_for(&auth.mtls, s, now_secs()));
     let presented = usize::from(bearer.is_some())
         + usize::from(key.is_some())
         + usize::from(certificate.is_some());
@@ -150,7 +150,7 @@ pub async fn authenticate(
         return Err(fail(AuthFailure::RepeatedCredentialHeader));
     }
     if let Some(principal) = certificate {
-        return Ok(principal);
+        return principal.map_err(fail);
     }
     if let Some(value) = key {
         let table = auth

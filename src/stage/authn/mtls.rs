@@ -1,13 +1,15 @@
 //! Mutual-TLS principals. rustls has already verified the client certificate against
 //! `client_ca`; here its subject is compared with `[[auth.mtls.clients]]` entries as a set of
 //! attribute=value pairs (order-insensitive, attribute names case-insensitive, `OID.x.y.z` or
-//! short names). The principal id is the subject's CN.
+//! short names). The principal id is the subject's CN. An entry with `not_after` is refused
+//! from that instant (401, `mtls_client_expired`), like an API key.
 
 use std::sync::Arc;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::principal::Principal;
+use crate::vocab::cause::AuthFailure;
 
 /// A distinguished name as a sorted set of `(ATTRIBUTE, value)` pairs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -102,14 +104,22 @@ pub struct MtlsClient {
     pub subject: Subject,
     /// Who that certificate authenticates as.
     pub principal: Arc<Principal>,
+    /// Seconds since the epoch from which the entry is refused (`not_after`), if set.
+    pub not_after: Option<i64>,
 }
 
-/// The principal of a verified client certificate's subject, if it is configured.
-pub fn principal_for(clients: &[MtlsClient], subject: &Subject) -> Option<Arc<Principal>> {
-    clients
-        .iter()
-        .find(|c| c.subject == *subject)
-        .map(|c| c.principal.clone())
+/// The principal of a verified client certificate's subject, if it is configured: `Err` when
+/// the entry's `not_after` has passed at `now` (seconds since the epoch).
+pub fn principal_for(
+    clients: &[MtlsClient],
+    subject: &Subject,
+    now: i64,
+) -> Option<Result<Arc<Principal>, AuthFailure>> {
+    let client = clients.iter().find(|c| c.subject == *subject)?;
+    if client.not_after.is_some_and(|t| now >= t) {
+        return Some(Err(AuthFailure::MtlsClientExpired));
+    }
+    Some(Ok(client.principal.clone()))
 }
 
 #[cfg(test)]
@@ -132,6 +142,37 @@ mod tests {
         );
         assert!(Subject::parse("CN").is_err());
         assert!(Subject::parse("CN=").is_err());
+    }
+
+    #[test]
+    fn an_entry_past_its_not_after_is_refused() {
+        use crate::stage::authn::principal::Claims;
+        use crate::vocab::principal_kind::PrincipalKind;
+        use crate::vocab::scopes::ScopeSet;
+        let subject = Subject::parse("CN=jd-marketplace,O=JD Partner").unwrap();
+        let clients = [MtlsClient {
+            subject: subject.clone(),
+            principal: Arc::new(Principal {
+                id: "jd-marketplace".into(),
+                kind: PrincipalKind::Mtls,
+                tenant: None,
+                scopes: ScopeSet::default(),
+                scope_header: http::HeaderValue::from_static(""),
+                claims: Claims::Attributes(Default::default()),
+                expires_at: None,
+            }),
+            not_after: Some(1_000),
+        }];
+        assert!(matches!(
+            principal_for(&clients, &subject, 999),
+            Some(Ok(_))
+        ));
+        assert_eq!(
+            principal_for(&clients, &subject, 1_000).map(|r| r.map(|p| p.id.clone())),
+            Some(Err(AuthFailure::MtlsClientExpired))
+        );
+        let stranger = Subject::parse("CN=stranger").unwrap();
+        assert!(principal_for(&clients, &stranger, 0).is_none());
     }
 
     #[test]
