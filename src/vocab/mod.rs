@@ -8,6 +8,7 @@ pub mod cause;
 pub mod cutoff;
 pub mod error;
 pub mod event;
+pub mod ip_list;
 pub mod mask;
 pub mod metrics;
 pub mod percent;
