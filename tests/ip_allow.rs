@@ -418,3 +418,59 @@ fn check_refuses_malformed_blocks_and_warns_on_whole_families() {
         ]
     );
 }
+
+/// IPv6 and IPv4-mapped peers, which loopback sockets cannot produce: through the tower service.
+#[tokio::test]
+async fn ipv6_and_ipv4_mapped_clients_without_sockets() {
+    use http_body_util::{BodyExt, Full};
+    use ordergate::context::ConnInfo;
+    use ordergate::pipeline::service::GatewayService;
+    use tower::ServiceExt;
+
+    support::install();
+    let keys = Keys::new();
+    let upstream = support::FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    support::write_files(dir.path(), &keys);
+    let path = dir.path().join("policy.toml");
+    let policy = edit(
+        &support::base_policy(&keys, upstream.addr),
+        &[(
+            "shutdown_grace = \"3s\"\n",
+            "shutdown_grace = \"3s\"\nallow_ips = [\"203.0.113.0/24\", \"2001:db8:42::/48\"]\n",
+        )],
+    );
+    std::fs::write(&path, policy).unwrap();
+    let gateway =
+        ordergate::gateway::Gateway::start(ordergate::policy::load(&path).unwrap(), &path)
+            .await
+            .unwrap();
+    let token = support::token_with(
+        &keys.es256,
+        "alice",
+        &["customer"],
+        &[("customer_id", serde_json::json!("C0000001"))],
+    );
+    let own = ORDERS.replace("C0000003", "C0000001");
+    for (peer, admitted) in [
+        ("203.0.113.7", true),
+        ("::ffff:203.0.113.7", true),
+        ("2001:db8:42:1::9", true),
+        ("2001:db8:43::1", false),
+        ("::ffff:198.51.100.1", false),
+        ("198.51.100.1", false),
+        ("::203.0.113.7", false),
+    ] {
+        let conn = ConnInfo::plain(std::net::SocketAddr::new(peer.parse().unwrap(), 40_000));
+        let service = GatewayService::new(gateway.clone(), Arc::new(conn));
+        let request = http::Request::get(format!("https://127.0.0.1{own}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let _ = response.into_body().collect().await.unwrap();
+        assert_eq!(status, if admitted { 200 } else { 403 }, "{peer}");
+    }
+    assert_eq!(upstream.count(), 3);
+}
