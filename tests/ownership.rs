@@ -274,6 +274,12 @@ async fn every_element_of_a_list_must_be_the_callers_and_records_are_counted() {
     let (status, id, body) = get(&h, "/v1/counted/orders", ("authorization", &alice)).await;
     assert_eq!((status, text(&body).as_str()), (200, "order_id\nO1\n"));
     assert_eq!(h.record_of(&id).await["records"], Value::Null);
+    let broken = "{\"orders\": [1, 2".to_owned();
+    h.upstream
+        .queue([Reply::Raw(200, "application/json", broken.clone())]);
+    let (status, id, body) = get(&h, "/v1/counted/orders", ("authorization", &alice)).await;
+    assert_eq!((status, text(&body)), (200, broken));
+    assert_eq!(h.record_of(&id).await["records"], Value::Null);
     // One element of another customer's: the whole page is refused, with and without a view.
     for path in ["/v1/my/orders", "/v1/my/viewed-orders"] {
         let page = json!({"orders": [sample_order("O1"), others_order()], "next_cursor": "c"});

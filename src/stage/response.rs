@@ -160,11 +160,16 @@ pub async fn shape(
         .to_bytes();
     let mut probe = answer.probe(status.is_success());
     let Some(view) = view else {
-        // No view: one pass that only looks; the body goes out as it came.
-        watch::inspect(&collected, answer.watch(), &mut probe)
-            .map_err(|_| answer.unreadable(UpstreamFailure::ViewInvalidJson))?;
-        answer.verdict(&probe)?;
-        *records = probe.records();
+        // No view: one pass that only looks; the body goes out as it came. JSON that does not
+        // parse fails the owner check; a route that only counts passes it on, uncounted.
+        match watch::inspect(&collected, answer.watch(), &mut probe) {
+            Ok(()) => {
+                answer.verdict(&probe)?;
+                *records = probe.records();
+            }
+            Err(_) if count_only => {}
+            Err(_) => return Err(answer.unreadable(UpstreamFailure::ViewInvalidJson)),
+        }
         parts
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(collected.len()));
