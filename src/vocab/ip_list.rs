@@ -137,6 +137,20 @@ mod tests {
         assert!(parse_entry("::ffff:10.0.0.1/104").is_err());
     }
 
+    proptest::proptest! {
+        /// Any text either fails or gives a block that is its own network and parses back to
+        /// itself; an accepted block admits its own address.
+        #[test]
+        fn parsing_never_panics_and_accepted_blocks_are_canonical(text in "[0-9a-f:./ ]{0,24}") {
+            if let Ok(net) = parse_entry(&text) {
+                proptest::prop_assert_eq!(net.network(), net.addr());
+                proptest::prop_assert_eq!(parse_entry(&net.to_string()), Ok(net));
+                let list = IpAllowList::new(vec![net]).unwrap();
+                proptest::prop_assert!(list.admits(net.addr()));
+            }
+        }
+    }
+
     #[test]
     fn whole_families_are_recognised() {
         assert!(admits_everything(&parse_entry("0.0.0.0/0").unwrap()));

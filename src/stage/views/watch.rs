@@ -475,3 +475,136 @@ mod tests {
         assert!(inspect(b"{} {}", &w, &mut probe).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::super::tests::view;
+    use super::*;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("C1")),
+            Just(json!("C2")),
+            Just(json!(1)),
+            Just(Value::Null),
+            Just(json!(true)),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("orders"),
+            Just("Orders"),
+            Just("customer_id"),
+            Just("CUSTOMER_ID"),
+            Just("x"),
+        ]
+        .prop_map(String::from)
+    }
+
+    /// Any small document over the keys that matter.
+    fn any_doc() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(key(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A page shaped as the owner path expects, each element's owner chosen at random.
+    fn page() -> impl Strategy<Value = Value> {
+        let element = (
+            prop_oneof![Just(Some("C1")), Just(Some("C2")), Just(None)],
+            any_doc(),
+        )
+            .prop_map(|(owner, x)| match owner {
+                Some(o) => json!({"customer_id": o, "x": x}),
+                None => json!({"x": x}),
+            });
+        proptest::collection::vec(element, 0..5).prop_map(|orders| json!({"orders": orders}))
+    }
+
+    /// The values under every key of `v` that folds to `name`.
+    fn under<'v>(v: &'v Value, name: &str) -> Option<Vec<&'v Value>> {
+        let Value::Object(map) = v else { return None };
+        let found: Vec<&Value> = map
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase() == name)
+            .map(|(_, v)| v)
+            .collect();
+        (!found.is_empty()).then_some(found)
+    }
+
+    /// `orders[].customer_id` holds for `C1`, read straight off the parsed document.
+    fn reference_holds(doc: &Value) -> bool {
+        let element_holds = |e: &Value| {
+            under(e, "customer_id").is_some_and(|ids| ids.iter().all(|id| **id == json!("C1")))
+        };
+        under(doc, "orders").is_some_and(|all| {
+            all.iter().all(|orders| match orders {
+                Value::Array(items) => items.iter().all(element_holds),
+                _ => false,
+            })
+        })
+    }
+
+    fn reference_records(doc: &Value) -> Option<u64> {
+        under(doc, "orders")?
+            .iter()
+            .filter_map(|o| o.as_array().map(|a| a.len() as u64))
+            .reduce(|a, b| a + b)
+    }
+
+    proptest! {
+        /// Alone or inside any view, the pass reaches the verdict and count the parsed document
+        /// gives, and watching never changes what the view shows.
+        #[test]
+        fn the_pass_agrees_with_the_parsed_document(doc in prop_oneof![any_doc(), page()]) {
+            let w = Watch::new(
+                &[FieldPath::parse("orders[].customer_id").unwrap()],
+                Some(&FieldPath::parse("orders").unwrap()),
+            );
+            let sought = vec![Some(vec![Cow::Borrowed("C1")])];
+            let bytes = serde_json::to_vec(&doc).unwrap();
+            let expected = (reference_holds(&doc), reference_records(&doc));
+            let mut probe = Probe::new(&sought, true);
+            inspect(&bytes, &w, &mut probe).unwrap();
+            prop_assert_eq!((probe.owners_hold(), probe.records()), expected, "{}", doc);
+            let views = [
+                view(&["*"], &[], &[]),
+                view(&["orders[].x"], &[], &[]),
+                view(&["x"], &[], &[]),
+                view(&["*"], &["orders"], &[]),
+                view(&["*"], &["*"], &[]),
+                view(&["*"], &[], &[("orders[].customer_id", "hide"), ("x", "phone")]),
+                view(&["orders[]"], &["orders[].x"], &[("orders[]", "name")]),
+            ];
+            for (i, v) in views.iter().enumerate() {
+                for error in [false, true] {
+                    let mut probe = Probe::new(&sought, true);
+                    let watched = v.apply_watching(&bytes, error, &w, &mut probe).unwrap();
+                    prop_assert_eq!(
+                        (probe.owners_hold(), probe.records()),
+                        expected,
+                        "view {} on {}",
+                        i,
+                        doc
+                    );
+                    let plain = if error { v.apply_error_bytes(&bytes) } else { v.apply_bytes(&bytes) }.unwrap();
+                    prop_assert_eq!(
+                        serde_json::from_slice::<Value>(&watched).unwrap(),
+                        serde_json::from_slice::<Value>(&plain).unwrap(),
+                        "view {} on {}",
+                        i,
+                        doc
+                    );
+                }
+            }
+        }
+    }
+}
