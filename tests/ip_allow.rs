@@ -474,3 +474,71 @@ async fn ipv6_and_ipv4_mapped_clients_without_sockets() {
     }
     assert_eq!(upstream.count(), 3);
 }
+
+/// With the Redis backend, a freeze made at once on one instance holds on the other.
+#[tokio::test]
+async fn an_ip_violation_freeze_is_shared_through_redis() {
+    let Some(redis) = support::RedisServer::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let policy = move |p: &str| {
+        let p = edit(
+            &lists(p),
+            &[
+                (
+                    "backend = \"local\"",
+                    &format!(
+                        "backend = \"redis\"\nredis_url = \"{url}\"\nredis_timeout = \"200ms\""
+                    ),
+                ),
+                ("[abuse]\n", "[abuse]\nfreeze_on_ip_violation = true\n"),
+            ],
+        );
+        p
+    };
+    let keys = Arc::new(Keys::new());
+    let a = Harness::with_parts(
+        keys.clone(),
+        support::FakeUpstream::start().await,
+        policy.clone(),
+    )
+    .await;
+    let b = Harness::with_parts(keys, support::FakeUpstream::start().await, policy).await;
+    for h in [&a, &b] {
+        let gateway = h.running.as_ref().unwrap().gateway.clone();
+        let mut connected = false;
+        for _ in 0..500 {
+            if gateway.limiter.redis().is_some() {
+                connected = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(connected, "the gateway did not connect to redis");
+    }
+    let key = a.keys.logistics_key.clone();
+    assert_eq!(
+        get_from(&b, "127.0.0.2", DETAIL, &[("x-api-key", &key)])
+            .await
+            .0,
+        200
+    );
+    assert_ip_refused(
+        &a,
+        get_from(&a, "127.0.0.1", DETAIL, &[("x-api-key", &key)]).await,
+    )
+    .await;
+    // B mirrors the shared frozen set every second.
+    let mut frozen_on_b = false;
+    for _ in 0..300 {
+        let (status, id) = get_from(&b, "127.0.0.2", DETAIL, &[("x-api-key", &key)]).await;
+        if status == 403 {
+            assert_eq!(b.record_of(&id).await["reason"], "frozen");
+            frozen_on_b = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(frozen_on_b, "the freeze did not reach the other instance");
+}
