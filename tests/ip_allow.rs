@@ -483,7 +483,7 @@ async fn an_ip_violation_freeze_is_shared_through_redis() {
     };
     let url = redis.url();
     let policy = move |p: &str| {
-        let p = edit(
+        edit(
             &lists(p),
             &[
                 (
@@ -494,8 +494,7 @@ async fn an_ip_violation_freeze_is_shared_through_redis() {
                 ),
                 ("[abuse]\n", "[abuse]\nfreeze_on_ip_violation = true\n"),
             ],
-        );
-        p
+        )
     };
     let keys = Arc::new(Keys::new());
     let a = Harness::with_parts(
