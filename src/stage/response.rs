@@ -119,8 +119,8 @@ pub async fn shape(
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_VIEW_BODY as u64);
     let count_only = view.is_none() && !answer.checks_owners();
-    if view.is_none() && answer.is_idle()
-        || count_only && (!is_json || encoded || declared_too_large)
+    if (view.is_none() && answer.is_idle())
+        || (count_only && (!is_json || encoded || declared_too_large))
     {
         return Ok(Response::from_parts(
             parts,
