@@ -224,6 +224,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn check(config: &std::path::Path) -> ExitCode {
     match crate::policy::load(config) {
         Ok(policy) => {
+            for w in &policy.warnings {
+                eprintln!(
+                    "{}:{}:{}: warning: {}",
+                    w.file.display(),
+                    w.line,
+                    w.col,
+                    w.message
+                );
+            }
             println!("{}", policy.summary());
             ExitCode::SUCCESS
         }
@@ -247,6 +256,9 @@ fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    for w in &policy.warnings {
+        tracing::warn!(line = w.line, col = w.col, "policy: {}", w.message);
+    }
     runtime()?.block_on(async move {
         let running = crate::server::start(policy, &config)
             .await

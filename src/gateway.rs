@@ -137,6 +137,9 @@ impl Gateway {
                 return Err(problems.iter().map(ToString::to_string).collect());
             }
         };
+        for w in &policy.warnings {
+            tracing::warn!(line = w.line, col = w.col, "policy: {}", w.message);
+        }
         let current = self.live();
         if policy.server.listen != current.policy.server.listen
             || policy.server.admin_listen != current.policy.server.admin_listen

@@ -8,17 +8,20 @@
 //! 12 audit           stage/audit/: a queue slot is reserved first; the record is sent when the
 //!                    response body ends or is dropped, so every exit below is recorded; under
 //!                    `on_error = "reject"` the last byte waits for it (vocab/body.rs)
+//!    server IP list  stage/ip_allow.rs   403 (ip_not_allowed), before anything is routed
 //!  3 route           stage/route.rs      404, 405 + Allow, 400 for unsafe paths
 //!  4 frozen IP       stage/abuse.rs      403 frozen
 //!  5 authenticate    stage/authn/        400 (two credentials, key in query), 401;
 //!                    a failure also charges the per-IP bucket (stage/rate_limit/) → 429
 //!    frozen principal stage/abuse.rs     403 frozen
+//!    caller IP lists stage/ip_allow.rs   403 (ip_not_allowed; may freeze at once)
 //!  6 authorise       stage/authz.rs      403 (scopes, owner, no view)
 //!  7 validate        stage/validate/     400 invalid_parameter; body: 400, 413
 //!  8 rate limit      stage/rate_limit/   429, 503 (backend down under reject)
 //!  9 load, circuit   stage/load_shed.rs, stage/circuit.rs   503 overloaded / circuit_open
 //! 10 proxy           stage/proxy.rs      502, 504
-//! 11 response        stage/response.rs, stage/views.rs      502 (views fail closed), 5xx
+//! 11 response        stage/response.rs, stage/views.rs      502 (views fail closed), 5xx;
+//!                    stage/owners.rs     403 owner_mismatch_response, records counted
 //! ```
 //!
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
@@ -39,6 +42,8 @@ use crate::gateway::{Gateway, Live};
 use crate::stage::audit::{Entry, Pending, Ticket};
 use crate::stage::authn;
 use crate::stage::authz;
+use crate::stage::ip_allow;
+use crate::stage::owners;
 use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
 use crate::stage::rate_limit::RedisBuckets;
 use crate::stage::request_id;
@@ -238,6 +243,9 @@ where
     // 1. The header size (the rest of stage 1 is the server's).
     route::refuse_large_headers(&parts.headers, policy.server.max_header_bytes)?;
 
+    // The server's IP list, before anything about the routes is revealed (§7.2).
+    ip_allow::refuse_outside_server(policy.server.allow_ips.as_deref(), ctx.client_ip)?;
+
     // 3. Route.
     let matched = policy.table.lookup(&parts.method, parts.uri.path())?;
     let route = &policy.routes[matched.route];
@@ -278,6 +286,20 @@ where
     gateway
         .abuse
         .refuse_frozen_principal(principal.kind, &principal.id)?;
+    if let Err(refused) =
+        ip_allow::refuse_outside_caller(&principal, route.allow_ips.as_deref(), ctx.client_ip)
+    {
+        let store = gateway.limiter.redis();
+        ip_allow::Violation {
+            guard: &gateway.abuse,
+            settings: &policy.abuse,
+            store: store.as_deref().map(RedisBuckets::store),
+            events: &gateway.events,
+        }
+        .report(&principal, &route.id, ctx.client_ip)
+        .await;
+        return Err(refused);
+    }
 
     // 6. Authorisation.
     let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
@@ -337,12 +359,14 @@ where
 
     // 11. Response.
     let view = view.map(|i| &route.views[i]);
+    let answer = owners::AnswerCheck::new(&route.answer, &principal);
     let mut response = response::shape(
         upstream,
         view,
         &route.id,
         policy.upstream.expose_errors,
         policy.upstream.timeout,
+        (&answer, &mut ctx.records),
     )
     .await?;
     response.body_mut().set_in_flight(Some(Box::new(in_flight)));

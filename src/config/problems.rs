@@ -67,6 +67,8 @@ enum Location {
 #[derive(Debug, Default)]
 pub struct Problems {
     items: Vec<(Location, String)>,
+    /// Things that load but deserve a second look (`0.0.0.0/0` in an IP list); never a refusal.
+    warnings: Vec<(Location, String)>,
 }
 
 impl Problems {
@@ -79,6 +81,26 @@ impl Problems {
     pub fn at(&mut self, path: &KeyPath, message: impl Into<String>) {
         self.items
             .push((Location::Path(path.clone()), message.into()));
+    }
+
+    /// A warning at a key of the policy: printed by `ordergate check`, logged by `serve`.
+    pub fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.warnings
+            .push((Location::Path(path.clone()), message.into()));
+    }
+
+    /// The warnings so far, resolved like problems (see [`Problems::resolve`]), leaving none.
+    pub fn take_warnings(
+        &mut self,
+        file: &Path,
+        text: &str,
+        doc: Option<&Spanned<DeTable<'_>>>,
+    ) -> Vec<PolicyProblem> {
+        let warnings = Problems {
+            items: std::mem::take(&mut self.warnings),
+            warnings: Vec::new(),
+        };
+        warnings.resolve(file, text, doc)
     }
 
     /// How many problems so far.

@@ -35,6 +35,9 @@ pub struct Server {
     pub send_stall_timeout: Option<String>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// CIDR blocks every client must come from (§7.2); empty: any.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
     #[serde(default)]
     pub insecure_plaintext: bool,
     pub tls: Option<Tls>,
@@ -154,7 +157,18 @@ pub struct ApiKey {
     pub not_after: Option<Instant>,
     /// Values that `owner` bindings compare against (e.g. `customer_id`).
     #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, Attribute>,
+    /// CIDR blocks this key may be used from (§7.2); empty: any.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+}
+
+/// An attribute value: one text, or a set of them (a sales rep's customers, §7.3).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum Attribute {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A point in time: an RFC 3339 string (`"2027-04-01T00:00:00Z"`), a TOML date-time or a
@@ -177,9 +191,12 @@ pub struct MtlsClient {
     pub scopes: Vec<String>,
     pub tenant: Option<String>,
     #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, Attribute>,
     /// From this instant on the client is refused (and its expiry is exported).
     pub not_after: Option<Instant>,
+    /// CIDR blocks this client may connect from (§7.2); empty: any.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
 }
 
 /// `[roles.NAME]`
@@ -187,6 +204,9 @@ pub struct MtlsClient {
 #[serde(deny_unknown_fields)]
 pub struct Role {
     pub scopes: Vec<String>,
+    /// CIDR blocks every holder of this role must come from (§7.2); empty: any.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
 }
 
 /// `[[routes]]`
@@ -214,6 +234,9 @@ pub struct Route {
     pub body: Option<RouteBody>,
     /// A line for the OpenAPI document.
     pub summary: Option<String>,
+    /// CIDR blocks every caller of this route must come from (§7.2); empty: any.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
 }
 
 /// `[routes.body]`: the only way a request body reaches the upstream.
@@ -313,6 +336,21 @@ named! {
 pub struct Response {
     #[serde(default)]
     pub views: Vec<View>,
+    /// Owner checks on the answer (§7.3); every entry must hold.
+    #[serde(default)]
+    pub owners: Vec<AnswerOwner>,
+    /// The array whose length is the number of records returned (§8.3).
+    pub count: Option<String>,
+}
+
+/// `[[routes.response.owners]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerOwner {
+    pub field: String,
+    pub claim: String,
+    #[serde(default)]
+    pub bypass_scopes: Vec<String>,
 }
 
 /// `[[routes.response.views]]`
@@ -364,6 +402,9 @@ pub struct Abuse {
     pub window: Option<String>,
     pub max_denials: Option<u32>,
     pub freeze_for: Option<String>,
+    /// A credential used from outside its IP list is frozen at once (§7.2).
+    #[serde(default)]
+    pub freeze_on_ip_violation: bool,
 }
 
 /// `[audit]`

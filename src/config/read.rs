@@ -79,6 +79,10 @@ fn routes(value: &Spanned<DeValue<'_>>, problems: &mut Problems) -> Vec<Option<r
                             if let Some(views) = views {
                                 let _ = each::<raw::View>(views, problems);
                             }
+                            let owners = part.get_ref().as_table().and_then(|t| t.get("owners"));
+                            if let Some(owners) = owners {
+                                let _ = each::<raw::AnswerOwner>(owners, problems);
+                            }
                         }
                         _ => {}
                     }

@@ -13,6 +13,7 @@ pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::Abuse>)
         window: ctx.duration(&at.k("window"), raw.window.as_deref(), d.window),
         max_denials: ctx.positive(&at.k("max_denials"), raw.max_denials, d.max_denials),
         freeze_for: ctx.duration(&at.k("freeze_for"), raw.freeze_for.as_deref(), d.freeze_for),
+        freeze_on_ip_violation: raw.freeze_on_ip_violation,
     }
 }
 

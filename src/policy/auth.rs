@@ -23,22 +23,30 @@ use crate::stage::authn::principal::{Claims, Principal, scope_header};
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::scopes::{Roles, ScopeRegistry};
 
+/// What a key or client entry gives its principal: roles, own scopes, tenant, attributes and
+/// its own IP list.
+type PrincipalParts<'a> = (
+    &'a [String],
+    &'a [String],
+    Option<&'a String>,
+    &'a BTreeMap<String, raw::Attribute>,
+    &'a [String],
+);
+
 /// A principal for an API key or mTLS client: its roles' scopes plus its own.
 fn fixed_principal(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
     id: &str,
     kind: PrincipalKind,
-    parts: (
-        &[String],
-        &[String],
-        Option<&String>,
-        &BTreeMap<String, String>,
-    ),
+    parts: PrincipalParts<'_>,
     roles: &Roles,
     scopes: &mut ScopeRegistry,
 ) -> Principal {
-    let (role_names, own_scopes, tenant, attributes) = parts;
+    let (role_names, own_scopes, tenant, attributes, own_ips) = parts;
+    let mut allow_ips: Vec<_> = super::ip_lists::compile(ctx, &at.k("allow_ips"), own_ips)
+        .into_iter()
+        .collect();
     let mut set = scopes.set_of(own_scopes.iter().map(String::as_str));
     let mut names: Vec<&str> = own_scopes.iter().map(String::as_str).collect();
     for (i, role) in role_names.iter().enumerate() {
@@ -46,6 +54,7 @@ fn fixed_principal(
             Some(r) => {
                 set.extend(&r.set);
                 names.extend(r.names.iter().map(|s| &**s));
+                allow_ips.extend(r.allow_ips.clone());
             }
             None => ctx.bad(
                 &at.k("roles").i(i),
@@ -59,8 +68,20 @@ fn fixed_principal(
         tenant: tenant.map(|t| Arc::from(t.as_str())),
         scopes: set,
         scope_header: scope_header(names),
-        claims: Claims::Attributes(Arc::new(attributes.clone())),
+        claims: Claims::Attributes(Arc::new(
+            attributes
+                .iter()
+                .map(|(name, value)| {
+                    let values = match value {
+                        raw::Attribute::One(one) => vec![one.clone()],
+                        raw::Attribute::Many(many) => many.clone(),
+                    };
+                    (name.clone(), values)
+                })
+                .collect(),
+        )),
         expires_at: None,
+        allow_ips,
     }
 }
 
@@ -153,6 +174,7 @@ fn api_keys(
                 &key.scopes,
                 key.tenant.as_ref(),
                 &key.attributes,
+                &key.allow_ips,
             ),
             roles,
             scopes,
@@ -219,6 +241,7 @@ fn mtls_clients(
                 &client.scopes,
                 client.tenant.as_ref(),
                 &client.attributes,
+                &client.allow_ips,
             ),
             roles,
             scopes,

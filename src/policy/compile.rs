@@ -29,6 +29,10 @@ impl Ctx<'_> {
         self.problems.at(at, message);
     }
 
+    pub(super) fn warn(&mut self, at: &KeyPath, message: impl Into<String>) {
+        self.problems.warn(at, message);
+    }
+
     pub(super) fn duration(
         &mut self,
         at: &KeyPath,
@@ -173,6 +177,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         rate_limits: rate_limits?,
         abuse,
         audit: audit?,
+        warnings: Vec::new(),
     })
 }
 

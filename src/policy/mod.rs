@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 pub mod body;
 pub mod compile;
+mod ip_lists;
 pub mod params;
 mod rate_limits;
 mod roles;
@@ -94,6 +95,8 @@ pub struct ServerSettings {
     pub send_stall_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `allow_ips`: every client must come from it (§7.2), checked before authentication.
+    pub allow_ips: Option<Arc<crate::vocab::ip_list::IpAllowList>>,
     /// `None` only with `insecure_plaintext = true` on a loopback address.
     pub tls: Option<TlsSettings>,
 }
@@ -123,6 +126,10 @@ pub struct Route {
     pub views: Vec<CompiledView>,
     /// For the OpenAPI document.
     pub summary: Option<String>,
+    /// `allow_ips`: every caller of the route must come from it (§7.2).
+    pub allow_ips: Option<Arc<crate::vocab::ip_list::IpAllowList>>,
+    /// `[routes.response]` `owners` and `count`: what the answer is checked and counted by.
+    pub answer: crate::stage::owners::AnswerRules,
 }
 
 /// The whole policy.
@@ -150,6 +157,9 @@ pub struct Policy {
     pub abuse: AbuseSettings,
     /// `[audit]`.
     pub audit: AuditSettings,
+    /// What loads but deserves a second look, located like problems (`ordergate check` prints
+    /// them; `serve` logs them).
+    pub warnings: Vec<crate::config::PolicyProblem>,
 }
 
 impl Policy {
@@ -206,7 +216,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<Policy, Vec<crate::config::Po
     };
     let policy = compile::compile(raw, path, &mut problems);
     match policy {
-        Some(policy) if problems.is_empty() => Ok(policy),
+        Some(mut policy) if problems.is_empty() => {
+            policy.warnings = problems.take_warnings(path, text, Some(&doc));
+            Ok(policy)
+        }
         _ => Err(problems.resolve(path, text, Some(&doc))),
     }
 }

@@ -30,7 +30,15 @@ pub(super) fn compile(
         }
         let set = scopes.set_of(role.scopes.iter().map(String::as_str));
         let names = role.scopes.iter().map(|s| Arc::from(s.as_str())).collect();
-        roles.insert(name.clone(), RoleScopes { names, set });
+        let allow_ips = super::ip_lists::compile(ctx, &at.k(name).k("allow_ips"), &role.allow_ips);
+        roles.insert(
+            name.clone(),
+            RoleScopes {
+                names,
+                set,
+                allow_ips,
+            },
+        );
     }
     roles
 }
@@ -52,7 +60,7 @@ mod tests {
             ),
             (
                 "[roles.clerk]\nscope = [\"orders:read\"]\n",
-                &["2:1: unknown field `scope`, expected `scopes`"],
+                &["2:1: unknown field `scope`, expected `scopes` or `allow_ips`"],
             ),
             ("[roles.clerk]\nscopes = [\"orders:read\"]\n", &[]),
         ]);

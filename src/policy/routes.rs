@@ -14,8 +14,10 @@ use crate::policy::Route;
 use crate::policy::compile::Ctx;
 use crate::policy::rate_limits::bucket;
 use crate::stage::authz::{Access, OwnerBinding, OwnerParam};
+use crate::stage::owners::{AnswerRules, OwnerRule};
 use crate::stage::route::PathTemplate;
 use crate::stage::validate::{Constraint, RouteParams};
+use crate::stage::views::watch::{MAX_OWNER_ENTRIES, Watch};
 use crate::stage::views::{CompiledView, FieldPath};
 use crate::vocab::mask::Masker;
 use crate::vocab::scopes::ScopeRegistry;
@@ -113,6 +115,8 @@ fn route(
         .as_ref()
         .and_then(|b| bucket(ctx, &at.k("rate_limit"), format!("route:{}", raw.id), b));
     let views = views(ctx, at, raw, scopes);
+    let answer = answer(ctx, &at.k("response"), raw.response.as_ref(), scopes);
+    let allow_ips = super::ip_lists::compile(ctx, &at.k("allow_ips"), &raw.allow_ips);
     if ctx.problems.len() != before {
         return None;
     }
@@ -132,6 +136,8 @@ fn route(
         params,
         views,
         summary: raw.summary.clone(),
+        allow_ips,
+        answer,
     })
 }
 
@@ -274,6 +280,56 @@ fn owner(
         param,
         claim: Arc::from(o.claim.as_str()),
         bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
+    }
+}
+
+/// `[[routes.response.owners]]` and `[routes.response] count`: what the answer is checked and
+/// counted by. Field paths are the views' (`a.b`, `list[].field`); an owner field names a value,
+/// so `*` is refused there.
+fn answer(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: Option<&raw::Response>,
+    scopes: &mut ScopeRegistry,
+) -> AnswerRules {
+    let Some(raw) = raw else {
+        return AnswerRules::default();
+    };
+    if raw.owners.len() > MAX_OWNER_ENTRIES {
+        ctx.bad(
+            &at.k("owners"),
+            format!("at most {MAX_OWNER_ENTRIES} owner entries"),
+        );
+    }
+    let mut fields = Vec::new();
+    let mut owners = Vec::new();
+    for (i, o) in raw.owners.iter().enumerate() {
+        let at = at.k("owners").i(i);
+        match FieldPath::parse(&o.field) {
+            Ok(_) if o.field == "*" => ctx.bad(
+                &at.k("field"),
+                "an owner `field` names one value (e.g. `customer.id`), not `*`",
+            ),
+            Ok(path) => fields.push(path),
+            Err(e) => ctx.bad(&at.k("field"), e),
+        }
+        if o.claim.is_empty() {
+            ctx.bad(&at.k("claim"), "`claim` must not be empty");
+        }
+        owners.push(OwnerRule {
+            claim: Arc::from(o.claim.as_str()),
+            bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
+        });
+    }
+    let count = raw.count.as_ref().and_then(|c| {
+        FieldPath::parse(c)
+            .map_err(|e| ctx.bad(&at.k("count"), e))
+            .ok()
+    });
+    AnswerRules {
+        counts: count.is_some(),
+        watch: Watch::new(&fields, count.as_ref()),
+        owners,
     }
 }
 
@@ -443,6 +499,73 @@ rate_limit = { rate = "fast" }
                     "6:19: `ghost` is neither a path nor a query parameter",
                     "7:23: rate `fast` must look like `120/min`",
                 ],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn bad_answer_owners_counts_and_ip_lists_are_reported_at_their_keys() {
+        check(&[
+            (
+                r#"[[routes]]
+id = "orders.get"
+method = "GET"
+path = "/orders/{id}"
+require_scopes = ["orders:read"]
+allow_ips = ["127.0.0.1/8"]
+[routes.params.id]
+type = "string"
+[routes.response]
+count = "orders[."
+[[routes.response.owners]]
+field = "*"
+claim = "customer_id"
+[[routes.response.owners]]
+field = "customer..id"
+claim = ""
+"#,
+                &[
+                    "6:14: `127.0.0.1/8` has host bits set past its prefix; the block is `127.0.0.0/8`",
+                    "10:9: field path `orders[.`: `orders[` is not a field name (use `a.b`, `list[].field` or `*`)",
+                    "12:9: an owner `field` names one value (e.g. `customer.id`), not `*`",
+                    "15:9: field path `customer..id`: `` is not a field name (use `a.b`, `list[].field` or `*`)",
+                    "16:9: `claim` must not be empty",
+                ],
+            ),
+            (
+                r#"[[routes]]
+id = "orders.get"
+method = "GET"
+path = "/orders/{id}"
+require_scopes = ["orders:read"]
+[routes.params.id]
+type = "string"
+[[routes.response.owners]]
+field = "customer.id"
+claim = "customer_id"
+bypass = ["x"]
+"#,
+                &[
+                    "11:1: unknown field `bypass`, expected one of `field`, `claim`, `bypass_scopes`",
+                ],
+            ),
+            (
+                r#"[[routes]]
+id = "orders.get"
+method = "GET"
+path = "/orders/{id}"
+require_scopes = ["orders:read"]
+allow_ips = ["127.0.0.0/8", "::1"]
+[routes.params.id]
+type = "string"
+[routes.response]
+count = "orders"
+[[routes.response.owners]]
+field = "orders[].customer.id"
+claim = "customer_id"
+bypass_scopes = ["orders:read:any_customer"]
+"#,
+                &[],
             ),
         ]);
     }

@@ -114,6 +114,7 @@ pub(super) fn compile(
             ),
         }
     }
+    let allow_ips = super::ip_lists::compile(ctx, &at.k("allow_ips"), &raw.allow_ips);
     let tls = match (&raw.tls, raw.insecure_plaintext) {
         (_, true) => {
             if listen.is_some_and(|l| !l.ip().is_loopback()) {
@@ -149,6 +150,7 @@ pub(super) fn compile(
         idle_timeout,
         send_stall_timeout,
         trusted_proxies,
+        allow_ips,
         tls,
     })
 }

@@ -32,6 +32,8 @@ pub struct AbuseSettings {
     pub max_denials: u32,
     /// How long a freeze lasts.
     pub freeze_for: Duration,
+    /// A credential used from outside its IP list is frozen at once (§7.2).
+    pub freeze_on_ip_violation: bool,
 }
 
 impl Default for AbuseSettings {
@@ -40,6 +42,7 @@ impl Default for AbuseSettings {
             window: Duration::from_secs(60),
             max_denials: 50,
             freeze_for: Duration::from_secs(900),
+            freeze_on_ip_violation: false,
         }
     }
 }
@@ -77,11 +80,21 @@ end
 return 0
 "#;
 
+/// A freeze made at once (no denial count), timed by Redis's clock like counted ones.
+const FREEZE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], string.format('%.0f', until_ms))
+return until_ms
+"#;
+
 /// Denial windows and freezes.
 pub struct AbuseGuard {
     denials: DashMap<String, VecDeque<u64>>,
     frozen: ArcSwap<DashMap<String, u64>>,
     script: redis::Script,
+    freeze_script: redis::Script,
 }
 
 impl Default for AbuseGuard {
@@ -90,6 +103,7 @@ impl Default for AbuseGuard {
             denials: DashMap::new(),
             frozen: ArcSwap::from_pointee(DashMap::new()),
             script: redis::Script::new(DENIAL_SCRIPT),
+            freeze_script: redis::Script::new(FREEZE_SCRIPT),
         }
     }
 }
@@ -235,6 +249,36 @@ impl AbuseGuard {
                 .map_err(|_| "timeout".to_owned())?
                 .map_err(|e| e.to_string())?;
         Ok(until)
+    }
+
+    /// Freezes `key` for `freeze_for` now, whatever its denial count (an IP-list violation,
+    /// §7.2): here and, with the shared backend, on every instance (locally only when Redis
+    /// fails, as for counted denials). Returns whether it was not frozen before.
+    pub async fn freeze_at_once(
+        &self,
+        settings: &AbuseSettings,
+        key: &str,
+        redis: Option<&SharedStore>,
+    ) -> bool {
+        let was = self.is_frozen(key);
+        let mut until = now_ms() + settings.freeze_for.as_millis() as u64;
+        if let Some(redis) = redis {
+            let mut invocation = self.freeze_script.prepare_invoke();
+            invocation
+                .key(format!("{}{{abuse}}:frozen", redis.prefix()))
+                .arg(settings.freeze_for.as_millis() as u64)
+                .arg(key);
+            let mut connection = redis.connection();
+            match tokio::time::timeout(redis.timeout(), invocation.invoke_async(&mut connection))
+                .await
+            {
+                Ok(Ok(shared)) => until = shared,
+                Ok(Err(e)) => tracing::warn!(error = %e, "shared freeze failed; freezing locally"),
+                Err(_) => tracing::warn!("shared freeze timed out; freezing locally"),
+            }
+        }
+        self.freeze_locally(key, until);
+        !was
     }
 
     fn freeze_locally(&self, key: &str, until_ms: u64) {
@@ -422,6 +466,7 @@ mod tests {
             window: Duration::from_secs(60),
             max_denials: 1,
             freeze_for: Duration::from_secs(60),
+            freeze_on_ip_violation: false,
         };
         let key = principal_key(PrincipalKind::Jwt, "erp-sync");
         assert_eq!(key, "principal:jwt:erp-sync");
@@ -442,6 +487,7 @@ mod tests {
             window: Duration::from_secs(60),
             max_denials: 2,
             freeze_for: Duration::from_secs(60),
+            freeze_on_ip_violation: false,
         };
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
@@ -463,6 +509,7 @@ mod tests {
             window: Duration::from_secs(60),
             max_denials: 3,
             freeze_for: Duration::from_secs(60),
+            freeze_on_ip_violation: false,
         };
         guard.deny(&settings, "ip:127.0.0.1", None).await;
         guard.deny(&settings, "ip:127.0.0.1", None).await;
@@ -483,6 +530,7 @@ mod tests {
             window: Duration::from_millis(50),
             max_denials: 2,
             freeze_for: Duration::from_secs(60),
+            freeze_on_ip_violation: false,
         };
         guard.deny(&settings, "principal:jwt:a", None).await;
         std::thread::sleep(Duration::from_millis(60));

@@ -2,7 +2,7 @@
 //! - `scope_missing`: the principal lacks one of the route's `require_scopes` (all are needed);
 //! - `owner_mismatch`: the route's `owner` parameter differs from the principal's claim and the
 //!   principal holds none of `bypass_scopes` — this is what keeps one customer out of another's
-//!   orders;
+//!   orders; a claim or attribute that is an array is a set, matched by any element;
 //! - `no_view`: the route has response views and none is for a scope the principal holds.
 //!
 //! Nothing is sent upstream for a refused request. Adds to the context: the chosen view.
@@ -69,9 +69,9 @@ pub fn authorize(
                 .map(|(_, v)| v.as_str()),
             OwnerParam::Query(name) => query.get(name),
         };
-        let claimed = principal.claim(&owner.claim);
-        match (requested, claimed) {
-            (Some(requested), Some(claimed)) if requested == claimed => {}
+        // An array claim is a set of owners (§7.3): any element may match.
+        match requested {
+            Some(requested) if principal.claim_holds(&owner.claim, requested) => {}
             _ => {
                 return Err(GatewayError::Forbidden {
                     cause: Denied::OwnerMismatch,

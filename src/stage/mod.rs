@@ -16,6 +16,9 @@ pub mod abuse;
 /// 5. Authentication: JWT, API key, client certificate; 400, 401.
 pub mod authn;
 
+/// 4 and 5. IP allowlists: `[server]` before authentication, the caller's and route's after; 403.
+pub mod ip_allow;
+
 /// 6. Authorisation: scopes, owner binding, a view for the caller; 403.
 pub mod authz;
 
@@ -36,6 +39,9 @@ pub mod proxy;
 
 /// 11. Response views: field allow/deny/mask on JSON answers.
 pub mod views;
+
+/// 11. Ownership on the answer and the record count; 403, 502.
+pub mod owners;
 
 /// 11. Response: views applied, upstream errors replaced, security headers; 502.
 pub mod response;

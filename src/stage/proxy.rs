@@ -453,6 +453,7 @@ mod tests {
             scope_header: HeaderValue::from_static("orders:read"),
             claims: Claims::Attributes(Default::default()),
             expires_at: None,
+            allow_ips: Vec::new(),
         };
         let facts = HeaderFacts {
             client_headers: &client,

@@ -6,6 +6,12 @@
 //! digests, its length) is passed on. Every response, the
 //! gateway's own refusals included, gets `X-Request-Id`, `X-Content-Type-Options: nosniff`,
 //! `Cache-Control: no-store` and (over TLS) `Strict-Transport-Security`.
+//!
+//! Where the route checks owners on the answer or counts its records (`stage/owners.rs`), the
+//! body is read whole first, like a view's, and looked at in the view's pass (or one observing
+//! pass without a view); a refused answer is dropped before any byte is sent. A route that only
+//! counts passes an answer it cannot read (not JSON, encoded, declared over 8 MiB) on unchanged,
+//! with no count.
 
 use std::time::Duration;
 
@@ -15,7 +21,9 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::stage::owners::AnswerCheck;
 use crate::stage::views::CompiledView;
+use crate::stage::views::watch;
 use crate::vocab::body::GatewayBody;
 use crate::vocab::cause::UpstreamFailure;
 use crate::vocab::error::GatewayError;
@@ -74,14 +82,17 @@ pub fn forwarded_upstream_headers(upstream: &HeaderMap, viewed: bool) -> HeaderM
     headers
 }
 
-/// Shapes the upstream response for the caller.
+/// Shapes the upstream response for the caller; `answer`: what the answer is checked and
+/// counted by, and where its record count goes.
 pub async fn shape(
     upstream: Response<Incoming>,
     view: Option<&CompiledView>,
     route_id: &str,
     expose_errors: bool,
     body_timeout: Duration,
+    answer: (&AnswerCheck<'_>, &mut Option<u64>),
 ) -> Result<Response<GatewayBody>, GatewayError> {
+    let (answer, records) = answer;
     let status = upstream.status();
     if status.is_server_error() && !expose_errors {
         return Err(GatewayError::UpstreamError { status });
@@ -89,15 +100,6 @@ pub async fn shape(
     let (mut parts, body) = upstream.into_parts();
     let forwarded = forwarded_upstream_headers(&parts.headers, view.is_some());
     let sent = std::mem::replace(&mut parts.headers, forwarded);
-    let Some(view) = view else {
-        return Ok(Response::from_parts(
-            parts,
-            GatewayBody::upstream(body, body_timeout),
-        ));
-    };
-    if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
-        return Ok(Response::from_parts(parts, GatewayBody::empty()));
-    }
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -108,25 +110,33 @@ pub async fn shape(
             m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
         })
         .unwrap_or(false);
-    if !is_json {
-        return Err(GatewayError::BadGateway {
-            cause: UpstreamFailure::ViewNonJson,
-        });
-    }
-    if sent
+    let encoded = sent
         .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v != "identity")
-    {
-        return Err(GatewayError::BadGateway {
-            cause: UpstreamFailure::ViewEncodedBody,
-        });
-    }
-    if sent
+        .is_some_and(|v| v != "identity");
+    let declared_too_large = sent
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_VIEW_BODY as u64)
+        .is_some_and(|n| n > MAX_VIEW_BODY as u64);
+    let count_only = view.is_none() && !answer.checks_owners();
+    if (view.is_none() && answer.is_idle())
+        || (count_only && (!is_json || encoded || declared_too_large))
     {
+        return Ok(Response::from_parts(
+            parts,
+            GatewayBody::upstream(body, body_timeout),
+        ));
+    }
+    if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+        return Ok(Response::from_parts(parts, GatewayBody::empty()));
+    }
+    if !is_json {
+        return Err(answer.unreadable(UpstreamFailure::ViewNonJson));
+    }
+    if encoded {
+        return Err(answer.unreadable(UpstreamFailure::ViewEncodedBody));
+    }
+    if declared_too_large {
         return Err(GatewayError::BadGateway {
             cause: UpstreamFailure::ViewBodyTooLarge,
         });
@@ -148,15 +158,29 @@ pub async fn shape(
             }
         })?
         .to_bytes();
+    let mut probe = answer.probe(status.is_success());
+    let Some(view) = view else {
+        // No view: one pass that only looks; the body goes out as it came. JSON that does not
+        // parse fails the owner check; a route that only counts passes it on, uncounted.
+        match watch::inspect(&collected, answer.watch(), &mut probe) {
+            Ok(()) => {
+                answer.verdict(&probe)?;
+                *records = probe.records();
+            }
+            Err(_) if count_only => {}
+            Err(_) => return Err(answer.unreadable(UpstreamFailure::ViewInvalidJson)),
+        }
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(collected.len()));
+        return Ok(Response::from_parts(parts, GatewayBody::full(collected)));
+    };
     // An error answer is not the shape the view describes: its rules then apply by key anywhere.
-    let shaped = if status.is_success() {
-        view.apply_bytes(&collected)
-    } else {
-        view.apply_error_bytes(&collected)
-    }
-    .map_err(|_| GatewayError::BadGateway {
-        cause: UpstreamFailure::ViewInvalidJson,
-    })?;
+    let shaped = view
+        .apply_watching(&collected, !status.is_success(), answer.watch(), &mut probe)
+        .map_err(|_| answer.unreadable(UpstreamFailure::ViewInvalidJson))?;
+    answer.verdict(&probe)?;
+    *records = probe.records();
     metrics::counter!(
         "ordergate_views_applied_total",
         "route" => route_id.to_owned(),

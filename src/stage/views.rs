@@ -22,6 +22,10 @@ use serde_json::value::RawValue;
 use crate::vocab::mask::Masker;
 use crate::vocab::scopes::ScopeSet;
 
+pub mod watch;
+
+use watch::{Probe, Watch, WatchNode, Watcher};
+
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
@@ -261,34 +265,63 @@ impl CompiledView {
     /// it in memory: kept subtrees without rules below them are copied as they are, dropped ones
     /// are skipped, and only masked values are parsed.
     pub fn apply_bytes(&self, input: &[u8]) -> Result<Vec<u8>, NotJson> {
-        self.filter(input, &[])
+        self.filter(input, &[], None, &mut Probe::new(&[], false))
     }
 
     /// Filters an error answer (not 2xx): its shape is not the one the view describes, so every
     /// deny and mask rule applies to its key at any depth, besides the view's own paths.
     pub fn apply_error_bytes(&self, input: &[u8]) -> Result<Vec<u8>, NotJson> {
-        self.filter(input, &self.root.below)
+        self.filter(input, &self.root.below, None, &mut Probe::new(&[], false))
     }
 
-    fn filter(&self, input: &[u8], guards: &[Guard]) -> Result<Vec<u8>, NotJson> {
+    /// Filters like [`CompiledView::apply_bytes`] (or, with `error`,
+    /// [`CompiledView::apply_error_bytes`]) and, in the same pass, looks at what `watch` names
+    /// (owner fields, the count array) — also where the view drops it — for `probe`.
+    pub fn apply_watching(
+        &self,
+        input: &[u8],
+        error: bool,
+        watch: &Watch,
+        probe: &mut Probe<'_>,
+    ) -> Result<Vec<u8>, NotJson> {
+        let guards = if error { &self.root.below[..] } else { &[] };
+        self.filter(input, guards, watch.root(), probe)
+    }
+
+    fn filter(
+        &self,
+        input: &[u8],
+        guards: &[Guard],
+        watch: Option<&WatchNode>,
+        probe: &mut Probe<'_>,
+    ) -> Result<Vec<u8>, NotJson> {
         let mut out = Vec::with_capacity(input.len());
         let mut de = serde_json::Deserializer::from_slice(input);
-        let kept = if self.deny_all {
-            serde::de::IgnoredAny::deserialize(&mut de)
-                .map(|_| false)
-                .map_err(|_| NotJson)?
+        let pass = if self.deny_all {
+            Filter {
+                node: None,
+                all: false,
+                guards,
+                out: &mut out,
+                watch,
+                probe,
+            }
+            .skip(&mut de)
         } else {
             Filter {
                 node: Some(&self.root),
                 all: self.root.allow_all,
                 guards,
                 out: &mut out,
+                watch,
+                probe,
             }
             .deserialize(&mut de)
-            .map_err(|_| NotJson)?
-        };
+        }
+        .map_err(|_| NotJson)?;
         de.end().map_err(|_| NotJson)?;
-        if !kept {
+        probe.finish(pass.held);
+        if !pass.kept {
             out.clear();
             out.extend_from_slice(b"{}");
         }
@@ -306,76 +339,131 @@ impl CompiledView {
     }
 }
 
-/// Filters one value into `out`; yields whether it was kept (a dropped value writes nothing).
-struct Filter<'a> {
+/// What filtering one value yields: whether it was kept (a dropped value writes nothing), and
+/// the owner entries that held at it (see `watch`).
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    kept: bool,
+    held: u64,
+}
+
+/// Filters one value into `out`, watching it where `watch` says.
+struct Filter<'a, 'p> {
     node: Option<&'a Node>,
     /// Everything here is allowed (by this node or one above).
     all: bool,
     /// Rules applying by key at any depth, because the answer departed from their paths above.
     guards: &'a [Guard],
     out: &'a mut Vec<u8>,
+    /// What the owner check and count look for at this place, if anything.
+    watch: Option<&'a WatchNode>,
+    probe: &'a mut Probe<'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for Filter<'_> {
-    type Value = bool;
+impl<'de> DeserializeSeed<'de> for Filter<'_, '_> {
+    type Value = Pass;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Pass, D::Error> {
         match self.node {
-            Some(node) if node.deny => IgnoredAny::deserialize(d).map(|_| false),
+            Some(node) if node.deny => self.skip(d),
             Some(Node {
                 mask: Some(masker), ..
             }) if self.all => Masked {
                 masker: *masker,
                 out: self.out,
+                watch: self.watch.map(|node| (node, self.probe)),
             }
             .deserialize(d),
-            None if !self.all => IgnoredAny::deserialize(d).map(|_| false),
-            node if self.all && self.guards.is_empty() && node.is_none_or(Node::is_plain) => {
+            None if !self.all => self.skip(d),
+            node if self.all
+                && self.guards.is_empty()
+                && self.watch.is_none()
+                && node.is_none_or(Node::is_plain) =>
+            {
                 let raw = <&RawValue>::deserialize(d)?;
                 self.out.extend_from_slice(raw.get().as_bytes());
-                Ok(true)
+                Ok(Pass {
+                    kept: true,
+                    held: 0,
+                })
             }
             _ => d.deserialize_any(self),
         }
     }
 }
 
-/// Writes one value through a masker (structures become null); the value is always kept.
-struct Masked<'a> {
-    masker: Masker,
-    out: &'a mut Vec<u8>,
-}
-
-impl<'de> DeserializeSeed<'de> for Masked<'_> {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        let mut value = Value::deserialize(d)?;
-        self.masker.apply(&mut value);
-        serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
-        Ok(true)
+impl Filter<'_, '_> {
+    /// Drops the value, still watching it when something is watched there.
+    fn skip<'de, D: Deserializer<'de>>(self, d: D) -> Result<Pass, D::Error> {
+        let held = match self.watch {
+            Some(node) => Watcher {
+                node,
+                probe: self.probe,
+            }
+            .deserialize(d)?,
+            None => {
+                IgnoredAny::deserialize(d)?;
+                0
+            }
+        };
+        Ok(Pass { kept: false, held })
     }
 }
 
-impl<'de> Visitor<'de> for Filter<'_> {
-    type Value = bool;
+/// Writes one value through a masker (structures become null); the value is always kept. What
+/// is watched in it is looked at before it is masked.
+struct Masked<'a, 'p> {
+    masker: Masker,
+    out: &'a mut Vec<u8>,
+    watch: Option<(&'a WatchNode, &'a mut Probe<'p>)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Masked<'_, '_> {
+    type Value = Pass;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Pass, D::Error> {
+        let mut value = Value::deserialize(d)?;
+        let held = match self.watch {
+            Some((node, probe)) => Watcher { node, probe }
+                .deserialize(&value)
+                .map_err(serde::de::Error::custom)?,
+            None => 0,
+        };
+        self.masker.apply(&mut value);
+        serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
+        Ok(Pass { kept: true, held })
+    }
+}
+
+impl<'de> Visitor<'de> for Filter<'_, '_> {
+    type Value = Pass;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("JSON")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pass, A::Error> {
         let mut guards = self.guards;
         if let Some(node) = self.node.filter(|n| n.each.is_some()) {
             // An object where the path expects an array: a rule on the elements applies to the
             // object itself, and the rules below apply by key anywhere inside it.
             if let Some(action) = node.each_action() {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                let held = match self.watch {
+                    Some(node) => Watcher {
+                        node,
+                        probe: self.probe,
+                    }
+                    .visit_map(map)?,
+                    None => {
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        0
+                    }
+                };
                 if action == Action::Deny || !self.all {
-                    return Ok(false);
+                    return Ok(Pass { kept: false, held });
                 }
                 self.out.extend_from_slice(b"null");
-                return Ok(true);
+                return Ok(Pass { kept: true, held });
             }
             if guards.is_empty() {
                 guards = &node.below;
@@ -383,13 +471,23 @@ impl<'de> Visitor<'de> for Filter<'_> {
         }
         self.out.push(b'{');
         let mut first = true;
+        let (mut seen, mut failed) = (0, 0);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let folded = fold_key(&key);
             let child = self.node.and_then(|n| n.keys.get(folded.as_ref()));
+            let watched = self.watch.and_then(|w| w.child(&folded));
             let allowed = self.all || child.is_some_and(|c| c.allowed);
             let guard = guard_on(guards, &folded);
             if !allowed || guard == Some(Action::Deny) {
-                map.next_value::<IgnoredAny>()?;
+                if let Some(watched) = watched {
+                    let held = map.next_value_seed(Watcher {
+                        node: watched,
+                        probe: &mut *self.probe,
+                    })?;
+                    watched.note(held, &mut seen, &mut failed);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 continue;
             }
             let mark = self.out.len();
@@ -400,30 +498,37 @@ impl<'de> Visitor<'de> for Filter<'_> {
                 .map_err(serde::de::Error::custom)?;
             self.out.push(b':');
             let all = self.all || child.is_some_and(|c| c.allow_all);
-            let kept = match guard {
+            let pass = match guard {
                 Some(Action::Mask(masker)) if child.is_none_or(|c| !c.deny) => map
                     .next_value_seed(Masked {
                         masker: child.and_then(|c| c.mask).unwrap_or(masker),
                         out: self.out,
+                        watch: watched.map(|w| (w, &mut *self.probe)),
                     })?,
                 _ => map.next_value_seed(Filter {
                     node: child,
                     all,
                     guards,
                     out: self.out,
+                    watch: watched,
+                    probe: &mut *self.probe,
                 })?,
             };
-            if kept {
+            if let Some(watched) = watched {
+                watched.note(pass.held, &mut seen, &mut failed);
+            }
+            if pass.kept {
                 first = false;
             } else {
                 self.out.truncate(mark);
             }
         }
         self.out.push(b'}');
-        Ok(true)
+        let held = self.watch.map_or(0, |w| w.object_held(seen, failed));
+        Ok(Pass { kept: true, held })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Pass, A::Error> {
         let each = self.node.and_then(|n| n.each.as_deref());
         let mut guards = self.guards;
         if let Some(node) = self.node.filter(|n| !n.keys.is_empty())
@@ -434,9 +539,22 @@ impl<'de> Visitor<'de> for Filter<'_> {
             guards = &node.below;
         }
         if !self.all && !each.is_some_and(|e| e.allowed) {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(false);
+            let held = match self.watch {
+                Some(node) => Watcher {
+                    node,
+                    probe: self.probe,
+                }
+                .visit_seq(seq)?,
+                None => {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    0
+                }
+            };
+            return Ok(Pass { kept: false, held });
         }
+        let watched = self.watch.and_then(WatchNode::each);
+        let mut held = watched.map_or(0, |w| w.through());
+        let mut len = 0u64;
         self.out.push(b'[');
         let mut first = true;
         loop {
@@ -450,59 +568,78 @@ impl<'de> Visitor<'de> for Filter<'_> {
                 all,
                 guards,
                 out: self.out,
+                watch: watched,
+                probe: &mut *self.probe,
             })? {
                 None => {
                     self.out.truncate(mark);
                     break;
                 }
-                Some(true) => first = false,
-                Some(false) => self.out.truncate(mark),
+                Some(pass) => {
+                    len += 1;
+                    held &= pass.held;
+                    if pass.kept {
+                        first = false;
+                    } else {
+                        self.out.truncate(mark);
+                    }
+                }
             }
         }
         self.out.push(b']');
-        Ok(true)
+        if let Some(node) = self.watch {
+            self.probe.array(node, len);
+        }
+        Ok(Pass { kept: true, held })
     }
 
     // A scalar where the view expects structure is dropped; a scalar under `all` is copied.
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
-        self.scalar(&v)
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Pass, E> {
+        self.scalar(&v, None)
     }
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
-        self.scalar(&v)
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Pass, E> {
+        self.scalar(&v, Some(&v.to_string()))
     }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
-        self.scalar(&v)
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Pass, E> {
+        self.scalar(&v, Some(&v.to_string()))
     }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<bool, E> {
-        self.scalar(&v)
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Pass, E> {
+        self.scalar(&v, watch::number_text(v).as_deref())
     }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
-        self.scalar(&v)
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Pass, E> {
+        self.scalar(&v, Some(v))
     }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
-        self.scalar(&())
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Pass, E> {
+        self.scalar(&(), None)
     }
 }
 
-impl Filter<'_> {
-    fn scalar<E: serde::de::Error, T: serde::Serialize + ?Sized>(self, v: &T) -> Result<bool, E> {
+impl Filter<'_, '_> {
+    /// A scalar, with `text` its owner-check reading (strings and numbers only).
+    fn scalar<E: serde::de::Error, T: serde::Serialize + ?Sized>(
+        self,
+        v: &T,
+        text: Option<&str>,
+    ) -> Result<Pass, E> {
+        let held = self.watch.map_or(0, |node| self.probe.leaf(node, text));
         if !self.all {
-            return Ok(false);
+            return Ok(Pass { kept: false, held });
         }
         // A scalar where the path expects an array is its own element.
-        match self.node.and_then(Node::each_action) {
-            Some(Action::Deny) => Ok(false),
+        let kept = match self.node.and_then(Node::each_action) {
+            Some(Action::Deny) => false,
             Some(Action::Mask(masker)) => {
                 let mut value = serde_json::to_value(v).map_err(E::custom)?;
                 masker.apply(&mut value);
                 serde_json::to_writer(&mut *self.out, &value).map_err(E::custom)?;
-                Ok(true)
+                true
             }
             None => {
                 serde_json::to_writer(&mut *self.out, v).map_err(E::custom)?;
-                Ok(true)
+                true
             }
-        }
+        };
+        Ok(Pass { kept, held })
     }
 }
 

@@ -73,6 +73,8 @@ causes! {
         ScopeMissing => "scope_missing",
         OwnerMismatch => "owner_mismatch",
         NoView => "no_view",
+        IpNotAllowed => "ip_not_allowed",
+        OwnerMismatchResponse => "owner_mismatch_response",
     }
 }
 
@@ -116,6 +118,7 @@ causes! {
         ViewInvalidJson => "view_invalid_json",
         UpstreamBodyTimeout => "upstream_body_timeout",
         UpstreamBodyError => "upstream_body_error",
+        OwnerNonJson => "owner_non_json",
     }
 }
 

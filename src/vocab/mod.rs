@@ -9,6 +9,7 @@ pub mod cert_expiry;
 pub mod cutoff;
 pub mod error;
 pub mod event;
+pub mod ip_list;
 pub mod mask;
 pub mod metrics;
 pub mod percent;

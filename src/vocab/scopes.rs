@@ -105,6 +105,8 @@ pub struct RoleScopes {
     pub names: Vec<Arc<str>>,
     /// The same scopes as a bitset, for checks.
     pub set: ScopeSet,
+    /// The role's IP list (§7.2): every holder must come from it.
+    pub allow_ips: Option<Arc<crate::vocab::ip_list::IpAllowList>>,
 }
 
 /// `[roles]`, compiled: role name → its scopes.

@@ -123,6 +123,7 @@ mod tests {
             scope_header: http::HeaderValue::from_static(""),
             claims: Claims::Attributes(Default::default()),
             expires_at: None,
+            allow_ips: Vec::new(),
         });
         let entry = ApiKeyEntry {
             digest: parse_hash(&hash).unwrap(),

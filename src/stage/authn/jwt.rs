@@ -218,10 +218,12 @@ impl JwtVerifier {
         let role_names = strings(claims.get(&self.settings.roles_claim));
         let mut scopes = registry.known(token_scopes.iter().map(String::as_str));
         let mut names: Vec<&str> = token_scopes.iter().map(String::as_str).collect();
+        let mut allow_ips = Vec::new();
         for role in &role_names {
             if let Some(role) = roles.get(role.as_str()) {
                 scopes.extend(&role.set);
                 names.extend(role.names.iter().map(|s| &**s));
+                allow_ips.extend(role.allow_ips.clone());
             }
         }
         let tenant = match claims.get(&self.settings.tenant_claim) {
@@ -240,6 +242,7 @@ impl JwtVerifier {
             scope_header,
             claims: Claims::Token(claims),
             expires_at,
+            allow_ips,
         })
     }
 

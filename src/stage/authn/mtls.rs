@@ -160,6 +160,7 @@ mod tests {
                 scope_header: http::HeaderValue::from_static(""),
                 claims: Claims::Attributes(Default::default()),
                 expires_at: None,
+                allow_ips: Vec::new(),
             }),
             not_after: Some(1_000),
         }];

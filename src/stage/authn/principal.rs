@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
+use crate::vocab::ip_list::IpAllowList;
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::scopes::ScopeSet;
 
@@ -14,8 +15,8 @@ use crate::vocab::scopes::ScopeSet;
 pub enum Claims {
     /// A verified token's claims.
     Token(serde_json::Map<String, serde_json::Value>),
-    /// An API key's or mTLS client's `attributes`.
-    Attributes(Arc<BTreeMap<String, String>>),
+    /// An API key's or mTLS client's `attributes`; a set is several values, one is one.
+    Attributes(Arc<BTreeMap<String, Vec<String>>>),
 }
 
 /// An authenticated caller.
@@ -35,6 +36,8 @@ pub struct Principal {
     pub claims: Claims,
     /// For tokens: `exp`, seconds since the epoch.
     pub expires_at: Option<i64>,
+    /// The IP lists of the credential and of its roles (§7.2): every one must admit the client.
+    pub allow_ips: Vec<Arc<IpAllowList>>,
 }
 
 impl Principal {
@@ -47,8 +50,41 @@ impl Principal {
                 serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
                 _ => None,
             },
-            Claims::Attributes(map) => map.get(name).map(|s| Cow::Borrowed(s.as_str())),
+            Claims::Attributes(map) => match map.get(name)?.as_slice() {
+                [one] => Some(Cow::Borrowed(one.as_str())),
+                _ => None,
+            },
         }
+    }
+
+    /// A claim or attribute as the set of texts it stands for (§7.3): a string or number is one
+    /// value, an array each of its string and number elements (other elements never match).
+    /// Empty when the principal lacks it, so an owner check against it never matches.
+    pub fn claim_values(&self, name: &str) -> Vec<Cow<'_, str>> {
+        fn text(value: &serde_json::Value) -> Option<Cow<'_, str>> {
+            match value {
+                serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
+                serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                _ => None,
+            }
+        }
+        match &self.claims {
+            Claims::Token(map) => match map.get(name) {
+                Some(serde_json::Value::Array(items)) => items.iter().filter_map(text).collect(),
+                Some(value) => text(value).into_iter().collect(),
+                None => Vec::new(),
+            },
+            Claims::Attributes(map) => map
+                .get(name)
+                .map(|values| values.iter().map(|v| Cow::Borrowed(v.as_str())).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// True when the claim or attribute `name` holds `value` (equal to it, or to an element of
+    /// it when it is a set).
+    pub fn claim_holds(&self, name: &str, value: &str) -> bool {
+        self.claim_values(name).iter().any(|v| v == value)
     }
 }
 
