@@ -7,12 +7,14 @@ mod audit;
 mod auth;
 pub mod body;
 pub mod compile;
+mod events;
 pub mod params;
 mod rate_limits;
 mod roles;
 mod routes;
 mod server;
 mod upstream;
+mod volume;
 
 #[cfg(test)]
 mod fixtures;
@@ -28,12 +30,14 @@ use crate::stage::abuse::AbuseSettings;
 use crate::stage::audit::AuditSettings;
 use crate::stage::authn::AuthSettings;
 use crate::stage::authz::Access;
+use crate::stage::events::EventsSettings;
 use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::stage::validate::RouteParams;
 use crate::stage::validate::body::BodyRule;
 use crate::stage::views::CompiledView;
+use crate::stage::volume::VolumeSettings;
 use crate::vocab::scopes::{Roles, ScopeRegistry};
 
 /// `client_auth`.
@@ -146,6 +150,12 @@ pub struct Policy {
     pub abuse: AbuseSettings,
     /// `[audit]`.
     pub audit: AuditSettings,
+    /// `[abuse.volume]`, if set.
+    pub volume: Option<VolumeSettings>,
+    /// `[events]`, if set.
+    pub events: Option<EventsSettings>,
+    /// Lowercase hex SHA-256 of the policy text, as security events report it.
+    pub sha256: String,
 }
 
 impl Policy {
@@ -202,7 +212,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<Policy, Vec<crate::config::Po
     };
     let policy = compile::compile(raw, path, &mut problems);
     match policy {
-        Some(policy) if problems.is_empty() => Ok(policy),
+        Some(mut policy) if problems.is_empty() => {
+            policy.sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+            Ok(policy)
+        }
         _ => Err(problems.resolve(path, text, Some(&doc))),
     }
 }

@@ -20,6 +20,7 @@ use dashmap::DashMap;
 use crate::vocab::address::address_group;
 use crate::vocab::cause::FrozenCause;
 use crate::vocab::error::GatewayError;
+use crate::vocab::event::{Event, EventKind, Events};
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::shared_store::SharedStore;
 
@@ -82,6 +83,8 @@ pub struct AbuseGuard {
     denials: DashMap<String, VecDeque<u64>>,
     frozen: ArcSwap<DashMap<String, u64>>,
     script: redis::Script,
+    /// Where freezes are reported (CONTRACT §8.2).
+    events: Events,
 }
 
 impl Default for AbuseGuard {
@@ -90,8 +93,23 @@ impl Default for AbuseGuard {
             denials: DashMap::new(),
             frozen: ArcSwap::from_pointee(DashMap::new()),
             script: redis::Script::new(DENIAL_SCRIPT),
+            events: Events::default(),
         }
     }
+}
+
+/// An event of `kind` about the freeze key `key` (`principal:<kind>:<id>` or `ip:<group>`).
+pub fn key_event(kind: EventKind, key: &str) -> Event {
+    let mut event = Event::new(kind);
+    if let Some(principal) = key.strip_prefix("principal:") {
+        event.principal = Some(principal.to_owned());
+    } else if let Some(ip) = key.strip_prefix("ip:") {
+        event.client_ip = ip
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| ip.parse::<ipnet::IpNet>().ok().map(|n| n.addr()));
+    }
+    event
 }
 
 fn now_ms() -> u64 {
@@ -154,9 +172,11 @@ impl AbuseGuard {
         if !error.is_denial() && !free {
             return;
         }
-        self.deny(settings, &ip_key(ip), store).await;
+        let why = error.cause();
+        self.deny_for(settings, &ip_key(ip), store, why).await;
         if let Some((kind, id)) = principal.filter(|_| !free) {
-            self.deny(settings, &principal_key(kind, id), store).await;
+            self.deny_for(settings, &principal_key(kind, id), store, why)
+                .await;
         }
     }
 
@@ -176,11 +196,22 @@ impl AbuseGuard {
 
     /// Counts one denial against `key`; freezes it at the `max_denials`-th within the window.
     pub async fn deny(&self, settings: &AbuseSettings, key: &str, redis: Option<&SharedStore>) {
+        self.deny_for(settings, key, redis, None).await;
+    }
+
+    /// [`Self::deny`], naming the `detail` of the denial (reported with the freeze it causes).
+    async fn deny_for(
+        &self,
+        settings: &AbuseSettings,
+        key: &str,
+        redis: Option<&SharedStore>,
+        why: Option<&'static str>,
+    ) {
         if let Some(redis) = redis {
             match self.deny_shared(settings, key, redis).await {
                 Ok(until) => {
                     if until > 0 {
-                        self.freeze_locally(key, until);
+                        self.freeze_locally(key, until, why);
                     }
                     return;
                 }
@@ -208,8 +239,46 @@ impl AbuseGuard {
         };
         if freeze {
             self.denials.remove(key);
-            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64);
+            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64, why);
         }
+    }
+
+    /// Freezes `key` for `freeze_for` now, here and (with the shared backend) on every instance;
+    /// `why` is reported with the freeze. A shared write that fails still freezes locally.
+    pub async fn freeze_key(
+        &self,
+        settings: &AbuseSettings,
+        key: &str,
+        redis: Option<&SharedStore>,
+        why: Option<&'static str>,
+    ) {
+        let until = now_ms() + settings.freeze_for.as_millis() as u64;
+        if let Some(redis) = redis {
+            let mut connection = redis.connection();
+            let written: Result<Result<u64, _>, _> = tokio::time::timeout(
+                redis.timeout(),
+                redis::cmd("HSET")
+                    .arg(format!("{}{{abuse}}:frozen", redis.prefix()))
+                    .arg(key)
+                    .arg(until)
+                    .query_async(&mut connection),
+            )
+            .await;
+            if !matches!(written, Ok(Ok(_))) {
+                tracing::warn!("could not share a freeze; it holds on this instance only");
+            }
+        }
+        self.freeze_locally(key, until, why);
+    }
+
+    /// Freezes `key` for `freeze_for` now, on this instance only (the local backend).
+    pub fn freeze_local(&self, settings: &AbuseSettings, key: &str, why: Option<&'static str>) {
+        self.freeze_locally(key, now_ms() + settings.freeze_for.as_millis() as u64, why);
+    }
+
+    /// Sets where freezes are reported as security events.
+    pub fn report_to(&mut self, events: Events) {
+        self.events = events;
     }
 
     async fn deny_shared(
@@ -237,12 +306,15 @@ impl AbuseGuard {
         Ok(until)
     }
 
-    fn freeze_locally(&self, key: &str, until_ms: u64) {
+    fn freeze_locally(&self, key: &str, until_ms: u64, why: Option<&'static str>) {
         let frozen = self.frozen.load();
         if frozen.insert(key.to_owned(), until_ms).is_none() {
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
             tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
+            let mut event = key_event(EventKind::Freeze, key);
+            event.detail = why;
+            self.events.emit(event);
         }
         metrics::gauge!("ordergate_frozen").set(frozen.len() as f64);
     }
