@@ -1,0 +1,240 @@
+//! Issue 12 item 3, security events (CONTRACT §8.2): every event reaches a local receiver once,
+//! signed with the webhook secret; a receiver that refuses connections or never answers changes
+//! no request's latency, and a full queue drops its oldest events and counts them.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use support::webhook::kinds;
+use support::{Answer, FakeUpstream, Harness, Keys, Receiver, edit};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-events";
+const OTHERS_ORDERS: &str =
+    "/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-01-31";
+
+/// The test policy with `[events]` sending to `url`, and `extra` edits.
+fn with_events(
+    url: String,
+    events_extra: &'static str,
+    edits: &'static [(&'static str, &'static str)],
+) -> impl FnOnce(&str) -> String {
+    move |p: &str| {
+        format!(
+            "{}\n[events]\nwebhook_url = \"{url}\"\nwebhook_secret_file = \"events.secret\"\n{events_extra}",
+            edit(p, edits)
+        )
+    }
+}
+
+async fn start(change: impl FnOnce(&str) -> String) -> Harness {
+    Harness::with_files(
+        Arc::new(Keys::new()),
+        FakeUpstream::start().await,
+        change,
+        &[("events.secret", format!("{SECRET}\n"))],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_freeze_produces_exactly_one_signed_event() {
+    let receiver = Receiver::start(Answer::Status(204)).await;
+    let h = start(with_events(
+        receiver.url(),
+        "",
+        &[("max_denials = 1000", "max_denials = 3")],
+    ))
+    .await;
+    let alice = h.alice();
+    for _ in 0..3 {
+        let r = h.get(OTHERS_ORDERS, &[("authorization", &alice)]).await;
+        assert_eq!(r.status(), 403);
+    }
+    // Frozen now: more refusals must not report the freeze again.
+    for _ in 0..4 {
+        let r = h.get(OTHERS_ORDERS, &[("authorization", &alice)]).await;
+        assert_eq!(r.status(), 403);
+    }
+    // Events are sent in order: once the reload's arrives, everything before it has.
+    h.running.as_ref().unwrap().gateway.reload().await.unwrap();
+    let got = receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "reload"))
+        .await;
+    let freezes: Vec<_> = got
+        .iter()
+        .filter(|d| d.json()["kind"] == "freeze")
+        .collect();
+    let principal: Vec<_> = freezes
+        .iter()
+        .filter(|d| d.json()["principal"] == "jwt:alice")
+        .collect();
+    assert_eq!(principal.len(), 1, "one freeze, one event: {got:#?}");
+    let ip: Vec<_> = freezes
+        .iter()
+        .filter(|d| d.json()["client_ip"] == "127.0.0.1")
+        .collect();
+    assert_eq!(ip.len(), 1, "the address's freeze, once too");
+    assert_eq!(freezes.len(), 2);
+
+    let event = principal[0];
+    assert!(event.verifies(SECRET.as_bytes()), "{}", event.signature);
+    assert!(!event.verifies(b"another secret entirely, 32 bytes!"));
+    assert_eq!(event.content_type, "application/json");
+    let body = event.json();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "kind",
+            "ts",
+            "principal",
+            "client_ip",
+            "route",
+            "detail",
+            "policy_sha256"
+        ]
+    );
+    assert_eq!(body["detail"], "owner_mismatch");
+    let policy = std::fs::read(h.policy_path()).unwrap();
+    assert_eq!(body["policy_sha256"], hex::encode(Sha256::digest(&policy)));
+    let text = String::from_utf8(event.body.clone()).unwrap();
+    assert!(!text.contains(SECRET));
+    assert!(!text.contains(&alice[7..]), "no credential in an event");
+    let reload = got.iter().find(|d| d.json()["kind"] == "reload").unwrap();
+    assert_eq!(reload.json()["detail"], "ok");
+    assert!(reload.verifies(SECRET.as_bytes()));
+}
+
+#[tokio::test]
+async fn an_unfreeze_is_reported_too() {
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    let h = start(with_events(
+        receiver.url(),
+        "",
+        &[("max_denials = 1000", "max_denials = 1")],
+    ))
+    .await;
+    let alice = h.alice();
+    assert_eq!(
+        h.get(OTHERS_ORDERS, &[("authorization", &alice)])
+            .await
+            .status(),
+        403
+    );
+    let r = h
+        .client
+        .delete(h.admin_url("/admin/frozen/principal:jwt:alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let got = receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "unfreeze"))
+        .await;
+    let unfreeze = got.iter().find(|d| d.json()["kind"] == "unfreeze").unwrap();
+    assert_eq!(unfreeze.json()["principal"], "jwt:alice");
+    assert!(unfreeze.verifies(SECRET.as_bytes()));
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_event_again_freshly_signed() {
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    receiver.answer_next(&[Answer::Status(503), Answer::Status(500)]);
+    let h = start(with_events(receiver.url(), "", &[])).await;
+    h.running.as_ref().unwrap().gateway.reload().await.unwrap();
+    let got = receiver.wait_until(|d| d.len() >= 3).await;
+    assert_eq!(kinds(&got), ["reload", "reload", "reload"]);
+    assert!(got.iter().all(|d| d.body == got[0].body), "the same event");
+    assert!(got.iter().all(|d| d.verifies(SECRET.as_bytes())));
+}
+
+/// `{kind="freeze",result="dropped"}` from the process's metrics.
+fn dropped(h: &Harness) -> impl std::future::Future<Output = f64> + '_ {
+    async move {
+        let text = reqwest::get(h.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| {
+                l.starts_with("ordergate_events_total{")
+                    && l.contains("kind=\"freeze\"")
+                    && l.contains("result=\"dropped\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Every request freezes a new client address (each from its own `X-Forwarded-For` behind a
+/// trusted proxy, one denial freezes), so each one reports an event while it is answered.
+const FREEZE_EACH: &[(&str, &str)] = &[
+    ("max_denials = 1000", "max_denials = 1"),
+    (
+        "max_in_flight = 64",
+        "trusted_proxies = [\"127.0.0.1/32\"]\nmax_in_flight = 64",
+    ),
+];
+
+#[tokio::test]
+async fn dead_receivers_leave_latency_unchanged_and_a_full_queue_drops_the_oldest() {
+    let hanging = Receiver::start(Answer::Never).await;
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hooks/ordergate", l.local_addr().unwrap())
+    };
+    let quiet = "queue_capacity = 2\ntimeout = \"30s\"\nmax_attempts = 3\n";
+    let gateways = [
+        start(|p: &str| edit(p, FREEZE_EACH)).await,
+        start(with_events(refused, quiet, FREEZE_EACH)).await,
+        start(with_events(hanging.url(), quiet, FREEZE_EACH)).await,
+    ];
+    let before = dropped(&gateways[0]).await;
+    const ROUNDS: usize = 40;
+    let mut latency: [Vec<Duration>; 3] = Default::default();
+    // Interleaved, so whatever else loads the machine loads all three alike.
+    for n in 0..ROUNDS {
+        for (g, h) in gateways.iter().enumerate() {
+            let ip = format!("203.0.{g}.{}", n + 1);
+            let started = Instant::now();
+            let r = h.get(OTHERS_ORDERS, &[("x-forwarded-for", &ip)]).await;
+            latency[g].push(started.elapsed());
+            assert_eq!(r.status(), 401, "every request is a denial that freezes");
+        }
+    }
+    let [none, refused, hanging_latency] = latency.map(median);
+    // A request that waited for the receiver would take the 30 s attempt timeout (hanging) or
+    // the backoff between attempts (refused); anything within a few times the baseline did not.
+    for (name, dead) in [("refused", refused), ("never answers", hanging_latency)] {
+        assert!(
+            dead <= none * 3 + Duration::from_millis(5),
+            "receiver that {name}: median {dead:?} against {none:?} without a receiver"
+        );
+    }
+    let after = dropped(&gateways[0]).await;
+    assert!(
+        after - before >= (ROUNDS - 3) as f64,
+        "the hanging receiver's queue of 2 dropped all but the event in flight and two: {before} -> {after}"
+    );
+    assert_eq!(
+        hanging.deliveries().len(),
+        1,
+        "one attempt hangs; the rest wait or drop"
+    );
+}
