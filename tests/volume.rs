@@ -88,6 +88,13 @@ async fn walking_customer_ids_freezes_at_max_plus_one_and_not_at_max() {
             "{customer}: at most max distinct ids"
         );
     }
+    // Refused requests are not answers: they never count.
+    let key = h.keys.erp_key.clone();
+    for customer in 5..8 {
+        let path = format!("/v1/customers/C{customer:07}/orders?start_date=2025-01-01");
+        assert_eq!(h.get(&path, &[("x-api-key", &key)]).await.status(), 400);
+    }
+    assert_eq!(get(&h, 3).await, 200);
     assert_eq!(
         get(&h, 4).await,
         200,
