@@ -74,7 +74,7 @@ async fn a_freeze_produces_exactly_one_signed_event() {
     assert_eq!(principal.len(), 1, "one freeze, one event: {got:#?}");
     let ip: Vec<_> = freezes
         .iter()
-        .filter(|d| d.json()["client_ip"] == "127.0.0.1")
+        .filter(|d| d.json()["principal"].is_null() && d.json()["client_ip"] == "127.0.0.1")
         .collect();
     assert_eq!(ip.len(), 1, "the address's freeze, once too");
     assert_eq!(freezes.len(), 2);
@@ -103,6 +103,7 @@ async fn a_freeze_produces_exactly_one_signed_event() {
         ]
     );
     assert_eq!(body["detail"], "owner_mismatch");
+    assert_eq!(body["client_ip"], "127.0.0.1");
     let policy = std::fs::read(h.policy_path()).unwrap();
     assert_eq!(body["policy_sha256"], hex::encode(Sha256::digest(&policy)));
     let text = String::from_utf8(event.body.clone()).unwrap();
@@ -237,4 +238,79 @@ async fn dead_receivers_leave_latency_unchanged_and_a_full_queue_drops_the_oldes
         1,
         "one attempt hangs; the rest wait or drop"
     );
+}
+
+#[test]
+fn the_demo_tour_freezes_a_scraper_and_shows_where_the_events_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+        .args([
+            "demo",
+            "--exit-after-tour",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+            "--state",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("11 answered, then → 403 frozen"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "volume_exceeded jwt:mallory detail=volume_distinct route=customer-orders signature ok"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("freeze jwt:mallory"), "{stdout}");
+    let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().all(|e| e["signature_ok"] == true), "{log}");
+    assert!(
+        events.iter().any(|e| e["event"]["kind"] == "freeze"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn every_events_series_is_exported_at_zero_from_the_start() {
+    let h = Harness::start().await;
+    let text = reqwest::get(h.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for kind in [
+        "freeze",
+        "unfreeze",
+        "reload",
+        "volume_exceeded",
+        "canary_rollback",
+    ] {
+        for result in ["sent", "failed", "dropped"] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("ordergate_events_total{")
+                        && l.contains(&format!("kind=\"{kind}\""))
+                        && l.contains(&format!("result=\"{result}\""))),
+                "{kind} {result} missing"
+            );
+        }
+    }
+    for limit in ["distinct", "records"] {
+        assert!(text.contains(&format!(
+            "ordergate_volume_exceeded_total{{limit=\"{limit}\"}}"
+        )));
+    }
 }

@@ -98,6 +98,17 @@ impl Default for AbuseGuard {
     }
 }
 
+/// What a freeze is reported with besides its key (CONTRACT §8.2 event fields).
+#[derive(Debug, Clone, Default)]
+pub struct FreezeFacts {
+    /// The `detail` of the denial or limit that caused it.
+    pub detail: Option<&'static str>,
+    /// The client address of the request that caused it.
+    pub client_ip: Option<IpAddr>,
+    /// The route of the request that caused it.
+    pub route: Option<Arc<str>>,
+}
+
 /// An event of `kind` about the freeze key `key` (`principal:<kind>:<id>` or `ip:<group>`).
 pub fn key_event(kind: EventKind, key: &str) -> Event {
     let mut event = Event::new(kind);
@@ -172,10 +183,14 @@ impl AbuseGuard {
         if !error.is_denial() && !free {
             return;
         }
-        let why = error.cause();
-        self.deny_for(settings, &ip_key(ip), store, why).await;
+        let facts = FreezeFacts {
+            detail: error.cause(),
+            client_ip: Some(ip),
+            route: None,
+        };
+        self.deny_for(settings, &ip_key(ip), store, &facts).await;
         if let Some((kind, id)) = principal.filter(|_| !free) {
-            self.deny_for(settings, &principal_key(kind, id), store, why)
+            self.deny_for(settings, &principal_key(kind, id), store, &facts)
                 .await;
         }
     }
@@ -196,22 +211,23 @@ impl AbuseGuard {
 
     /// Counts one denial against `key`; freezes it at the `max_denials`-th within the window.
     pub async fn deny(&self, settings: &AbuseSettings, key: &str, redis: Option<&SharedStore>) {
-        self.deny_for(settings, key, redis, None).await;
+        self.deny_for(settings, key, redis, &FreezeFacts::default())
+            .await;
     }
 
-    /// [`Self::deny`], naming the `detail` of the denial (reported with the freeze it causes).
+    /// [`Self::deny`], with what the freeze it may cause is reported with.
     async fn deny_for(
         &self,
         settings: &AbuseSettings,
         key: &str,
         redis: Option<&SharedStore>,
-        why: Option<&'static str>,
+        facts: &FreezeFacts,
     ) {
         if let Some(redis) = redis {
             match self.deny_shared(settings, key, redis).await {
                 Ok(until) => {
                     if until > 0 {
-                        self.freeze_locally(key, until, why);
+                        self.freeze_locally(key, until, facts);
                     }
                     return;
                 }
@@ -239,18 +255,18 @@ impl AbuseGuard {
         };
         if freeze {
             self.denials.remove(key);
-            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64, why);
+            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64, facts);
         }
     }
 
     /// Freezes `key` for `freeze_for` now, here and (with the shared backend) on every instance;
-    /// `why` is reported with the freeze. A shared write that fails still freezes locally.
+    /// `facts` are reported with the freeze. A shared write that fails still freezes locally.
     pub async fn freeze_key(
         &self,
         settings: &AbuseSettings,
         key: &str,
         redis: Option<&SharedStore>,
-        why: Option<&'static str>,
+        facts: &FreezeFacts,
     ) {
         let until = now_ms() + settings.freeze_for.as_millis() as u64;
         if let Some(redis) = redis {
@@ -268,12 +284,16 @@ impl AbuseGuard {
                 tracing::warn!("could not share a freeze; it holds on this instance only");
             }
         }
-        self.freeze_locally(key, until, why);
+        self.freeze_locally(key, until, facts);
     }
 
     /// Freezes `key` for `freeze_for` now, on this instance only (the local backend).
-    pub fn freeze_local(&self, settings: &AbuseSettings, key: &str, why: Option<&'static str>) {
-        self.freeze_locally(key, now_ms() + settings.freeze_for.as_millis() as u64, why);
+    pub fn freeze_local(&self, settings: &AbuseSettings, key: &str, facts: &FreezeFacts) {
+        self.freeze_locally(
+            key,
+            now_ms() + settings.freeze_for.as_millis() as u64,
+            facts,
+        );
     }
 
     /// Sets where freezes are reported as security events.
@@ -306,14 +326,16 @@ impl AbuseGuard {
         Ok(until)
     }
 
-    fn freeze_locally(&self, key: &str, until_ms: u64, why: Option<&'static str>) {
+    fn freeze_locally(&self, key: &str, until_ms: u64, facts: &FreezeFacts) {
         let frozen = self.frozen.load();
         if frozen.insert(key.to_owned(), until_ms).is_none() {
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
             tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
             let mut event = key_event(EventKind::Freeze, key);
-            event.detail = why;
+            event.detail = facts.detail;
+            event.client_ip = event.client_ip.or(facts.client_ip);
+            event.route = facts.route.clone();
             self.events.emit(event);
         }
         metrics::gauge!("ordergate_frozen").set(frozen.len() as f64);

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 
-use crate::stage::abuse::{AbuseGuard, AbuseSettings};
+use crate::stage::abuse::{AbuseGuard, AbuseSettings, FreezeFacts};
 use crate::vocab::event::{Event, EventKind, Events};
 use crate::vocab::shared_store::SharedStore;
 
@@ -109,6 +109,15 @@ pub struct Answered {
 }
 
 impl Answered {
+    /// What the freeze for crossing `limit` is reported with.
+    fn freeze_facts(&self, limit: Crossed) -> FreezeFacts {
+        FreezeFacts {
+            detail: Some(limit.as_str()),
+            client_ip: Some(self.client_ip),
+            route: Some(self.route.clone()),
+        }
+    }
+
     /// True when there is nothing to count.
     pub fn is_empty(&self) -> bool {
         self.value.is_none() && self.records.is_none()
@@ -308,7 +317,7 @@ impl VolumeGuard {
                 abuse.freeze_local(
                     abuse_settings,
                     &answered.principal_key,
-                    Some(limit.as_str()),
+                    &answered.freeze_facts(limit),
                 );
             }
         }
@@ -342,7 +351,7 @@ impl VolumeGuard {
                         abuse_settings,
                         &answered.principal_key,
                         Some(store),
-                        Some(limit.as_str()),
+                        &answered.freeze_facts(limit),
                     )
                     .await;
             }
