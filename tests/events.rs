@@ -158,24 +158,22 @@ async fn a_failing_receiver_gets_the_event_again_freshly_signed() {
 }
 
 /// `{kind="freeze",result="dropped"}` from the process's metrics.
-fn dropped(h: &Harness) -> impl std::future::Future<Output = f64> + '_ {
-    async move {
-        let text = reqwest::get(h.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find(|l| {
-                l.starts_with("ordergate_events_total{")
-                    && l.contains("kind=\"freeze\"")
-                    && l.contains("result=\"dropped\"")
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    }
+async fn dropped(h: &Harness) -> f64 {
+    let text = reqwest::get(h.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| {
+            l.starts_with("ordergate_events_total{")
+                && l.contains("kind=\"freeze\"")
+                && l.contains("result=\"dropped\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

@@ -135,22 +135,6 @@ pub fn policy_sections(webhook_url: &str) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_right_signature_verifies() {
-        let body = b"{\"kind\":\"freeze\"}";
-        let good = crate::stage::events::signature::header_value(b"s", 1700000000, body);
-        assert!(verify(b"s", &good, body));
-        assert!(!verify(b"t", &good, body));
-        assert!(!verify(b"s", &good, b"{\"kind\":\"unfreeze\"}"));
-        assert!(!verify(b"s", "t=1,v1=zz", body));
-        assert!(!verify(b"s", "", body));
-    }
-}
-
 /// The tour's step: a customer-service token walks through customer ids, one after another,
 /// until the distinct guard freezes it; then the events the receiver got are shown.
 pub(super) async fn scraper_step(
@@ -202,4 +186,20 @@ pub(super) async fn scraper_step(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_right_signature_verifies() {
+        let body = b"{\"kind\":\"freeze\"}";
+        let good = crate::stage::events::signature::header_value(b"s", 1700000000, body);
+        assert!(verify(b"s", &good, body));
+        assert!(!verify(b"t", &good, body));
+        assert!(!verify(b"s", &good, b"{\"kind\":\"unfreeze\"}"));
+        assert!(!verify(b"s", "t=1,v1=zz", body));
+        assert!(!verify(b"s", "", body));
+    }
 }
