@@ -308,3 +308,114 @@ async fn two_instances_alert_once_per_crossing() {
         .count();
     assert_eq!(crossings, 1, "{:?}", kinds(&got));
 }
+
+/// The `records` limit through the shared script directly (routes' `count` is another change):
+/// two guards, as two instances, add up in one Redis and fire once, at max + 1.
+#[tokio::test]
+async fn the_records_limit_is_shared_and_fires_at_max_plus_one() {
+    use ordergate::stage::abuse::{AbuseGuard, AbuseSettings};
+    use ordergate::stage::rate_limit::RedisBuckets;
+    use ordergate::stage::volume::{
+        Answered, RecordsLimit, VolumeAction, VolumeGuard, VolumeSettings,
+    };
+    use ordergate::vocab::event::{Deliver, Event, EventKind, Events};
+    use ordergate::vocab::principal_kind::PrincipalKind;
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<parking_lot::Mutex<Vec<Event>>>);
+    impl Deliver for Recorder {
+        fn deliver(&self, event: Event) {
+            self.0.lock().push(event);
+        }
+    }
+
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let client = redis::Client::open(redis.url()).unwrap();
+    let store = RedisBuckets::connect(client, Duration::from_millis(500), "ordergate:".into())
+        .await
+        .unwrap();
+    let events = Events::default();
+    let seen = Recorder::default();
+    events.set_deliverer(Some(Box::new(seen.clone())));
+    let instances: Vec<(VolumeGuard, AbuseGuard)> = (0..2)
+        .map(|_| {
+            let mut volume = VolumeGuard::default();
+            volume.report_to(events.clone());
+            let mut abuse = AbuseGuard::default();
+            abuse.report_to(events.clone());
+            (volume, abuse)
+        })
+        .collect();
+    let settings = VolumeSettings {
+        distinct: None,
+        records: Some(RecordsLimit {
+            max: 100,
+            window: Duration::from_secs(3600),
+        }),
+        action: VolumeAction::Freeze,
+    };
+    let answered = |records| Answered {
+        principal_key: "principal:api_key:erp-sync".into(),
+        client_ip: "127.0.0.1".parse().unwrap(),
+        route: "customer-orders".into(),
+        value: None,
+        records: Some(records),
+    };
+    let abuse_settings = AbuseSettings::default();
+    for (n, records) in [60, 40, 0].into_iter().enumerate() {
+        let (volume, abuse) = &instances[n % 2];
+        volume
+            .observe(
+                &settings,
+                abuse,
+                &abuse_settings,
+                Some(store.store()),
+                &answered(records),
+            )
+            .await;
+    }
+    assert!(seen.0.lock().is_empty(), "100 records = max: nothing fires");
+    let (volume, abuse) = &instances[1];
+    volume
+        .observe(
+            &settings,
+            abuse,
+            &abuse_settings,
+            Some(store.store()),
+            &answered(1),
+        )
+        .await;
+    let (volume, abuse) = &instances[0];
+    volume
+        .observe(
+            &settings,
+            abuse,
+            &abuse_settings,
+            Some(store.store()),
+            &answered(5),
+        )
+        .await;
+    let kinds: Vec<_> = seen.0.lock().iter().map(|e| (e.kind, e.detail)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::VolumeExceeded, Some("volume_records")),
+            (EventKind::Freeze, Some("volume_records"))
+        ],
+        "one crossing across both instances"
+    );
+    assert!(
+        instances[1]
+            .1
+            .is_principal_frozen(PrincipalKind::ApiKey, "erp-sync")
+    );
+    assert!(
+        instances[0]
+            .1
+            .holds("principal:api_key:erp-sync", Some(store.store()))
+            .await,
+        "the freeze is shared"
+    );
+}
