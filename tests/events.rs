@@ -312,3 +312,66 @@ async fn every_events_series_is_exported_at_zero_from_the_start() {
         )));
     }
 }
+
+#[tokio::test]
+async fn losing_and_regaining_the_audit_log_is_reported() {
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    // Rotating at every record reopens the file each time, so a broken directory shows at once.
+    let h = start(with_events(
+        receiver.url(),
+        "",
+        &[
+            ("rotate_bytes = \"100MiB\"", "rotate_bytes = \"1B\""),
+            ("keep_files = 5", "keep_files = 1000"),
+        ],
+    ))
+    .await;
+    let alice = h.alice();
+    let own = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
+    assert_eq!(h.get(own, &[("authorization", &alice)]).await.status(), 200);
+    h.wait_for_records(1).await;
+    let audit = h.dir.path().join("audit");
+    let aside = h.dir.path().join("audit-aside");
+    std::fs::rename(&audit, &aside).unwrap();
+    std::fs::write(&audit, "not a directory").unwrap();
+    // Its answer is aborted (commit before completion), so it may fail: only its record matters.
+    let _ = h
+        .client
+        .get(h.url(own))
+        .header("authorization", &alice)
+        .send()
+        .await;
+    receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "audit_unavailable"))
+        .await;
+    std::fs::remove_file(&audit).unwrap();
+    std::fs::rename(&aside, &audit).unwrap();
+    let got = receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "audit_recovered"))
+        .await;
+    let audit_kinds: Vec<_> = kinds(&got)
+        .into_iter()
+        .filter(|k| k.starts_with("audit_"))
+        .collect();
+    assert_eq!(audit_kinds, ["audit_unavailable", "audit_recovered"]);
+    assert!(got.iter().all(|d| d.verifies(SECRET.as_bytes())));
+}
+
+#[tokio::test]
+async fn a_refused_reload_is_reported_as_invalid() {
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    let h = start(with_events(receiver.url(), "", &[])).await;
+    let good = std::fs::read_to_string(h.policy_path()).unwrap();
+    std::fs::write(h.policy_path(), good.replace("[audit]", "[audit_typo]")).unwrap();
+    assert!(h.running.as_ref().unwrap().gateway.reload().await.is_err());
+    let got = receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "reload"))
+        .await;
+    let body = got[0].json();
+    assert_eq!(body["detail"], "invalid");
+    assert_eq!(
+        body["policy_sha256"],
+        hex::encode(Sha256::digest(good.as_bytes())),
+        "reported under the policy still in force"
+    );
+}
