@@ -141,35 +141,40 @@ pub fn value_hash(param: &str, canonical_value: &str) -> u64 {
 #[derive(Debug, Default)]
 struct DistinctWindow {
     seen: HashMap<u64, u64>,
+    /// No entry was last seen before this (a lower bound), so expiry is looked for only when
+    /// something can have expired.
+    oldest: u64,
     over: bool,
 }
 
 impl DistinctWindow {
-    /// Counts `value` at `now`; true when this crosses `max`.
+    /// Counts `value` at `now`; true when this crosses `max`. O(1) unless the window is at its
+    /// limit and an entry can have expired.
     fn see(&mut self, value: u64, now: u64, limit: &DistinctLimit) -> bool {
         let window = limit.window.as_millis() as u64;
         let max = limit.max as usize;
-        self.seen.insert(value, now);
-        if self.seen.len() > max {
-            self.seen.retain(|_, t| now.saturating_sub(*t) < window);
+        if let Some(seen) = self.seen.get_mut(&value) {
+            *seen = now;
+        } else {
+            self.expire_if_full(now, window, max);
+            // Full of values still inside the window: over the limit whatever this one is, so
+            // it need not be kept (memory stays at max + 1).
+            if self.seen.len() <= max {
+                self.seen.insert(value, now);
+            }
         }
-        while self.seen.len() > max + 1 {
-            // Over the limit already: forgetting the oldest value keeps it over, and bounded.
-            let oldest = self
-                .seen
-                .iter()
-                .filter(|(v, _)| **v != value)
-                .min_by_key(|(_, t)| **t)
-                .map(|(v, _)| *v);
-            match oldest {
-                Some(v) => self.seen.remove(&v),
-                None => break,
-            };
-        }
+        self.expire_if_full(now, window, max);
         let over = self.seen.len() > max;
         let crossed = over && !self.over;
         self.over = over;
         crossed
+    }
+
+    fn expire_if_full(&mut self, now: u64, window: u64, max: usize) {
+        if self.seen.len() > max && now.saturating_sub(self.oldest) >= window {
+            self.seen.retain(|_, t| now.saturating_sub(*t) < window);
+            self.oldest = self.seen.values().copied().min().unwrap_or(now);
+        }
     }
 
     fn idle(&self, now: u64, window: u64) -> bool {

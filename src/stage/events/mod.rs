@@ -68,7 +68,8 @@ impl Deliver for Webhook {
     fn deliver(&self, event: Event) {
         if let Some(dropped) = self.shared.queue.push(event) {
             count(dropped.kind, "dropped");
-            tracing::warn!(
+            // Counted, not logged again: every event was logged at WARN when it was reported.
+            tracing::debug!(
                 event = dropped.kind.as_str(),
                 "security events queue full: dropped the oldest event"
             );
