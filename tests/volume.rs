@@ -101,6 +101,22 @@ async fn walking_customer_ids_freezes_at_max_plus_one_and_not_at_max() {
         "the crossing request itself was answered"
     );
     assert_eq!(get(&h, 1).await, 403, "then the principal is frozen");
+    let key = h.keys.erp_key.clone();
+    let frozen = h
+        .get(
+            &orders(2),
+            &[("x-api-key", &key), ("x-request-id", "after-the-freeze")],
+        )
+        .await;
+    assert_eq!(frozen.status(), 403);
+    let body: serde_json::Value = frozen.json().await.unwrap();
+    assert_eq!(body["type"], "https://ordergate.dev/problems/frozen");
+    let record = h.record_of("after-the-freeze").await;
+    assert_eq!(
+        (&record["reason"], &record["detail"]),
+        (&"frozen".into(), &"principal_frozen".into())
+    );
+    assert_eq!(h.upstream.count(), 9, "frozen requests reach nobody");
     let got = receiver
         .wait_until(|d| kinds(d).iter().any(|k| k == "freeze"))
         .await;
