@@ -361,22 +361,16 @@ fn watch_volume(gateway: &Arc<Gateway>, live: &Arc<Live>, ctx: &RequestContext) 
     let (Some(principal), Some(route)) = (&ctx.principal, &ctx.route_id) else {
         return;
     };
-    let value = settings.distinct.as_ref().and_then(|limit| {
-        let value = ctx.validated.as_ref()?.get(&limit.param)?;
-        let mut text = String::new();
-        value.write_canonical(&mut text);
-        Some(crate::stage::volume::value_hash(&limit.param, &text))
-    });
-    let answered = crate::stage::volume::Answered {
-        principal_key: crate::stage::abuse::principal_key(principal.kind, &principal.id),
-        client_ip: ctx.client_ip,
-        route: route.clone(),
-        value,
-        records: ctx.records,
-    };
-    if answered.is_empty() {
+    let Some(answered) = crate::stage::volume::Answered::of(
+        settings,
+        principal,
+        ctx.client_ip,
+        route,
+        ctx.validated.as_ref(),
+        ctx.records,
+    ) else {
         return;
-    }
+    };
     let Some(redis) = gateway.limiter.redis() else {
         gateway
             .volume

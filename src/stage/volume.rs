@@ -27,7 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 
-use crate::stage::abuse::{AbuseGuard, AbuseSettings, FreezeFacts};
+use crate::stage::abuse::{AbuseGuard, AbuseSettings, FreezeFacts, principal_key};
+use crate::stage::authn::Principal;
+use crate::stage::validate::Validated;
 use crate::vocab::event::{Event, EventKind, Events};
 use crate::vocab::shared_store::SharedStore;
 
@@ -109,6 +111,35 @@ pub struct Answered {
 }
 
 impl Answered {
+    /// What the guard counts of a request answered to `principal`: `None` when `settings` count
+    /// nothing it has (no `distinct` parameter in it, no records counted).
+    pub fn of(
+        settings: &VolumeSettings,
+        principal: &Principal,
+        client_ip: IpAddr,
+        route: &Arc<str>,
+        validated: Option<&Validated>,
+        records: Option<u64>,
+    ) -> Option<Self> {
+        let value = settings.distinct.as_ref().and_then(|limit| {
+            let value = validated?.get(&limit.param)?;
+            let mut text = String::new();
+            value.write_canonical(&mut text);
+            Some(value_hash(&limit.param, &text))
+        });
+        let records = records.filter(|_| settings.records.is_some());
+        if value.is_none() && records.is_none() {
+            return None;
+        }
+        Some(Self {
+            principal_key: principal_key(principal.kind, &principal.id),
+            client_ip,
+            route: route.clone(),
+            value,
+            records,
+        })
+    }
+
     /// What the freeze for crossing `limit` is reported with.
     fn freeze_facts(&self, limit: Crossed) -> FreezeFacts {
         FreezeFacts {
@@ -116,11 +147,6 @@ impl Answered {
             client_ip: Some(self.client_ip),
             route: Some(self.route.clone()),
         }
-    }
-
-    /// True when there is nothing to count.
-    pub fn is_empty(&self) -> bool {
-        self.value.is_none() && self.records.is_none()
     }
 }
 

@@ -260,3 +260,52 @@ async fn alert_only_never_freezes() {
     }
     assert!(!abuse.is_principal_frozen(PrincipalKind::Jwt, "alice"));
 }
+
+#[test]
+fn a_request_counts_only_what_the_guard_limits() {
+    use crate::stage::authn::principal::Claims;
+    use crate::stage::validate::{Validated, Value};
+    use crate::vocab::scopes::ScopeSet;
+    let principal = crate::stage::authn::Principal {
+        id: Arc::from("erp-sync"),
+        kind: PrincipalKind::ApiKey,
+        tenant: None,
+        scopes: ScopeSet::default(),
+        scope_header: http::HeaderValue::from_static(""),
+        claims: Claims::Attributes(Default::default()),
+        expires_at: None,
+    };
+    let validated = Validated {
+        path: vec![("customer_id".into(), Value::String("C0000001".into()))],
+        query: Vec::new(),
+    };
+    let ip = "127.0.0.1".parse().unwrap();
+    let route: Arc<str> = "customer-orders".into();
+    let both = VolumeSettings {
+        records: records(10).records,
+        ..distinct(3)
+    };
+    let counted = Answered::of(&both, &principal, ip, &route, Some(&validated), Some(7)).unwrap();
+    assert_eq!(counted.principal_key, "principal:api_key:erp-sync");
+    assert_eq!(counted.value, Some(value_hash("customer_id", "C0000001")));
+    assert_eq!(counted.records, Some(7));
+    let only_records = Answered::of(
+        &records(10),
+        &principal,
+        ip,
+        &route,
+        Some(&validated),
+        Some(7),
+    )
+    .unwrap();
+    assert_eq!((only_records.value, only_records.records), (None, Some(7)));
+    assert!(
+        Answered::of(&distinct(3), &principal, ip, &route, None, Some(7)).is_none(),
+        "no parameter, and records are not limited: nothing to count"
+    );
+    assert_ne!(
+        value_hash("customer_id", "C1"),
+        value_hash("order_id", "C1"),
+        "the parameter name is part of the hash"
+    );
+}
