@@ -375,3 +375,92 @@ async fn a_refused_reload_is_reported_as_invalid() {
         "reported under the policy still in force"
     );
 }
+
+/// `ordergate_events_total{kind="reload",result=...}`.
+async fn reload_events(h: &Harness, result: &str) -> f64 {
+    let text = reqwest::get(h.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| {
+            l.starts_with("ordergate_events_total{")
+                && l.contains("kind=\"reload\"")
+                && l.contains(&format!("result=\"{result}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn an_https_receiver_is_verified_against_webhook_ca_and_an_untrusted_one_fails() {
+    let keys = Arc::new(Keys::new());
+    let (addr, hits) =
+        support::serve_https(&keys, Arc::new(parking_lot::Mutex::new("{}".into()))).await;
+    let url = format!("https://127.0.0.1:{}/hooks/ordergate", addr.port());
+    let trusted = Harness::with_files(
+        keys.clone(),
+        FakeUpstream::start().await,
+        with_events(url.clone(), "webhook_ca = \"ca.pem\"\n", &[]),
+        &[("events.secret", SECRET.to_owned())],
+    )
+    .await;
+    trusted
+        .running
+        .as_ref()
+        .unwrap()
+        .gateway
+        .reload()
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        if hits.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "delivered over TLS"
+    );
+
+    // Without the CA the receiver's certificate is not trusted: nothing is sent in the clear,
+    // and the event counts as failed.
+    let untrusted = Harness::with_files(
+        keys,
+        FakeUpstream::start().await,
+        with_events(url, "max_attempts = 1\n", &[]),
+        &[("events.secret", SECRET.to_owned())],
+    )
+    .await;
+    let failed = reload_events(&untrusted, "failed").await;
+    untrusted
+        .running
+        .as_ref()
+        .unwrap()
+        .gateway
+        .reload()
+        .await
+        .unwrap();
+    let mut now = failed;
+    for _ in 0..500 {
+        now = reload_events(&untrusted, "failed").await;
+        if now > failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        now > failed,
+        "an untrusted receiver's event is failed: {failed} -> {now}"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "and never reached it"
+    );
+}
