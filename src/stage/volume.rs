@@ -7,9 +7,9 @@
 //! through the abuse guard, whose later requests get 403 `frozen`. A limit fires once when
 //! crossed and again only after the principal fell back under it.
 //!
-//! Memory is bounded per principal, never per value: `distinct` keeps at most `max` + 1 value
-//! hashes with the time each was last seen — an exact sliding window, where a HyperLogLog would
-//! be approximate exactly at the boundary that matters (a few hundred values) — and `records`
+//! Memory is bounded per principal, never per value: `distinct` keeps the `max` + 1 value hashes
+//! seen last, with the time of each — an exact decision over a sliding window, where a
+//! HyperLogLog would be approximate exactly at the boundary that matters — and `records`
 //! keeps [`SLOTS`] sub-window sums. Values are kept as truncated SHA-256 hashes of parameter name
 //! and value, never as the values themselves. Idle principals are swept on a timer.
 //!
@@ -19,7 +19,7 @@
 //! after the answer is on its way, never before it. When Redis fails the request is counted
 //! locally.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -163,48 +163,53 @@ pub fn value_hash(param: &str, canonical_value: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// One principal's distinct values: hash → last seen (ms), at most `max` + 1 of them.
+/// One principal's distinct values, at most `max` + 1 of them: the most recently seen, so that
+/// "more than `max` within the window" is decided exactly (if more than `max` were seen, the
+/// newest `max` + 1 are all inside the window). Indexed both ways, so every step is O(log n).
 #[derive(Debug, Default)]
 struct DistinctWindow {
-    seen: HashMap<u64, u64>,
-    /// No entry was last seen before this (a lower bound), so expiry is looked for only when
-    /// something can have expired.
-    oldest: u64,
+    /// Value hash → when it was last seen (ms, and a sequence number to break ties).
+    by_value: HashMap<u64, (u64, u64)>,
+    /// The same, ordered by when: the oldest first.
+    by_time: BTreeMap<(u64, u64), u64>,
+    seq: u64,
     over: bool,
 }
 
 impl DistinctWindow {
-    /// Counts `value` at `now`; true when this crosses `max`. O(1) unless the window is at its
-    /// limit and an entry can have expired.
+    /// Counts `value` at `now`; true when this crosses `max`.
     fn see(&mut self, value: u64, now: u64, limit: &DistinctLimit) -> bool {
         let window = limit.window.as_millis() as u64;
         let max = limit.max as usize;
-        if let Some(seen) = self.seen.get_mut(&value) {
-            *seen = now;
-        } else {
-            self.expire_if_full(now, window, max);
-            // Full of values still inside the window: over the limit whatever this one is, so
-            // it need not be kept (memory stays at max + 1).
-            if self.seen.len() <= max {
-                self.seen.insert(value, now);
+        while let Some((&stamp, &old)) = self.by_time.first_key_value() {
+            if now.saturating_sub(stamp.0) < window {
+                break;
             }
+            self.by_time.remove(&stamp);
+            self.by_value.remove(&old);
         }
-        self.expire_if_full(now, window, max);
-        let over = self.seen.len() > max;
+        self.seq += 1;
+        let stamp = (now, self.seq);
+        if let Some(previous) = self.by_value.insert(value, stamp) {
+            self.by_time.remove(&previous);
+        }
+        self.by_time.insert(stamp, value);
+        while self.by_value.len() > max + 1 {
+            let Some((_, oldest)) = self.by_time.pop_first() else {
+                break;
+            };
+            self.by_value.remove(&oldest);
+        }
+        let over = self.by_value.len() > max;
         let crossed = over && !self.over;
         self.over = over;
         crossed
     }
 
-    fn expire_if_full(&mut self, now: u64, window: u64, max: usize) {
-        if self.seen.len() > max && now.saturating_sub(self.oldest) >= window {
-            self.seen.retain(|_, t| now.saturating_sub(*t) < window);
-            self.oldest = self.seen.values().copied().min().unwrap_or(now);
-        }
-    }
-
     fn idle(&self, now: u64, window: u64) -> bool {
-        self.seen.values().all(|t| now.saturating_sub(*t) >= window)
+        self.by_time
+            .last_key_value()
+            .is_none_or(|(stamp, _)| now.saturating_sub(stamp.0) >= window)
     }
 }
 

@@ -114,13 +114,61 @@ fn memory_per_principal_is_bounded_by_max_not_by_values() {
         let id = format!("C{n}");
         guard.count_local(&settings, n, &answered(Some(&id), None));
     }
-    let held = guard
-        .distinct
-        .get("principal:jwt:alice")
-        .unwrap()
-        .seen
-        .len();
-    assert_eq!(held, 6, "max + 1 hashes, whatever the caller walks through");
+    let window = guard.distinct.get("principal:jwt:alice").unwrap();
+    assert_eq!(
+        window.by_value.len(),
+        6,
+        "max + 1 hashes, whatever the caller walks through"
+    );
+    assert_eq!(window.by_time.len(), 6);
+}
+
+/// A scraper that keeps going while over the limit stays over as older values leave the window:
+/// the newest `max` + 1 values are kept, so the decision stays exact.
+#[test]
+fn a_window_over_its_limit_stays_exact_as_old_values_expire() {
+    let guard = VolumeGuard::default();
+    let settings = distinct(2);
+    let w = 60_000;
+    assert!(
+        guard
+            .count_local(&settings, 0, &answered(Some("A"), None))
+            .is_empty()
+    );
+    assert!(
+        guard
+            .count_local(&settings, 0, &answered(Some("B"), None))
+            .is_empty()
+    );
+    assert!(
+        !guard
+            .count_local(&settings, 10, &answered(Some("C"), None))
+            .is_empty()
+    );
+    assert!(
+        guard
+            .count_local(&settings, 20, &answered(Some("D"), None))
+            .is_empty()
+    );
+    // A and B have left the window; C, D and E are three distinct values within it: still over,
+    // so nothing fires again — and under a model that lost C or D it would.
+    assert!(
+        guard
+            .count_local(&settings, w + 5, &answered(Some("E"), None))
+            .is_empty()
+    );
+    assert!(guard.distinct.get("principal:jwt:alice").unwrap().over);
+    // Once C and D have left too, E and F are two: back under; G crosses again.
+    assert!(
+        guard
+            .count_local(&settings, w + 30, &answered(Some("F"), None))
+            .is_empty()
+    );
+    assert!(!guard.distinct.get("principal:jwt:alice").unwrap().over);
+    assert_eq!(
+        guard.count_local(&settings, w + 31, &answered(Some("G"), None)),
+        [Crossed::Distinct]
+    );
 }
 
 #[test]
