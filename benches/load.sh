@@ -7,6 +7,7 @@
 #   gw-jwt-view   wrk -> ordergate, ES256 JWT (cached), owner binding, 5 validated params, 20-order page view
 #   gw-jwt-mask   wrk -> ordergate, ES256 JWT, one order through a deny+mask view
 #   gw-redis      gw-apikey with rate limits in a local redis-server (if installed)
+#   gw-volume     gw-jwt-view with the volume guard on ([abuse.volume] distinct customer ids, alert)
 # and prints requests/s, p50, p99, the proxy's CPU per request (user+sys of its process / requests)
 # and each figure's ratio to the baseline. Every run is bounded by DURATION and stops by itself.
 #
@@ -38,6 +39,7 @@ start_gateway() { # dir port admin [redis]
   local dir=$1 port=$2 admin=$3
   mkdir -p "$dir"
   "$KIT" setup --dir "$dir" --upstream "127.0.0.1:$UP" --port "$port" --admin-port "$admin" ${4:+--redis "$4"}
+  if [ -n "${EXTRA_POLICY:-}" ]; then printf '%s' "$EXTRA_POLICY" >> "$dir/policy.toml"; fi
   RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
   GW_PID=$!
   wait_port "$port"
@@ -104,6 +106,14 @@ run gw-jwt-view "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?st
 run gw-jwt-mask "$GW_PID" "https://127.0.0.1:$GW/v1/masked/orders/O20250101000001" -H "Authorization: Bearer $TOKEN"
 AUDIT_RECORDS=$(cat "$WORK"/gw/audit/audit.jsonl* | wc -l)
 "$BIN" audit verify "$WORK"/gw/audit/audit.jsonl* >/dev/null && AUDIT_OK=yes || AUDIT_OK=NO
+kill "$GW_PID"
+
+# The view route again with the volume guard on: gw-volume against gw-jwt-view is its cost.
+GW=$(free_port); ADMIN=$(free_port)
+EXTRA_POLICY=$'\n[abuse.volume]\ndistinct = { param = "customer_id", max = 100000, window = "1h" }\naction = "alert"\n' \
+  start_gateway "$WORK/gwv" "$GW" "$ADMIN"
+TOKEN=$(cat "$WORK/gwv/token")
+run gw-volume "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
 kill "$GW_PID"
 
 if command -v redis-server >/dev/null; then

@@ -14,11 +14,13 @@ use crate::policy::Policy;
 use crate::stage::abuse::AbuseGuard;
 use crate::stage::audit::AuditSink;
 use crate::stage::authn::jwt::JwtVerifier;
+use crate::stage::events::Webhook;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
+use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
-use crate::vocab::event::Events;
+use crate::vocab::event::{Event, EventKind, Events};
 
 /// One policy generation with the runtime pieces built from it.
 pub struct Live {
@@ -62,6 +64,8 @@ pub struct Gateway {
     pub cutoff: Cutoff,
     /// Security events (CONTRACT §8.2), reported by every stage that sees one.
     pub events: Events,
+    /// The volume and enumeration guard's windows (CONTRACT §8.3).
+    pub volume: VolumeGuard,
     policy_path: PathBuf,
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
@@ -71,19 +75,27 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the audit writer and the first policy generation.
     pub async fn start(policy: Policy, policy_path: &Path) -> Result<Arc<Self>, String> {
-        let audit = AuditSink::start(policy.audit.clone())?;
+        let events = Events::default();
+        let audit = AuditSink::start(policy.audit.clone(), events.clone())?;
+        let webhook = start_webhook(&policy)?;
         let live = Live::build(policy, None)?;
+        events.set_deliverer(webhook);
+        let mut abuse = AbuseGuard::default();
+        abuse.report_to(events.clone());
+        let mut volume = VolumeGuard::default();
+        volume.report_to(events.clone());
         if let Some(jwt) = &live.jwt {
             jwt.start().await;
         }
         let gateway = Arc::new(Self {
             live: ArcSwap::from_pointee(live),
             limiter: RateLimiter::default(),
-            abuse: AbuseGuard::default(),
+            abuse,
             in_flight: InFlightLimit::default(),
             audit,
             cutoff: Cutoff::default(),
-            events: Events::default(),
+            events,
+            volume,
             policy_path: policy_path.to_path_buf(),
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),
@@ -131,6 +143,7 @@ impl Gateway {
             Ok(p) => p,
             Err(problems) => {
                 metrics::counter!("ordergate_reloads_total", "result" => "invalid").increment(1);
+                self.report_reload("invalid");
                 for p in &problems {
                     tracing::error!(problem = %p, "reload refused: the policy is invalid; keeping the running one");
                 }
@@ -153,10 +166,13 @@ impl Gateway {
         }
         self.audit
             .set_sensitive(policy.audit.sensitive_params.clone());
-        let live = match Live::build(policy, Some(&current)) {
+        let built = start_webhook(&policy)
+            .and_then(|webhook| Ok((Live::build(policy, Some(&current))?, webhook)));
+        let (live, webhook) = match built {
             Ok(l) => l,
             Err(e) => {
                 metrics::counter!("ordergate_reloads_total", "result" => "invalid").increment(1);
+                self.report_reload("invalid");
                 tracing::error!(error = %e, "reload refused");
                 return Err(vec![e]);
             }
@@ -166,8 +182,11 @@ impl Gateway {
         }
         export_known_series(&live.policy);
         self.live.store(Arc::new(live));
+        // The old webhook finishes what it queued; events from now on carry the new policy hash.
+        self.events.set_deliverer(webhook);
         self.ensure_backend();
         metrics::counter!("ordergate_reloads_total", "result" => "ok").increment(1);
+        self.report_reload("ok");
         tracing::info!(policy = %self.policy_path.display(), "policy reloaded");
         Ok(())
     }
@@ -249,6 +268,7 @@ impl Gateway {
                     let now = gateway.limiter.local().now();
                     gateway.limiter.local().sweep(now);
                     gateway.abuse.sweep(&live.policy.abuse);
+                    gateway.volume.sweep(live.policy.volume.as_ref());
                     crate::vocab::metrics::upkeep();
                 }
             }
@@ -256,9 +276,28 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The `reload` security event, `detail` the result (`ok` or `invalid`).
+    fn report_reload(&self, result: &'static str) {
+        let mut event = Event::new(EventKind::Reload);
+        event.detail = Some(result);
+        self.events.emit(event);
+    }
+}
+
+/// The webhook of `policy`'s `[events]`, started, as the events deliverer (none without it).
+fn start_webhook(policy: &Policy) -> Result<Option<Box<dyn crate::vocab::event::Deliver>>, String> {
+    let Some(settings) = &policy.events else {
+        return Ok(None);
+    };
+    let webhook = Webhook::start(settings, policy.sha256.clone())?;
+    Ok(Some(Box::new(webhook)))
+}
+
 /// Every metric series whose labels this policy fixes, at 0 (new routes on reload too), and the
 /// expiries of its credentials and certificates.
 fn export_known_series(policy: &Policy) {
+    crate::stage::volume::export_at_zero();
     crate::vocab::metrics::export_known(&known_series(policy));
 }
 

@@ -126,7 +126,10 @@ where
     };
     let ctx = &mut unfinished.ctx;
     let (mut response, reason, detail) = match outcome {
-        Ok(response) => (response, "ok", None),
+        Ok(response) => {
+            watch_volume(&gateway, &live, ctx);
+            (response, "ok", None)
+        }
         Err(error) => {
             crate::vocab::metrics::denials::count(ctx.route_id.as_ref(), &error);
             let store = gateway.limiter.redis();
@@ -371,4 +374,48 @@ where
     .await?;
     response.body_mut().set_in_flight(Some(Box::new(in_flight)));
     Ok(response)
+}
+
+/// Hands an answered request to the volume guard (CONTRACT §8.3). Locally that is a few map
+/// updates, done here; with the shared backend the one Redis round trip runs in its own task, so
+/// the answer never waits for it.
+fn watch_volume(gateway: &Arc<Gateway>, live: &Arc<Live>, ctx: &RequestContext) {
+    let Some(settings) = &live.policy.volume else {
+        return;
+    };
+    let (Some(principal), Some(route)) = (&ctx.principal, &ctx.route_id) else {
+        return;
+    };
+    let Some(answered) = crate::stage::volume::Answered::of(
+        settings,
+        principal,
+        ctx.client_ip,
+        route,
+        ctx.validated.as_ref(),
+        ctx.records,
+    ) else {
+        return;
+    };
+    let Some(redis) = gateway.limiter.redis() else {
+        gateway
+            .volume
+            .observe_local(settings, &gateway.abuse, &live.policy.abuse, &answered);
+        return;
+    };
+    let gateway = gateway.clone();
+    let live = live.clone();
+    tokio::spawn(async move {
+        if let Some(settings) = &live.policy.volume {
+            gateway
+                .volume
+                .observe(
+                    settings,
+                    &gateway.abuse,
+                    &live.policy.abuse,
+                    Some(redis.store()),
+                    &answered,
+                )
+                .await;
+        }
+    });
 }

@@ -405,6 +405,55 @@ pub struct Abuse {
     /// A credential used from outside its IP list is frozen at once (§7.2).
     #[serde(default)]
     pub freeze_on_ip_violation: bool,
+    /// The volume and enumeration guard (CONTRACT §8.3).
+    pub volume: Option<Volume>,
+}
+
+/// `[abuse.volume]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    pub distinct: Option<VolumeDistinct>,
+    pub records: Option<VolumeRecords>,
+    pub action: Option<Choice<VolumeAction>>,
+}
+
+/// `distinct = { param, max, window }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeDistinct {
+    pub param: String,
+    pub max: u32,
+    pub window: String,
+}
+
+/// `records = { max, window }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeRecords {
+    pub max: u64,
+    pub window: String,
+}
+
+named! {
+    /// `[abuse.volume] action`: what crossing a volume limit does.
+    VolumeAction { Alert = "alert", Freeze = "freeze" }
+}
+
+/// `[events]`: the security-events webhook (CONTRACT §8.2).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    pub webhook_url: String,
+    pub webhook_secret_env: Option<String>,
+    pub webhook_secret_file: Option<String>,
+    pub queue_capacity: Option<u32>,
+    /// Extra CA bundle for an https receiver (ordergate addition).
+    pub webhook_ca: Option<String>,
+    /// Time one delivery attempt may take (ordergate addition, default 5s).
+    pub timeout: Option<String>,
+    /// Attempts per event before it counts as failed (ordergate addition, default 5).
+    pub max_attempts: Option<u32>,
 }
 
 /// `[audit]`
@@ -445,4 +494,5 @@ pub struct Policy {
     pub rate_limits: Option<RateLimits>,
     pub abuse: Option<Abuse>,
     pub audit: Option<Audit>,
+    pub events: Option<Events>,
 }

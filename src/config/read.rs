@@ -39,11 +39,12 @@ pub fn read<'t>(
             "rate_limits" => policy.rate_limits = take(value, problems),
             "abuse" => policy.abuse = take(value, problems),
             "audit" => policy.audit = take(value, problems),
+            "events" => policy.events = take(value, problems),
             other => problems.at_span(
                 key.span(),
                 format!(
                     "unknown section `{other}`, expected one of `server`, `upstream`, `auth`, \
-                     `roles`, `routes`, `rate_limits`, `abuse`, `audit`"
+                     `roles`, `routes`, `rate_limits`, `abuse`, `audit`, `events`"
                 ),
             ),
         }

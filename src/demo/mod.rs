@@ -3,6 +3,7 @@
 //! directory, starts the gateway on https://127.0.0.1:8443, walks through the personas (showing
 //! what each one gets), and prints curl commands that work when pasted. Ctrl-C stops all.
 
+pub mod events;
 pub mod orders;
 pub mod pki;
 pub mod policy_template;
@@ -53,6 +54,8 @@ struct Setup {
     store: Arc<OrderStore>,
     /// An order of C0000002 paid by card, shown to several personas.
     order_id: String,
+    /// Where the gateway's security events go.
+    events: Arc<events::DemoReceiver>,
 }
 
 /// Runs the demo.
@@ -81,6 +84,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         orders_port,
         store,
         order_id,
+        events: events::DemoReceiver::start(&state).await?,
     };
     write_files(&setup, &args).map_err(anyhow::Error::msg)?;
     let policy_path = state.join("policy.toml");
@@ -104,7 +108,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "\nordergate demo: gateway on https://127.0.0.1:{port}  (admin http://127.0.0.1:{admin_port}, sample order service http://127.0.0.1:{orders_port})"
     );
-    println!("state, keys and audit log in {}/\n", state.display());
+    println!("state, keys and audit log in {}/", state.display());
+    println!(
+        "security events → {} (written to {})\n",
+        setup.events.url(),
+        setup.events.log.display()
+    );
     if !args.no_tour
         && let Err(e) = tour(&setup, port).await
     {
@@ -159,7 +168,8 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
     let listen = format!("127.0.0.1:{}", args.port);
     let admin_listen = format!("127.0.0.1:{}", args.admin_port);
     let upstream = format!("127.0.0.1:{}", setup.orders_port);
-    let policy = demo_policy(&listen, &admin_listen, &upstream, &api_keys).render();
+    let policy = demo_policy(&listen, &admin_listen, &upstream, &api_keys).render()
+        + &events::policy_sections(&setup.events.url());
     write(&s.join("policy.toml"), &policy)?;
     let eight_hours = Duration::from_secs(8 * 3600);
     let tenant = ("tenant", Value::from("acme"));
@@ -188,6 +198,15 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
     write(&s.join("tokens/alice.jwt"), &alice)?;
     write(&s.join("tokens/agent.jwt"), &agent)?;
     write(&s.join("tokens/bob.jwt"), &bob)?;
+    // The tour's quiet scraper: customer service, walking through customer ids.
+    let mallory = jwt_key.token(
+        ISSUER,
+        "mallory",
+        &["customer_service"],
+        std::slice::from_ref(&tenant),
+        eight_hours,
+    )?;
+    write(&s.join("tokens/mallory.jwt"), &mallory)?;
     Ok(())
 }
 
@@ -518,6 +537,7 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
     } else {
         println!("   (the circuit has not closed yet; it half-opens after `open_for`)");
     }
+    events::scraper_step(setup, &plain, &base, 12).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let audit = s.join("audit/audit.jsonl");
     let text = std::fs::read_to_string(&audit).unwrap_or_default();
@@ -527,7 +547,7 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
         .find(|l| l.contains("\"route\":\"customer-orders\""))
     {
         println!(
-            "\n12. the audit log ({}) has one record per request; the last customer-orders one:\n   {last}",
+            "\n13. the audit log ({}) has one record per request; the last customer-orders one:\n   {last}",
             audit.display()
         );
     }
@@ -579,6 +599,8 @@ curl -s -X POST "http://127.0.0.1:{orders}/__demo/fail?on=true"; for i in $(seq 
 # operations: metrics, frozen callers, the audit trail and its verification
 curl -s http://127.0.0.1:{admin_port}/metrics | grep ^ordergate_requests_total
 curl -s http://127.0.0.1:{admin_port}/admin/frozen
+# the security events the gateway pushed to the demo's webhook receiver (signed)
+tail -n 3 {s}/events.jsonl
 tail -n 2 {s}/audit/audit.jsonl
 {exe} audit verify {s}/audit/audit.jsonl*"#,
         orders = setup.orders_port,

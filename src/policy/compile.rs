@@ -12,7 +12,9 @@ use http::Method;
 use crate::config::choice::Choice;
 use crate::config::problems::{KeyPath, Problems};
 use crate::config::raw;
-use crate::policy::{Policy, abuse, audit, auth, rate_limits, roles, routes, server, upstream};
+use crate::policy::{
+    Policy, abuse, audit, auth, events, rate_limits, roles, routes, server, upstream, volume,
+};
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::vocab::scopes::ScopeRegistry;
 use crate::vocab::units::{parse_duration, parse_size};
@@ -136,6 +138,8 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
     let rate_limits =
         rate_limits::compile(&mut ctx, &root.k("rate_limits"), raw.rate_limits.as_ref());
     let abuse = abuse::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref());
+    let volume = volume::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref(), &routes);
+    let events = events::compile(&mut ctx, &root.k("events"), raw.events.as_ref());
     let audit = match &raw.audit {
         Some(a) => Some(audit::compile(&mut ctx, &root.k("audit"), a)),
         None => {
@@ -178,6 +182,9 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         abuse,
         audit: audit?,
         warnings: Vec::new(),
+        volume,
+        events,
+        sha256: String::new(),
     })
 }
 

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 pub mod body;
 pub mod compile;
+mod events;
 mod ip_lists;
 pub mod params;
 mod rate_limits;
@@ -14,6 +15,7 @@ mod roles;
 mod routes;
 mod server;
 mod upstream;
+mod volume;
 
 #[cfg(test)]
 mod fixtures;
@@ -29,12 +31,14 @@ use crate::stage::abuse::AbuseSettings;
 use crate::stage::audit::AuditSettings;
 use crate::stage::authn::AuthSettings;
 use crate::stage::authz::Access;
+use crate::stage::events::EventsSettings;
 use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::stage::validate::RouteParams;
 use crate::stage::validate::body::BodyRule;
 use crate::stage::views::CompiledView;
+use crate::stage::volume::VolumeSettings;
 use crate::vocab::scopes::{Roles, ScopeRegistry};
 
 /// `client_auth`.
@@ -160,6 +164,12 @@ pub struct Policy {
     /// What loads but deserves a second look, located like problems (`ordergate check` prints
     /// them; `serve` logs them).
     pub warnings: Vec<crate::config::PolicyProblem>,
+    /// `[abuse.volume]`, if set.
+    pub volume: Option<VolumeSettings>,
+    /// `[events]`, if set.
+    pub events: Option<EventsSettings>,
+    /// Lowercase hex SHA-256 of the policy text, as security events report it.
+    pub sha256: String,
 }
 
 impl Policy {
@@ -218,6 +228,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Policy, Vec<crate::config::Po
     match policy {
         Some(mut policy) if problems.is_empty() => {
             policy.warnings = problems.take_warnings(path, text, Some(&doc));
+            policy.sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
             Ok(policy)
         }
         _ => Err(problems.resolve(path, text, Some(&doc))),

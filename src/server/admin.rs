@@ -191,6 +191,10 @@ async fn unfreeze(
             .unfreeze(&key, redis.as_deref().map(RedisBuckets::store))
             .await;
         tracing::info!(key = %key, "unfrozen by an operator");
+        gateway.events.emit(crate::stage::abuse::key_event(
+            crate::vocab::event::EventKind::Unfreeze,
+            &key,
+        ));
     }
     status.into_response()
 }

@@ -20,6 +20,7 @@ use dashmap::DashMap;
 use crate::vocab::address::address_group;
 use crate::vocab::cause::FrozenCause;
 use crate::vocab::error::GatewayError;
+use crate::vocab::event::{Event, EventKind, Events};
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::shared_store::SharedStore;
 
@@ -95,6 +96,8 @@ pub struct AbuseGuard {
     frozen: ArcSwap<DashMap<String, u64>>,
     script: redis::Script,
     freeze_script: redis::Script,
+    /// Where freezes are reported (CONTRACT §8.2).
+    events: Events,
 }
 
 impl Default for AbuseGuard {
@@ -104,8 +107,34 @@ impl Default for AbuseGuard {
             frozen: ArcSwap::from_pointee(DashMap::new()),
             script: redis::Script::new(DENIAL_SCRIPT),
             freeze_script: redis::Script::new(FREEZE_SCRIPT),
+            events: Events::default(),
         }
     }
+}
+
+/// What a freeze is reported with besides its key (CONTRACT §8.2 event fields).
+#[derive(Debug, Clone, Default)]
+pub struct FreezeFacts {
+    /// The `detail` of the denial or limit that caused it.
+    pub detail: Option<&'static str>,
+    /// The client address of the request that caused it.
+    pub client_ip: Option<IpAddr>,
+    /// The route of the request that caused it.
+    pub route: Option<Arc<str>>,
+}
+
+/// An event of `kind` about the freeze key `key` (`principal:<kind>:<id>` or `ip:<group>`).
+pub fn key_event(kind: EventKind, key: &str) -> Event {
+    let mut event = Event::new(kind);
+    if let Some(principal) = key.strip_prefix("principal:") {
+        event.principal = Some(principal.to_owned());
+    } else if let Some(ip) = key.strip_prefix("ip:") {
+        event.client_ip = ip
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| ip.parse::<ipnet::IpNet>().ok().map(|n| n.addr()));
+    }
+    event
 }
 
 fn now_ms() -> u64 {
@@ -168,9 +197,15 @@ impl AbuseGuard {
         if !error.is_denial() && !free {
             return;
         }
-        self.deny(settings, &ip_key(ip), store).await;
+        let facts = FreezeFacts {
+            detail: error.cause(),
+            client_ip: Some(ip),
+            route: None,
+        };
+        self.deny_for(settings, &ip_key(ip), store, &facts).await;
         if let Some((kind, id)) = principal.filter(|_| !free) {
-            self.deny(settings, &principal_key(kind, id), store).await;
+            self.deny_for(settings, &principal_key(kind, id), store, &facts)
+                .await;
         }
     }
 
@@ -190,11 +225,23 @@ impl AbuseGuard {
 
     /// Counts one denial against `key`; freezes it at the `max_denials`-th within the window.
     pub async fn deny(&self, settings: &AbuseSettings, key: &str, redis: Option<&SharedStore>) {
+        self.deny_for(settings, key, redis, &FreezeFacts::default())
+            .await;
+    }
+
+    /// [`Self::deny`], with what the freeze it may cause is reported with.
+    async fn deny_for(
+        &self,
+        settings: &AbuseSettings,
+        key: &str,
+        redis: Option<&SharedStore>,
+        facts: &FreezeFacts,
+    ) {
         if let Some(redis) = redis {
             match self.deny_shared(settings, key, redis).await {
                 Ok(until) => {
                     if until > 0 {
-                        self.freeze_locally(key, until);
+                        self.freeze_locally(key, until, facts);
                     }
                     return;
                 }
@@ -222,8 +269,22 @@ impl AbuseGuard {
         };
         if freeze {
             self.denials.remove(key);
-            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64);
+            self.freeze_locally(key, now + settings.freeze_for.as_millis() as u64, facts);
         }
+    }
+
+    /// Freezes `key` for `freeze_for` now, on this instance only (the local backend).
+    pub fn freeze_local(&self, settings: &AbuseSettings, key: &str, facts: &FreezeFacts) {
+        self.freeze_locally(
+            key,
+            now_ms() + settings.freeze_for.as_millis() as u64,
+            facts,
+        );
+    }
+
+    /// Sets where freezes are reported as security events.
+    pub fn report_to(&mut self, events: Events) {
+        self.events = events;
     }
 
     async fn deny_shared(
@@ -253,12 +314,14 @@ impl AbuseGuard {
 
     /// Freezes `key` for `freeze_for` now, whatever its denial count (an IP-list violation,
     /// §7.2): here and, with the shared backend, on every instance (locally only when Redis
-    /// fails, as for counted denials). Returns whether it was not frozen before.
+    /// fails, as for counted denials); `facts` are reported with the freeze. Returns whether it was
+    /// not frozen before.
     pub async fn freeze_at_once(
         &self,
         settings: &AbuseSettings,
         key: &str,
         redis: Option<&SharedStore>,
+        facts: &FreezeFacts,
     ) -> bool {
         let was = self.is_frozen(key);
         let mut until = now_ms() + settings.freeze_for.as_millis() as u64;
@@ -277,16 +340,21 @@ impl AbuseGuard {
                 Err(_) => tracing::warn!("shared freeze timed out; freezing locally"),
             }
         }
-        self.freeze_locally(key, until);
+        self.freeze_locally(key, until, facts);
         !was
     }
 
-    fn freeze_locally(&self, key: &str, until_ms: u64) {
+    fn freeze_locally(&self, key: &str, until_ms: u64, facts: &FreezeFacts) {
         let frozen = self.frozen.load();
         if frozen.insert(key.to_owned(), until_ms).is_none() {
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
             tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
+            let mut event = key_event(EventKind::Freeze, key);
+            event.detail = facts.detail;
+            event.client_ip = event.client_ip.or(facts.client_ip);
+            event.route = facts.route.clone();
+            self.events.emit(event);
         }
         metrics::gauge!("ordergate_frozen").set(frozen.len() as f64);
     }

@@ -15,7 +15,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::stage::abuse::{AbuseGuard, AbuseSettings, principal_key};
+use crate::stage::abuse::{AbuseGuard, AbuseSettings, FreezeFacts, principal_key};
 use crate::stage::authn::Principal;
 use crate::vocab::cause::Denied;
 use crate::vocab::error::GatewayError;
@@ -71,13 +71,16 @@ impl Violation<'_> {
             ..Event::new(kind)
         };
         self.events.emit(event(EventKind::IpViolation));
-        if self.settings.freeze_on_ip_violation
-            && self
-                .guard
-                .freeze_at_once(self.settings, &key, self.store)
-                .await
-        {
-            self.events.emit(event(EventKind::Freeze));
+        if self.settings.freeze_on_ip_violation {
+            // The guard reports the `freeze` event itself, once, when the freeze is new.
+            let facts = FreezeFacts {
+                detail: Some(Denied::IpNotAllowed.as_str()),
+                client_ip: Some(ip),
+                route: Some(route.clone()),
+            };
+            self.guard
+                .freeze_at_once(self.settings, &key, self.store, &facts)
+                .await;
         }
     }
 }

@@ -46,5 +46,11 @@ pub mod owners;
 /// 11. Response: views applied, upstream errors replaced, security headers; 502.
 pub mod response;
 
+/// After 11: the volume and enumeration guard counts answered requests (alert or freeze).
+pub mod volume;
+
 /// 12. Audit: one hash-chained record per request, whatever the outcome.
 pub mod audit;
+
+/// Security events to the webhook: a bounded queue and a sender task, off the request path.
+pub mod events;

@@ -12,6 +12,7 @@ pub mod pki;
 pub mod policy;
 pub mod redis;
 pub mod upstream;
+pub mod webhook;
 
 pub use gateway::Harness;
 pub use http::{client, raw_request, raw_tls, raw_tls_offering, serve_https};
@@ -19,6 +20,7 @@ pub use pki::{ISSUER, Keys, token_with, write_files};
 pub use policy::{base_policy, edit};
 pub use redis::RedisServer;
 pub use upstream::{FakeUpstream, Recorded, Reply, sample_order, sample_page};
+pub use webhook::{Answer, Delivery, Receiver};
 
 /// Installs the process-wide crypto provider (aws-lc-rs); idempotent.
 pub fn install() {

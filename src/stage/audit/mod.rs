@@ -17,6 +17,7 @@ pub mod writer;
 
 use crate::vocab::body::{BodyEnd, COMMIT_WAIT, Written};
 use crate::vocab::cause::Interrupted;
+use crate::vocab::event::Events;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,8 +101,9 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Resumes the chain from the existing files and starts the writer thread.
-    pub fn start(settings: AuditSettings) -> Result<Self, String> {
+    /// Resumes the chain from the existing files and starts the writer thread, which reports
+    /// `audit_unavailable` and `audit_recovered` to `events`.
+    pub fn start(settings: AuditSettings, events: Events) -> Result<Self, String> {
         // Exported from the start, so an alert on "any pruning" has a series to watch.
         metrics::counter!("ordergate_audit_files_pruned_total").increment(0);
         let tail = match &settings.target {
@@ -122,6 +124,7 @@ impl AuditSink {
             written: AtomicU64::new(0),
             last_seq: AtomicU64::new(tail.seq),
             sensitive: ArcSwap::from_pointee(settings.sensitive_params.clone()),
+            events,
         });
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let writer = Writer::new(settings.clone(), state.clone(), tail);

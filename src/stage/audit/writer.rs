@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::record::{Entry, GENESIS, chain_hash};
 use super::{AuditSettings, AuditTarget, FsyncMode, OnError};
+use crate::vocab::event::{Event, EventKind, Events};
 
 /// State shared between the writer thread and the request path.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub struct WriterState {
     pub last_seq: AtomicU64,
     /// Parameter names masked in records; swapped on reload.
     pub sensitive: ArcSwap<Vec<String>>,
+    /// Where losing and regaining the log is reported (CONTRACT §8.2).
+    pub events: Events,
 }
 
 /// Where the chain stands.
@@ -305,6 +308,9 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "audit writer could not start");
                 self.state.healthy.store(false, Ordering::Release);
+                self.state
+                    .events
+                    .emit(Event::new(EventKind::AuditUnavailable));
                 return;
             }
         };
@@ -371,6 +377,9 @@ impl Writer {
             Ok(()) => {
                 if !self.state.healthy.swap(true, Ordering::AcqRel) {
                     tracing::info!("audit log writable again");
+                    self.state
+                        .events
+                        .emit(Event::new(EventKind::AuditRecovered));
                 }
             }
             Err(e) => {
@@ -378,6 +387,9 @@ impl Writer {
                 metrics::counter!("ordergate_audit_errors_total").increment(1);
                 if self.state.healthy.swap(false, Ordering::AcqRel) {
                     tracing::error!(error = %e, "audit records cannot be written");
+                    self.state
+                        .events
+                        .emit(Event::new(EventKind::AuditUnavailable));
                 }
                 // Their responses are aborted now; the lines themselves are kept (reject) and
                 // written when the log works again.
