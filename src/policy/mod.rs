@@ -9,6 +9,7 @@ pub mod body;
 pub mod compile;
 pub mod params;
 mod rate_limits;
+mod release;
 mod roles;
 mod routes;
 mod server;
@@ -28,9 +29,11 @@ use crate::stage::abuse::AbuseSettings;
 use crate::stage::audit::AuditSettings;
 use crate::stage::authn::AuthSettings;
 use crate::stage::authz::Access;
+use crate::stage::canary::{CanarySettings, UpstreamRef};
 use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
+use crate::stage::stale::StaleSettings;
 use crate::stage::validate::RouteParams;
 use crate::stage::validate::body::BodyRule;
 use crate::stage::views::CompiledView;
@@ -119,6 +122,14 @@ pub struct Route {
     pub views: Vec<CompiledView>,
     /// For the OpenAPI document.
     pub summary: Option<String>,
+    /// The named upstream it forwards to (CONTRACT §10).
+    pub upstream: UpstreamRef,
+    /// Its sticky, guarded canary, if any.
+    pub canary: Option<CanarySettings>,
+    /// Its stale-if-error store settings, if any.
+    pub stale: Option<StaleSettings>,
+    /// A digest of its views as written: a reload that changes it drops the kept answers.
+    pub views_digest: [u8; 32],
 }
 
 /// The whole policy.
@@ -130,6 +141,9 @@ pub struct Policy {
     pub server: ServerSettings,
     /// `[upstream]`.
     pub upstream: UpstreamSettings,
+    /// Every upstream by name: `[upstream]` as `"default"` first, then `[upstreams.NAME]` in
+    /// file order; a route's [`UpstreamRef`] indexes it.
+    pub upstreams: Vec<(Arc<str>, UpstreamSettings)>,
     /// `[auth]`.
     pub auth: AuthSettings,
     /// `[roles]`: role name to scopes.
@@ -149,6 +163,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The name and settings of a route's upstream (references are checked at load time).
+    pub fn upstream_of(&self, upstream: UpstreamRef) -> (&Arc<str>, &UpstreamSettings) {
+        let (name, settings) = &self.upstreams[upstream.0];
+        (name, settings)
+    }
+
     /// A one-line summary for `ordergate check`.
     pub fn summary(&self) -> String {
         let mut auth = Vec::new();

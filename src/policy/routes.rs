@@ -27,6 +27,7 @@ pub(super) fn compile(
     raw: &[Option<raw::Route>],
     scopes: &mut ScopeRegistry,
     server_max: u64,
+    upstreams: &[Arc<str>],
 ) -> Vec<Route> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
@@ -39,7 +40,7 @@ pub(super) fn compile(
                 format!("route id `{}` is empty, reserved or used twice", route.id),
             );
         }
-        if let Some(r) = self::route(ctx, &at, route, scopes, server_max) {
+        if let Some(r) = self::route(ctx, &at, route, scopes, server_max, upstreams) {
             out.push(r);
         }
     }
@@ -53,6 +54,7 @@ fn route(
     raw: &raw::Route,
     scopes: &mut ScopeRegistry,
     server_max: u64,
+    upstreams: &[Arc<str>],
 ) -> Option<Route> {
     let before = ctx.problems.len();
     let method = match Method::from_bytes(raw.method.as_bytes()) {
@@ -113,6 +115,7 @@ fn route(
         .as_ref()
         .and_then(|b| bucket(ctx, &at.k("rate_limit"), format!("route:{}", raw.id), b));
     let views = views(ctx, at, raw, scopes);
+    let release = super::release::compile(ctx, at, raw, upstreams);
     if ctx.problems.len() != before {
         return None;
     }
@@ -132,6 +135,10 @@ fn route(
         params,
         views,
         summary: raw.summary.clone(),
+        upstream: release.upstream,
+        canary: release.canary,
+        stale: release.stale,
+        views_digest: release.views_digest,
     })
 }
 
