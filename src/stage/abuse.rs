@@ -77,11 +77,15 @@ end
 return 0
 "#;
 
+/// Told the key of every new freeze, local or learnt from the shared set.
+pub type FreezeHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// Denial windows and freezes.
 pub struct AbuseGuard {
     denials: DashMap<String, VecDeque<u64>>,
     frozen: ArcSwap<DashMap<String, u64>>,
     script: redis::Script,
+    on_freeze: std::sync::OnceLock<FreezeHook>,
 }
 
 impl Default for AbuseGuard {
@@ -90,6 +94,7 @@ impl Default for AbuseGuard {
             denials: DashMap::new(),
             frozen: ArcSwap::from_pointee(DashMap::new()),
             script: redis::Script::new(DENIAL_SCRIPT),
+            on_freeze: std::sync::OnceLock::new(),
         }
     }
 }
@@ -237,9 +242,22 @@ impl AbuseGuard {
         Ok(until)
     }
 
+    /// Sets what is told of each new freeze (once; e.g. to drop a frozen principal's kept
+    /// answers, CONTRACT §10).
+    pub fn on_freeze(&self, hook: FreezeHook) {
+        let _ = self.on_freeze.set(hook);
+    }
+
+    fn tell_freeze(&self, key: &str) {
+        if let Some(hook) = self.on_freeze.get() {
+            hook(key);
+        }
+    }
+
     fn freeze_locally(&self, key: &str, until_ms: u64) {
         let frozen = self.frozen.load();
         if frozen.insert(key.to_owned(), until_ms).is_none() {
+            self.tell_freeze(key);
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
             tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
@@ -354,7 +372,11 @@ impl AbuseGuard {
             let _: Result<u64, _> = cmd.query_async(&mut connection).await;
         }
         let map = DashMap::new();
+        let before = self.frozen.load();
         for (k, until) in live {
+            if !before.contains_key(&k) {
+                self.tell_freeze(&k);
+            }
             map.insert(k, until);
         }
         metrics::gauge!("ordergate_frozen").set(map.len() as f64);

@@ -211,7 +211,7 @@ impl StaleStore {
                     .get(header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
-                if !declared.is_some_and(|n| n <= cap) {
+                if declared.is_none_or(|n| n > cap) {
                     return Ok(Response::from_parts(parts, body));
                 }
                 let collected =
@@ -280,6 +280,37 @@ impl StaleStore {
     /// The smallest weight an entry counts for (`max_bytes / max_entries`).
     pub fn entry_floor(&self) -> u64 {
         self.floor
+    }
+}
+
+/// Where the caller's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// The upstream, now.
+    Upstream,
+    /// A kept answer, because the upstream failed.
+    Stale,
+}
+
+/// The answer the caller gets: on an upstream failure `covers` names, the kept answer for
+/// `kept` if there is one (else the failure); otherwise the upstream's, kept for later when the
+/// route keeps answers and the upstream allowed storing it.
+pub async fn settle(
+    kept: Option<(&StaleStore, StaleKey)>,
+    shaped: Result<Response<GatewayBody>, GatewayError>,
+    storable: bool,
+    body_timeout: Duration,
+) -> Result<(Response<GatewayBody>, From), GatewayError> {
+    match kept {
+        Some((store, key)) if covers(&shaped) => match store.serve(&key) {
+            Some(answer) => Ok((answer, From::Stale)),
+            None => shaped.map(|r| (r, From::Upstream)),
+        },
+        Some((store, key)) if storable => Ok((
+            store.keep(key, shaped?, body_timeout).await?,
+            From::Upstream,
+        )),
+        _ => shaped.map(|r| (r, From::Upstream)),
     }
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Side;
+use crate::vocab::error::GatewayError;
 use crate::vocab::event::{Event, EventKind, Events};
 
 /// `[routes.canary_guard]`, compiled.
@@ -256,6 +257,21 @@ impl CanaryGuard {
                 }
             }
         }
+    }
+
+    /// Records what the caller of `side` got: a 5xx (the upstream's, or the gateway's for an
+    /// upstream that failed or an open circuit) is an error; the time is the upstream's.
+    pub fn record_outcome<T>(
+        &self,
+        side: Side,
+        outcome: &Result<http::Response<T>, GatewayError>,
+        latency: Option<Duration>,
+    ) {
+        let status = match outcome {
+            Ok(r) => r.status(),
+            Err(e) => e.status(),
+        };
+        self.record(side, status.is_server_error(), latency);
     }
 
     /// Both sides' figures now (for tests and logs).
