@@ -3,7 +3,8 @@
 //!
 //! - the canary's 5xx share exceeds `max_error_ratio` × the primary's share + 1 point, or
 //! - the canary's p99 upstream time exceeds `max_p99_ratio` × the primary's p99 (compared only
-//!   once both sides have `min_requests` timed answers: thin traffic proves nothing either way).
+//!   once both sides have `min_requests` and at least 100 timed answers: below 100 a "p99" is
+//!   the single slowest answer, and one cold connection would roll a healthy canary back).
 //!
 //! Below `min_requests` it neither trips nor clears. What callers got is what counts: upstream
 //! 5xx, the gateway's 502/504 for an upstream that failed, and 503 `circuit_open` — a canary
@@ -51,6 +52,8 @@ impl Default for GuardSettings {
 }
 
 const SLOTS: usize = 10;
+/// Timed answers a side needs before its p99 is compared: fewer, and the "p99" is the maximum.
+const MIN_TIMED_FOR_P99: u32 = 100;
 /// Latency buckets: 250 µs × 2^(i/4), so each is about 19 % wide, up to about a minute.
 const LATENCY_BUCKETS: usize = 72;
 const FIRST_BUCKET_MICROS: f64 = 250.0;
@@ -290,7 +293,7 @@ impl CanaryGuard {
         if canary.error_share() > self.settings.max_error_ratio * primary.error_share() + 0.01 {
             return Some("error_ratio");
         }
-        let enough = self.settings.min_requests;
+        let enough = self.settings.min_requests.max(MIN_TIMED_FOR_P99);
         if canary.timed >= enough
             && primary.timed >= enough
             && canary.p99_micros > self.settings.max_p99_ratio * primary.p99_micros
@@ -409,11 +412,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_healthy_canary_holds() {
         let g = guard(20);
-        // The primary fails 2 %, the canary 3 % (within 2 × 2 % + 1 point) and is a bit slower.
+        // The primary fails 2 %, the canary 3 % (within 2 × 2 % + 1 point); the canary is a bit
+        // slower and its first answer (a cold connection) very slow, which p99 shrugs off.
         for i in 0..400 {
             g.record(Side::Primary, i % 50 == 0, Some(MS));
         }
-        for i in 0..100 {
+        g.record(Side::Canary, false, Some(Duration::from_secs(1)));
+        for i in 0..150 {
             g.record(Side::Canary, i % 34 == 33, Some(MS * 11 / 10));
         }
         assert!(!g.tripped(), "{:?}", g.figures());
@@ -422,13 +427,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_canary_trips_on_p99() {
         let g = guard(20);
-        for _ in 0..100 {
+        for _ in 0..200 {
             g.record(Side::Primary, false, Some(MS));
         }
-        for _ in 0..19 {
+        for _ in 0..99 {
             g.record(Side::Canary, false, Some(MS * 3));
         }
-        assert!(!g.tripped());
+        assert!(!g.tripped(), "fewer than 100 timed answers: no p99 yet");
         g.record(Side::Canary, false, Some(MS * 3));
         assert!(g.tripped());
     }
