@@ -356,7 +356,7 @@ where
         ctx.upstream_status = Some(upstream.status().as_u16());
         ctx.upstream_time = Some(*upstream_time);
         ctx.upstream_name = Some(upstream_name.clone());
-        storable = stale::storable(upstream.headers());
+        storable = kept.is_some() && stale::storable(upstream.headers());
     }
 
     // 11. Response (the guard counts what the caller got; a kept answer covers a failure).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ordergate::stage::canary::bucket;
+use ordergate::vocab::event::{Deliver, Event, EventKind};
 use serde_json::{Value, json};
 use support::{FakeUpstream, Harness, Keys, RedisServer, Reply, edit};
 
@@ -72,6 +73,18 @@ async fn goes_to_canary(h: &Harness, v2: &FakeUpstream, sub: &str) -> bool {
         r.status()
     );
     v2.count() > before
+}
+
+/// Keeps the events it is handed.
+#[derive(Default, Clone)]
+struct Recorder(Arc<parking_lot::Mutex<Vec<(EventKind, Option<String>)>>>);
+
+impl Deliver for Recorder {
+    fn deliver(&self, event: Event) {
+        self.0
+            .lock()
+            .push((event.kind, event.route.map(|r| r.to_string())));
+    }
 }
 
 fn gateway(h: &Harness) -> Arc<ordergate::gateway::Gateway> {
@@ -177,6 +190,10 @@ async fn injected_5xx_trip_the_guard_which_rolls_back_until_reset() {
             .await
             .contains(&format!("ordergate_canary_state{{route=\"{route}\"}} 1"))
     );
+    let events = Recorder::default();
+    gateway(&h)
+        .events
+        .set_deliverer(Some(Box::new(events.clone())));
     let subs: Vec<String> = (0..80).map(|i| format!("user-{i}")).collect();
     let canary_subs: Vec<&String> = subs.iter().filter(|s| in_canary(route, s, 50.0)).collect();
     assert!(canary_subs.len() > 20, "{}", canary_subs.len());
@@ -195,6 +212,8 @@ async fn injected_5xx_trip_the_guard_which_rolls_back_until_reset() {
         "no call to v2 after the rollback: {}",
         v2.count()
     );
+    let fired = events.0.lock().clone();
+    assert_eq!(fired, [(EventKind::CanaryRollback, Some(route.to_owned()))]);
     assert!(
         metrics(&h)
             .await

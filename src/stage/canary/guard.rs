@@ -175,6 +175,16 @@ impl Window {
         }
     }
 
+    /// Answers in the window (cheap: no histogram).
+    fn total(&self, epoch: u64) -> u32 {
+        self.slots
+            .iter()
+            .filter(|s| epoch.saturating_sub(s.epoch.load(Ordering::Acquire)) < SLOTS as u64)
+            .fold(0u32, |t, s| {
+                t.saturating_add(s.total.load(Ordering::Acquire))
+            })
+    }
+
     fn clear(&self) {
         for slot in &self.slots {
             slot.epoch.store(0, Ordering::Release);
@@ -285,10 +295,10 @@ impl CanaryGuard {
 
     /// Why the guard would trip now, if it would.
     fn verdict(&self, epoch: u64) -> Option<&'static str> {
-        let canary = self.canary.figures(epoch);
-        if canary.total < self.settings.min_requests {
+        if self.canary.total(epoch) < self.settings.min_requests {
             return None;
         }
+        let canary = self.canary.figures(epoch);
         let primary = self.primary.figures(epoch);
         if canary.error_share() > self.settings.max_error_ratio * primary.error_share() + 0.01 {
             return Some("error_ratio");
