@@ -77,7 +77,10 @@ async fn goes_to_canary(h: &Harness, v2: &FakeUpstream, sub: &str) -> bool {
 
 /// Keeps the events it is handed.
 #[derive(Default, Clone)]
-struct Recorder(Arc<parking_lot::Mutex<Vec<(EventKind, Option<String>)>>>);
+struct Recorder(Arc<parking_lot::Mutex<Vec<Fired>>>);
+
+/// An event's kind and route.
+type Fired = (EventKind, Option<String>);
 
 impl Deliver for Recorder {
     fn deliver(&self, event: Event) {
