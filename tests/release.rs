@@ -139,6 +139,14 @@ async fn a_principal_keeps_its_side_across_requests_restarts_and_instances() {
             "{sub}: after a restart"
         );
     }
+    gateway(&a).reload().await.unwrap();
+    for (sub, side) in subs.iter().zip(&sides).take(10) {
+        assert_eq!(
+            goes_to_canary(&a, &v2, sub).await,
+            *side,
+            "{sub}: after a reload"
+        );
+    }
     // A listed principal goes to the canary whatever its bucket; the record names the upstream.
     let before = v2.count();
     let r = a
@@ -612,6 +620,55 @@ async fn a_reload_keeps_pools_breakers_and_answers_unless_their_settings_change(
         503,
         "nothing kept survives a view change"
     );
+}
+
+#[tokio::test]
+async fn a_route_moved_to_an_unreachable_upstream_is_answered_from_its_kept_answers() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let h = Harness::with_parts(
+        Arc::new(Keys::new()),
+        FakeUpstream::start().await,
+        policy(closed, STALE, &[]),
+    )
+    .await;
+    let alice = customer(&h, "alice");
+    assert_eq!(orders(&h, &alice).await.status(), 200);
+    let calls = h.upstream.count();
+    // The route now forwards to orders-v2, which refuses connections; its views are unchanged,
+    // so the kept answers carry over and cover the connect error.
+    let text = std::fs::read_to_string(h.policy_path()).unwrap();
+    let moved = edit(
+        &text,
+        &[(
+            "[routes.stale_if_error]",
+            "upstream = \"orders-v2\"\n[routes.stale_if_error]",
+        )],
+    );
+    std::fs::write(h.policy_path(), moved).unwrap();
+    gateway(&h).reload().await.unwrap();
+    let r = h
+        .get(
+            ORDERS,
+            &[("authorization", &alice), ("x-request-id", "moved-1")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-status"], "ordergate; hit; detail=stale");
+    assert_eq!(
+        h.upstream.count(),
+        calls,
+        "the default upstream is no longer called"
+    );
+    let record = h.record_of("moved-1").await;
+    assert_eq!(record["served"], "stale");
+    assert_eq!(record["upstream_name"], Value::Null, "nobody answered");
+    let r = orders(&h, &customer(&h, "carol")).await;
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "https://ordergate.dev/problems/bad_gateway");
 }
 
 #[tokio::test]
