@@ -672,6 +672,24 @@ async fn a_route_moved_to_an_unreachable_upstream_is_answered_from_its_kept_answ
 }
 
 #[tokio::test]
+async fn a_route_without_views_keeps_the_answer_it_streamed() {
+    let stale = format!("require_scopes = [\"orders:read:full\"]\n{STALE}");
+    let h = stale_gateway(&[("require_scopes = [\"orders:read:full\"]\n", &stale)]).await;
+    let raw = "/v1/raw/orders/O2025010100000001";
+    let erp = h.keys.erp_key.clone();
+    let fresh = h.get(raw, &[("x-api-key", &erp)]).await;
+    assert_eq!(fresh.status(), 200);
+    let fresh: Value = fresh.json().await.unwrap();
+    assert_eq!(fresh["payment"]["card_number"], "6222021234567890128");
+    h.upstream
+        .set_default(Reply::Json(504, json!({"error": "slow"})));
+    let r = h.get(raw, &[("x-api-key", &erp)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-status"], "ordergate; hit; detail=stale");
+    assert_eq!(r.json::<Value>().await.unwrap(), fresh);
+}
+
+#[tokio::test]
 async fn many_distinct_requests_keep_memory_bounded() {
     let h = stale_gateway(&[("max_entries = 100", "max_entries = 4")]).await;
     for i in 0..12 {

@@ -198,7 +198,12 @@ impl StaleStore {
         response: Response<GatewayBody>,
         body_timeout: Duration,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        if response.status() != StatusCode::OK || !is_json(response.headers()) {
+        let encoded = response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v != "identity");
+        // An encoded body would be served again without its encoding: not kept.
+        if response.status() != StatusCode::OK || !is_json(response.headers()) || encoded {
             return Ok(response);
         }
         let cap = self.settings.max_bytes.min(MAX_ENTRY_BYTES);

@@ -93,7 +93,11 @@ async fn old_answers_writes_and_errors_are_not_served() {
     text.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     s.keep(get(&alice, None, "y"), text, T).await.unwrap();
-    assert_eq!(s.len(), 1, "only the 200 JSON answer is kept");
+    let mut gzip = json("{}");
+    gzip.headers_mut()
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    s.keep(get(&alice, None, "z"), gzip, T).await.unwrap();
+    assert_eq!(s.len(), 1, "only the 200 JSON answer in plain form is kept");
     tokio::time::advance(Duration::from_secs(61)).await;
     assert!(
         s.serve(&get(&alice, None, "")).is_none(),
