@@ -272,6 +272,31 @@ async fn injected_5xx_trip_the_guard_which_rolls_back_until_reset() {
 }
 
 #[tokio::test]
+async fn a_reload_resets_the_guard() {
+    let v2 = FakeUpstream::start().await;
+    v2.set_default(Reply::Json(503, json!({"error": "down"})));
+    let h = Harness::with_parts(
+        Arc::new(Keys::new()),
+        FakeUpstream::start().await,
+        policy(v2.addr, &canary(100.0, 1), &[]),
+    )
+    .await;
+    let g = gateway(&h);
+    assert!(goes_to_canary(&h, &v2, "user-1").await);
+    assert!(
+        g.live().guards()[0].tripped(),
+        "one failed answer of one required"
+    );
+    assert!(!goes_to_canary(&h, &v2, "user-1").await, "rolled back");
+    g.reload().await.unwrap();
+    assert!(!g.live().guards()[0].tripped());
+    assert!(
+        goes_to_canary(&h, &v2, "user-1").await,
+        "the reload reset it"
+    );
+}
+
+#[tokio::test]
 async fn the_guard_holds_below_min_requests_and_for_a_healthy_canary() {
     let broken = FakeUpstream::start().await;
     broken.set_default(Reply::Json(503, json!({"error": "down"})));
