@@ -256,8 +256,12 @@ impl AbuseGuard {
 
     fn freeze_locally(&self, key: &str, until_ms: u64) {
         let frozen = self.frozen.load();
-        if frozen.insert(key.to_owned(), until_ms).is_none() {
+        let previous = frozen.insert(key.to_owned(), until_ms);
+        // A lapsed freeze not yet swept makes this one new too.
+        if previous.is_none_or(|until| until <= now_ms()) {
             self.tell_freeze(key);
+        }
+        if previous.is_none() {
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
             tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
@@ -374,7 +378,7 @@ impl AbuseGuard {
         let map = DashMap::new();
         let before = self.frozen.load();
         for (k, until) in live {
-            if !before.contains_key(&k) {
+            if before.get(&k).is_none_or(|until| *until <= now) {
                 self.tell_freeze(&k);
             }
             map.insert(k, until);
@@ -475,6 +479,33 @@ mod tests {
         assert_eq!(
             ip_key("::ffff:203.0.113.7".parse().unwrap()),
             "ip:203.0.113.7"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_new_freeze_is_told_once_and_a_lapsed_one_again() {
+        let guard = AbuseGuard::default();
+        let told = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = told.clone();
+        guard.on_freeze(Box::new(move |key| sink.lock().push(key.to_owned())));
+        let settings = AbuseSettings {
+            window: Duration::from_secs(60),
+            max_denials: 1,
+            freeze_for: Duration::from_secs(60),
+        };
+        guard.deny(&settings, "principal:jwt:alice", None).await;
+        guard.freeze_locally("principal:jwt:alice", now_ms() + 60_000);
+        assert_eq!(
+            *told.lock(),
+            ["principal:jwt:alice"],
+            "a renewal is not new"
+        );
+        guard.freeze_locally("principal:jwt:bob", now_ms().saturating_sub(1));
+        guard.freeze_locally("principal:jwt:bob", now_ms() + 60_000);
+        assert_eq!(
+            told.lock().len(),
+            3,
+            "a lapsed, unswept freeze made anew is told"
         );
     }
 
