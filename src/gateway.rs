@@ -2,6 +2,8 @@
 //! audit writer) and the live policy generation, swapped atomically on reload. A request loads
 //! the generation once and finishes under it, whatever reloads happen meanwhile.
 
+pub mod release;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use crate::policy::Policy;
 use crate::stage::abuse::AbuseGuard;
 use crate::stage::audit::AuditSink;
 use crate::stage::authn::jwt::JwtVerifier;
+use crate::stage::canary::{CanaryGuard, UpstreamRef};
 use crate::stage::events::Webhook;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
@@ -30,22 +33,61 @@ pub struct Live {
     pub jwt: Option<JwtVerifier>,
     /// The upstream pool and breaker (carried over when `[upstream]` is unchanged).
     pub upstream: Arc<UpstreamRuntime>,
+    /// Every named upstream's pool and breaker, indexed like `policy.upstreams` (the first is
+    /// `upstream`), each carried over while its settings are unchanged.
+    pub upstreams: Vec<Arc<UpstreamRuntime>>,
+    /// Per route, indexed like `policy.routes`: its canary guard and stale-if-error store.
+    pub releases: Vec<release::RouteRelease>,
 }
 
 impl Live {
     /// Builds a generation, keeping the upstream pool and breaker of `previous` when the
     /// upstream settings did not change.
-    fn build(policy: Policy, previous: Option<&Live>) -> Result<Self, String> {
+    fn build(policy: Policy, previous: Option<&Live>, events: &Events) -> Result<Self, String> {
         let jwt = policy.auth.jwt.clone().map(JwtVerifier::new).transpose()?;
-        let upstream = match previous {
-            Some(p) if p.upstream.serves(&policy.upstream) => p.upstream.clone(),
-            _ => Arc::new(UpstreamRuntime::new(&policy.upstream)?),
+        let upstreams = release::upstreams(
+            &policy,
+            previous.map(|p| (&*p.policy, p.upstreams.as_slice())),
+        )?;
+        let upstream = match upstreams.first() {
+            Some(u) => u.clone(),
+            None => Arc::new(UpstreamRuntime::new(&policy.upstream)?),
         };
+        let releases = release::routes(
+            &policy,
+            previous.map(|p| (&*p.policy, p.releases.as_slice())),
+            events,
+        );
         Ok(Self {
             policy: Arc::new(policy),
             jwt,
             upstream,
+            upstreams,
+            releases,
         })
+    }
+
+    /// The runtime of a named upstream.
+    pub fn upstream_runtime(&self, upstream: UpstreamRef) -> &Arc<UpstreamRuntime> {
+        self.upstreams.get(upstream.0).unwrap_or(&self.upstream)
+    }
+
+    /// Every canary guard of this generation.
+    pub fn guards(&self) -> Vec<Arc<CanaryGuard>> {
+        self.releases
+            .iter()
+            .filter_map(|r| r.guard.clone())
+            .collect()
+    }
+
+    /// Drops the kept answers of a frozen principal (`principal:<kind>:<id>`) on every route.
+    pub fn drop_stale_of(&self, key: &str) {
+        if !key.starts_with("principal:") {
+            return;
+        }
+        for store in self.releases.iter().filter_map(|r| r.stale.as_ref()) {
+            store.drop_principal(key);
+        }
     }
 }
 
@@ -78,7 +120,7 @@ impl Gateway {
         let events = Events::default();
         let audit = AuditSink::start(policy.audit.clone(), events.clone())?;
         let webhook = start_webhook(&policy)?;
-        let live = Live::build(policy, None)?;
+        let live = Live::build(policy, None, &events)?;
         events.set_deliverer(webhook);
         let mut abuse = AbuseGuard::default();
         abuse.report_to(events.clone());
@@ -104,6 +146,12 @@ impl Gateway {
         gateway.ensure_backend();
         gateway.spawn_maintenance();
         export_known_series(&gateway.live().policy);
+        let weak = Arc::downgrade(&gateway);
+        gateway.abuse.on_freeze(Box::new(move |key| {
+            if let Some(gateway) = weak.upgrade() {
+                gateway.live().drop_stale_of(key);
+            }
+        }));
         Ok(gateway)
     }
 
@@ -167,7 +215,7 @@ impl Gateway {
         self.audit
             .set_sensitive(policy.audit.sensitive_params.clone());
         let built = start_webhook(&policy)
-            .and_then(|webhook| Ok((Live::build(policy, Some(&current))?, webhook)));
+            .and_then(|webhook| Ok((Live::build(policy, Some(&current), &self.events)?, webhook)));
         let (live, webhook) = match built {
             Ok(l) => l,
             Err(e) => {
@@ -181,6 +229,11 @@ impl Gateway {
             jwt.start().await;
         }
         export_known_series(&live.policy);
+        if !current.releases.iter().all(|r| r.guard.is_none())
+            || !live.releases.iter().all(|r| r.guard.is_none())
+        {
+            self.clear_shared_canary(None).await;
+        }
         self.live.store(Arc::new(live));
         // The old webhook finishes what it queued; events from now on carry the new policy hash.
         self.events.set_deliverer(webhook);
@@ -189,6 +242,27 @@ impl Gateway {
         self.report_reload("ok");
         tracing::info!(policy = %self.policy_path.display(), "policy reloaded");
         Ok(())
+    }
+
+    /// Resets the canary guard of `route` here and, with Redis, on every instance (the admin
+    /// `POST /admin/canary/<route>/reset`). False when the route has no canary.
+    pub async fn reset_canary(&self, route: &str) -> bool {
+        let live = self.live();
+        let Some(guard) = live.guards().into_iter().find(|g| &**g.route() == route) else {
+            return false;
+        };
+        self.clear_shared_canary(Some(route)).await;
+        guard.reset();
+        true
+    }
+
+    /// Forgets the shared canary trips (of one route, or all on reload).
+    async fn clear_shared_canary(&self, route: Option<&str>) {
+        if let Some(redis) = self.limiter.redis()
+            && let Err(e) = crate::stage::canary::shared::clear(redis.store(), route).await
+        {
+            tracing::warn!(error = %e, "could not clear the shared canary state");
+        }
     }
 
     /// Connects to (or drops) the shared rate-limit backend to match the live policy.
@@ -264,6 +338,12 @@ impl Gateway {
                 {
                     tracing::warn!(error = %e, "could not read the shared frozen set");
                 }
+                let guards = live.guards();
+                if let Some(redis) = gateway.limiter.redis().filter(|_| !guards.is_empty())
+                    && let Err(e) = crate::stage::canary::shared::sync(redis.store(), &guards).await
+                {
+                    tracing::warn!(error = %e, "could not share the canary state");
+                }
                 if n.is_multiple_of(10) {
                     let now = gateway.limiter.local().now();
                     gateway.limiter.local().sweep(now);
@@ -312,7 +392,7 @@ fn known_series(policy: &Policy) -> crate::vocab::metrics::Known {
         .map(|r| KnownRoute {
             id: r.id.clone(),
             views: r.views.iter().map(|v| v.scope_name.clone()).collect(),
-            canary: false,
+            canary: r.canary.is_some(),
         })
         .collect();
     let mut credentials: Vec<CredentialExpiry> = policy

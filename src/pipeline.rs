@@ -19,9 +19,11 @@
 //!  7 validate        stage/validate/     400 invalid_parameter; body: 400, 413
 //!  8 rate limit      stage/rate_limit/   429, 503 (backend down under reject)
 //!  9 load, circuit   stage/load_shed.rs, stage/circuit.rs   503 overloaded / circuit_open
+//!    upstream        stage/canary/       the route's named upstream or its guarded canary
 //! 10 proxy           stage/proxy.rs      502, 504
 //! 11 response        stage/response.rs, stage/views.rs      502 (views fail closed), 5xx;
 //!                    stage/owners.rs     403 owner_mismatch_response, records counted
+//!                    stage/stale.rs      a kept answer instead of 502/503/504 (stale_if_error)
 //! ```
 //!
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
@@ -39,9 +41,10 @@ use http_body::Body;
 
 use crate::context::{ConnInfo, RequestContext};
 use crate::gateway::{Gateway, Live};
-use crate::stage::audit::{Entry, Pending, Ticket};
+use crate::stage::audit::{Entry, Pending, Served, Ticket};
 use crate::stage::authn;
 use crate::stage::authz;
+use crate::stage::canary;
 use crate::stage::ip_allow;
 use crate::stage::owners;
 use crate::stage::proxy::{self, HeaderFacts, UpstreamRequest};
@@ -49,6 +52,7 @@ use crate::stage::rate_limit::RedisBuckets;
 use crate::stage::request_id;
 use crate::stage::response;
 use crate::stage::route;
+use crate::stage::stale;
 use crate::stage::validate;
 use crate::vocab::address::client_ip;
 use crate::vocab::body::GatewayBody;
@@ -331,11 +335,17 @@ where
         )
         .await?;
 
-    // 9. Load (the circuit is consulted per attempt inside `send`).
+    // 9. Load (the circuit is consulted per attempt inside `send`), then the upstream: the
+    //    route's own, or its canary's for this principal while the guard holds.
     let in_flight = gateway.in_flight.try_acquire(policy.server.max_in_flight)?;
+    let release = &live.releases[matched.route];
+    let guard = release.guard.as_deref();
+    let side = canary::side(route.canary.as_ref(), guard, &route.id, &principal.id);
+    let target = canary::target(route.upstream, route.canary.as_ref(), side);
+    let (upstream_name, settings) = policy.upstream_of(target);
 
     // 10. Proxy.
-    let uri = proxy::upstream_uri(&policy.upstream, &upstream_path, &upstream_query)?;
+    let uri = proxy::upstream_uri(settings, &upstream_path, &upstream_query)?;
     let peer = ctx.conn.peer.ip();
     let headers = proxy::upstream_headers(&HeaderFacts {
         client_headers: &parts.headers,
@@ -344,7 +354,7 @@ where
         https: ctx.conn.tls_version.is_some(),
         request_id: &ctx.request_id,
         principal: &principal,
-        forward_identity: policy.upstream.forward_identity,
+        forward_identity: settings.forward_identity,
         body: body
             .as_ref()
             .map(|b| (b.kind.content_type(), b.bytes.len())),
@@ -356,22 +366,49 @@ where
         headers,
         body: body.map(|b| b.bytes).unwrap_or_default(),
     };
-    let (upstream, upstream_time) = live.upstream.send(&policy.upstream, request).await?;
-    ctx.upstream_status = Some(upstream.status().as_u16());
-    ctx.upstream_time = Some(upstream_time);
+    let kept = release.stale.as_deref().and_then(|store| {
+        stale::key(
+            &principal,
+            view,
+            &parts.method,
+            &upstream_path,
+            &upstream_query,
+        )
+        .map(|key| (store, key))
+    });
+    let sent = live.upstream_runtime(target).send(settings, request).await;
+    let mut storable = false;
+    if let Ok((upstream, upstream_time)) = &sent {
+        ctx.upstream_status = Some(upstream.status().as_u16());
+        ctx.upstream_time = Some(*upstream_time);
+        ctx.upstream_name = Some(upstream_name.clone());
+        storable = kept.is_some() && stale::storable(upstream.headers());
+    }
 
-    // 11. Response.
-    let view = view.map(|i| &route.views[i]);
+    // 11. Response (the guard counts what the caller got; a kept answer covers a failure).
     let answer = owners::AnswerCheck::new(&route.answer, &principal);
-    let mut response = response::shape(
-        upstream,
-        view,
-        &route.id,
-        policy.upstream.expose_errors,
-        policy.upstream.timeout,
-        (&answer, &mut ctx.records),
-    )
-    .await?;
+    let shaped = match sent {
+        Ok((upstream, _)) => {
+            response::shape(
+                upstream,
+                view.map(|i| &route.views[i]),
+                &route.id,
+                settings.expose_errors,
+                settings.timeout,
+                (&answer, &mut ctx.records),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Some(guard) = guard {
+        guard.record_outcome(side, &shaped, ctx.upstream_time);
+    }
+    let (mut response, from) = stale::settle(kept, shaped, storable, settings.timeout).await?;
+    ctx.served = Some(match from {
+        stale::From::Upstream => Served::Upstream,
+        stale::From::Stale => Served::Stale,
+    });
     response.body_mut().set_in_flight(Some(Box::new(in_flight)));
     Ok(response)
 }

@@ -237,6 +237,44 @@ pub struct Route {
     /// CIDR blocks every caller of this route must come from (§7.2); empty: any.
     #[serde(default)]
     pub allow_ips: Vec<String>,
+    /// The named upstream this route forwards to (default `"default"`, the `[upstream]`).
+    pub upstream: Option<String>,
+    /// A sticky canary: some principals go to another named upstream (CONTRACT §10).
+    pub canary: Option<Canary>,
+    /// What rolls the canary back.
+    pub canary_guard: Option<CanaryGuard>,
+    /// Earlier answers served while the upstream fails (CONTRACT §10).
+    pub stale_if_error: Option<StaleIfError>,
+}
+
+/// `canary = { upstream, percent, principals }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    pub upstream: String,
+    #[serde(default)]
+    pub percent: Option<Number>,
+    #[serde(default)]
+    pub principals: Vec<String>,
+}
+
+/// `[routes.canary_guard]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryGuard {
+    pub window: Option<String>,
+    pub min_requests: Option<u32>,
+    pub max_error_ratio: Option<Number>,
+    pub max_p99_ratio: Option<Number>,
+}
+
+/// `[routes.stale_if_error]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaleIfError {
+    pub max_age: Option<String>,
+    pub max_entries: Option<u32>,
+    pub max_bytes: Option<String>,
 }
 
 /// `[routes.body]`: the only way a request body reaches the upstream.
@@ -488,6 +526,8 @@ named! {
 pub struct Policy {
     pub server: Option<Server>,
     pub upstream: Option<Upstream>,
+    /// `[upstreams.NAME]`, in file order (`None` where one is broken).
+    pub upstreams: IndexMap<String, Option<Upstream>>,
     pub auth: Auth,
     pub roles: BTreeMap<String, Option<Role>>,
     pub routes: Vec<Option<Route>>,

@@ -26,6 +26,16 @@ pub fn read<'t>(
         match key.get_ref().as_ref() {
             "server" => policy.server = take(value, problems),
             "upstream" => policy.upstream = take(value, problems),
+            "upstreams" => {
+                if let Some(table) = table(value, problems) {
+                    for (name, upstream) in table {
+                        let upstream = take(upstream, problems);
+                        policy
+                            .upstreams
+                            .insert(name.get_ref().to_string(), upstream);
+                    }
+                }
+            }
             "auth" => policy.auth = read_auth(value, problems),
             "roles" => {
                 if let Some(table) = table(value, problems) {
@@ -43,8 +53,8 @@ pub fn read<'t>(
             other => problems.at_span(
                 key.span(),
                 format!(
-                    "unknown section `{other}`, expected one of `server`, `upstream`, `auth`, \
-                     `roles`, `routes`, `rate_limits`, `abuse`, `audit`, `events`"
+                    "unknown section `{other}`, expected one of `server`, `upstream`, `upstreams`, \
+                     `auth`, `roles`, `routes`, `rate_limits`, `abuse`, `audit`, `events`"
                 ),
             ),
         }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod orders;
 pub mod pki;
 pub mod policy_template;
+pub mod release;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +57,10 @@ struct Setup {
     order_id: String,
     /// Where the gateway's security events go.
     events: Arc<events::DemoReceiver>,
+    /// The sample order service (`[upstream]`), stoppable for the stale-if-error step.
+    primary: release::SampleService,
+    /// Its next release, "orders v2" (`[upstreams.orders-v2]`, the canary).
+    v2: release::SampleService,
 }
 
 /// Runs the demo.
@@ -66,12 +71,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", state.join(dir).display()))?;
     }
     let store = Arc::new(OrderStore::seeded());
-    let orders_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let orders_port = orders_listener.local_addr()?.port();
-    let orders_app = orders::router(store.clone());
-    let orders_task = tokio::spawn(async move {
-        let _ = axum::serve(orders_listener, orders_app).await;
-    });
+    let primary = release::SampleService::start(store.clone(), 0).await?;
+    let v2 = release::SampleService::start(Arc::new(OrderStore::seeded()), 0).await?;
+    let orders_port = primary.port;
     let order_id = store
         .orders()
         .iter()
@@ -85,6 +87,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store,
         order_id,
         events: events::DemoReceiver::start(&state).await?,
+        primary,
+        v2,
     };
     write_files(&setup, &args).map_err(anyhow::Error::msg)?;
     let policy_path = state.join("policy.toml");
@@ -115,17 +119,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         setup.events.log.display()
     );
     if !args.no_tour
-        && let Err(e) = tour(&setup, port).await
+        && let Err(e) = tour(&setup, port, admin_port).await
     {
         println!("(the tour stopped early: {e:#})");
     }
     print_curls(&setup, port, admin_port);
+    release::print_curls(admin_port, setup.v2.port);
     if !args.exit_after_tour {
         println!("\nCtrl-C stops the gateway and the sample order service.");
         crate::server::signals::terminated().await;
     }
     running.shutdown().await;
-    orders_task.abort();
+    setup.primary.stop().await;
+    setup.v2.stop().await;
     Ok(())
 }
 
@@ -168,8 +174,10 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
     let listen = format!("127.0.0.1:{}", args.port);
     let admin_listen = format!("127.0.0.1:{}", args.admin_port);
     let upstream = format!("127.0.0.1:{}", setup.orders_port);
-    let policy = demo_policy(&listen, &admin_listen, &upstream, &api_keys).render()
-        + &events::policy_sections(&setup.events.url());
+    let policy = release::with_release(
+        demo_policy(&listen, &admin_listen, &upstream, &api_keys).render(),
+        setup.v2.port,
+    ) + &events::policy_sections(&setup.events.url());
     write(&s.join("policy.toml"), &policy)?;
     let eight_hours = Duration::from_secs(8 * 3600);
     let tenant = ("tenant", Value::from("acme"));
@@ -326,7 +334,7 @@ fn short(v: &Value) -> String {
     }
 }
 
-async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
+async fn tour(setup: &Setup, port: u16, admin_port: u16) -> anyhow::Result<()> {
     let s = &setup.state;
     let base = format!("https://127.0.0.1:{port}");
     let plain = client(s, false)?;
@@ -561,6 +569,7 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
         ),
         Err(e) => println!("   audit verify: {e}"),
     }
+    release::tour(setup, &plain, &base, admin_port, (&alice, &agent), &erp).await?;
     println!("────────────────────────────────────────────────────────────────────────────\n");
     Ok(())
 }

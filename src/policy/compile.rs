@@ -114,6 +114,8 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
             None
         }
     };
+    let (upstream_names, named_upstreams) =
+        upstream::compile_named(&mut ctx, &root.k("upstreams"), &raw.upstreams);
     let roles = roles::compile(&mut ctx, &root.k("roles"), &raw.roles, &mut scopes);
     let client_auth = server
         .as_ref()
@@ -134,6 +136,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         &raw.routes,
         &mut scopes,
         server_max,
+        &upstream_names,
     );
     let rate_limits =
         rate_limits::compile(&mut ctx, &root.k("rate_limits"), raw.rate_limits.as_ref());
@@ -169,10 +172,16 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
     if !ctx.problems.is_empty() || routes.len() != raw.routes.len() {
         return None;
     }
+    let upstream = upstream?;
+    let mut upstreams = vec![(upstream_names[0].clone(), upstream.clone())];
+    for (name, settings) in upstream_names[1..].iter().zip(named_upstreams) {
+        upstreams.push((name.clone(), settings?));
+    }
     Some(Policy {
         source: source.to_path_buf(),
         server: server?,
-        upstream: upstream?,
+        upstream,
+        upstreams,
         auth,
         roles,
         scopes,

@@ -11,6 +11,7 @@ mod events;
 mod ip_lists;
 pub mod params;
 mod rate_limits;
+mod release;
 mod roles;
 mod routes;
 mod server;
@@ -31,10 +32,12 @@ use crate::stage::abuse::AbuseSettings;
 use crate::stage::audit::AuditSettings;
 use crate::stage::authn::AuthSettings;
 use crate::stage::authz::Access;
+use crate::stage::canary::{CanarySettings, UpstreamRef};
 use crate::stage::events::EventsSettings;
 use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
+use crate::stage::stale::StaleSettings;
 use crate::stage::validate::RouteParams;
 use crate::stage::validate::body::BodyRule;
 use crate::stage::views::CompiledView;
@@ -134,6 +137,14 @@ pub struct Route {
     pub allow_ips: Option<Arc<crate::vocab::ip_list::IpAllowList>>,
     /// `[routes.response]` `owners` and `count`: what the answer is checked and counted by.
     pub answer: crate::stage::owners::AnswerRules,
+    /// The named upstream it forwards to (CONTRACT §10).
+    pub upstream: UpstreamRef,
+    /// Its sticky, guarded canary, if any.
+    pub canary: Option<CanarySettings>,
+    /// Its stale-if-error store settings, if any.
+    pub stale: Option<StaleSettings>,
+    /// A digest of its views as written: a reload that changes it drops the kept answers.
+    pub views_digest: [u8; 32],
 }
 
 /// The whole policy.
@@ -145,6 +156,9 @@ pub struct Policy {
     pub server: ServerSettings,
     /// `[upstream]`.
     pub upstream: UpstreamSettings,
+    /// Every upstream by name: `[upstream]` as `"default"` first, then `[upstreams.NAME]` in
+    /// file order; a route's [`UpstreamRef`] indexes it.
+    pub upstreams: Vec<(Arc<str>, UpstreamSettings)>,
     /// `[auth]`.
     pub auth: AuthSettings,
     /// `[roles]`: role name to scopes.
@@ -173,6 +187,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The name and settings of a route's upstream (references are checked at load time).
+    pub fn upstream_of(&self, upstream: UpstreamRef) -> (&Arc<str>, &UpstreamSettings) {
+        let (name, settings) = &self.upstreams[upstream.0];
+        (name, settings)
+    }
+
     /// A one-line summary for `ordergate check`.
     pub fn summary(&self) -> String {
         let mut auth = Vec::new();

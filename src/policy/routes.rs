@@ -29,6 +29,7 @@ pub(super) fn compile(
     raw: &[Option<raw::Route>],
     scopes: &mut ScopeRegistry,
     server_max: u64,
+    upstreams: &[Arc<str>],
 ) -> Vec<Route> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
@@ -41,7 +42,7 @@ pub(super) fn compile(
                 format!("route id `{}` is empty, reserved or used twice", route.id),
             );
         }
-        if let Some(r) = self::route(ctx, &at, route, scopes, server_max) {
+        if let Some(r) = self::route(ctx, &at, route, scopes, server_max, upstreams) {
             out.push(r);
         }
     }
@@ -55,6 +56,7 @@ fn route(
     raw: &raw::Route,
     scopes: &mut ScopeRegistry,
     server_max: u64,
+    upstreams: &[Arc<str>],
 ) -> Option<Route> {
     let before = ctx.problems.len();
     let method = match Method::from_bytes(raw.method.as_bytes()) {
@@ -117,6 +119,7 @@ fn route(
     let views = views(ctx, at, raw, scopes);
     let answer = answer(ctx, &at.k("response"), raw.response.as_ref(), scopes);
     let allow_ips = super::ip_lists::compile(ctx, &at.k("allow_ips"), &raw.allow_ips);
+    let release = super::release::compile(ctx, at, raw, upstreams);
     if ctx.problems.len() != before {
         return None;
     }
@@ -138,6 +141,10 @@ fn route(
         summary: raw.summary.clone(),
         allow_ips,
         answer,
+        upstream: release.upstream,
+        canary: release.canary,
+        stale: release.stale,
+        views_digest: release.views_digest,
     })
 }
 

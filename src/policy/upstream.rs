@@ -1,6 +1,7 @@
 //! `[upstream]` and `[upstream.circuit_breaker]`: the origin the gateway forwards to, its
 //! timeouts, retries and the breaker that stops calling it while it fails.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::files;
@@ -99,6 +100,39 @@ pub(super) fn compile(
         breaker,
     })
 }
+
+/// `[upstreams.NAME]`, each compiled like `[upstream]`. Returns every declared name after
+/// `"default"` (so routes can be checked against them even when one failed) and the settings
+/// of those that compiled.
+pub(super) fn compile_named(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    raw: &indexmap::IndexMap<String, Option<raw::Upstream>>,
+) -> (Vec<Arc<str>>, Vec<Option<UpstreamSettings>>) {
+    let mut names = vec![Arc::from(DEFAULT_NAME)];
+    let mut settings = Vec::new();
+    for (name, upstream) in raw {
+        let at = at.k(name);
+        if name == DEFAULT_NAME {
+            ctx.bad(&at, "`default` is the name of [upstream]; choose another");
+        } else if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            ctx.bad(
+                &at,
+                "upstream names may hold only letters, digits, `_`, `-` and `.`",
+            );
+        }
+        names.push(Arc::from(name.as_str()));
+        settings.push(upstream.as_ref().and_then(|u| compile(ctx, &at, u)));
+    }
+    (names, settings)
+}
+
+/// The name routes give `[upstream]`.
+pub const DEFAULT_NAME: &str = "default";
 
 /// `[upstream.circuit_breaker]`; absent, the defaults.
 fn breaker(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::CircuitBreaker>) -> BreakerSettings {

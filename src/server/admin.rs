@@ -1,5 +1,6 @@
 //! The admin listener (plain HTTP, for loopback or a private interface): `/healthz`, `/readyz`,
-//! `/metrics` and the abuse guard's `/admin/frozen`. Unfreezing is audited; health, readiness
+//! `/metrics`, the abuse guard's `/admin/frozen` and the canary reset
+//! (`POST /admin/canary/<route>/reset`). Unfreezing and resets are audited; health, readiness
 //! and metrics requests are not.
 //!
 //! With `[server] admin_token_env`/`admin_token_file` (required when `admin_listen` is not a
@@ -17,7 +18,7 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -36,6 +37,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/frozen", get(list_frozen))
         .route("/admin/frozen/{key}", delete(unfreeze))
+        .route("/admin/canary/{route}/reset", post(reset_canary))
         .layer(middleware::from_fn_with_state(
             gateway.clone(),
             require_admin_token,
@@ -195,6 +197,55 @@ async fn unfreeze(
             crate::vocab::event::EventKind::Unfreeze,
             &key,
         ));
+    }
+    status.into_response()
+}
+
+/// Resets a route's canary guard (CONTRACT §10): its principals go to the canary again, here
+/// and, with Redis, on every instance. Audited like an unfreeze (a record with `route`
+/// `"admin.canary_reset"`), written before the reset takes effect; 404 for a route without a
+/// canary, 503 when the record cannot be written (the rollback then stays).
+async fn reset_canary(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(route): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let live = gateway.live();
+    let found = live.guards().iter().any(|g| **g.route() == *route);
+    let status = if found {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    let entry = Entry {
+        ts: SystemTime::now(),
+        request_id: crate::stage::request_id::generate(),
+        client_ip: peer.ip(),
+        tls_version: None,
+        client_subject: None,
+        principal: None,
+        method: http::Method::POST,
+        route: Some(Arc::from("admin.canary_reset")),
+        path: format!("/admin/canary/{route}/reset"),
+        query: Vec::new(),
+        reason: if found { "ok" } else { "not_found" },
+        detail: None,
+        status: status.as_u16(),
+        upstream_status: None,
+        duration: started.elapsed(),
+        upstream: None,
+        bytes_out: 0,
+        records: None,
+        upstream_name: None,
+        served: None,
+        signed: false,
+    };
+    if !gateway.audit.accepting() || !gateway.audit.record(entry).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "audit unavailable\n").into_response();
+    }
+    if found && gateway.reset_canary(&route).await {
+        tracing::info!(route = %route, "canary guard reset by an operator");
     }
     status.into_response()
 }

@@ -89,6 +89,8 @@ local until_ms = now + tonumber(ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[2], string.format('%.0f', until_ms))
 return until_ms
 "#;
+/// Told the key of every new freeze, local or learnt from the shared set.
+pub type FreezeHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Denial windows and freezes.
 pub struct AbuseGuard {
@@ -98,6 +100,7 @@ pub struct AbuseGuard {
     freeze_script: redis::Script,
     /// Where freezes are reported (CONTRACT §8.2).
     events: Events,
+    on_freeze: std::sync::OnceLock<FreezeHook>,
 }
 
 impl Default for AbuseGuard {
@@ -108,6 +111,7 @@ impl Default for AbuseGuard {
             script: redis::Script::new(DENIAL_SCRIPT),
             freeze_script: redis::Script::new(FREEZE_SCRIPT),
             events: Events::default(),
+            on_freeze: std::sync::OnceLock::new(),
         }
     }
 }
@@ -344,9 +348,24 @@ impl AbuseGuard {
         !was
     }
 
+    /// Sets what is told of each new freeze (once; e.g. to drop a frozen principal's kept
+    /// answers, CONTRACT §10).
+    pub fn on_freeze(&self, hook: FreezeHook) {
+        let _ = self.on_freeze.set(hook);
+    }
+
+    fn tell_freeze(&self, key: &str) {
+        if let Some(hook) = self.on_freeze.get() {
+            hook(key);
+        }
+    }
+
     fn freeze_locally(&self, key: &str, until_ms: u64, facts: &FreezeFacts) {
         let frozen = self.frozen.load();
-        if frozen.insert(key.to_owned(), until_ms).is_none() {
+        let previous = frozen.insert(key.to_owned(), until_ms);
+        // A lapsed freeze not yet swept makes this one new too.
+        if previous.is_none_or(|until| until <= now_ms()) {
+            self.tell_freeze(key);
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
             tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
@@ -466,7 +485,11 @@ impl AbuseGuard {
             let _: Result<u64, _> = cmd.query_async(&mut connection).await;
         }
         let map = DashMap::new();
+        let before = self.frozen.load();
         for (k, until) in live {
+            if before.get(&k).is_none_or(|until| *until <= now) {
+                self.tell_freeze(&k);
+            }
             map.insert(k, until);
         }
         metrics::gauge!("ordergate_frozen").set(map.len() as f64);
@@ -567,6 +590,46 @@ mod tests {
         assert_eq!(
             ip_key("::ffff:203.0.113.7".parse().unwrap()),
             "ip:203.0.113.7"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_new_freeze_is_told_once_and_a_lapsed_one_again() {
+        let guard = AbuseGuard::default();
+        let told = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = told.clone();
+        guard.on_freeze(Box::new(move |key| sink.lock().push(key.to_owned())));
+        let settings = AbuseSettings {
+            window: Duration::from_secs(60),
+            max_denials: 1,
+            freeze_for: Duration::from_secs(60),
+            freeze_on_ip_violation: false,
+        };
+        guard.deny(&settings, "principal:jwt:alice", None).await;
+        guard.freeze_locally(
+            "principal:jwt:alice",
+            now_ms() + 60_000,
+            &FreezeFacts::default(),
+        );
+        assert_eq!(
+            *told.lock(),
+            ["principal:jwt:alice"],
+            "a renewal is not new"
+        );
+        guard.freeze_locally(
+            "principal:jwt:bob",
+            now_ms().saturating_sub(1),
+            &FreezeFacts::default(),
+        );
+        guard.freeze_locally(
+            "principal:jwt:bob",
+            now_ms() + 60_000,
+            &FreezeFacts::default(),
+        );
+        assert_eq!(
+            told.lock().len(),
+            3,
+            "a lapsed, unswept freeze made anew is told"
         );
     }
 

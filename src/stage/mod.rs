@@ -34,6 +34,9 @@ pub mod load_shed;
 /// 9. Circuit breaker per upstream; 503 `circuit_open`.
 pub mod circuit;
 
+/// 9. Upstream choice: the route's named upstream, or its sticky, guarded canary.
+pub mod canary;
+
 /// 10. Proxy: the rebuilt upstream request, pool, retries; 502, 504.
 pub mod proxy;
 
@@ -46,6 +49,8 @@ pub mod owners;
 /// 11. Response: views applied, upstream errors replaced, security headers; 502.
 pub mod response;
 
+/// 11. Stale-if-error: kept answers served while the upstream fails.
+pub mod stale;
 /// After 11: the volume and enumeration guard counts answered requests (alert or freeze).
 pub mod volume;
 

@@ -126,6 +126,14 @@ impl GatewayBody {
         Self::full(Bytes::new())
     }
 
+    /// The bytes of a body the gateway made (not yet sent), for keeping a copy of the answer.
+    pub fn as_full(&self) -> Option<&Bytes> {
+        match &self.inner {
+            Inner::Full(bytes) => bytes.as_ref(),
+            Inner::Upstream { .. } => None,
+        }
+    }
+
     /// The upstream's body, streamed; a pause longer than `idle` between frames ends it with an
     /// error (the client sees a broken response, the record says so).
     pub fn upstream(body: hyper::body::Incoming, idle: Duration) -> Self {
