@@ -17,6 +17,7 @@ use crate::stage::authn::jwt::JwtVerifier;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
+use crate::stage::signature::LocalNonces;
 use crate::vocab::cutoff::Cutoff;
 use crate::vocab::event::Events;
 
@@ -62,6 +63,8 @@ pub struct Gateway {
     pub cutoff: Cutoff,
     /// Security events (CONTRACT §8.2), reported by every stage that sees one.
     pub events: Events,
+    /// Signature nonces seen by this instance (`nonce_store = "local"`), kept across reloads.
+    pub nonces: LocalNonces,
     policy_path: PathBuf,
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
@@ -84,6 +87,7 @@ impl Gateway {
             audit,
             cutoff: Cutoff::default(),
             events: Events::default(),
+            nonces: LocalNonces::default(),
             policy_path: policy_path.to_path_buf(),
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),
@@ -266,4 +270,5 @@ fn export_known_series(policy: &Policy) {
         })
         .collect();
     crate::vocab::metrics::export_known(&routes);
+    crate::stage::signature::export_known_series();
 }

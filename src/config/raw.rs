@@ -105,6 +105,42 @@ pub struct Auth {
     pub jwt: Option<Jwt>,
     pub api_keys: Option<ApiKeys>,
     pub mtls_clients: Vec<Option<MtlsClient>>,
+    pub signatures: Option<Signatures>,
+}
+
+/// `[auth.signatures]`: how signed requests (RFC 9421) are checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signatures {
+    pub max_age: Option<String>,
+    pub clock_skew: Option<String>,
+    pub nonce_store: Option<Choice<NonceStore>>,
+    pub on_store_error: Option<Choice<OnStoreError>>,
+}
+
+named! {
+    /// `nonce_store`: where seen `(keyid, nonce)` pairs are kept.
+    NonceStore { Local = "local", Redis = "redis" }
+}
+
+named! {
+    /// `on_store_error`: what a signed request does while the nonce store fails.
+    OnStoreError { Reject = "reject", Allow = "allow" }
+}
+
+/// `signature = { alg, public_key | secret_env | secret_file }` on a key or mTLS client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureKey {
+    pub alg: Choice<SignatureAlg>,
+    pub public_key: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+}
+
+named! {
+    /// `signature.alg`: how a credential signs its requests.
+    SignatureAlg { Ed25519 = "ed25519", HmacSha256 = "hmac-sha256" }
 }
 
 /// `[auth.jwt]`
@@ -155,6 +191,8 @@ pub struct ApiKey {
     /// Values that `owner` bindings compare against (e.g. `customer_id`).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The key this credential signs every request with (RFC 9421).
+    pub signature: Option<SignatureKey>,
 }
 
 /// A point in time: an RFC 3339 string (`"2027-04-01T00:00:00Z"`), a TOML date-time or a
@@ -178,6 +216,8 @@ pub struct MtlsClient {
     pub tenant: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The key this client signs every request with (RFC 9421).
+    pub signature: Option<SignatureKey>,
 }
 
 /// `[roles.NAME]`
@@ -212,6 +252,9 @@ pub struct Route {
     pub body: Option<RouteBody>,
     /// A line for the OpenAPI document.
     pub summary: Option<String>,
+    /// Every caller of this route must sign its requests, whatever its credential.
+    #[serde(default)]
+    pub require_signature: bool,
 }
 
 /// `[routes.body]`: the only way a request body reaches the upstream.

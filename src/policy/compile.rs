@@ -12,7 +12,9 @@ use http::Method;
 use crate::config::choice::Choice;
 use crate::config::problems::{KeyPath, Problems};
 use crate::config::raw;
-use crate::policy::{Policy, abuse, audit, auth, rate_limits, roles, routes, server, upstream};
+use crate::policy::{
+    Policy, abuse, audit, auth, rate_limits, roles, routes, server, signatures, upstream,
+};
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::vocab::scopes::ScopeRegistry;
 use crate::vocab::units::{parse_duration, parse_size};
@@ -132,6 +134,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
     let rate_limits =
         rate_limits::compile(&mut ctx, &root.k("rate_limits"), raw.rate_limits.as_ref());
     let abuse = abuse::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref());
+    let signatures = signatures::compile(&mut ctx, &root.k("auth"), &raw);
     let audit = match &raw.audit {
         Some(a) => Some(audit::compile(&mut ctx, &root.k("audit"), a)),
         None => {
@@ -166,6 +169,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         server: server?,
         upstream: upstream?,
         auth,
+        signatures,
         roles,
         scopes,
         routes,

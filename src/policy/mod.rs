@@ -12,6 +12,7 @@ mod rate_limits;
 mod roles;
 mod routes;
 mod server;
+mod signatures;
 mod upstream;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use crate::stage::authz::Access;
 use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
+use crate::stage::signature::SignatureSettings;
 use crate::stage::validate::RouteParams;
 use crate::stage::validate::body::BodyRule;
 use crate::stage::views::CompiledView;
@@ -119,6 +121,8 @@ pub struct Route {
     pub views: Vec<CompiledView>,
     /// For the OpenAPI document.
     pub summary: Option<String>,
+    /// Every caller must sign its requests (stage 5b).
+    pub require_signature: bool,
 }
 
 /// The whole policy.
@@ -132,6 +136,8 @@ pub struct Policy {
     pub upstream: UpstreamSettings,
     /// `[auth]`.
     pub auth: AuthSettings,
+    /// `[auth.signatures]` and every credential's `signature` key.
+    pub signatures: SignatureSettings,
     /// `[roles]`: role name to scopes.
     pub roles: Roles,
     /// Every scope the policy names.

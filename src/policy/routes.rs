@@ -132,6 +132,7 @@ fn route(
         params,
         views,
         summary: raw.summary.clone(),
+        require_signature: raw.require_signature,
     })
 }
 

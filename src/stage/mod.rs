@@ -16,6 +16,9 @@ pub mod abuse;
 /// 5. Authentication: JWT, API key, client certificate; 400, 401.
 pub mod authn;
 
+/// 5. Signed requests (RFC 9421, RFC 9530) with replay protection; 401, 503.
+pub mod signature;
+
 /// 6. Authorisation: scopes, owner binding, a view for the caller; 403.
 pub mod authz;
 

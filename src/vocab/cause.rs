@@ -63,6 +63,15 @@ causes! {
         UnknownApiKey => "unknown_api_key",
         ApiKeyNotYetValid => "api_key_not_yet_valid",
         ApiKeyExpired => "api_key_expired",
+        SignatureMissing => "signature_missing",
+        SignatureMalformed => "signature_malformed",
+        SignatureComponents => "signature_components",
+        SignatureKeyidMismatch => "signature_keyid_mismatch",
+        SignatureInvalid => "signature_invalid",
+        SignatureExpired => "signature_expired",
+        SignatureFuture => "signature_future",
+        SignatureReplayed => "signature_replayed",
+        DigestMismatch => "digest_mismatch",
     }
 }
 
@@ -98,6 +107,7 @@ causes! {
         MaxInFlight => "max_in_flight",
         RateLimitBackendUnavailable => "rate_limit_backend_unavailable",
         Shutdown => "shutdown",
+        NonceStoreUnavailable => "nonce_store_unavailable",
     }
 }
 
