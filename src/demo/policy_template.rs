@@ -63,6 +63,8 @@ pub struct ApiKeyEntry<'a> {
     pub not_before: Option<&'a str>,
     /// RFC 3339; the key is refused after.
     pub not_after: Option<&'a str>,
+    /// The `signature = { ... }` inline table, if the key signs its requests.
+    pub signature: Option<&'a str>,
 }
 
 impl<'a> ApiKeyEntry<'a> {
@@ -75,6 +77,7 @@ impl<'a> ApiKeyEntry<'a> {
             tenant: None,
             not_before: None,
             not_after: None,
+            signature: None,
         }
     }
 }
@@ -345,6 +348,9 @@ fn api_keys(keys: &[ApiKeyEntry<'_>]) -> String {
             if let Some(value) = value {
                 let _ = writeln!(out, "{name} = {}", quoted(value));
             }
+        }
+        if let Some(signature) = key.signature {
+            let _ = writeln!(out, "signature = {signature}");
         }
         out.push('\n');
     }
