@@ -391,6 +391,7 @@ mod tests {
                 tenant: Some("acme"),
                 not_before: None,
                 not_after: None,
+                signature: None,
             }],
             summaries: true,
             customer_orders_rate: Rate::new("1/min", 1),
