@@ -926,3 +926,65 @@ async fn signature_failures_charge_the_failed_authentication_bucket() {
     assert_eq!(status, 429, "{record}");
     assert_eq!(record["detail"], "failed_auth_ip_limit");
 }
+
+/// The same stage without sockets: the gateway's tower service driven with `oneshot`, the
+/// request in origin form with its `Host` (as HTTP/1.1 delivers it).
+#[tokio::test]
+async fn the_stage_refuses_without_sockets() {
+    use http_body_util::{BodyExt, Full};
+    use tower::ServiceExt;
+    support::install();
+    let partners = Partners::new();
+    let keys = Keys::new();
+    let upstream = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    support::write_files(dir.path(), &keys);
+    for (name, contents) in &partners.files {
+        std::fs::write(dir.path().join(name), contents).unwrap();
+    }
+    let path = dir.path().join("policy.toml");
+    let text = signing(&[])(&support::base_policy(&keys, upstream.addr));
+    std::fs::write(&path, text).unwrap();
+    let policy = ordergate::policy::load(&path).unwrap();
+    let gateway = ordergate::gateway::Gateway::start(policy, &path)
+        .await
+        .unwrap();
+    let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let conn = Arc::new(ordergate::context::ConnInfo {
+        tls_version: Some("TLSv1.3"),
+        ..ordergate::context::ConnInfo::plain(peer)
+    });
+    let signature = signed_headers(
+        &partners.carrier,
+        "sf-logistics",
+        &http::Method::GET,
+        &format!("https://gw.test{ORDERS}"),
+        None,
+        now(),
+    );
+    let send = |path: &str, host: &str| {
+        let mut request = http::Request::get(path)
+            .header("host", host)
+            .header("x-api-key", &keys.logistics_key);
+        for (n, v) in &signature {
+            request = request.header(n, v);
+        }
+        let service =
+            ordergate::pipeline::service::GatewayService::new(gateway.clone(), conn.clone());
+        let request = request.body(Full::new(bytes::Bytes::new())).unwrap();
+        async move {
+            let response = service.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let _ = response.into_body().collect().await;
+            status
+        }
+    };
+    assert_eq!(send(ORDERS, "gw.test:8443").await, 401, "another authority");
+    assert_eq!(
+        send(ORDERS, "GW.test:443").await,
+        200,
+        "the same authority, normalised"
+    );
+    assert_eq!(send(ORDERS, "gw.test").await, 401, "a replay");
+    assert_eq!(upstream.count(), 1);
+}
