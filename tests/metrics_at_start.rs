@@ -27,6 +27,8 @@ async fn known_series_are_exported_at_zero_before_any_traffic() {
         "ordergate_audit_aborted_total 0",
         "ordergate_freezes_total{kind=\"principal\"} 0",
         "ordergate_views_applied_total{route=\"customer-orders\",view=\"orders:read:shipping\"} 0",
+        "ordergate_signature_failures_total{detail=\"signature_replayed\"} 0",
+        "ordergate_signature_nonce_unchecked_total 0",
     ] {
         assert!(text.contains(series), "{series} missing:\n{text}");
     }
