@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ordergate::stage::signature::sign::{ToSign, fresh_nonce, sign};
 use ordergate::stage::signature::verify::SigningKey;
+use ordergate::vocab::event::{Deliver, Event, EventKind};
 use serde_json::Value;
 use support::{FakeUpstream, Harness, Keys, RedisServer, edit};
 
@@ -928,7 +929,8 @@ async fn signature_failures_charge_the_failed_authentication_bucket() {
 }
 
 /// The same stage without sockets: the gateway's tower service driven with `oneshot`, the
-/// request in origin form with its `Host` (as HTTP/1.1 delivers it).
+/// request in origin form with its `Host` (as HTTP/1.1 delivers it); the replay is reported as
+/// a security event.
 #[tokio::test]
 async fn the_stage_refuses_without_sockets() {
     use http_body_util::{BodyExt, Full};
@@ -949,6 +951,10 @@ async fn the_stage_refuses_without_sockets() {
     let gateway = ordergate::gateway::Gateway::start(policy, &path)
         .await
         .unwrap();
+    let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    gateway
+        .events
+        .set_deliverer(Some(Box::new(Recorder(events.clone()))));
     let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let conn = Arc::new(ordergate::context::ConnInfo {
         tls_version: Some("TLSv1.3"),
@@ -987,4 +993,20 @@ async fn the_stage_refuses_without_sockets() {
     );
     assert_eq!(send(ORDERS, "gw.test").await, 401, "a replay");
     assert_eq!(upstream.count(), 1);
+    let events = events.lock();
+    assert_eq!(events.len(), 1, "one event, for the replay only");
+    let event = &events[0];
+    assert_eq!(event.kind, EventKind::SignatureReplayed);
+    assert_eq!(event.principal.as_deref(), Some("api_key:sf-logistics"));
+    assert_eq!(event.route.as_deref(), Some("customer-orders"));
+    assert_eq!(event.detail, Some("signature_replayed"));
+}
+
+/// Keeps every security event the gateway reports.
+struct Recorder(Arc<parking_lot::Mutex<Vec<Event>>>);
+
+impl Deliver for Recorder {
+    fn deliver(&self, event: Event) {
+        self.0.lock().push(event);
+    }
 }
