@@ -83,10 +83,16 @@ impl Default for SignatureSettings {
     }
 }
 
+/// Added to a nonce's lifetime: `created` and the clock are read in whole seconds, so a request
+/// may stay acceptable up to a second past `max_age + clock_skew` from when it is first seen.
+const NONCE_MARGIN: Duration = Duration::from_secs(2);
+
 impl SignatureSettings {
-    /// How long a nonce is remembered: a request older than this is refused as expired anyway.
+    /// How long a nonce is remembered. A request first seen with `created` up to `clock_skew`
+    /// ahead stays acceptable for `max_age + clock_skew` from then (whole seconds): the pair is
+    /// kept a little longer than that, so it is never forgotten while the request is valid.
     pub fn nonce_ttl(&self) -> Duration {
-        self.max_age + self.clock_skew
+        self.max_age + self.clock_skew + NONCE_MARGIN
     }
 }
 

@@ -1,5 +1,6 @@
 //! Replay protection: a `(keyid, nonce)` pair is accepted once within `max_age + clock_skew`
-//! (an older request is refused as expired anyway, so the pair can be forgotten then).
+//! (plus a 2 s margin for whole-second clocks; a request older than that is refused as expired
+//! anyway, so the pair can be forgotten then).
 //!
 //! Pairs are kept as a SHA-256 of kind, keyid and nonce, so the stores hold fixed-size keys
 //! whatever the client sent. Locally they live in [`LocalNonces`]: 16 shards (no single lock on

@@ -586,3 +586,20 @@ proptest! {
         })?;
     }
 }
+
+/// A request first seen with `created` at the skew's edge stays acceptable for
+/// `max_age + clock_skew` (whole seconds): its nonce must be remembered at least that long.
+#[test]
+fn nonces_outlive_every_request_that_could_still_pass() {
+    let s = settings();
+    let (signer, verifier) = ed25519();
+    let first_seen = NOW;
+    let sent = signed(&signer, "p", Method::GET, URL, None, first_seen + 5);
+    let last_valid = (first_seen..first_seen + 200)
+        .filter(|now| verdict(&sent, &verifier, "p", *now).is_ok())
+        .max()
+        .unwrap();
+    // `last_valid` may be reached up to a second after it began (the clock is read in seconds).
+    let needed = Duration::from_secs(u64::try_from(last_valid - first_seen).unwrap() + 1);
+    assert!(s.nonce_ttl() > needed, "{:?} <= {needed:?}", s.nonce_ttl());
+}
