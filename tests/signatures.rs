@@ -1010,3 +1010,50 @@ impl Deliver for Recorder {
         self.0.lock().push(event);
     }
 }
+
+#[tokio::test]
+async fn a_reload_rotates_keys_and_keeps_the_nonces_seen() {
+    let partners = Partners::new();
+    let h = gateway(&partners, &[]).await;
+    let once = Outgoing::carrier(&h, &partners, ORDERS);
+    assert_eq!(once.send(&h, &h.client).await.0, 200);
+    let gateway = h.running.as_ref().unwrap().gateway.clone();
+    gateway.reload().await.unwrap();
+    let (_, record) = once.send(&h, &h.client).await;
+    assert_refused(&record, "signature_replayed", "after a reload");
+    // The carrier rotates its key: the new public key replaces the old one.
+    let (private, public) = SigningKey::generate_ed25519().unwrap();
+    let rotated = SigningKey::ed25519_from_pem(private.as_bytes()).unwrap();
+    std::fs::write(h.dir.path().join("carrier.pub.pem"), public).unwrap();
+    gateway.reload().await.unwrap();
+    let old_key = Outgoing::carrier(&h, &partners, ORDERS);
+    let (_, record) = old_key.send(&h, &h.client).await;
+    assert_refused(&record, "signature_invalid", "the old key");
+    let mut new_key = Outgoing::carrier(&h, &partners, ORDERS);
+    for (n, v) in signed_headers(
+        &rotated,
+        "sf-logistics",
+        &http::Method::GET,
+        &new_key.url,
+        None,
+        now(),
+    ) {
+        new_key = new_key.set(&n, &v);
+    }
+    assert_eq!(new_key.send(&h, &h.client).await.0, 200);
+    // A broken key file is refused at reload; the running key stays.
+    std::fs::write(h.dir.path().join("carrier.pub.pem"), "not a key").unwrap();
+    assert!(gateway.reload().await.is_err());
+    let mut still = Outgoing::carrier(&h, &partners, ORDERS);
+    for (n, v) in signed_headers(
+        &rotated,
+        "sf-logistics",
+        &http::Method::GET,
+        &still.url,
+        None,
+        now(),
+    ) {
+        still = still.set(&n, &v);
+    }
+    assert_eq!(still.send(&h, &h.client).await.0, 200);
+}
