@@ -948,6 +948,22 @@ async fn the_stage_refuses_without_sockets() {
     let text = signing(&[])(&support::base_policy(&keys, upstream.addr));
     std::fs::write(&path, text).unwrap();
     let policy = ordergate::policy::load(&path).unwrap();
+    // The OpenAPI document names the headers a route that demands signatures needs.
+    let doc = ordergate::openapi::document(&policy);
+    let header_names = |path: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        header_names("/v1/raw/orders/{order_id}"),
+        ["Signature-Input", "Signature"]
+    );
+    assert!(header_names("/v1/orders/{order_id}").is_empty());
     let gateway = ordergate::gateway::Gateway::start(policy, &path)
         .await
         .unwrap();
