@@ -1073,3 +1073,52 @@ async fn a_reload_rotates_keys_and_keeps_the_nonces_seen() {
     }
     assert_eq!(still.send(&h, &h.client).await.0, 200);
 }
+
+#[test]
+fn ordergate_sign_refuses_what_it_cannot_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.secret");
+    std::fs::write(&short, "too short\n").unwrap();
+    let not_a_key = dir.path().join("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello").unwrap();
+    let long = dir.path().join("long.secret");
+    std::fs::write(&long, ERP_SECRET).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ordergate");
+    for (args, expected) in [
+        (
+            vec![
+                "--key",
+                short.to_str().unwrap(),
+                "--alg",
+                "hmac-sha256",
+                "https://gw.test/x",
+            ],
+            "at least 32 bytes",
+        ),
+        (
+            vec!["--key", not_a_key.to_str().unwrap(), "https://gw.test/x"],
+            "PRIVATE KEY",
+        ),
+        (
+            vec![
+                "--key",
+                long.to_str().unwrap(),
+                "--alg",
+                "hmac-sha256",
+                "/relative",
+            ],
+            "https:// or http://",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["sign", "--keyid", "k"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("too short"), "the secret is never echoed");
+    }
+}
