@@ -1,5 +1,5 @@
 //! The command line (CONTRACT.md §1): `serve`, `check`, `demo`, `apikey new`, `token`,
-//! `audit verify`, `openapi`. Errors go to stderr with a non-zero exit.
+//! `audit verify`, `openapi`, `sign`. Errors go to stderr with a non-zero exit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +50,8 @@ enum Command {
     },
     /// Mint a JWT with a local key (tests and demos).
     Token(TokenArgs),
+    /// Print the RFC 9421 signature headers for one request (`Name: value` per line).
+    Sign(SignArgs),
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -126,6 +128,35 @@ struct TokenArgs {
     ttl: String,
 }
 
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    /// The signing key: a PEM PKCS#8 private key (ed25519), or a file holding the secret
+    /// (hmac-sha256).
+    #[arg(long)]
+    key: PathBuf,
+    /// The key id: the credential's `id` in the policy.
+    #[arg(long)]
+    keyid: String,
+    /// The algorithm.
+    #[arg(long, value_enum, default_value_t = SignAlg::Ed25519)]
+    alg: SignAlg,
+    /// The request method.
+    #[arg(short = 'X', long = "request", default_value = "GET")]
+    method: String,
+    /// A file holding the request body (adds `Content-Digest`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The full URL, exactly as the request will be sent.
+    url: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SignAlg {
+    Ed25519,
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+}
+
 /// Entry point for `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -198,6 +229,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Token(args) => {
             println!("{}", token(args)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sign(args) => {
+            for (name, value) in sign(args)? {
+                println!("{name}: {value}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
@@ -351,6 +388,48 @@ fn token(args: TokenArgs) -> anyhow::Result<String> {
             .max(Duration::from_secs(1)),
     };
     crate::token::mint(&spec, &key).map_err(anyhow::Error::msg)
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<Vec<(&'static str, String)>> {
+    use crate::stage::signature::sign::{ToSign, fresh_nonce, sign};
+    use crate::stage::signature::verify::SigningKey;
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    let key_bytes = read(&args.key)?;
+    let key = match args.alg {
+        SignAlg::Ed25519 => SigningKey::ed25519_from_pem(&key_bytes),
+        SignAlg::HmacSha256 => {
+            let text = String::from_utf8(key_bytes)
+                .map_err(|_| anyhow::anyhow!("the secret file is not text"))?;
+            SigningKey::hmac(text.trim_end_matches(['\r', '\n']).as_bytes())
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
+    let method = http::Method::from_bytes(args.method.as_bytes())
+        .map_err(|_| anyhow::anyhow!("`{}` is not a method", args.method))?;
+    let url: http::Uri = args
+        .url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("`{}` is not a URL: {e}", args.url))?;
+    let body = args.data.as_ref().map(read).transpose()?;
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let nonce = fresh_nonce();
+    sign(
+        &key,
+        &args.keyid,
+        ToSign {
+            method: &method,
+            url: &url,
+            body: body.as_deref(),
+            created,
+            nonce: &nonce,
+        },
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 fn audit_verify(files: &[PathBuf]) -> ExitCode {

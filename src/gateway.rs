@@ -21,6 +21,7 @@ use crate::stage::events::Webhook;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
+use crate::stage::signature::LocalNonces;
 use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
 use crate::vocab::event::{Event, EventKind, Events};
@@ -108,6 +109,8 @@ pub struct Gateway {
     pub events: Events,
     /// The volume and enumeration guard's windows (CONTRACT §8.3).
     pub volume: VolumeGuard,
+    /// Signature nonces seen by this instance (`nonce_store = "local"`), kept across reloads.
+    pub nonces: LocalNonces,
     policy_path: PathBuf,
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
@@ -138,6 +141,7 @@ impl Gateway {
             cutoff: Cutoff::default(),
             events,
             volume,
+            nonces: LocalNonces::default(),
             policy_path: policy_path.to_path_buf(),
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),
@@ -378,6 +382,7 @@ fn start_webhook(policy: &Policy) -> Result<Option<Box<dyn crate::vocab::event::
 /// expiries of its credentials and certificates.
 fn export_known_series(policy: &Policy) {
     crate::stage::volume::export_at_zero();
+    crate::stage::signature::export_known_series();
     crate::vocab::metrics::export_known(&known_series(policy));
 }
 

@@ -39,6 +39,18 @@ pub fn document(policy: &Policy) -> Value {
         for p in &route.params.query {
             parameters.push(parameter(p, "query", p.required));
         }
+        if route.require_signature {
+            // RFC 9421: every caller signs (CONTRACT §7.1); `ordergate sign` prints both.
+            for name in ["Signature-Input", "Signature"] {
+                parameters.push(json!({
+                    "name": name,
+                    "in": "header",
+                    "required": true,
+                    "description": "RFC 9421 HTTP Message Signature covering @method, @authority, @path, @query (and content-digest with a body), with created, nonce and keyid.",
+                    "schema": {"type": "string"},
+                }));
+            }
+        }
         let mut responses = Map::new();
         responses.insert(
             "200".into(),

@@ -15,6 +15,8 @@
 //!                    a failure also charges the per-IP bucket (stage/rate_limit/) → 429
 //!    frozen principal stage/abuse.rs     403 frozen
 //!    caller IP lists stage/ip_allow.rs   403 (ip_not_allowed; may freeze at once)
+//!  5b signature      stage/signature/    401 (RFC 9421 signature, nonce), 503 (nonce store);
+//!                    the body's Content-Digest is compared in stage 7, before validation
 //!  6 authorise       stage/authz.rs      403 (scopes, owner, no view)
 //!  7 validate        stage/validate/     400 invalid_parameter; body: 400, 413
 //!  8 rate limit      stage/rate_limit/   429, 503 (backend down under reject)
@@ -52,6 +54,7 @@ use crate::stage::rate_limit::RedisBuckets;
 use crate::stage::request_id;
 use crate::stage::response;
 use crate::stage::route;
+use crate::stage::signature::{self, Sender, SignedRequest, Stores};
 use crate::stage::stale;
 use crate::stage::validate;
 use crate::vocab::address::client_ip;
@@ -308,18 +311,58 @@ where
         return Err(refused);
     }
 
+    // 5b. The signature, over the request as received (a failure charges the per-IP bucket).
+    let redis = gateway.limiter.redis();
+    let signed = signature::check(
+        &policy.signatures,
+        route.require_signature,
+        &SignedRequest {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            tls: ctx.conn.tls_version.is_some(),
+            has_body: signature::has_body(&parts.headers, body.is_end_stream()),
+        },
+        Sender {
+            principal: &principal,
+            client_ip: ctx.client_ip,
+            route: &route.id,
+        },
+        Stores {
+            local: &gateway.nonces,
+            redis: redis.as_deref().map(RedisBuckets::store),
+            events: &gateway.events,
+        },
+    )
+    .await;
+    let signed = match signed {
+        Ok(signed) => signed,
+        Err(e) => return Err(charge_failed_auth(gateway, live, ctx, e).await),
+    };
+    ctx.signed = signed.is_some();
+
     // 6. Authorisation.
     let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
 
     // 7. Validation, then the body within its limit.
     let validated = validate::validate(&route.params, &matched.params, &raw_query)?;
-    let body = validate::body::check(
+    let digest = signed.as_ref().and_then(|s| s.digest.as_ref());
+    let body = validate::body::check_raw(
         &parts.headers,
         body,
         route.body.as_ref(),
         policy.server.max_request_body,
+        |raw| signature::check_body(digest, raw),
     )
-    .await?;
+    .await;
+    let body = match body {
+        Ok(body) => body,
+        Err(e @ GatewayError::Unauthenticated { .. }) => {
+            ctx.signed = false;
+            return Err(charge_failed_auth(gateway, live, ctx, e).await);
+        }
+        Err(e) => return Err(e),
+    };
     let (upstream_path, upstream_query) =
         proxy::upstream_target(&route.upstream_path, &validated, &route.params);
     ctx.validated = Some(validated);
@@ -455,4 +498,22 @@ fn watch_volume(gateway: &Arc<Gateway>, live: &Arc<Live>, ctx: &RequestContext) 
                 .await;
         }
     });
+}
+
+/// A failed authentication (a signature refusal) charges the client's per-IP bucket, which
+/// answers 429 instead once it is empty.
+async fn charge_failed_auth(
+    gateway: &Gateway,
+    live: &Live,
+    ctx: &RequestContext,
+    error: GatewayError,
+) -> GatewayError {
+    if !matches!(error, GatewayError::Unauthenticated { .. }) {
+        return error;
+    }
+    gateway
+        .limiter
+        .charge_failed_auth(&live.policy.rate_limits, ctx.client_ip)
+        .await
+        .unwrap_or(error)
 }

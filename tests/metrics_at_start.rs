@@ -40,6 +40,8 @@ async fn known_series_are_exported_at_zero_before_any_traffic() {
         "ordergate_request_duration_seconds_bucket{route=\"customer-orders\",le=\"0.5\"} 0",
         // `old-key` is the test policy's one key with `not_after` (2020-01-01T00:00:00Z).
         "ordergate_credential_expiry_timestamp_seconds{kind=\"api_key\",id=\"old-key\"} 1577836800",
+        "ordergate_signature_failures_total{detail=\"signature_replayed\"} 0",
+        "ordergate_signature_nonce_unchecked_total 0",
     ] {
         assert!(text.contains(series), "{series} missing:\n{text}");
     }

@@ -108,6 +108,42 @@ pub struct Auth {
     pub jwt: Option<Jwt>,
     pub api_keys: Option<ApiKeys>,
     pub mtls_clients: Vec<Option<MtlsClient>>,
+    pub signatures: Option<Signatures>,
+}
+
+/// `[auth.signatures]`: how signed requests (RFC 9421) are checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signatures {
+    pub max_age: Option<String>,
+    pub clock_skew: Option<String>,
+    pub nonce_store: Option<Choice<NonceStore>>,
+    pub on_store_error: Option<Choice<OnStoreError>>,
+}
+
+named! {
+    /// `nonce_store`: where seen `(keyid, nonce)` pairs are kept.
+    NonceStore { Local = "local", Redis = "redis" }
+}
+
+named! {
+    /// `on_store_error`: what a signed request does while the nonce store fails.
+    OnStoreError { Reject = "reject", Allow = "allow" }
+}
+
+/// `signature = { alg, public_key | secret_env | secret_file }` on a key or mTLS client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureKey {
+    pub alg: Choice<SignatureAlg>,
+    pub public_key: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+}
+
+named! {
+    /// `signature.alg`: how a credential signs its requests.
+    SignatureAlg { Ed25519 = "ed25519", HmacSha256 = "hmac-sha256" }
 }
 
 /// `[auth.jwt]`
@@ -161,6 +197,8 @@ pub struct ApiKey {
     /// CIDR blocks this key may be used from (§7.2); empty: any.
     #[serde(default)]
     pub allow_ips: Vec<String>,
+    /// The key this credential signs every request with (RFC 9421).
+    pub signature: Option<SignatureKey>,
 }
 
 /// An attribute value: one text, or a set of them (a sales rep's customers, §7.3).
@@ -197,6 +235,8 @@ pub struct MtlsClient {
     /// CIDR blocks this client may connect from (§7.2); empty: any.
     #[serde(default)]
     pub allow_ips: Vec<String>,
+    /// The key this client signs every request with (RFC 9421).
+    pub signature: Option<SignatureKey>,
 }
 
 /// `[roles.NAME]`
@@ -234,6 +274,9 @@ pub struct Route {
     pub body: Option<RouteBody>,
     /// A line for the OpenAPI document.
     pub summary: Option<String>,
+    /// Every caller of this route must sign its requests, whatever its credential.
+    #[serde(default)]
+    pub require_signature: bool,
     /// CIDR blocks every caller of this route must come from (§7.2); empty: any.
     #[serde(default)]
     pub allow_ips: Vec<String>,

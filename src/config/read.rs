@@ -131,7 +131,13 @@ fn read_auth(value: &Spanned<DeValue<'_>>, problems: &mut Problems) -> raw::Auth
                     }
                 }
             }
-            other => unknown(problems, key, other, "`jwt`, `api_keys`, `mtls`"),
+            "signatures" => auth.signatures = take(value, problems),
+            other => unknown(
+                problems,
+                key,
+                other,
+                "`jwt`, `api_keys`, `mtls`, `signatures`",
+            ),
         }
     }
     auth

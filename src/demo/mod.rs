@@ -135,6 +135,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The carrier's ed25519 signing key (PKCS#8 PEM), under the state directory.
+const CARRIER_SIGNING_KEY: &str = "keys/sf-logistics.sign.pem";
+
+/// The signature headers the carrier adds to a GET of `url`, signed now with a fresh nonce.
+fn carrier_signature(state: &Path, url: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
+    use crate::stage::signature::sign::{ToSign, fresh_nonce, sign};
+    let pem = std::fs::read(state.join(CARRIER_SIGNING_KEY))?;
+    let key = crate::stage::signature::verify::SigningKey::ed25519_from_pem(&pem)
+        .map_err(anyhow::Error::msg)?;
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let url: http::Uri = url.parse()?;
+    sign(
+        &key,
+        "sf-logistics",
+        ToSign {
+            method: &http::Method::GET,
+            url: &url,
+            body: None,
+            created,
+            nonce: &fresh_nonce(),
+        },
+    )
+    .map_err(anyhow::Error::msg)
+}
+
 fn write(path: &Path, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -159,17 +187,21 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
         write(&s.join(format!("keys/{id}.key")), &key).map(|()| hash)
     };
     let (erp, logistics) = (new_key("erp-sync")?, new_key("sf-logistics")?);
+    // The carrier signs its requests (CONTRACT §7.1): the gateway holds only the public key.
+    let (carrier_private, carrier_public) =
+        crate::stage::signature::verify::SigningKey::generate_ed25519()?;
+    write(&s.join(CARRIER_SIGNING_KEY), &carrier_private)?;
+    write(&s.join("keys/sf-logistics.pub.pem"), &carrier_public)?;
     let acme = |key| ApiKeyEntry {
         tenant: Some("acme"),
         ..key
     };
     let api_keys = [
         acme(ApiKeyEntry::new("erp-sync", &erp, &["erp"])),
-        acme(ApiKeyEntry::new(
-            "sf-logistics",
-            &logistics,
-            &["logistics_partner"],
-        )),
+        acme(ApiKeyEntry {
+            signature: Some(r#"{ alg = "ed25519", public_key = "keys/sf-logistics.pub.pem" }"#),
+            ..ApiKeyEntry::new("sf-logistics", &logistics, &["logistics_partner"])
+        }),
     ];
     let listen = format!("127.0.0.1:{}", args.port);
     let admin_listen = format!("127.0.0.1:{}", args.admin_port);
@@ -429,18 +461,45 @@ async fn tour(setup: &Setup, port: u16, admin_port: u16) -> anyhow::Result<()> {
         st,
         &b["payment"],
     );
-    let (st, b, _) = get(
-        &plain,
-        &format!("{base}/v1/orders/{order}"),
-        &[("x-api-key", &logistics)],
-    )
-    .await?;
+    let detail_url = format!("{base}/v1/orders/{order}");
+    let signed = carrier_signature(s, &detail_url)?;
+    let mut carrier: Vec<(&str, &str)> = vec![("x-api-key", &logistics)];
+    carrier.extend(signed.iter().map(|(n, v)| (*n, v.as_str())));
+    let (st, b, _) = get(&plain, &detail_url, &carrier).await?;
     step(
         5,
-        "sf-logistics (API key)",
+        "sf-logistics (API key, every request signed with its ed25519 key)",
         &format!("order {order} — shipping only, phone masked"),
         st,
         &b,
+    );
+    let aside = |who: &str, what: &str, status: u16, body: &Value| {
+        println!("   ↳ {who}: {what}\n     → {status} {}", short(body));
+    };
+    let (st, b, _) = get(&plain, &detail_url, &carrier).await?;
+    aside(
+        "someone who captured that signed request",
+        "replays it — refused (signature_replayed in the audit record)",
+        st,
+        &b["title"],
+    );
+    let other = setup
+        .store
+        .orders()
+        .iter()
+        .filter_map(|o| o["order_id"].as_str())
+        .find(|id| *id != order.as_str())
+        .unwrap_or("O2099010100001")
+        .to_owned();
+    let fresh = carrier_signature(s, &detail_url)?;
+    let mut tampered: Vec<(&str, &str)> = vec![("x-api-key", &logistics)];
+    tampered.extend(fresh.iter().map(|(n, v)| (*n, v.as_str())));
+    let (st, b, _) = get(&plain, &format!("{base}/v1/orders/{other}"), &tampered).await?;
+    aside(
+        "someone in the middle",
+        &format!("changes the signed request to order {other} — refused (signature_invalid)"),
+        st,
+        &b["title"],
     );
     let (st, b, _) = get(
         &partner,
@@ -594,8 +653,14 @@ curl -s --cacert $CA -H "Authorization: Bearer $ALICE" "$OG/v1/customers/C000000
 curl -s --cacert $CA -H "Authorization: Bearer $ALICE" "$OG/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-12-31"
 # customer service: contacts masked, no payment
 curl -s --cacert $CA -H "Authorization: Bearer $AGENT" "$OG/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-12-31&page_size=1"
-# the ERP sees everything; the logistics partner only shipping, phone masked
+# the ERP sees everything
 curl -s --cacert $CA -H "X-Api-Key: $ERP_KEY" "$OG/v1/orders/{order}"
+# the logistics partner signs every request (only shipping, phone masked): `ordergate sign`
+# writes the signature headers, curl reads them from the file (-H @file) ...
+{exe} sign --key {s}/keys/sf-logistics.sign.pem --keyid sf-logistics "$OG/v1/orders/{order}" > {s}/carrier.sig
+curl -s --cacert $CA -H "X-Api-Key: $CARRIER_KEY" -H @{s}/carrier.sig "$OG/v1/orders/{order}"
+# ... the same request again is a replay (401), and an unsigned one is refused too (401)
+curl -s --cacert $CA -H "X-Api-Key: $CARRIER_KEY" -H @{s}/carrier.sig "$OG/v1/orders/{order}"
 curl -s --cacert $CA -H "X-Api-Key: $CARRIER_KEY" "$OG/v1/orders/{order}"
 # a marketplace partner by client certificate
 curl -s --cacert $CA --cert {s}/certs/jd-marketplace.crt --key {s}/certs/jd-marketplace.key "$OG/v1/customers/C0000003/orders?start_date=2025-01-01&end_date=2025-12-31&page_size=1"

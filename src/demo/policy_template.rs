@@ -63,6 +63,8 @@ pub struct ApiKeyEntry<'a> {
     pub not_before: Option<&'a str>,
     /// RFC 3339; the key is refused after.
     pub not_after: Option<&'a str>,
+    /// The `signature = { ... }` inline table, if the key signs its requests.
+    pub signature: Option<&'a str>,
 }
 
 impl<'a> ApiKeyEntry<'a> {
@@ -75,6 +77,7 @@ impl<'a> ApiKeyEntry<'a> {
             tenant: None,
             not_before: None,
             not_after: None,
+            signature: None,
         }
     }
 }
@@ -346,6 +349,9 @@ fn api_keys(keys: &[ApiKeyEntry<'_>]) -> String {
                 let _ = writeln!(out, "{name} = {}", quoted(value));
             }
         }
+        if let Some(signature) = key.signature {
+            let _ = writeln!(out, "signature = {signature}");
+        }
         out.push('\n');
     }
     out
@@ -385,6 +391,7 @@ mod tests {
                 tenant: Some("acme"),
                 not_before: None,
                 not_after: None,
+                signature: None,
             }],
             summaries: true,
             customer_orders_rate: Rate::new("1/min", 1),

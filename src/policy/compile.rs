@@ -13,7 +13,8 @@ use crate::config::choice::Choice;
 use crate::config::problems::{KeyPath, Problems};
 use crate::config::raw;
 use crate::policy::{
-    Policy, abuse, audit, auth, events, rate_limits, roles, routes, server, upstream, volume,
+    Policy, abuse, audit, auth, events, rate_limits, roles, routes, server, signatures, upstream,
+    volume,
 };
 use crate::stage::route::{PathTemplate, RouteTable};
 use crate::vocab::scopes::ScopeRegistry;
@@ -143,6 +144,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
     let abuse = abuse::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref());
     let volume = volume::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref(), &routes);
     let events = events::compile(&mut ctx, &root.k("events"), raw.events.as_ref());
+    let signatures = signatures::compile(&mut ctx, &root.k("auth"), &raw);
     let audit = match &raw.audit {
         Some(a) => Some(audit::compile(&mut ctx, &root.k("audit"), a)),
         None => {
@@ -183,6 +185,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         upstream,
         upstreams,
         auth,
+        signatures,
         roles,
         scopes,
         routes,

@@ -15,6 +15,7 @@ mod release;
 mod roles;
 mod routes;
 mod server;
+mod signatures;
 mod upstream;
 mod volume;
 
@@ -37,6 +38,7 @@ use crate::stage::events::EventsSettings;
 use crate::stage::proxy::UpstreamSettings;
 use crate::stage::rate_limit::{BucketRef, RateLimitSettings};
 use crate::stage::route::{PathTemplate, RouteTable};
+use crate::stage::signature::SignatureSettings;
 use crate::stage::stale::StaleSettings;
 use crate::stage::validate::RouteParams;
 use crate::stage::validate::body::BodyRule;
@@ -145,6 +147,8 @@ pub struct Route {
     pub stale: Option<StaleSettings>,
     /// A digest of its views as written: a reload that changes it drops the kept answers.
     pub views_digest: [u8; 32],
+    /// Every caller must sign its requests (stage 5b).
+    pub require_signature: bool,
 }
 
 /// The whole policy.
@@ -161,6 +165,8 @@ pub struct Policy {
     pub upstreams: Vec<(Arc<str>, UpstreamSettings)>,
     /// `[auth]`.
     pub auth: AuthSettings,
+    /// `[auth.signatures]` and every credential's `signature` key.
+    pub signatures: SignatureSettings,
     /// `[roles]`: role name to scopes.
     pub roles: Roles,
     /// Every scope the policy names.

@@ -145,6 +145,7 @@ fn route(
         canary: release.canary,
         stale: release.stale,
         views_digest: release.views_digest,
+        require_signature: raw.require_signature,
     })
 }
 

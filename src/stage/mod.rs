@@ -18,6 +18,8 @@ pub mod authn;
 
 /// 4 and 5. IP allowlists: `[server]` before authentication, the caller's and route's after; 403.
 pub mod ip_allow;
+/// 5. Signed requests (RFC 9421, RFC 9530) with replay protection; 401, 503.
+pub mod signature;
 
 /// 6. Authorisation: scopes, owner binding, a view for the caller; 403.
 pub mod authz;

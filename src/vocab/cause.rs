@@ -64,6 +64,15 @@ causes! {
         ApiKeyNotYetValid => "api_key_not_yet_valid",
         ApiKeyExpired => "api_key_expired",
         MtlsClientExpired => "mtls_client_expired",
+        SignatureMissing => "signature_missing",
+        SignatureMalformed => "signature_malformed",
+        SignatureComponents => "signature_components",
+        SignatureKeyidMismatch => "signature_keyid_mismatch",
+        SignatureInvalid => "signature_invalid",
+        SignatureExpired => "signature_expired",
+        SignatureFuture => "signature_future",
+        SignatureReplayed => "signature_replayed",
+        DigestMismatch => "digest_mismatch",
     }
 }
 
@@ -101,6 +110,7 @@ causes! {
         MaxInFlight => "max_in_flight",
         RateLimitBackendUnavailable => "rate_limit_backend_unavailable",
         Shutdown => "shutdown",
+        NonceStoreUnavailable => "nonce_store_unavailable",
     }
 }
 

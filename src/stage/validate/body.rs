@@ -80,11 +80,29 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    check_raw(headers, body, rule, server_max, |_| Ok(())).await
+}
+
+/// [`check`], showing `raw` the body bytes exactly as received before they are validated (the
+/// signature stage compares them with the signed `Content-Digest`).
+pub async fn check_raw<B>(
+    headers: &HeaderMap,
+    body: B,
+    rule: Option<&BodyRule>,
+    server_max: u64,
+    raw: impl FnOnce(&[u8]) -> Result<(), GatewayError>,
+) -> Result<Option<ValidatedBody>, GatewayError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let Some(rule) = rule else {
         refuse(headers, body, server_max).await?;
+        raw(&[])?;
         return Ok(None);
     };
     let bytes = read(headers, body, rule.max_bytes).await?;
+    raw(&bytes)?;
     if bytes.is_empty() {
         return Ok(None);
     }

@@ -1,0 +1,205 @@
+//! Replay protection: a `(keyid, nonce)` pair is accepted once within `max_age + clock_skew`
+//! (plus a 2 s margin for whole-second clocks; a request older than that is refused as expired
+//! anyway, so the pair can be forgotten then).
+//!
+//! Pairs are kept as a SHA-256 of kind, keyid and nonce, so the stores hold fixed-size keys
+//! whatever the client sent. Locally they live in [`LocalNonces`]: 16 shards (no single lock on
+//! the request path), each a map and an expiry queue, bounded at [`LOCAL_CAPACITY`] pairs in
+//! all (about 20 MiB); when it is full of unexpired pairs the store reports an error and
+//! `on_store_error` decides — it never forgets a live pair to make room, which would reopen
+//! the replay. With Redis, one `SET key 1 NX PX ttl` round trip: the first instance to set it
+//! wins, every other instance sees the pair taken.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::vocab::principal_kind::PrincipalKind;
+use crate::vocab::shared_store::SharedStore;
+
+/// The most `(keyid, nonce)` pairs this process remembers at once.
+pub const LOCAL_CAPACITY: usize = 262_144;
+
+const SHARDS: usize = 16;
+const PER_SHARD: usize = LOCAL_CAPACITY / SHARDS;
+
+/// A `(kind, keyid, nonce)` pair, hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NonceKey([u8; 32]);
+
+impl NonceKey {
+    /// The key of `nonce` sent by the credential `keyid` of `kind`.
+    pub fn new(kind: PrincipalKind, keyid: &str, nonce: &str) -> Self {
+        let mut hash = Sha256::new();
+        for part in [kind.as_str(), keyid, nonce] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        Self(hash.finalize().into())
+    }
+}
+
+/// Why a nonce could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Every slot holds a pair that has not expired.
+    #[error("the local nonce store is full ({LOCAL_CAPACITY} unexpired nonces)")]
+    Full,
+    /// Redis answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    until: HashMap<NonceKey, Instant>,
+    queue: VecDeque<(NonceKey, Instant)>,
+}
+
+impl Shard {
+    /// Forgets pairs expired at `now`, oldest first.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(key, until)) = self.queue.front() {
+            if until > now {
+                break;
+            }
+            self.queue.pop_front();
+            if self.until.get(&key) == Some(&until) {
+                self.until.remove(&key);
+            }
+        }
+    }
+}
+
+/// This process's nonces; outlives reloads.
+#[derive(Debug)]
+pub struct LocalNonces {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for LocalNonces {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+}
+
+impl LocalNonces {
+    /// Records `key` for `ttl` from `now`: `Ok(true)` when it was new, `Ok(false)` when it was
+    /// seen within its ttl (a replay).
+    pub fn record(&self, key: NonceKey, ttl: Duration, now: Instant) -> Result<bool, StoreError> {
+        let Some(shard) = self.shards.get(usize::from(key.0[0]) % SHARDS) else {
+            return Err(StoreError::Full);
+        };
+        let mut shard = shard.lock();
+        shard.expire(now);
+        if shard.until.get(&key).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        // The queue may hold stale entries after a reload shortened the ttl; bound it too.
+        if shard.until.len() >= PER_SHARD || shard.queue.len() >= 2 * PER_SHARD {
+            return Err(StoreError::Full);
+        }
+        let until = now + ttl;
+        shard.until.insert(key, until);
+        shard.queue.push_back((key, until));
+        Ok(true)
+    }
+
+    /// Pairs remembered now (expired ones included until the next record in their shard).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().until.len()).sum()
+    }
+
+    /// True when no pair is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Records `key` in the shared Redis with one `SET NX PX`: `Ok(true)` when this instance was
+/// the first to set it.
+pub async fn record_shared(
+    store: &SharedStore,
+    key: NonceKey,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let name = format!("{}nonce:{}", store.prefix(), hex::encode(key.0));
+    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut connection = store.connection();
+    let mut command = redis::cmd("SET");
+    command.arg(name).arg(1).arg("NX").arg("PX").arg(millis);
+    let reply: Option<String> =
+        tokio::time::timeout(store.timeout(), command.query_async(&mut connection))
+            .await
+            .map_err(|_| StoreError::Timeout(store.timeout()))??;
+    Ok(reply.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> NonceKey {
+        NonceKey::new(PrincipalKind::ApiKey, "sf-logistics", &n.to_string())
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_once_within_its_ttl() {
+        let store = LocalNonces::default();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(65);
+        assert!(store.record(key(1), ttl, t0).unwrap());
+        assert!(
+            !store
+                .record(key(1), ttl, t0 + Duration::from_secs(64))
+                .unwrap()
+        );
+        assert!(store.record(key(2), ttl, t0).unwrap());
+        // Past its ttl the pair is forgotten (such a request is refused as expired anyway).
+        assert!(
+            store
+                .record(key(1), ttl, t0 + Duration::from_secs(66))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn pairs_are_per_credential() {
+        let a = NonceKey::new(PrincipalKind::ApiKey, "a", "n1");
+        assert_ne!(a, NonceKey::new(PrincipalKind::ApiKey, "b", "n1"));
+        assert_ne!(a, NonceKey::new(PrincipalKind::Mtls, "a", "n1"));
+        // Lengths are part of the hash: ("ab", "c") is not ("a", "bc").
+        assert_ne!(
+            NonceKey::new(PrincipalKind::ApiKey, "ab", "c"),
+            NonceKey::new(PrincipalKind::ApiKey, "a", "bc")
+        );
+    }
+
+    #[test]
+    fn a_full_store_refuses_rather_than_forgets() {
+        let store = LocalNonces::default();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
+        let mut full = 0;
+        for n in 0..(LOCAL_CAPACITY as u32 + 10_000) {
+            match store.record(key(n), ttl, t0) {
+                Ok(fresh) => assert!(fresh),
+                Err(StoreError::Full) => full += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(full >= 10_000, "{full}");
+        assert!(store.len() <= LOCAL_CAPACITY);
+        // A recorded pair is still refused: nothing was evicted.
+        assert!(!store.record(key(0), ttl, t0).unwrap());
+        // Once they expire there is room again.
+        assert!(store.record(key(u32::MAX), ttl, t0 + ttl).unwrap());
+    }
+}
