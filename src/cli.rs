@@ -1,5 +1,5 @@
-//! The command line (CONTRACT.md §1): `serve`, `check`, `demo`, `apikey new`, `token`,
-//! `audit verify`, `openapi`. Errors go to stderr with a non-zero exit.
+//! The command line (CONTRACT.md §1, §9): `serve`, `check`, `demo`, `apikey new`, `token`,
+//! `audit verify`, `openapi`, `explain`, `diff`. Errors go to stderr with a non-zero exit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +61,44 @@ enum Command {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
     },
+    /// What one caller may do: routes, rules, limits, views, a field.
+    Explain(ExplainArgs),
+    /// The exposure change between two policies (exit 0: none, 2: widened, 3: only narrowed).
+    Diff {
+        /// The policy as it is.
+        old: PathBuf,
+        /// The policy as proposed.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// `text` for people, `json` for tools.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// The policy file.
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// An API key id, an mTLS client id, or `jwt:roles=r1,r2;scopes=a,b;claim=customer_id=C1`.
+    #[arg(long = "as", value_name = "WHO")]
+    who: String,
+    /// Only this route.
+    #[arg(long)]
+    route: Option<String>,
+    /// A field path (`orders[].customer.phone`): visible, masked or removed on each route.
+    #[arg(long)]
+    field: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +241,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { files },
         } => Ok(audit_verify(&files)),
+        Command::Explain(args) => Ok(explain(&args)),
+        Command::Diff { old, new, format } => Ok(diff(&old, &new, format)),
         Command::Openapi { config } => match crate::policy::load(&config) {
             Ok(policy) => {
                 println!(
@@ -219,6 +259,59 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// Loads a policy for `explain` or `diff`, printing its problems.
+fn load_or_report(config: &std::path::Path) -> Option<crate::policy::Policy> {
+    match crate::policy::load(config) {
+        Ok(policy) => Some(policy),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            None
+        }
+    }
+}
+
+fn print(format: Format, text: String, json: serde_json::Value) {
+    match format {
+        Format::Text => print!("{text}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        ),
+    }
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let Some(policy) = load_or_report(&args.config) else {
+        return ExitCode::FAILURE;
+    };
+    let question = crate::review::explain::Question {
+        who: args.who.clone(),
+        route: args.route.clone(),
+        field: args.field.clone(),
+    };
+    match crate::review::explain::explain(&policy, &question) {
+        Ok(answer) => {
+            print(args.format, answer.text(), answer.json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ordergate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn diff(old: &std::path::Path, new: &std::path::Path, format: Format) -> ExitCode {
+    let (Some(old), Some(new)) = (load_or_report(old), load_or_report(new)) else {
+        return ExitCode::FAILURE;
+    };
+    let report = crate::review::diff::diff(&old, &new);
+    print(format, report.text(), report.json());
+    ExitCode::from(report.exit_code())
 }
 
 fn check(config: &std::path::Path) -> ExitCode {

@@ -194,7 +194,7 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
 /// The demo policy: the reference policy with the demo's files, ports and keys, limits a
 /// laptop is comfortable with, and a contact view that also hides `internal` and masks the
 /// shipping phone.
-fn demo_policy<'a>(
+pub fn demo_policy<'a>(
     listen: &'a str,
     admin_listen: &'a str,
     upstream: &'a str,
@@ -243,6 +243,13 @@ fn demo_policy<'a>(
         freeze_for: "2m",
         rotate_bytes: "10MiB",
     }
+}
+
+/// The demo's proposed change, for the tour's `diff`: the carrier view (`orders:read:shipping`)
+/// without its phone mask. `None` if the demo policy no longer has that mask.
+pub fn next_policy(policy: &str) -> Option<String> {
+    const MASK: &str = "mask = { \"orders[].shipping.phone\" = \"phone\" }\n";
+    policy.contains(MASK).then(|| policy.replacen(MASK, "", 1))
 }
 
 type DemoClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;

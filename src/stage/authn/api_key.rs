@@ -58,6 +58,13 @@ impl ApiKeyTable {
         self.keys.is_empty()
     }
 
+    /// Every configured key, ordered by principal id (for `ordergate explain` and `diff`).
+    pub fn entries(&self) -> Vec<&ApiKeyEntry> {
+        let mut entries: Vec<&ApiKeyEntry> = self.keys.values().collect();
+        entries.sort_by(|a, b| a.principal.id.cmp(&b.principal.id));
+        entries
+    }
+
     /// Checks a presented key at `now` (seconds since the epoch); `Err` holds the audit cause.
     pub fn verify(&self, presented: &[u8], now: i64) -> Result<Arc<Principal>, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(presented).into();
