@@ -34,6 +34,10 @@ enum Command {
         /// Reload when the policy's directory changes (as well as on SIGHUP).
         #[arg(long)]
         watch: bool,
+        /// A candidate policy that decides every request too, serving none; disagreements are
+        /// counted in `ordergate_shadow_diff_total` and logged (SIGHUP reloads both).
+        #[arg(long, value_name = "NEXT")]
+        shadow: Option<PathBuf>,
     },
     /// Load and validate a policy and the files it names; print every problem.
     Check {
@@ -217,7 +221,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config, watch } => serve(config, watch),
+        Command::Serve {
+            config,
+            watch,
+            shadow,
+        } => serve(config, watch, shadow),
         Command::Check { config } => Ok(check(&config)),
         Command::Demo(args) => runtime()?
             .block_on(crate::demo::run(args))
@@ -330,7 +338,7 @@ fn check(config: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
+fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let policy = match crate::policy::load(&config) {
         Ok(p) => p,
         Err(problems) => {
@@ -340,10 +348,23 @@ fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    // The candidate is checked before anything listens: a bad one stops startup.
+    if let Some(next) = &shadow
+        && load_or_report(next).is_none()
+    {
+        return Ok(ExitCode::FAILURE);
+    }
     runtime()?.block_on(async move {
         let running = crate::server::start(policy, &config)
             .await
             .map_err(anyhow::Error::msg)?;
+        if let Some(next) = &shadow {
+            running
+                .gateway
+                .start_shadow(next)
+                .await
+                .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+        }
         crate::server::signals::reload_on_sighup(running.gateway.clone());
         if watch {
             crate::server::signals::reload_on_change(running.gateway.clone())
