@@ -6,6 +6,7 @@
 pub mod orders;
 pub mod pki;
 pub mod policy_template;
+pub mod review;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -547,6 +548,13 @@ async fn tour(setup: &Setup, port: u16) -> anyhow::Result<()> {
             sum.last_seq.unwrap_or(0)
         ),
         Err(e) => println!("   audit verify: {e}"),
+    }
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ordergate".to_owned());
+    match review::steps(s, &exe) {
+        Ok(text) => print!("{text}"),
+        Err(e) => println!("\n13. explain and diff: {e}"),
     }
     println!("────────────────────────────────────────────────────────────────────────────\n");
     Ok(())
