@@ -196,3 +196,34 @@ async fn a_shadow_changes_no_answer_and_counts_each_disagreement() {
     assert!(gateway.reload().await.is_err());
     assert!(gateway.shadow().is_some());
 }
+
+/// A candidate that does not load stops `serve` before it listens (exit 1, located problems).
+#[test]
+fn serve_refuses_a_candidate_that_does_not_load() {
+    support::install();
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().unwrap();
+    support::write_files(dir.path(), &keys);
+    let upstream: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, support::base_policy(&keys, upstream)).unwrap();
+    let broken = dir.path().join("next.toml");
+    std::fs::write(&broken, "[server]\n").unwrap();
+    for next in [broken.clone(), dir.path().join("missing.toml")] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+            .args([
+                "serve",
+                "-c",
+                policy.to_str().unwrap(),
+                "--shadow",
+                next.to_str().unwrap(),
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{next:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = next.file_name().unwrap().to_str().unwrap();
+        assert!(stderr.contains(&format!("{name}:")), "{stderr}");
+    }
+}

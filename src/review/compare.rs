@@ -216,13 +216,13 @@ fn reach(a: Option<&ReachFact>, b: Option<&ReachFact>) -> Option<Verdict> {
     }
 }
 
-/// Removed < masked by `hide` < masked otherwise < visible; a masker swapped for another
+/// Denied < masked by `hide` < masked otherwise < visible; a masker swapped for another
 /// (neither `hide`) is a change reviewers must see, so it widens.
 fn field(a: Option<&FieldFact>, b: Option<&FieldFact>) -> Option<Verdict> {
     let rank = |f: Option<&FieldFact>| match f {
         None => 0,
         Some(f) => match (f.shown, f.masker) {
-            (Shown::Removed, _) => 0,
+            (Shown::Denied, _) => 0,
             (Shown::Masked, Some("hide")) => 1,
             (Shown::Masked | Shown::Altered, _) => 2,
             (Shown::Visible, _) => 3,

@@ -280,8 +280,8 @@ impl ReachFact {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Shown {
-    /// Not in the answer.
-    Removed,
+    /// Not in the answer (denied, or not allowed).
+    Denied,
     /// Through a masker (see `masker`).
     Masked,
     /// Changed in a way no single masker explains.
@@ -307,7 +307,7 @@ impl FieldFact {
     fn text(&self) -> String {
         let shown = match (self.shown, self.masker) {
             (Shown::Masked, Some(m)) => format!("masked ({m})"),
-            (Shown::Removed, _) => "removed".to_owned(),
+            (Shown::Denied, _) => "denied".to_owned(),
             (Shown::Masked | Shown::Altered, _) => "altered".to_owned(),
             (Shown::Visible, _) => "visible".to_owned(),
         };
@@ -371,7 +371,7 @@ impl FieldFact {
             Seen::Shown => (Shown::Visible, None),
             Seen::Masked(m) => (Shown::Masked, Some(m.name())),
             Seen::Altered => (Shown::Altered, None),
-            Seen::Removed => (Shown::Removed, None),
+            Seen::Removed => (Shown::Denied, None),
         };
         Self {
             shown,
@@ -425,7 +425,11 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
                     let via = o
                         .bypass_names
                         .iter()
-                        .find(|s| principal.scopes.contains_all(&policy.scopes.known([&***s])))
+                        .find(|s| {
+                            principal
+                                .scopes
+                                .contains_all(&policy.scopes.known([s.as_ref()]))
+                        })
                         .map_or_else(String::new, |s| s.to_string());
                     ReachFact {
                         access: Access::Allowed,
