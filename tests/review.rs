@@ -124,7 +124,7 @@ fn explain_on_the_reference_policy_matches_its_golden_files() {
             "explain-jd-marketplace-detail.txt",
             vec![
                 "--as",
-                "jd-marketplace",
+                "mtls:jd-marketplace",
                 "--route",
                 "order-detail",
                 "--field",
@@ -155,6 +155,11 @@ fn explain_refuses_bad_questions_with_exit_1() {
     let policy = dir.write("policy.toml", &reference_text());
     for (args, message) in [
         (vec!["--as", "nobody"], "no API key or mTLS client `nobody`"),
+        (
+            vec!["--as", "key:jd-marketplace"],
+            "no API key `jd-marketplace`",
+        ),
+        (vec!["--as", "mtls:erp-sync"], "no mTLS client `erp-sync`"),
         (vec!["--as", "jwt:role=customer"], "unknown part `role=`"),
         (vec!["--as", "jwt:roles=ghost"], "unknown role `ghost`"),
         (

@@ -287,4 +287,71 @@ mod tests {
             Some(Direction::Widened)
         );
     }
+
+    fn shown(shown: Shown, masker: Option<&'static str>) -> FieldFact {
+        FieldFact {
+            shown,
+            masker,
+            rule: String::new(),
+            view: None,
+        }
+    }
+
+    #[test]
+    fn fields_rank_denied_hidden_masked_visible() {
+        let order = [
+            shown(Shown::Denied, None),
+            shown(Shown::Masked, Some("hide")),
+            shown(Shown::Masked, Some("phone")),
+            shown(Shown::Visible, None),
+        ];
+        for (i, a) in order.iter().enumerate() {
+            for (j, b) in order.iter().enumerate() {
+                let want = match i.cmp(&j) {
+                    std::cmp::Ordering::Less => Some(Direction::Widened),
+                    std::cmp::Ordering::Greater => Some(Direction::Narrowed),
+                    std::cmp::Ordering::Equal => None,
+                };
+                assert_eq!(
+                    field(Some(a), Some(b)).map(|v| v.direction),
+                    want,
+                    "{i} → {j}"
+                );
+            }
+        }
+        assert_eq!(
+            field(None, Some(&order[3])).map(|v| v.what),
+            Some("newly visible".to_owned())
+        );
+        let swapped = field(Some(&order[2]), Some(&shown(Shown::Masked, Some("name"))));
+        assert_eq!(
+            swapped.map(|v| v.direction),
+            Some(Direction::Widened),
+            "a masker swapped asks for sign-off"
+        );
+    }
+
+    #[test]
+    fn credentials_widen_with_a_longer_window() {
+        let window = |not_before, not_after| CredentialFact {
+            credential: "api_key",
+            not_before,
+            not_after,
+        };
+        let base = window(Some(100), Some(200));
+        for (other, want) in [
+            (window(Some(100), Some(300)), Some(Direction::Widened)),
+            (window(Some(100), None), Some(Direction::Widened)),
+            (window(Some(50), Some(200)), Some(Direction::Widened)),
+            (window(Some(100), Some(150)), Some(Direction::Narrowed)),
+            (window(Some(150), Some(300)), Some(Direction::Widened)),
+            (window(Some(100), Some(200)), None),
+        ] {
+            assert_eq!(
+                credential(&base, &other).map(|v| v.direction),
+                want,
+                "{other:?}"
+            );
+        }
+    }
 }

@@ -19,6 +19,10 @@ const SYNTHETIC_SUB: &str = "explain";
 pub enum Who {
     /// An API key id or an mTLS client id (its CN).
     Id(String),
+    /// `key:ID`: only an API key.
+    Key(String),
+    /// `mtls:ID`: only an mTLS client.
+    Client(String),
     /// A token holder with these roles, scopes and claims.
     Jwt {
         /// Role names (`roles_claim`).
@@ -66,7 +70,8 @@ fn list(value: &str, what: &str) -> Result<Vec<String>, String> {
 }
 
 impl Who {
-    /// Parses `--as`: an id, or `jwt:` followed by `;`-separated `roles=…`, `scopes=…` and
+    /// Parses `--as`: an id (`key:ID` or `mtls:ID` to say which kind, as `explain` and `diff`
+    /// print them), or `jwt:` followed by `;`-separated `roles=…`, `scopes=…` and
     /// `claim=NAME=VALUE` parts (each of `roles` and `scopes` at most once).
     pub fn parse(text: &str) -> Result<Self, String> {
         let Some(spec) = text.strip_prefix("jwt:") else {
@@ -74,6 +79,12 @@ impl Who {
                 return Err(format!(
                     "`--as {text}`: give an API key id, an mTLS client id or `jwt:roles=r1;scopes=a,b;claim=name=value`"
                 ));
+            }
+            if let Some(id) = text.strip_prefix("key:") {
+                return Ok(Who::Key(id.to_owned()));
+            }
+            if let Some(id) = text.strip_prefix("mtls:") {
+                return Ok(Who::Client(id.to_owned()));
             }
             return Ok(Who::Id(text.to_owned()));
         };
@@ -118,7 +129,14 @@ impl Who {
 
     /// The caller this stands for in `policy`.
     pub fn resolve(&self, policy: &Policy) -> Result<Caller, String> {
+        let find = |callers: Vec<Caller>, id: &str| {
+            callers.into_iter().find(|c| c.principal.id.as_ref() == id)
+        };
         match self {
+            Who::Key(id) => find(configured_keys(policy), id)
+                .ok_or_else(|| format!("no API key `{id}` in {}", file_name(policy))),
+            Who::Client(id) => find(configured_clients(policy), id)
+                .ok_or_else(|| format!("no mTLS client `{id}` in {}", file_name(policy))),
             Who::Id(id) => {
                 let key = configured_keys(policy)
                     .into_iter()
@@ -128,7 +146,7 @@ impl Who {
                     .find(|c| c.principal.id.as_ref() == id);
                 match (key, client) {
                     (Some(_), Some(_)) => Err(format!(
-                        "`{id}` is both an API key id and an mTLS client id: the policy is ambiguous here"
+                        "`{id}` is both an API key id and an mTLS client id: say `key:{id}` or `mtls:{id}`"
                     )),
                     (Some(c), None) | (None, Some(c)) => Ok(c),
                     (None, None) => Err(format!(
@@ -287,6 +305,11 @@ mod tests {
     #[test]
     fn who_is_parsed_strictly() {
         assert_eq!(Who::parse("erp-sync"), Ok(Who::Id("erp-sync".into())));
+        assert_eq!(Who::parse("key:erp-sync"), Ok(Who::Key("erp-sync".into())));
+        assert_eq!(
+            Who::parse("mtls:jd-marketplace"),
+            Ok(Who::Client("jd-marketplace".into()))
+        );
         assert_eq!(
             Who::parse("jwt:roles=customer,erp;scopes=a:b;claim=customer_id=C1"),
             Ok(Who::Jwt {
