@@ -22,7 +22,8 @@
 //! ```
 //!
 //! With `serve --shadow NEXT`, `pipeline/shadow.rs` decides stages 3–7 again under the running
-//! and the candidate policy once the answer is settled; the answer does not wait for it.
+//! and the candidate policy once the answer is settled; the answer does not wait for it. A rule
+//! added to stages 3–7 here is added to `shadow::admit` too.
 //!
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
 //! and 405 count against the client address only.

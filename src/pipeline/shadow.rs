@@ -168,6 +168,9 @@ pub fn disagreement(live: &Verdict, candidate: &Verdict) -> Option<Disagreement>
 }
 
 /// Decides `seen` under `policy`, stage by stage as [`super::run`] does, without side effects.
+/// A policy rule added to stages 3–7 of `run` (IP lists, signatures) gets its line in
+/// [`admit`] too (and what it reads of the request, e.g. `ctx.client_ip`, a field of
+/// [`Observed`]), or the shadow cannot see a change to it.
 pub async fn decide(policy: &Policy, jwt: Option<&JwtVerifier>, seen: &Observed) -> Verdict {
     let mut matched_route = None;
     match admit(policy, jwt, seen, &mut matched_route).await {
