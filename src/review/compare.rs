@@ -87,7 +87,8 @@ fn as_field(fact: Option<&Fact>) -> Option<&FieldFact> {
     }
 }
 
-/// A later `not_after` or an earlier `not_before` (or either dropped) widens.
+/// A later `not_after` or an earlier `not_before` (or either dropped) widens; so does another
+/// tenant (the upstream may scope its answers by it).
 fn credential(a: &CredentialFact, b: &CredentialFact) -> Option<Verdict> {
     // Absent bounds are the widest: `i64::MAX` / `i64::MIN`.
     let after = |c: &CredentialFact| c.not_after.unwrap_or(i64::MAX);
@@ -103,6 +104,9 @@ fn credential(a: &CredentialFact, b: &CredentialFact) -> Option<Verdict> {
         std::cmp::Ordering::Less => wider.push("not_before earlier"),
         std::cmp::Ordering::Greater => narrower.push("not_before later"),
         std::cmp::Ordering::Equal => {}
+    }
+    if a.tenant != b.tenant {
+        wider.push("tenant changed");
     }
     verdict(&wider, &narrower)
 }
@@ -337,6 +341,7 @@ mod tests {
             credential: "api_key",
             not_before,
             not_after,
+            tenant: None,
         };
         let base = window(Some(100), Some(200));
         for (other, want) in [
@@ -346,6 +351,13 @@ mod tests {
             (window(Some(100), Some(150)), Some(Direction::Narrowed)),
             (window(Some(150), Some(300)), Some(Direction::Widened)),
             (window(Some(100), Some(200)), None),
+            (
+                CredentialFact {
+                    tenant: Some("other".into()),
+                    ..window(Some(100), Some(200))
+                },
+                Some(Direction::Widened),
+            ),
         ] {
             assert_eq!(
                 credential(&base, &other).map(|v| v.direction),

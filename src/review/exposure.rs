@@ -80,6 +80,8 @@ pub struct CredentialFact {
     /// Valid until (seconds since the epoch).
     #[serde(serialize_with = "instant")]
     pub not_after: Option<i64>,
+    /// The tenant it speaks for (`X-Auth-Tenant` upstream).
+    pub tenant: Option<String>,
 }
 
 fn instant_text(t: Option<i64>) -> String {
@@ -100,10 +102,11 @@ fn instant<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Erro
 impl CredentialFact {
     fn text(&self) -> String {
         format!(
-            "{} valid from {} until {}",
+            "{} valid from {} until {}, tenant {}",
             self.credential,
             instant_text(self.not_before),
-            instant_text(self.not_after)
+            instant_text(self.not_after),
+            self.tenant.as_deref().unwrap_or("-")
         )
     }
 }
@@ -546,6 +549,7 @@ pub fn facts(policy: &Policy, gather: &Gather<'_>) -> Facts {
                     credential: caller.principal.kind.as_str(),
                     not_before,
                     not_after,
+                    tenant: caller.principal.tenant.as_ref().map(|t| t.to_string()),
                 }),
             );
         }
