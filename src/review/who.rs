@@ -343,4 +343,13 @@ mod tests {
             assert!(Who::parse(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_round_trips_ids(text in "(jwt:)?[a-z=;,:_ C0-9-]{0,40}") {
+            if let Ok(Who::Id(id)) = Who::parse(&text) {
+                proptest::prop_assert_eq!(id, text);
+            }
+        }
+    }
 }

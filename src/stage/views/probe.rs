@@ -146,4 +146,14 @@ mod tests {
             "keys match folded, as on answers"
         );
     }
+
+    proptest::proptest! {
+        /// `explain` and `diff` print paths with `Display`: what they print parses back.
+        #[test]
+        fn field_paths_print_as_they_parse(text in "[a-z_]{1,5}(\\[\\])?(\\.[a-z_]{1,5}(\\[\\])?){0,3}|\\*") {
+            let path = FieldPath::parse(&text).unwrap();
+            proptest::prop_assert_eq!(path.to_string(), text.clone());
+            proptest::prop_assert_eq!(FieldPath::parse(&path.to_string()).unwrap(), path);
+        }
+    }
 }
