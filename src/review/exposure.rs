@@ -23,6 +23,8 @@ use crate::stage::authz::{self, OwnerBinding, OwnerParam};
 use crate::stage::rate_limit::BucketRef;
 use crate::stage::views::probe::{Seen, probe};
 use crate::stage::views::{CompiledView, FieldPath};
+use crate::vocab::cause::Denied;
+use crate::vocab::error::GatewayError;
 use crate::vocab::query::RawQuery;
 
 /// Where a fact belongs: its subject (`policy`, `route`, `key:ID`, `mtls:ID`, `role:NAME`,
@@ -398,12 +400,13 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
     let view_of = |i: Option<usize>| i.map(|i| route.views[i].scope_name.to_string());
     let index = match decided {
         Ok(index) => index,
-        Err(detail) => {
-            let rule = refusal_rule(policy, route, principal, detail);
+        Err(error) => {
+            let rule = refusal_rule(policy, route, principal, &error);
+            let detail = error.cause();
             return (
                 ReachFact {
                     access: Access::Refused,
-                    detail: Some(detail),
+                    detail,
                     rule,
                     bound_to: None,
                     view: None,
@@ -459,13 +462,13 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
     (fact, index)
 }
 
-/// [`authz::authorize`] with `value` in the owner parameter; `Err` is the refusal's detail.
+/// [`authz::authorize`] with `value` in the owner parameter.
 fn authorize_for(
     route: &Route,
     principal: &Principal,
     owner: Option<&OwnerBinding>,
     value: &str,
-) -> Result<Option<usize>, &'static str> {
+) -> Result<Option<usize>, GatewayError> {
     let mut path_params = Vec::new();
     let mut query = RawQuery::default();
     match owner.map(|o| &o.param) {
@@ -474,13 +477,20 @@ fn authorize_for(
         None => {}
     }
     authz::authorize(&route.access, principal, &path_params, &query)
-        .map_err(|e| e.cause().unwrap_or("forbidden"))
 }
 
 /// The rule behind a refusal, in words.
-fn refusal_rule(policy: &Policy, route: &Route, principal: &Principal, detail: &str) -> String {
-    match detail {
-        "scope_missing" => {
+fn refusal_rule(
+    policy: &Policy,
+    route: &Route,
+    principal: &Principal,
+    error: &GatewayError,
+) -> String {
+    let GatewayError::Forbidden { cause } = error else {
+        return error.reason().to_owned();
+    };
+    match cause {
+        Denied::ScopeMissing => {
             let missing: Vec<&str> = route
                 .require_scope_names
                 .iter()
@@ -489,7 +499,7 @@ fn refusal_rule(policy: &Policy, route: &Route, principal: &Principal, detail: &
                 .collect();
             format!("require_scopes: lacks {}", missing.join(" + "))
         }
-        "owner_mismatch" => match &route.access.owner {
+        Denied::OwnerMismatch => match &route.access.owner {
             Some(o) => format!(
                 "owner: {} must equal claim {}, which the caller does not have, and it holds no bypass scope",
                 param_text(&o.param),
@@ -497,7 +507,7 @@ fn refusal_rule(policy: &Policy, route: &Route, principal: &Principal, detail: &
             ),
             None => "owner".to_owned(),
         },
-        "no_view" => format!(
+        Denied::NoView => format!(
             "no response view is for its scopes (views: {})",
             route
                 .views
@@ -506,7 +516,6 @@ fn refusal_rule(policy: &Policy, route: &Route, principal: &Principal, detail: &
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        other => other.to_owned(),
     }
 }
 
