@@ -149,6 +149,38 @@ fn explain_on_the_reference_policy_matches_its_golden_files() {
     }
 }
 
+/// A reviewed change of the reference policy, golden in text and JSON: the contact view shows
+/// payment, a key lives longer, the order-detail route gets a tighter bucket.
+#[test]
+fn diff_on_the_reference_policy_matches_its_golden_files() {
+    let dir = Dir::new();
+    let base = reference_text();
+    let old = dir.write("policy.toml", &base);
+    let new = dir.write(
+        "policy-proposed.toml",
+        &edited(
+            &base,
+            &[
+                ("deny = [\"orders[].payment\"]\n", ""),
+                (
+                    "not_after = \"2027-04-01T00:00:00Z\"",
+                    "not_after = \"2027-10-01T00:00:00Z\"",
+                ),
+                (
+                    "rate_limit = { rate = \"300/min\", burst = 50 }",
+                    "rate_limit = { rate = \"100/min\", burst = 50 }",
+                ),
+            ],
+        ),
+    );
+    let out = diff(&old, &new, false);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    golden("reference-diff.txt", &text(&out.stdout));
+    let out = diff(&old, &new, true);
+    assert_eq!(out.status.code(), Some(2));
+    golden("reference-diff.json", &text(&out.stdout));
+}
+
 #[test]
 fn explain_refuses_bad_questions_with_exit_1() {
     let dir = Dir::new();
