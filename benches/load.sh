@@ -8,6 +8,8 @@
 #   gw-jwt-mask   wrk -> ordergate, ES256 JWT, one order through a deny+mask view
 #   gw-redis      gw-apikey with rate limits in a local redis-server (if installed)
 #   gw-volume     gw-jwt-view with the volume guard on ([abuse.volume] distinct customer ids, alert)
+#   *-shadow      gw-apikey and gw-jwt-view again, served with `--shadow` (the same policy as the
+#                 candidate): the difference in CPU us/req is what the shadow decisions cost
 # and prints requests/s, p50, p99, the proxy's CPU per request (user+sys of its process / requests)
 # and each figure's ratio to the baseline. Every run is bounded by DURATION and stops by itself.
 #
@@ -114,6 +116,17 @@ EXTRA_POLICY=$'\n[abuse.volume]\ndistinct = { param = "customer_id", max = 10000
   start_gateway "$WORK/gwv" "$GW" "$ADMIN"
 TOKEN=$(cat "$WORK/gwv/token")
 run gw-volume "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
+
+# The same gateway with a shadow policy deciding every request too (CONTRACT §9).
+GW=$(free_port); ADMIN=$(free_port)
+mkdir -p "$WORK/gws"
+"$KIT" setup --dir "$WORK/gws" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$ADMIN"
+RUST_LOG=warn "$BIN" serve -c "$WORK/gws/policy.toml" --shadow "$WORK/gws/policy.toml" 2>"$WORK/gws/stderr" & PIDS+=($!)
+GW_PID=$!
+wait_port "$GW"
+KEY=$(cat "$WORK/gws/api_key"); TOKEN=$(cat "$WORK/gws/token")
+run gw-apikey-shadow "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
+run gw-jwt-view-shadow "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
 kill "$GW_PID"
 
 if command -v redis-server >/dev/null; then

@@ -1,5 +1,5 @@
-//! The command line (CONTRACT.md §1): `serve`, `check`, `demo`, `apikey new`, `token`,
-//! `audit verify`, `openapi`, `sign`. Errors go to stderr with a non-zero exit.
+//! The command line (CONTRACT.md §1, §7.1, §9): `serve`, `check`, `demo`, `apikey new`, `token`,
+//! `audit verify`, `openapi`, `sign`, `explain`, `diff`. Errors go to stderr with a non-zero exit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,10 @@ enum Command {
         /// Reload when the policy's directory changes (as well as on SIGHUP).
         #[arg(long)]
         watch: bool,
+        /// A candidate policy that decides every request too, serving none; disagreements are
+        /// counted in `ordergate_shadow_diff_total` and logged (SIGHUP reloads both).
+        #[arg(long, value_name = "NEXT")]
+        shadow: Option<PathBuf>,
     },
     /// Load and validate a policy and the files it names; print every problem.
     Check {
@@ -63,6 +67,44 @@ enum Command {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
     },
+    /// What one caller may do: routes, rules, limits, views, a field.
+    Explain(ExplainArgs),
+    /// The exposure change between two policies (exit 0: none, 2: widened, 3: only narrowed).
+    Diff {
+        /// The policy as it is.
+        old: PathBuf,
+        /// The policy as proposed.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// `text` for people, `json` for tools.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// The policy file.
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// An API key id, an mTLS client id, or `jwt:roles=r1,r2;scopes=a,b;claim=customer_id=C1`.
+    #[arg(long = "as", value_name = "WHO")]
+    who: String,
+    /// Only this route.
+    #[arg(long)]
+    route: Option<String>,
+    /// A field path (`orders[].customer.phone`): visible, masked or removed on each route.
+    #[arg(long)]
+    field: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,7 +252,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config, watch } => serve(config, watch),
+        Command::Serve {
+            config,
+            watch,
+            shadow,
+        } => serve(config, watch, shadow),
         Command::Check { config } => Ok(check(&config)),
         Command::Demo(args) => runtime()?
             .block_on(crate::demo::run(args))
@@ -240,6 +286,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { files },
         } => Ok(audit_verify(&files)),
+        Command::Explain(args) => Ok(explain(&args)),
+        Command::Diff { old, new, format } => Ok(diff(&old, &new, format)),
         Command::Openapi { config } => match crate::policy::load(&config) {
             Ok(policy) => {
                 println!(
@@ -256,6 +304,59 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// Loads a policy for `explain` or `diff`, printing its problems.
+fn load_or_report(config: &std::path::Path) -> Option<crate::policy::Policy> {
+    match crate::policy::load(config) {
+        Ok(policy) => Some(policy),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            None
+        }
+    }
+}
+
+fn print(format: Format, text: String, json: serde_json::Value) {
+    match format {
+        Format::Text => print!("{text}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        ),
+    }
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let Some(policy) = load_or_report(&args.config) else {
+        return ExitCode::FAILURE;
+    };
+    let question = crate::review::explain::Question {
+        who: args.who.clone(),
+        route: args.route.clone(),
+        field: args.field.clone(),
+    };
+    match crate::review::explain::explain(&policy, &question) {
+        Ok(answer) => {
+            print(args.format, answer.text(), answer.json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ordergate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn diff(old: &std::path::Path, new: &std::path::Path, format: Format) -> ExitCode {
+    let (Some(old), Some(new)) = (load_or_report(old), load_or_report(new)) else {
+        return ExitCode::FAILURE;
+    };
+    let report = crate::review::diff::diff(&old, &new);
+    print(format, report.text(), report.json());
+    ExitCode::from(report.exit_code())
 }
 
 fn check(config: &std::path::Path) -> ExitCode {
@@ -283,7 +384,7 @@ fn check(config: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
+fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let policy = match crate::policy::load(&config) {
         Ok(p) => p,
         Err(problems) => {
@@ -296,10 +397,23 @@ fn serve(config: PathBuf, watch: bool) -> anyhow::Result<ExitCode> {
     for w in &policy.warnings {
         tracing::warn!(line = w.line, col = w.col, "policy: {}", w.message);
     }
+    // The candidate is checked before anything listens: a bad one stops startup.
+    if let Some(next) = &shadow
+        && load_or_report(next).is_none()
+    {
+        return Ok(ExitCode::FAILURE);
+    }
     runtime()?.block_on(async move {
         let running = crate::server::start(policy, &config)
             .await
             .map_err(anyhow::Error::msg)?;
+        if let Some(next) = &shadow {
+            running
+                .gateway
+                .start_shadow(next)
+                .await
+                .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+        }
         crate::server::signals::reload_on_sighup(running.gateway.clone());
         if watch {
             crate::server::signals::reload_on_change(running.gateway.clone())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 
 use crate::policy::Policy;
@@ -92,6 +92,43 @@ impl Live {
     }
 }
 
+/// A candidate policy that decides every request alongside the live one (`serve --shadow`),
+/// without serving anything: its settings and its own JWT verifier (keys, cache).
+pub struct Candidate {
+    /// The file it was read from (reloaded with the live policy).
+    pub path: PathBuf,
+    /// The compiled candidate policy.
+    pub policy: Arc<Policy>,
+    /// Its JWT verifier (none without `[auth.jwt]`).
+    pub jwt: Option<JwtVerifier>,
+}
+
+impl Candidate {
+    /// Loads and validates `path` and every file it names.
+    async fn load(path: &Path) -> Result<Self, Vec<String>> {
+        let owned = path.to_path_buf();
+        let policy = tokio::task::spawn_blocking(move || crate::policy::load(&owned))
+            .await
+            .map_err(|e| vec![e.to_string()])?
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let jwt = policy
+            .auth
+            .jwt
+            .clone()
+            .map(JwtVerifier::new)
+            .transpose()
+            .map_err(|e| vec![e])?;
+        if let Some(jwt) = &jwt {
+            jwt.start().await;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            policy: Arc::new(policy),
+            jwt,
+        })
+    }
+}
+
 /// The gateway's shared state.
 pub struct Gateway {
     live: ArcSwap<Live>,
@@ -115,6 +152,7 @@ pub struct Gateway {
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
     reload_lock: tokio::sync::Mutex<()>,
+    shadow: ArcSwapOption<Candidate>,
 }
 
 impl Gateway {
@@ -146,6 +184,7 @@ impl Gateway {
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
+            shadow: ArcSwapOption::empty(),
         });
         gateway.ensure_backend();
         gateway.spawn_maintenance();
@@ -183,9 +222,54 @@ impl Gateway {
             && self.in_flight.current() < self.live().policy.server.max_in_flight
     }
 
+    /// The candidate policy of `serve --shadow`, if any.
+    pub fn shadow(&self) -> Option<Arc<Candidate>> {
+        self.shadow.load_full()
+    }
+
+    /// Loads `path` as the candidate policy that decides every request alongside the live one.
+    pub async fn start_shadow(&self, path: &Path) -> Result<(), Vec<String>> {
+        let candidate = Candidate::load(path).await?;
+        tracing::info!(candidate = %path.display(), "shadow policy loaded: it decides every request too, and serves none");
+        export_shadow_series(&self.live().policy, &candidate.policy);
+        self.shadow.store(Some(Arc::new(candidate)));
+        Ok(())
+    }
+
+    /// Reloads the live policy and, with `--shadow`, the candidate; each is kept as it was when
+    /// its file is invalid.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), Vec<String>> {
+        let live = self.reload_policy().await;
+        let Some(current) = self.shadow() else {
+            return live;
+        };
+        let shadow = match Candidate::load(&current.path).await {
+            Ok(candidate) => {
+                tracing::info!(candidate = %current.path.display(), "shadow policy reloaded");
+                export_shadow_series(&self.live().policy, &candidate.policy);
+                self.shadow.store(Some(Arc::new(candidate)));
+                Ok(())
+            }
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(problem = %p, "shadow reload refused: the candidate is invalid; keeping the previous one");
+                }
+                Err(problems)
+            }
+        };
+        match (live, shadow) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(mut a), Err(b)) => {
+                a.extend(b);
+                Err(a)
+            }
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        }
+    }
+
     /// Re-reads and validates the policy and every file it names; swaps it in only if all is
     /// well. In-flight requests finish under the generation they started with.
-    pub async fn reload(self: &Arc<Self>) -> Result<(), Vec<String>> {
+    async fn reload_policy(self: &Arc<Self>) -> Result<(), Vec<String>> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let path = self.policy_path.clone();
         let loaded = tokio::task::spawn_blocking(move || crate::policy::load(&path))
@@ -441,5 +525,21 @@ fn known_series(policy: &Policy) -> crate::vocab::metrics::Known {
         routes,
         credentials,
         certificates,
+    }
+}
+
+/// `ordergate_shadow_diff_total` at 0 for every route of either policy (and `unmatched`).
+fn export_shadow_series(live: &Policy, candidate: &Policy) {
+    let routes = live
+        .routes
+        .iter()
+        .chain(&candidate.routes)
+        .map(|r| r.id.to_string())
+        .chain(["unmatched".to_owned()]);
+    for route in routes {
+        for kind in ["decision", "status", "view"] {
+            metrics::counter!("ordergate_shadow_diff_total", "route" => route.clone(), "kind" => kind)
+                .increment(0);
+        }
     }
 }

@@ -28,6 +28,9 @@ pub mod context;
 /// State that outlives a policy generation, and the live generation.
 pub mod gateway;
 
+/// `ordergate explain` and `diff`: exposure read from the compiled policy.
+pub mod review;
+
 /// The stage order, in one place.
 pub mod pipeline;
 

@@ -28,10 +28,15 @@
 //!                    stage/stale.rs      a kept answer instead of 502/503/504 (stale_if_error)
 //! ```
 //!
+//! With `serve --shadow NEXT`, `pipeline/shadow.rs` decides stages 3–7 again under the running
+//! and the candidate policy once the answer is settled; the answer does not wait for it. A rule
+//! added to stages 3–7 here is added to `shadow::admit` too.
+//!
 //! Denials (401, 403, 429) are counted by the abuse guard after the answer is decided; 400, 404
 //! and 405 count against the client address only.
 
 pub mod service;
+pub mod shadow;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -103,6 +108,7 @@ where
         served: None,
         signed: false,
     };
+    let shadowed = shadow::observe(&gateway, &parts, &ctx);
     let ticket = gateway.audit.reserve().await;
     // From here every exit is recorded: a panic below unwinds through `unfinished`, whose drop
     // sends the record (`internal_error`); the service boundary turns the panic into a 500.
@@ -175,6 +181,10 @@ where
         }));
     }
     response.body_mut().set_cutoff(gateway.cutoff.clone());
+    // `serve --shadow`: the candidate decides too, after the answer is settled, off its path.
+    if let Some((candidate, seen)) = shadowed {
+        shadow::spawn(live, candidate, seen);
+    }
     response
 }
 

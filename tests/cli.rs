@@ -310,6 +310,10 @@ fn the_demo_runs_its_tour_and_exits() {
         "429",
         "circuit_open",
         "ok: ",
+        "explain -c",
+        "--as sf-logistics",
+        "→ exit 2",
+        "+ widened  key:sf-logistics customer-orders field orders[].shipping.phone: unmasked",
     ] {
         assert!(
             stdout.contains(expected),

@@ -3,7 +3,7 @@
 //! ```text
 //!  cli, demo, openapi, token, main      the commands
 //!  server                               listeners, TLS, signals, admin
-//!  pipeline                             the stage order, the tower service
+//!  pipeline | review                    the stage order, the tower service | explain, diff
 //!  context, gateway                     one request's facts; state that outlives a policy
 //!  policy                               the compiled policy (aggregates the stages' settings)
 //!  config | stage                       the file as written | one module per stage, in order
@@ -38,6 +38,7 @@ enum Place {
     Policy,
     Gateway,
     Pipeline,
+    Review,
     Server,
     Commands,
 }
@@ -49,7 +50,7 @@ impl Place {
             Place::Config | Place::Stage(..) => 1,
             Place::Policy => 2,
             Place::Gateway => 3,
-            Place::Pipeline => 4,
+            Place::Pipeline | Place::Review => 4,
             Place::Server => 5,
             Place::Commands => 6,
         }
@@ -71,6 +72,7 @@ fn place(segments: &[&str], stages: &[String]) -> Option<Place> {
         "policy" => Place::Policy,
         "context" | "gateway" => Place::Gateway,
         "pipeline" => Place::Pipeline,
+        "review" => Place::Review,
         "server" => Place::Server,
         "cli" | "demo" | "openapi" | "token" | "main" | "lib" => Place::Commands,
         _ => return None,

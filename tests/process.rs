@@ -614,3 +614,102 @@ async fn shutdown_with_a_hanging_upstream_exits_within_grace_plus_two_seconds_an
     assert_eq!(cut[0]["status"], 503);
     assert_eq!(cut[0]["reason"], "overloaded");
 }
+
+/// `serve --shadow` (CONTRACT §9): a disagreement is logged with the request id and both
+/// decisions, never the token or a parameter's value; SIGHUP reloads the candidate too.
+#[tokio::test]
+async fn shadow_disagreements_are_logged_redacted_and_sighup_reloads_the_candidate() {
+    let keys = Arc::new(Keys::new());
+    let upstream = support::FakeUpstream::start().await;
+    let (dir, path) = setup(&keys, upstream.addr, |p| p.to_owned());
+    let live = std::fs::read_to_string(&path).unwrap();
+    let next = dir.path().join("next.toml");
+    let wider = edit(
+        &live,
+        &[(
+            "[roles.customer]\nscopes = [\"orders:read\"]",
+            "[roles.customer]\nscopes = [\"orders:read\", \"orders:read:any_customer\"]",
+        )],
+    );
+    std::fs::write(&next, &wider).unwrap();
+    let process = Process::start(
+        &path,
+        &["--shadow", next.to_str().unwrap()],
+        &[("RUST_LOG", "info")],
+    );
+    let client = support::client(&keys, None, false);
+    let auth = alice(&keys);
+    let token = auth.trim_start_matches("Bearer ").to_owned();
+    let other =
+        "/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-01-31&phone=13812345678";
+    let send = |id: &'static str| {
+        client
+            .get(process.url(other))
+            .header("authorization", &auth)
+            .header("x-request-id", id)
+            .send()
+    };
+    assert_eq!(send("shadow-log-1").await.unwrap().status(), 403);
+    let decided = |n: u64| {
+        let admin = process.admin;
+        async move {
+            for _ in 0..500 {
+                let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let done: u64 = text
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("ordergate_shadow_requests_total{result=\"decided\"}")
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                    .sum();
+                if done >= n {
+                    return text;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("fewer than {n} shadow decisions");
+        }
+    };
+    let metrics = decided(1).await;
+    assert!(
+        metrics
+            .contains("ordergate_shadow_diff_total{route=\"customer-orders\",kind=\"decision\"} 1")
+            || metrics.contains(
+                "ordergate_shadow_diff_total{kind=\"decision\",route=\"customer-orders\"} 1"
+            ),
+        "{metrics}"
+    );
+    let logged = process.stderr.lock().clone();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("shadow-log-1"))
+        .unwrap_or_else(|| panic!("no shadow line:\n{logged}"));
+    assert!(line.contains("decides this request differently"), "{line}");
+    assert!(line.contains("403 forbidden owner_mismatch"), "{line}");
+    assert!(line.contains("admit"), "{line}");
+    for secret in [token.as_str(), "13812345678", "C0000002"] {
+        assert!(
+            !logged.contains(secret),
+            "`{secret}` reached stderr:\n{logged}"
+        );
+    }
+
+    // SIGHUP: the candidate, now the live policy, agrees again.
+    std::fs::write(&next, &live).unwrap();
+    process.signal("HUP");
+    for _ in 0..500 {
+        if process.stderr.lock().contains("shadow policy reloaded") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(process.stderr.lock().contains("shadow policy reloaded"));
+    assert_eq!(send("shadow-log-2").await.unwrap().status(), 403);
+    decided(2).await;
+    assert!(!process.stderr.lock().contains("shadow-log-2"));
+}

@@ -8,6 +8,7 @@ pub mod orders;
 pub mod pki;
 pub mod policy_template;
 pub mod release;
+pub mod review;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -253,7 +254,7 @@ fn write_files(setup: &Setup, args: &DemoArgs) -> Result<(), String> {
 /// The demo policy: the reference policy with the demo's files, ports and keys, limits a
 /// laptop is comfortable with, and a contact view that also hides `internal` and masks the
 /// shipping phone.
-fn demo_policy<'a>(
+pub fn demo_policy<'a>(
     listen: &'a str,
     admin_listen: &'a str,
     upstream: &'a str,
@@ -302,6 +303,13 @@ fn demo_policy<'a>(
         freeze_for: "2m",
         rotate_bytes: "10MiB",
     }
+}
+
+/// The demo's proposed change, for the tour's `diff`: the carrier view (`orders:read:shipping`)
+/// without its phone mask. `None` if the demo policy no longer has that mask.
+pub fn next_policy(policy: &str) -> Option<String> {
+    const MASK: &str = "mask = { \"orders[].shipping.phone\" = \"phone\" }\n";
+    policy.contains(MASK).then(|| policy.replacen(MASK, "", 1))
 }
 
 type DemoClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
@@ -629,6 +637,13 @@ async fn tour(setup: &Setup, port: u16, admin_port: u16) -> anyhow::Result<()> {
         Err(e) => println!("   audit verify: {e}"),
     }
     release::tour(setup, &plain, &base, admin_port, (&alice, &agent), &erp).await?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ordergate".to_owned());
+    match review::steps(s, &exe) {
+        Ok(text) => print!("{text}"),
+        Err(e) => println!("\n16. explain and diff: {e}"),
+    }
     println!("────────────────────────────────────────────────────────────────────────────\n");
     Ok(())
 }

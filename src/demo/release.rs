@@ -152,7 +152,7 @@ pub(super) async fn tour(
     .await?;
     let record = record_of(setup, "demo-canary-1").await;
     println!(
-        "\n13. gray release: `{ROUTE}` sends 5 % of callers (by a stable hash) and {CANARY_PERSONA} to orders v2 (http://127.0.0.1:{}):",
+        "\n14. gray release: `{ROUTE}` sends 5 % of callers (by a stable hash) and {CANARY_PERSONA} to orders v2 (http://127.0.0.1:{}):",
         v2.port
     );
     println!(
@@ -193,7 +193,7 @@ pub(super) async fn tour(
     let erp_url = format!("{base}/v1/customers/C0000005/orders?{range}");
     primary.stop().await;
     println!(
-        "\n14. the order service stops (http://127.0.0.1:{} refuses connections):",
+        "\n15. the order service stops (http://127.0.0.1:{} refuses connections):",
         primary.port
     );
     let mut last = (0, serde_json::Value::Null, http::HeaderMap::new());

@@ -288,6 +288,11 @@ fn owner(
         param,
         claim: Arc::from(o.claim.as_str()),
         bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
+        bypass_names: o
+            .bypass_scopes
+            .iter()
+            .map(|s| Arc::from(s.as_str()))
+            .collect(),
     }
 }
 

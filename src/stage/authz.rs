@@ -33,6 +33,8 @@ pub struct OwnerBinding {
     pub claim: Arc<str>,
     /// Scopes that skip the check (support staff, say).
     pub bypass: ScopeSet,
+    /// The same scopes as written, for `ordergate explain` and `diff`.
+    pub bypass_names: Vec<Arc<str>>,
 }
 
 /// A route's access rules, compiled: the stage's own settings.

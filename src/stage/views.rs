@@ -65,6 +65,47 @@ impl FieldPath {
         }
         Ok(Self(steps))
     }
+
+    /// True when this path names `other` or a place above it (`*` covers everything).
+    pub fn covers(&self, other: &FieldPath) -> bool {
+        other.0.len() >= self.0.len()
+            && self.0.iter().zip(&other.0).all(|(a, b)| match (a, b) {
+                (Step::Key(x), Step::Key(y)) => fold_key(x) == fold_key(y),
+                (Step::Each, Step::Each) => true,
+                _ => false,
+            })
+    }
+
+    /// The last key the path names (folded), if any: where key guards apply.
+    pub fn last_key(&self) -> Option<String> {
+        self.0.iter().rev().find_map(|step| match step {
+            Step::Key(k) => Some(fold_key(k).into_owned()),
+            Step::Each => None,
+        })
+    }
+}
+
+/// Written back as parsed: `orders[].customer.phone`, `*`.
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("*");
+        }
+        let mut first = true;
+        for step in &self.0 {
+            match step {
+                Step::Key(k) => {
+                    if !first {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(k)?;
+                }
+                Step::Each => f.write_str("[]")?,
+            }
+            first = false;
+        }
+        Ok(())
+    }
 }
 
 /// Folds a key to the form rule keys are compared in: ASCII case folded, and the look-alikes that
@@ -210,6 +251,20 @@ pub struct CompiledView {
     root: Node,
     /// `deny = ["*"]` or a mask on `*`: nothing is shown.
     deny_all: bool,
+    /// The rules as written, so `explain` can name the rule behind a decision.
+    rules: ViewRules,
+}
+
+/// A view's rules as written (parsed), kept for `ordergate explain` and `diff`; the filter
+/// itself runs on the trie.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewRules {
+    /// `allow` paths.
+    pub allow: Vec<FieldPath>,
+    /// `deny` paths.
+    pub deny: Vec<FieldPath>,
+    /// `mask` paths with their maskers.
+    pub mask: Vec<(FieldPath, Masker)>,
 }
 
 /// Why a body could not be filtered (it is then refused, fail closed).
@@ -258,7 +313,17 @@ impl CompiledView {
             scope,
             root,
             deny_all,
+            rules: ViewRules {
+                allow: allow.to_vec(),
+                deny,
+                mask,
+            },
         }
+    }
+
+    /// The rules as written.
+    pub fn rules(&self) -> &ViewRules {
+        &self.rules
     }
 
     /// Filters a JSON document in one pass — `allow`, then `deny`, then `mask` — without building
@@ -642,6 +707,8 @@ impl Filter<'_, '_> {
         Ok(Pass { kept, held })
     }
 }
+
+pub mod probe;
 
 #[cfg(test)]
 #[path = "views/shape_tests.rs"]

@@ -43,6 +43,18 @@ impl Masker {
         })
     }
 
+    /// The masker's name, as a policy writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Masker::Phone => "phone",
+            Masker::Email => "email",
+            Masker::IdNumber => "id_number",
+            Masker::BankCard => "bank_card",
+            Masker::Name => "name",
+            Masker::Hide => "hide",
+        }
+    }
+
     /// Masks a text value.
     pub fn mask(self, text: &str) -> String {
         match self {

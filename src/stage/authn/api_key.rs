@@ -58,9 +58,11 @@ impl ApiKeyTable {
         self.keys.is_empty()
     }
 
-    /// Every configured key, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = &ApiKeyEntry> {
-        self.keys.values()
+    /// Every configured key, ordered by principal id (for `ordergate explain` and `diff`).
+    pub fn entries(&self) -> Vec<&ApiKeyEntry> {
+        let mut entries: Vec<&ApiKeyEntry> = self.keys.values().collect();
+        entries.sort_by(|a, b| a.principal.id.cmp(&b.principal.id));
+        entries
     }
 
     /// Checks a presented key at `now` (seconds since the epoch); `Err` holds the audit cause.

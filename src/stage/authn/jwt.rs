@@ -66,6 +66,52 @@ impl std::fmt::Debug for JwtSettings {
     }
 }
 
+impl JwtSettings {
+    /// The principal verified claims stand for: `sub`, scopes from `scope_claim` and the roles
+    /// in `roles_claim`, the tenant. Also what `ordergate explain` asks about a JWT caller.
+    pub fn principal(
+        &self,
+        claims: Map<String, Value>,
+        roles: &Roles,
+        registry: &ScopeRegistry,
+    ) -> Result<Principal, AuthFailure> {
+        let id = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => Arc::<str>::from(s.as_str()),
+            _ => return Err(AuthFailure::MissingSubject),
+        };
+        let token_scopes = strings(claims.get(&self.scope_claim));
+        let role_names = strings(claims.get(&self.roles_claim));
+        let mut scopes = registry.known(token_scopes.iter().map(String::as_str));
+        let mut names: Vec<&str> = token_scopes.iter().map(String::as_str).collect();
+        let mut allow_ips = Vec::new();
+        for role in &role_names {
+            if let Some(role) = roles.get(role.as_str()) {
+                scopes.extend(&role.set);
+                names.extend(role.names.iter().map(|s| &**s));
+                allow_ips.extend(role.allow_ips.clone());
+            }
+        }
+        let tenant = match claims.get(&self.tenant_claim) {
+            Some(Value::String(t)) => Some(Arc::from(t.as_str())),
+            _ => None,
+        };
+        let scope_header = scope_header(names);
+        // The same reading of `exp` as `check_claims`: a fractional `exp` (RFC 7519 allows one)
+        // must bound the cache too, or the token is served from it forever.
+        let expires_at = numeric_date(&claims, "exp").ok().flatten();
+        Ok(Principal {
+            id,
+            kind: PrincipalKind::Jwt,
+            tenant,
+            scopes,
+            scope_header,
+            claims: Claims::Token(claims),
+            expires_at,
+            allow_ips,
+        })
+    }
+}
+
 /// The header fields ordergate reads. Everything else (`jku`, `x5u`, `jwk`, `x5c`, ...) is ignored.
 #[derive(Deserialize)]
 struct Header {
@@ -210,40 +256,7 @@ impl JwtVerifier {
         let claims: Map<String, Value> =
             decode_json(claims_b64).ok_or(AuthFailure::MalformedToken)?;
         self.check_claims(&claims, now)?;
-        let id = match claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => Arc::<str>::from(s.as_str()),
-            _ => return Err(AuthFailure::MissingSubject),
-        };
-        let token_scopes = strings(claims.get(&self.settings.scope_claim));
-        let role_names = strings(claims.get(&self.settings.roles_claim));
-        let mut scopes = registry.known(token_scopes.iter().map(String::as_str));
-        let mut names: Vec<&str> = token_scopes.iter().map(String::as_str).collect();
-        let mut allow_ips = Vec::new();
-        for role in &role_names {
-            if let Some(role) = roles.get(role.as_str()) {
-                scopes.extend(&role.set);
-                names.extend(role.names.iter().map(|s| &**s));
-                allow_ips.extend(role.allow_ips.clone());
-            }
-        }
-        let tenant = match claims.get(&self.settings.tenant_claim) {
-            Some(Value::String(t)) => Some(Arc::from(t.as_str())),
-            _ => None,
-        };
-        let scope_header = scope_header(names);
-        // The same reading of `exp` as `check_claims`: a fractional `exp` (RFC 7519 allows one)
-        // must bound the cache too, or the token is served from it forever.
-        let expires_at = numeric_date(&claims, "exp").ok().flatten();
-        Ok(Principal {
-            id,
-            kind: PrincipalKind::Jwt,
-            tenant,
-            scopes,
-            scope_header,
-            claims: Claims::Token(claims),
-            expires_at,
-            allow_ips,
-        })
+        self.settings.principal(claims, roles, registry)
     }
 
     fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), AuthFailure> {

@@ -122,6 +122,7 @@ fn same_name(a: &str, b: &str) -> bool {
 }
 
 /// Authenticates one request. `client_subject` is the verified client certificate's subject.
+/// A failure is counted in `ordergate_auth_failures_total`.
 pub async fn authenticate(
     auth: &AuthSettings,
     roles: &Roles,
@@ -130,10 +131,24 @@ pub async fn authenticate(
     headers: &HeaderMap,
     client_subject: Option<&mtls::Subject>,
 ) -> Result<Arc<Principal>, GatewayError> {
-    let fail = |cause: AuthFailure| {
+    let outcome = identify(auth, roles, scopes, verifier, headers, client_subject).await;
+    if let Err(GatewayError::Unauthenticated { cause }) = &outcome {
         metrics::counter!("ordergate_auth_failures_total", "reason" => cause.as_str()).increment(1);
-        GatewayError::Unauthenticated { cause }
-    };
+    }
+    outcome
+}
+
+/// [`authenticate`] without counting failures: also what a shadow policy decides with
+/// (`serve --shadow`), whose decisions must not show in the live metrics.
+pub async fn identify(
+    auth: &AuthSettings,
+    roles: &Roles,
+    scopes: &ScopeRegistry,
+    verifier: Option<&jwt::JwtVerifier>,
+    headers: &HeaderMap,
+    client_subject: Option<&mtls::Subject>,
+) -> Result<Arc<Principal>, GatewayError> {
+    let fail = |cause: AuthFailure| GatewayError::Unauthenticated { cause };
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     let bearer = authorization.next();
     let key_header = auth.api_keys.as_ref().map(|k| &k.header);

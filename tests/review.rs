@@ -1,0 +1,454 @@
+//! `ordergate explain` and `ordergate diff` (CONTRACT §9), run as users run them: golden
+//! outputs on the reference policy and the demo policy (text and JSON), exit codes, and one diff
+//! case per rule kind, each reported as widening and its reverse as narrowing.
+//!
+//! Golden files live in `tests/golden/`; after an intended change, regenerate them with
+//! `ORDERGATE_BLESS=1 cargo test --test review` and review the diff of `tests/golden/`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ordergate");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Compares `actual` with `tests/golden/NAME`, or writes it there under `ORDERGATE_BLESS=1`.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("ORDERGATE_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with ORDERGATE_BLESS=1)", path.display()));
+    assert_eq!(
+        actual, expected,
+        "{name} differs from its golden file (ORDERGATE_BLESS=1 regenerates it)"
+    );
+}
+
+/// The files the reference policy names, written under `dir` at its paths.
+fn reference_files(dir: &Path) {
+    let keys = support::Keys::new();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(dir.join("certs/server.crt"), &keys.server.cert_pem).unwrap();
+    std::fs::write(dir.join("certs/server.key"), &keys.server.key_pem).unwrap();
+    std::fs::write(dir.join("certs/partners-ca.pem"), keys.partners.pem()).unwrap();
+    std::fs::write(
+        dir.join("keys/jwks.json"),
+        ordergate::demo::pki::jwks(&[&keys.es256]),
+    )
+    .unwrap();
+}
+
+fn reference_text() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policy.example.toml"
+    ))
+    .unwrap()
+}
+
+/// A directory with the reference policy's files, where policies are written by name.
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        reference_files(dir.path());
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+fn edited(text: &str, edits: &[(&str, &str)]) -> String {
+    support::edit(text, edits)
+}
+
+fn explain(policy: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["explain", "-c", policy.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+fn diff(old: &Path, new: &Path, json: bool) -> Output {
+    let mut args = vec!["diff", old.to_str().unwrap(), new.to_str().unwrap()];
+    if json {
+        args.extend(["--format", "json"]);
+    }
+    run(&args)
+}
+
+#[test]
+fn explain_on_the_reference_policy_matches_its_golden_files() {
+    let dir = Dir::new();
+    let policy = dir.write("policy.toml", &reference_text());
+    for (name, args) in [
+        ("explain-sf-logistics.txt", vec!["--as", "sf-logistics"]),
+        (
+            "explain-sf-logistics-phone.txt",
+            vec!["--as", "sf-logistics", "--field", "orders[].customer.phone"],
+        ),
+        (
+            "explain-customer.txt",
+            vec![
+                "--as",
+                "jwt:roles=customer;claim=customer_id=C000001",
+                "--field",
+                "orders[].total",
+            ],
+        ),
+        (
+            "explain-jd-marketplace-detail.txt",
+            vec![
+                "--as",
+                "mtls:jd-marketplace",
+                "--route",
+                "order-detail",
+                "--field",
+                "shipping.phone",
+            ],
+        ),
+        (
+            "explain-erp-sync.json",
+            vec![
+                "--as",
+                "erp-sync",
+                "--field",
+                "orders[].payment",
+                "--format",
+                "json",
+            ],
+        ),
+    ] {
+        let out = explain(&policy, &args);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        golden(name, &text(&out.stdout));
+    }
+}
+
+/// A reviewed change of the reference policy, golden in text and JSON: the contact view shows
+/// payment, a key lives longer, the order-detail route gets a tighter bucket.
+#[test]
+fn diff_on_the_reference_policy_matches_its_golden_files() {
+    let dir = Dir::new();
+    let base = reference_text();
+    let old = dir.write("policy.toml", &base);
+    let new = dir.write(
+        "policy-proposed.toml",
+        &edited(
+            &base,
+            &[
+                ("deny = [\"orders[].payment\"]\n", ""),
+                (
+                    "not_after = \"2027-04-01T00:00:00Z\"",
+                    "not_after = \"2027-10-01T00:00:00Z\"",
+                ),
+                (
+                    "rate_limit = { rate = \"300/min\", burst = 50 }",
+                    "rate_limit = { rate = \"100/min\", burst = 50 }",
+                ),
+            ],
+        ),
+    );
+    let out = diff(&old, &new, false);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    golden("reference-diff.txt", &text(&out.stdout));
+    let out = diff(&old, &new, true);
+    assert_eq!(out.status.code(), Some(2));
+    golden("reference-diff.json", &text(&out.stdout));
+}
+
+#[test]
+fn explain_refuses_bad_questions_with_exit_1() {
+    let dir = Dir::new();
+    let policy = dir.write("policy.toml", &reference_text());
+    for (args, message) in [
+        (vec!["--as", "nobody"], "no API key or mTLS client `nobody`"),
+        (
+            vec!["--as", "key:jd-marketplace"],
+            "no API key `jd-marketplace`",
+        ),
+        (vec!["--as", "mtls:erp-sync"], "no mTLS client `erp-sync`"),
+        (vec!["--as", "jwt:role=customer"], "unknown part `role=`"),
+        (vec!["--as", "jwt:roles=ghost"], "unknown role `ghost`"),
+        (
+            vec!["--as", "jwt:claim=customer_id"],
+            "is not `claim=NAME=VALUE`",
+        ),
+        (
+            vec!["--as", "erp-sync", "--route", "ghost"],
+            "no route `ghost`",
+        ),
+        (
+            vec!["--as", "erp-sync", "--field", "a..b"],
+            "is not a field name",
+        ),
+    ] {
+        let out = explain(&policy, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let broken = dir.write("broken.toml", "[server]\n");
+    let out = explain(&broken, &["--as", "erp-sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("broken.toml:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The caller's decisions are the gateway's: a customer is bound to its own customer id, a
+/// caller without the claim is refused, a bypass scope opens every customer.
+#[test]
+fn explain_reads_the_gateways_decisions() {
+    let dir = Dir::new();
+    let policy = dir.write("policy.toml", &reference_text());
+    let json = |who: &str| -> Value {
+        let out = explain(
+            &policy,
+            &[
+                "--as",
+                who,
+                "--route",
+                "customer-orders",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let reach = |v: &Value| v["routes"][0]["reach"].clone();
+    let own = reach(&json("jwt:roles=customer;claim=customer_id=C000001"));
+    assert_eq!(own["access"], "owner_bound");
+    assert_eq!(own["bound_to"], "C000001");
+    assert_eq!(own["view"], "orders:read");
+    let no_claim = reach(&json("jwt:roles=customer"));
+    assert_eq!(no_claim["access"], "refused");
+    assert_eq!(no_claim["detail"], "owner_mismatch");
+    let no_scope = reach(&json("jwt:scopes=orders:read:contact"));
+    assert_eq!(no_scope["detail"], "scope_missing");
+    let agent = reach(&json("jwt:roles=customer_service"));
+    assert_eq!(agent["access"], "allowed");
+    assert_eq!(agent["view"], "orders:read:contact");
+    let no_view = reach(&json("jwt:scopes=orders:read,orders:read:any_customer,x"));
+    assert_eq!(no_view["access"], "allowed", "orders:read has a view");
+}
+
+/// The demo policy as the demo writes it, and the demo's "next" policy beside it.
+fn demo_dir() -> (Dir, PathBuf, PathBuf) {
+    let dir = Dir::new();
+    let hash = |n: u8| format!("sha256:{}", format!("{n:02x}").repeat(32));
+    let (erp, logistics) = (hash(1), hash(2));
+    let acme = |key| ordergate::demo::policy_template::ApiKeyEntry {
+        tenant: Some("acme"),
+        ..key
+    };
+    let keys = [
+        acme(ordergate::demo::policy_template::ApiKeyEntry::new(
+            "erp-sync",
+            &erp,
+            &["erp"],
+        )),
+        acme(ordergate::demo::policy_template::ApiKeyEntry::new(
+            "sf-logistics",
+            &logistics,
+            &["logistics_partner"],
+        )),
+    ];
+    let text =
+        ordergate::demo::demo_policy("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:9", &keys).render();
+    let next = ordergate::demo::next_policy(&text).unwrap();
+    let old = dir.write("policy.toml", &text);
+    let new = dir.write("policy-next.toml", &next);
+    (dir, old, new)
+}
+
+#[test]
+fn explain_and_diff_on_the_demo_policy_match_their_golden_files() {
+    let (_dir, old, new) = demo_dir();
+    let out = explain(
+        &old,
+        &["--as", "sf-logistics", "--field", "orders[].shipping.phone"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    golden("demo-explain-sf-logistics.txt", &text(&out.stdout));
+    let out = explain(
+        &old,
+        &[
+            "--as",
+            "sf-logistics",
+            "--field",
+            "orders[].shipping.phone",
+            "--format",
+            "json",
+        ],
+    );
+    golden("demo-explain-sf-logistics.json", &text(&out.stdout));
+    let out = diff(&old, &new, false);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with(
+            "+ widened  key:sf-logistics customer-orders field orders[].shipping.phone: unmasked"
+        )),
+        "{stdout}"
+    );
+    golden("demo-diff.txt", &stdout);
+    let out = diff(&old, &new, true);
+    assert_eq!(out.status.code(), Some(2));
+    golden("demo-diff.json", &text(&out.stdout));
+    let out = diff(&new, &old, false);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+}
+
+#[test]
+fn diff_exit_codes() {
+    let dir = Dir::new();
+    let policy = dir.write("policy.toml", &reference_text());
+    let same = dir.write("same.toml", &reference_text());
+    let out = diff(&policy, &same, false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stdout).lines().last(),
+        Some("no change in exposure")
+    );
+    let out = diff(&policy, &same, true);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["changes"], Value::Array(vec![]));
+    let broken = dir.write("broken.toml", "[server]\n");
+    for (a, b) in [(&policy, &broken), (&broken, &policy)] {
+        let out = diff(a, b, false);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("broken.toml:"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let missing = dir.0.path().join("missing.toml");
+    assert_eq!(diff(&policy, &missing, false).status.code(), Some(1));
+}
+
+/// A diff case: its name, the edits that widen, and the start of the line that must say so.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+/// One edit per rule kind of the reference policy; each widens, and undone it narrows. The
+/// line that says why is checked, with its subject, route and item.
+#[test]
+fn each_rule_kind_widens_one_way_and_narrows_the_other() {
+    let dir = Dir::new();
+    let base = reference_text();
+    let cases: &[Case] = &[
+        (
+            "a scope added to a role",
+            &[(
+                "scopes = [\"orders:read\"]                  # owner",
+                "scopes = [\"orders:read\", \"orders:read:contact\"]  # owner",
+            )],
+            "role:customer customer-orders field orders[].customer.phone: newly visible, masked",
+        ),
+        (
+            "a mask removed",
+            &[("mask = { \"orders[].shipping.phone\" = \"phone\" }", "")],
+            "key:sf-logistics customer-orders field orders[].shipping.phone: unmasked",
+        ),
+        (
+            "a deny removed",
+            &[("deny = [\"orders[].payment\"]\n", "")],
+            "role:customer_service customer-orders field orders[].payment: newly visible",
+        ),
+        (
+            "a route added",
+            &[(
+                "[rate_limits]",
+                "[[routes]]\nid = \"order-status\"\nmethod = \"GET\"\npath = \"/v1/orders/{order_id}/status\"\nrequire_scopes = [\"orders:read\"]\n[routes.params.order_id]\ntype = \"string\"\n\n[rate_limits]",
+            )],
+            "role:customer order-status reach: newly reachable (any customer)",
+        ),
+        (
+            "a bypass scope granted",
+            &[(
+                "bypass_scopes = [\"orders:read:any_customer\"] }",
+                "bypass_scopes = [\"orders:read:any_customer\", \"orders:read\"] }",
+            )],
+            "route customer-orders route: bypass scope orders:read granted",
+        ),
+        (
+            "a key's not_after extended",
+            &[(
+                "not_after = \"2027-02-20T00:00:00Z\"",
+                "not_after = \"2027-08-20T00:00:00Z\"",
+            )],
+            "key:sf-logistics - credential: not_after extended",
+        ),
+        (
+            "a rate limit loosened",
+            &[(
+                "rate_limit = { rate = \"120/min\", burst = 20 }",
+                "rate_limit = { rate = \"240/min\", burst = 20 }",
+            )],
+            "route customer-orders rate_limit: rate loosened",
+        ),
+        // IP lists (CONTRACT §7.2) join here once `allow_ips` is merged: a list widened.
+    ];
+    let old = dir.write("old.toml", &base);
+    for (name, edits, line) in cases {
+        let new = dir.write("new.toml", &edited(&base, edits));
+        let out = diff(&old, &new, false);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: {stdout}{}",
+            text(&out.stderr)
+        );
+        let want = format!("+ widened  {line}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&want)),
+            "{name}: no `{want}` in\n{stdout}"
+        );
+        assert!(!stdout.contains("- narrowed"), "{name}: {stdout}");
+        let out = diff(&new, &old, false);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{name} reversed: {stdout}");
+        assert!(!stdout.contains("+ widened"), "{name} reversed: {stdout}");
+        let item = line.split(':').next().unwrap();
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("- narrowed {item}"))),
+            "{name} reversed: no `- narrowed {item}` in\n{stdout}"
+        );
+    }
+}
