@@ -2,29 +2,16 @@
 //! The timestamp is signed with the body so a receiver can refuse replays of old deliveries;
 //! each attempt is signed afresh, so a retried event carries the time it was sent.
 //!
-//! HMAC (RFC 2104) is built on the `sha2` the gateway already uses for its audit chain, and
-//! checked against the RFC 4231 test vectors below.
-
-use sha2::{Digest, Sha256};
-
-const BLOCK: usize = 64;
+//! HMAC-SHA256 comes from aws-lc-rs, the one crypto provider (request signatures use it too);
+//! the RFC 4231 test vectors below pin it.
 
 /// HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    use aws_lc_rs::hmac;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), message);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
 }
 
 /// The header value for `body` sent at `unix` seconds.
