@@ -521,10 +521,16 @@ fn known_series(policy: &Policy) -> crate::vocab::metrics::Known {
         })
     })
     .collect();
+    let upstreams = policy
+        .upstreams
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
     crate::vocab::metrics::Known {
         routes,
         credentials,
         certificates,
+        upstreams,
     }
 }
 

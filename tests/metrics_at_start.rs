@@ -16,7 +16,7 @@ async fn known_series_are_exported_at_zero_before_any_traffic() {
         .await
         .unwrap();
     for series in [
-        "ordergate_circuit_state 0",
+        "ordergate_circuit_state{upstream=\"default\"} 0",
         "ordergate_in_flight 0",
         "ordergate_auth_failures_total{reason=\"alg_none\"} 0",
         "ordergate_auth_failures_total{reason=\"unknown_kid\"} 0",

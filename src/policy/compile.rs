@@ -109,7 +109,7 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         }
     };
     let upstream = match &raw.upstream {
-        Some(u) => upstream::compile(&mut ctx, &root.k("upstream"), u),
+        Some(u) => upstream::compile(&mut ctx, &root.k("upstream"), upstream::DEFAULT_NAME, u),
         None => {
             ctx.bad(&root, "missing section [upstream]");
             None

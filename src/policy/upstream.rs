@@ -15,6 +15,7 @@ use crate::stage::proxy::UpstreamSettings;
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
+    name: &str,
     raw: &raw::Upstream,
 ) -> Option<UpstreamSettings> {
     let url: Option<http::Uri> = raw
@@ -82,7 +83,8 @@ pub(super) fn compile(
             "must be between 0 and 1 (a share of requests)",
         );
     }
-    let breaker = breaker(ctx, &at.k("circuit_breaker"), raw.circuit_breaker.as_ref());
+    let mut breaker = breaker(ctx, &at.k("circuit_breaker"), raw.circuit_breaker.as_ref());
+    breaker.upstream = Arc::from(name);
     let (https, origin, base_path) = parts?;
     Some(UpstreamSettings {
         origin,
@@ -126,7 +128,7 @@ pub(super) fn compile_named(
             );
         }
         names.push(Arc::from(name.as_str()));
-        settings.push(upstream.as_ref().and_then(|u| compile(ctx, &at, u)));
+        settings.push(upstream.as_ref().and_then(|u| compile(ctx, &at, name, u)));
     }
     (names, settings)
 }
@@ -170,6 +172,7 @@ fn breaker(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<&raw::CircuitBreaker>) -
             d.half_open_probes,
         ),
         failure_statuses,
+        upstream: Arc::from(DEFAULT_NAME),
     }
 }
 

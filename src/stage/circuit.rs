@@ -11,6 +11,7 @@
 //! machine on atomics: no lock on the request path. Counters may race at a window-slot rollover by
 //! a request or two, which does not matter for a failure *rate*.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct BreakerSettings {
     pub half_open_probes: u32,
     /// Upstream statuses that count as failures.
     pub failure_statuses: Vec<u16>,
+    /// The named upstream this breaker guards: the `upstream` label of its state gauge.
+    pub upstream: Arc<str>,
 }
 
 impl Default for BreakerSettings {
@@ -45,6 +48,7 @@ impl Default for BreakerSettings {
             open_for: Duration::from_secs(10),
             half_open_probes: 3,
             failure_statuses: vec![500, 502, 503, 504],
+            upstream: Arc::from("default"),
         }
     }
 }
@@ -282,7 +286,8 @@ impl CircuitBreaker {
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if changed {
-            metrics::gauge!("ordergate_circuit_state").set(f64::from(to as u8));
+            metrics::gauge!("ordergate_circuit_state", "upstream" => self.settings.upstream.clone())
+                .set(f64::from(to as u8));
             metrics::counter!("ordergate_circuit_transitions_total", "to" => to.as_str())
                 .increment(1);
             match to {
@@ -311,6 +316,7 @@ mod tests {
             open_for: Duration::from_secs(5),
             half_open_probes: 2,
             failure_statuses: vec![500, 503],
+            upstream: Arc::from("default"),
         })
     }
 

@@ -230,8 +230,10 @@ pub fn export_known(known: &Known) {
     ] {
         metrics::counter!(name).increment(0);
     }
+    for upstream in &known.upstreams {
+        metrics::gauge!("ordergate_circuit_state", "upstream" => upstream.clone()).increment(0.0);
+    }
     for name in [
-        "ordergate_circuit_state",
         "ordergate_in_flight",
         "ordergate_frozen",
         "ordergate_audit_queue_depth",

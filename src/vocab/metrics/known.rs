@@ -17,6 +17,8 @@ pub struct Known {
     pub credentials: Vec<CredentialExpiry>,
     /// The certificates the policy names.
     pub certificates: Vec<CertificateExpiry>,
+    /// Every named upstream (the `upstream` label of `ordergate_circuit_state`).
+    pub upstreams: Vec<Arc<str>>,
 }
 
 /// One route as the metrics see it.
