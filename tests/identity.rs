@@ -627,6 +627,19 @@ async fn a_failed_jwks_fetch_keeps_the_last_good_set_and_is_counted() {
         )
     })
     .await;
+    let errors = || async {
+        let metrics = reqwest::get(h.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ordergate_jwks_refresh_total{result=\"error\"} "))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    let errors_before = errors().await;
     *served.lock() = "this is not a JWKS".to_owned();
     // Wait for the background refresh to fetch the broken document.
     for _ in 0..300 {
@@ -641,13 +654,7 @@ async fn a_failed_jwks_fetch_keeps_the_last_good_set_and_is_counted() {
     );
     let mut counted = false;
     for _ in 0..300 {
-        let metrics = reqwest::get(h.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("ordergate_jwks_refresh_total{result=\"error\"}") {
+        if errors().await > errors_before {
             counted = true;
             break;
         }
