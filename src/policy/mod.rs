@@ -90,6 +90,8 @@ pub struct ServerSettings {
     pub send_stall_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Worker threads of the runtime serving requests (read at start only).
+    pub workers: usize,
     /// `None` only with `insecure_plaintext = true` on a loopback address.
     pub tls: Option<TlsSettings>,
 }
