@@ -9,24 +9,33 @@
 # Ir per request = the dump's total Ir / the requests wrk completed in that window (the few
 # requests in flight at the two edges are noise below 0.5 %).
 #
-# usage: benches/profile.sh [MEASURE_SECONDS=10] [CONNECTIONS=4] [SCENARIO...]
-#   scenarios: apikey (order detail, API key), jwt (the same route, cached ES256 token),
-#              jwt-rs256-nocache (an RS256 token verified on every request)
+# With --native the gateway runs without valgrind and `perf stat` counts, over the same window,
+# what callgrind cannot see: syscalls (all, futex, write/writev, reads), context switches and
+# task-clock (CPU time: contention inflates it somewhat, the counts hardly move).
+#
+# usage: benches/profile.sh [--native] [MEASURE_SECONDS=10] [CONNECTIONS=4] [SCENARIO...]
+#   scenarios (all on the load.sh request, GET /v1/orders?start_date=…&end_date=…&page_size=20):
+#     apikey             API key, every stage on, commit before completion
+#     apikey-nocommit    the same with on_error = "continue" (nothing waits for its record)
+#     jwt                a cached ES256 token
+#     jwt-rs256-nocache  an RS256 token verified on every request
 # The per-function breakdown is kept in target/profiles/ (callgrind.out.SCENARIO, read with
 # `callgrind_annotate --inclusive=yes FILE | head -60`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+NATIVE=0
+if [ "${1:-}" = "--native" ]; then NATIVE=1; shift; fi
 MEASURE=${1:-10}
 CONNECTIONS=${2:-4}
 shift $(( $# >= 2 ? 2 : $# ))
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(apikey jwt)
-command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
+[ "$NATIVE" = 1 ] || command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --quiet --bin ordergate --example bench_kit
 KIT=target/release/examples/bench_kit
-BIN=target/release/ordergate
+BIN=${ORDERGATE_BIN:-target/release/ordergate}   # ORDERGATE_BIN: another build, to compare
 OUT=target/profiles
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -42,21 +51,51 @@ UP=$(free_port)
 "$KIT" upstream --port "$UP" --page-size 20 & PIDS+=($!)
 wait_port "$UP"
 
-printf '%-20s %10s %14s %12s\n' scenario requests "Ir total" "Ir/request"
+EVENTS=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait
+if [ "$NATIVE" = 1 ]; then
+  printf '%-20s %9s %9s %8s %9s %8s %8s %8s %8s %8s\n' scenario requests "CPU us" "ctxsw" syscalls futex write writev read recvfrom
+else
+  printf '%-20s %10s %14s %12s\n' scenario requests "Ir total" "Ir/request"
+fi
 for scenario in "${SCENARIOS[@]}"; do
   dir="$WORK/$scenario"; mkdir -p "$dir"
   GW=$(free_port); ADMIN=$(free_port)
   extra=()
   case "$scenario" in
-    jwt-rs256-nocache) extra=(--alg RS256 --token-cache off) ;;
+    jwt-rs256-nocache) extra=(--token-cache off) ;;
+    apikey-nocommit) extra=(--on-error continue) ;;
   esac
   "$KIT" setup --dir "$dir" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$ADMIN" "${extra[@]}"
   case "$scenario" in
-    apikey) header="X-Api-Key: $(cat "$dir/api_key")" ;;
-    jwt|jwt-rs256-nocache) header="Authorization: Bearer $(cat "$dir/erp_token")" ;;
+    apikey|apikey-nocommit) header="X-Api-Key: $(cat "$dir/api_key")" ;;
+    jwt) header="Authorization: Bearer $(cat "$dir/erp_token")" ;;
+    jwt-rs256-nocache) header="Authorization: Bearer $(cat "$dir/erp_token_rs256")" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
-  url="https://127.0.0.1:$GW/v1/orders/O20250101000001"
+  url="https://127.0.0.1:$GW/v1/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20"
+  if [ "$NATIVE" = 1 ]; then
+    RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
+    GWP=$!
+    wait_port "$GW"
+    wrk -t1 -c"$CONNECTIONS" -d2s -H "$header" "$url" >/dev/null 2>&1 || true
+    perf stat -x, -e "$EVENTS" -o "$dir/perf" -p "$GWP" -- sleep "$MEASURE" &
+    PERF=$!
+    requests=$(wrk -t1 -c"$CONNECTIONS" -d"${MEASURE}s" -H "$header" "$url" | awk '/requests in/ {print $1}')
+    wait "$PERF" || true
+    kill "$GWP"; wait "$GWP" 2>/dev/null || true
+    awk -F, -v n="$requests" -v name="$scenario" '
+      $3 == "task-clock" { v["cpu"] = $1 * 1000 / n }
+      $3 == "context-switches" { v["cs"] = $1 / n }
+      $3 == "raw_syscalls:sys_enter" { v["sys"] = $1 / n }
+      $3 ~ /sys_enter_futex/ { v["futex"] = $1 / n }
+      $3 ~ /sys_enter_write$/ { v["write"] = $1 / n }
+      $3 ~ /sys_enter_writev/ { v["writev"] = $1 / n }
+      $3 ~ /sys_enter_read$/ { v["read"] = $1 / n }
+      $3 ~ /sys_enter_recvfrom/ { v["recvfrom"] = $1 / n }
+      END { printf "%-20s %9d %9.1f %8.2f %9.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", name, n, v["cpu"], v["cs"], v["sys"], v["futex"], v["write"], v["writev"], v["read"], v["recvfrom"] }
+    ' "$dir/perf"
+    continue
+  fi
   RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
     "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
   VG=$!
