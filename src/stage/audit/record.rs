@@ -259,7 +259,7 @@ pub fn chain_hash(prev_hash: &str, body: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn entry() -> Entry {
