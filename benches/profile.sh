@@ -33,7 +33,7 @@ SCENARIOS=("$@")
 [ "$NATIVE" = 1 ] || command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --quiet --bin ordergate --example bench_kit
+[ -n "${ORDERGATE_BIN:-}" ] || cargo build --release --quiet --bin ordergate --example bench_kit
 KIT=target/release/examples/bench_kit
 BIN=${ORDERGATE_BIN:-target/release/ordergate}   # ORDERGATE_BIN: another build, to compare
 OUT=target/profiles
