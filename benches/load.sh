@@ -1,28 +1,62 @@
 #!/usr/bin/env bash
-# End-to-end load harness: one run measures, on this machine and loopback only,
-#   direct        wrk -> the fast fixed-answer order service (plain HTTP): the baseline
-#   nginx-tls     wrk -> nginx, a TLS proxy that checks nothing -> the order service (if nginx is installed)
-#   gw-apikey     wrk -> ordergate (TLS, keep-alive), API key, order detail, no view
-#   gw-jwt        the same route with an ES256 JWT (verified once, then cached)
-#   gw-jwt-view   wrk -> ordergate, ES256 JWT (cached), owner binding, 5 validated params, 20-order page view
-#   gw-jwt-mask   wrk -> ordergate, ES256 JWT, one order through a deny+mask view
-#   gw-redis      gw-apikey with rate limits in a local redis-server (if installed)
-#   gw-volume     gw-jwt-view with the volume guard on ([abuse.volume] distinct customer ids, alert)
-#   *-shadow      gw-apikey and gw-jwt-view again, served with `--shadow` (the same policy as the
-#                 candidate): the difference in CPU us/req is what the shadow decisions cost
-# and prints requests/s, p50, p99, the proxy's CPU per request (user+sys of its process / requests)
-# and each figure's ratio to the baseline. Every run is bounded by DURATION and stops by itself.
+# End-to-end load harness: ordergate beside the peers, in one run, on this machine, loopback only.
+# Every row sends the same request where it can,
+#   GET /v1/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20
+# which the fixed-answer order service answers with the same 2,424-byte JSON page (4 orders);
+# every TLS row uses TLS 1.3 with TLS_AES_128_GCM_SHA256 (the gateway is told so with
+# `[server.tls] cipher_suites`, nginx with `ssl_conf_command`, HAProxy with
+# `ssl-default-bind-ciphersuites`); wrk keeps its connections alive (HTTP/1.1).
 #
-# usage: benches/load.sh [DURATION_SECONDS=10] [CONNECTIONS=32]
+#   direct              wrk -> the order service (plain HTTP): the baseline
+#   nginx-tls           nginx as a TLS proxy that checks nothing (one worker)          [if installed]
+#   haproxy-tls         HAProxy as a TLS proxy that checks nothing (one thread)        [if installed]
+#   haproxy-jwt-rs256   HAProxy as a gateway with its built-ins, RS256 verified per request
+#   haproxy-jwt-es256   the same, ES256                       (benches/peers/haproxy-gateway.cfg)
+#   gw-apikey           ordergate, API key: every stage on (route, typed query + date range,
+#                       authn, authz, two buckets, breaker, rebuilt request, response hygiene,
+#                       a hash-chained audit record written before the response completes)
+#   gw-jwt-es256        the same with an ES256 token (verified once, then from the token cache)
+#   gw-jwt-rs256        the same with an RS256 token (cached)
+#   gw-jwt-es256-nocache  token cache off (`cache_size = 0`): ES256 verified on every request
+#   gw-jwt-rs256-nocache  the same, RS256
+#   gw-mask             ES256 (cached), the search through a view: payment denied, 4 masks per order
+#   gw-apikey-w1        gw-apikey with `[server] workers = 1`
+#   gw-apikey-nocommit  gw-apikey with `on_error = "continue"` (nothing waits for its record):
+#                       what commit before completion costs
+#   gw-redis            gw-apikey with both buckets in a local redis-server             [if installed]
+#   gw-volume           gw-apikey with the volume guard on ([abuse.volume] distinct, alert)
+#   gw-apikey-shadow    gw-apikey served with `--shadow` (the same policy as the candidate):
+#                       the difference is what the shadow decisions cost
+#   (slot) gw-signed, gw-canary: the signed partner request and the canary route (see below)
+#
+# It prints req/s, p50, p99, the front door's CPU per request (user+sys of that process over
+# the measured window / requests it completed), and the ratios: CPU and p99 against the cheaper
+# plain TLS proxy of the run, CPU against HAProxy-as-gateway with the same algorithm. Every wrk
+# run is bounded by its duration; every wait is bounded in count.
+#
+# usage: benches/load.sh [--quick] [DURATION_SECONDS=10] [CONNECTIONS=50]
+#   --quick: 3 s per row (a whole run in about two minutes, builds aside); for a table to
+#            publish use the default 10 s on a quiet machine, three runs, the median.
+#   THREADS=1 (wrk threads), HAP_THREADS=1 (HAProxy threads), NGINX_WORKERS=1 can be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUICK=0
+if [ "${1:-}" = "--quick" ]; then QUICK=1; shift; fi
 DURATION=${1:-10}
-CONNECTIONS=${2:-32}
+[ "$QUICK" = 1 ] && DURATION=${1:-3}
+CONNECTIONS=${2:-50}
+THREADS=${THREADS:-1}
+HAP_THREADS=${HAP_THREADS:-1}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+SUITE=TLS_AES_128_GCM_SHA256
+QUERY="start_date=2025-01-01&end_date=2025-06-30&page_size=20"
+ISSUER="https://idp.bench/"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --quiet --bin ordergate --example bench_kit
 KIT=target/release/examples/bench_kit
 BIN=target/release/ordergate
+PEERS=benches/peers
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -32,19 +66,35 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
+# stop PID: ends a front door of this run and waits for it (bounded: 5 s, then KILL).
+stop() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$1" 2>/dev/null || true
+}
 
 UP=$(free_port)
-"$KIT" upstream --port "$UP" --page-size 20 & PIDS+=($!); UP_PID=$!
+"$KIT" upstream --port "$UP" 2>"$WORK/upstream.stderr" & PIDS+=($!); UP_PID=$!
 wait_port "$UP"
 
-start_gateway() { # dir port admin [redis]
-  local dir=$1 port=$2 admin=$3
+# One setup for the peers: certificates, token keys, tokens.
+mkdir -p "$WORK/peers"
+"$KIT" setup --dir "$WORK/peers" --upstream "127.0.0.1:$UP" --port 1 --admin-port 2
+
+GW_DIRS=()
+# start_gateway DIR [bench_kit setup options...]: sets GW (port) and GW_PID.
+start_gateway() {
+  local dir=$1; shift
   mkdir -p "$dir"
-  "$KIT" setup --dir "$dir" --upstream "127.0.0.1:$UP" --port "$port" --admin-port "$admin" ${4:+--redis "$4"}
+  GW=$(free_port); local admin; admin=$(free_port)
+  "$KIT" setup --dir "$dir" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$admin" --cipher-suites "$SUITE" "$@"
+  # EXTRA_POLICY: text appended to the policy; SERVE_ARGS: more `serve` arguments (e.g. --shadow).
   if [ -n "${EXTRA_POLICY:-}" ]; then printf '%s' "$EXTRA_POLICY" >> "$dir/policy.toml"; fi
-  RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
+  # shellcheck disable=SC2086
+  RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" ${SERVE_ARGS:-} 2>"$dir/stderr" & PIDS+=($!)
   GW_PID=$!
-  wait_port "$port"
+  GW_DIRS+=("$dir")
+  wait_port "$GW"
 }
 
 RESULTS="$WORK/results"
@@ -52,9 +102,9 @@ RESULTS="$WORK/results"
 # run NAME PID URL [wrk args...]: PID is the process whose CPU is charged to the requests.
 run() {
   local name=$1 pid=$2 url=$3; shift 3
-  wrk -t2 -c"$CONNECTIONS" -d1s "$@" "$url" >/dev/null 2>&1 || true   # warm-up: pools, caches, TLS sessions
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$@" "$url" >/dev/null 2>&1 || true   # warm-up: pools, caches, TLS sessions
   local before; before=$(cpu_ticks "$pid")
-  local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
   local after; after=$(cpu_ticks "$pid")
   local requests; requests=$(echo "$out" | awk '/requests in/ {print $1}')
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -63,18 +113,18 @@ run() {
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   local cpu_us; cpu_us=$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   echo "$name $rps $p50 $p99 $cpu_us ${non2xx:-0}" >> "$RESULTS"
+  echo "  $name: $rps req/s" >&2
 }
 
 # Baseline: straight to the order service.
-run direct "$UP_PID" "http://127.0.0.1:$UP/api/orders/O20250101000001"
+run direct "$UP_PID" "http://127.0.0.1:$UP/api/orders/search?$QUERY"
 
-# A TLS proxy that checks nothing, if nginx is here.
+# nginx as a TLS proxy that checks nothing.
 if command -v nginx >/dev/null; then
   NG=$(free_port)
   mkdir -p "$WORK/nginx"
-  "$KIT" setup --dir "$WORK/nginx" --upstream "127.0.0.1:$UP" --port 1 --admin-port 2
   cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes $NGINX_WORKERS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log;
 events { worker_connections 4096; }
@@ -83,75 +133,124 @@ http {
   upstream orders { server 127.0.0.1:$UP; keepalive 64; }
   server {
     listen 127.0.0.1:$NG ssl;
-    ssl_certificate $WORK/nginx/server.crt;
-    ssl_certificate_key $WORK/nginx/server.key;
+    ssl_certificate $WORK/peers/server.crt;
+    ssl_certificate_key $WORK/peers/server.key;
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_conf_command Ciphersuites $SUITE;
     location / { proxy_pass http://orders; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 CONF
   nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!); NG_PID=$!
   wait_port "$NG"
-  # The worker does the work; charge its CPU.
-  sleep 0.2
-  NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
-  run nginx-tls "$NG_WORKER" "https://127.0.0.1:$NG/api/orders/O20250101000001"
-  kill "$NG_PID"
+  # The worker does the work; charge its CPU (bounded wait for it to appear).
+  NG_WORKER=""
+  for _ in $(seq 100); do NG_WORKER=$(pgrep -P "$NG_PID" | head -1 || true); [ -n "$NG_WORKER" ] && break; sleep 0.05; done
+  run nginx-tls "$NG_WORKER" "https://127.0.0.1:$NG/v1/orders?$QUERY"
+  stop "$NG_PID"
 fi
 
-GW=$(free_port); ADMIN=$(free_port)
-start_gateway "$WORK/gw" "$GW" "$ADMIN"
-KEY=$(cat "$WORK/gw/api_key"); TOKEN=$(cat "$WORK/gw/token"); ERP_TOKEN=$(cat "$WORK/gw/erp_token")
-run gw-apikey "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
-run gw-jwt "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "Authorization: Bearer $ERP_TOKEN"
-run gw-jwt-view "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
-run gw-jwt-mask "$GW_PID" "https://127.0.0.1:$GW/v1/masked/orders/O20250101000001" -H "Authorization: Bearer $TOKEN"
-AUDIT_RECORDS=$(cat "$WORK"/gw/audit/audit.jsonl* | wc -l)
-"$BIN" audit verify "$WORK"/gw/audit/audit.jsonl* >/dev/null && AUDIT_OK=yes || AUDIT_OK=NO
-kill "$GW_PID"
+# HAProxy: a plain TLS proxy, then a gateway verifying the token on every request.
+if command -v haproxy >/dev/null; then
+  export PEERS_DIR="$WORK/peers" UP_PORT="$UP" HAP_THREADS ISSUER
+  HAP=$(free_port)
+  HAP_PORT="$HAP" haproxy -f "$PEERS/haproxy-proxy.cfg" >"$WORK/haproxy-proxy.log" 2>&1 & PIDS+=($!); HP=$!
+  wait_port "$HAP"
+  run haproxy-tls "$HP" "https://127.0.0.1:$HAP/v1/orders?$QUERY"
+  stop "$HP"
 
-# The view route again with the volume guard on: gw-volume against gw-jwt-view is its cost.
-GW=$(free_port); ADMIN=$(free_port)
-EXTRA_POLICY=$'\n[abuse.volume]\ndistinct = { param = "customer_id", max = 100000, window = "1h" }\naction = "alert"\n' \
-  start_gateway "$WORK/gwv" "$GW" "$ADMIN"
-TOKEN=$(cat "$WORK/gwv/token")
-run gw-volume "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
+  HAP=$(free_port)
+  HAP_PORT="$HAP" haproxy -f "$PEERS/haproxy-gateway.cfg" >"$WORK/haproxy-gateway.log" 2>"$WORK/haproxy-gateway.stderr" & PIDS+=($!); HP=$!
+  wait_port "$HAP"
+  run haproxy-jwt-rs256 "$HP" "https://127.0.0.1:$HAP/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/peers/erp_token_rs256")"
+  run haproxy-jwt-es256 "$HP" "https://127.0.0.1:$HAP/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/peers/erp_token")"
+  stop "$HP"
+fi
 
-# The same gateway with a shadow policy deciding every request too (CONTRACT §9).
-GW=$(free_port); ADMIN=$(free_port)
-mkdir -p "$WORK/gws"
-"$KIT" setup --dir "$WORK/gws" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$ADMIN"
-RUST_LOG=warn "$BIN" serve -c "$WORK/gws/policy.toml" --shadow "$WORK/gws/policy.toml" 2>"$WORK/gws/stderr" & PIDS+=($!)
-GW_PID=$!
-wait_port "$GW"
-KEY=$(cat "$WORK/gws/api_key"); TOKEN=$(cat "$WORK/gws/token")
-run gw-apikey-shadow "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
-run gw-jwt-view-shadow "$GW_PID" "https://127.0.0.1:$GW/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20" -H "Authorization: Bearer $TOKEN"
-kill "$GW_PID"
+# ordergate, token cache on (the default).
+start_gateway "$WORK/gw"
+KEY=$(cat "$WORK/gw/api_key")
+run gw-apikey "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $KEY"
+run gw-jwt-es256 "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw/erp_token")"
+run gw-jwt-rs256 "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw/erp_token_rs256")"
+run gw-mask "$GW_PID" "https://127.0.0.1:$GW/v1/masked/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw/erp_token")"
+# Slot for the lead, after the merge (same gateway, same run):
+#   run gw-signed "$GW_PID" "https://127.0.0.1:$GW/..." <the signed partner request's headers>
+#   run gw-canary "$GW_PID" "https://127.0.0.1:$GW/..." <the canary route>
+stop "$GW_PID"
+
+# Token cache off: every request verifies its token.
+start_gateway "$WORK/gw-nocache" --token-cache off
+run gw-jwt-es256-nocache "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw-nocache/erp_token")"
+run gw-jwt-rs256-nocache "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw-nocache/erp_token_rs256")"
+stop "$GW_PID"
+
+# One worker thread.
+start_gateway "$WORK/gw-w1" --workers 1
+run gw-apikey-w1 "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-w1/api_key")"
+stop "$GW_PID"
+
+# Nothing waits for its record.
+start_gateway "$WORK/gw-nocommit" --on-error continue
+run gw-apikey-nocommit "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-nocommit/api_key")"
+stop "$GW_PID"
 
 if command -v redis-server >/dev/null; then
   RP=$(free_port)
   redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no >/dev/null & PIDS+=($!)
   wait_port "$RP"
-  GW=$(free_port); ADMIN=$(free_port)
-  start_gateway "$WORK/gwr" "$GW" "$ADMIN" "redis://127.0.0.1:$RP/0"
-  sleep 0.5
-  KEY=$(cat "$WORK/gwr/api_key")
-  run gw-redis "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
-  kill "$GW_PID"
+  start_gateway "$WORK/gw-redis" --redis "redis://127.0.0.1:$RP/0"
+  run gw-redis "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-redis/api_key")"
+  stop "$GW_PID"
 fi
 
+# The volume guard on (one principal, one value: the common case): gw-volume against gw-apikey.
+EXTRA_POLICY=$'\n[abuse.volume]\ndistinct = { param = "start_date", max = 100000, window = "1h" }\naction = "alert"\n' \
+  start_gateway "$WORK/gw-volume"
+run gw-volume "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-volume/api_key")"
+stop "$GW_PID"
+
+# Shadow mode: the candidate (the same policy) decides every request too (CONTRACT §9).
+mkdir -p "$WORK/gw-shadow"
+SERVE_ARGS="--shadow $WORK/gw-shadow/policy.toml" start_gateway "$WORK/gw-shadow"
+run gw-apikey-shadow "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-shadow/api_key")"
+stop "$GW_PID"
+
+# Every record of every gateway run, and its chain.
+AUDIT_RECORDS=0; AUDIT_OK=yes
+for dir in "${GW_DIRS[@]}"; do
+  n=$(cat "$dir"/audit/audit.jsonl* | wc -l)
+  AUDIT_RECORDS=$((AUDIT_RECORDS + n))
+  "$BIN" audit verify "$dir"/audit/audit.jsonl* >/dev/null || AUDIT_OK=NO
+done
+
 echo
-echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs); wrk -t2 -c$CONNECTIONS -d${DURATION}s, loopback"
+echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, keep-alive, loopback; TLS 1.3 $SUITE; the answer: $(grep -o '[0-9]* bytes' "$WORK/upstream.stderr")"
 awk -v records="$AUDIT_RECORDS" -v ok="$AUDIT_OK" '
-  NR == 1 { base = $2 }
-  { rows[NR] = $0; n = NR }
+  function us(t) { # wrk latency text -> microseconds
+    if (t ~ /us$/) return t + 0; if (t ~ /ms$/) return (t + 0) * 1000; if (t ~ /s$/) return (t + 0) * 1e6; return t + 0
+  }
+  { rows[NR] = $0; n = NR; split($0, f, " "); cpu[f[1]] = f[5]; p99[f[1]] = us(f[4]) }
   END {
-    printf "%-12s %12s %9s %9s %12s %10s %7s\n", "scenario", "req/s", "p50", "p99", "CPU us/req", "req/s vs", "non-2xx"
-    printf "%-12s %12s %9s %9s %12s %10s %7s\n", "", "", "", "", "(that proc)", "direct", ""
+    # The cheaper plain TLS proxy of this run.
+    proxy = ""
+    if ("nginx-tls" in cpu) proxy = "nginx-tls"
+    if ("haproxy-tls" in cpu && (proxy == "" || cpu["haproxy-tls"] < cpu[proxy])) proxy = "haproxy-tls"
+    printf "%-21s %8s %9s %9s %8s %8s %8s %9s %7s\n", "scenario", "req/s", "p50", "p99", "CPU", "CPU vs", "p99 vs", "CPU vs", "non-2xx"
+    printf "%-21s %8s %9s %9s %8s %8s %8s %9s %7s\n", "", "", "", "", "us/req", "proxy", "proxy", "haproxy", ""
+    printf "%-21s %8s %9s %9s %8s %8s %8s %9s %7s\n", "", "", "", "", "", "", "", "gateway", ""
     for (i = 1; i <= n; i++) {
       split(rows[i], f, " ")
-      printf "%-12s %12.0f %9s %9s %12s %9.2fx %7s\n", f[1], f[2], f[3], f[4], f[5], f[2] / base, f[6]
+      vp = (proxy != "" && f[1] != "direct") ? sprintf("%.2fx", f[5] / cpu[proxy]) : "-"
+      vl = (proxy != "" && f[1] != "direct") ? sprintf("%.2fx", us(f[4]) / p99[proxy]) : "-"
+      peer = ""
+      if (f[1] ~ /es256/ || f[1] == "gw-mask") peer = "haproxy-jwt-es256"
+      if (f[1] ~ /rs256/) peer = "haproxy-jwt-rs256"
+      if (f[1] ~ /^gw-apikey|^gw-redis/) peer = "haproxy-jwt-rs256"
+      vg = (peer in cpu && f[1] !~ /^haproxy/) ? sprintf("%.2fx", f[5] / cpu[peer]) : "-"
+      printf "%-21s %8.0f %9s %9s %8s %8s %8s %9s %7s\n", f[1], f[2], f[3], f[4], f[5], vp, vl, vg, f[6]
     }
+    if (proxy != "") printf "proxy = %s, the cheaper plain TLS proxy of this run; haproxy gateway = the same algorithm (API key rows: RS256, the cheaper)\n", proxy
     printf "audit: %d records written during the gateway runs, chain verified: %s\n", records, ok
   }' "$RESULTS"

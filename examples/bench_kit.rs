@@ -1,8 +1,20 @@
 //! Helpers for `benches/load.sh`: a fast fixed-answer order service, and the writer of a
 //! benchmark policy with its certificates, keys and credentials.
 //!
-//! `bench_kit upstream --port P [--page-size N]`
-//! `bench_kit setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL]`
+//! `bench_kit upstream --port P [--page-size N] [--search-size N]`
+//! `bench_kit setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL]
+//!     [--token-cache on|off] [--cipher-suites A,B] [--workers N] [--on-error reject|continue]`
+//!
+//! The upstream answers `/api/orders/search` (what `GET /v1/orders?start_date=…&end_date=…&
+//! page_size=20` is sent to) with a page of `--search-size` orders (4: 2,424 bytes, the
+//! request the peers in `benches/load.sh` are measured with; `/v1/orders` too, for the proxies
+//! that forward the path unchanged), `/api/orders` with a page of
+//! `--page-size` orders and anything else with one order.
+//!
+//! `setup` writes, beside the policy: `api_key`; `token` (alice, a customer, ES256),
+//! `erp_token` (ES256) and `erp_token_rs256` (an ERP service with the scopes of the search
+//! route); `server.crt`, `server.key` and `server.pem` (both, for HAProxy); `jwt_es256.pub.pem`
+//! and `jwt_rs256.pub.pem` (the token keys' public halves, for HAProxy's `jwt_verify`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -61,7 +73,20 @@ fn upstream(args: &[String]) {
     let page_size: usize = arg(args, "--page-size")
         .and_then(|p| p.parse().ok())
         .unwrap_or(20);
+    let search_size: usize = arg(args, "--search-size")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(4);
     let one = Bytes::from(serde_json::to_vec(&order(1)).unwrap());
+    let search = Bytes::from(
+        serde_json::to_vec(
+            &json!({"orders": (0..search_size).map(order).collect::<Vec<_>>(), "next_cursor": "abc"}),
+        )
+        .unwrap(),
+    );
+    eprintln!(
+        "bench_kit upstream: the search page is {} bytes",
+        search.len()
+    );
     let page = Bytes::from(
         serde_json::to_vec(
             &json!({"orders": (0..page_size).map(order).collect::<Vec<_>>(), "next_cursor": "abc"}),
@@ -79,13 +104,14 @@ fn upstream(args: &[String]) {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = stream.set_nodelay(true);
-            let (one, page) = (one.clone(), page.clone());
+            let (one, page, search) = (one.clone(), page.clone(), search.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let body = if request.uri().path() == "/api/orders" {
-                        page.clone()
-                    } else {
-                        one.clone()
+                    let body = match request.uri().path() {
+                        "/api/orders" => page.clone(),
+                        // The plain TLS proxies forward the public path as it is.
+                        "/api/orders/search" | "/v1/orders" => search.clone(),
+                        _ => one.clone(),
                     };
                     async move {
                         Ok::<_, Infallible>(
@@ -112,13 +138,27 @@ fn setup(args: &[String]) {
     let port = arg(args, "--port").expect("--port");
     let admin = arg(args, "--admin-port").expect("--admin-port");
     let redis = arg(args, "--redis");
+    let token_cache = arg(args, "--token-cache").unwrap_or_else(|| "on".into());
+    let cipher_suites = arg(args, "--cipher-suites");
+    let workers = arg(args, "--workers");
+    let on_error = arg(args, "--on-error").unwrap_or_else(|| "reject".into());
     let ca = Ca::new("bench CA").unwrap();
     let server = ca.server(&["127.0.0.1", "localhost"]).unwrap();
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("server.crt"), &server.cert_pem).unwrap();
     std::fs::write(dir.join("server.key"), &server.key_pem).unwrap();
+    std::fs::write(
+        dir.join("server.pem"),
+        format!("{}{}", server.cert_pem, server.key_pem),
+    )
+    .unwrap();
     let key = JwtKey::generate(Algorithm::ES256, "bench").unwrap();
-    std::fs::write(dir.join("jwks.json"), jwks(&[&key])).unwrap();
+    let rsa = JwtKey::generate(Algorithm::RS256, "bench-rs").unwrap();
+    std::fs::write(dir.join("jwks.json"), jwks(&[&key, &rsa])).unwrap();
+    for (file, k) in [("jwt_es256.pub.pem", &key), ("jwt_rs256.pub.pem", &rsa)] {
+        let pair = rcgen::KeyPair::from_pem(&k.private_pem).unwrap();
+        std::fs::write(dir.join(file), pair.public_key_pem()).unwrap();
+    }
     let (api_key, hash) = ordergate::stage::authn::api_key::generate();
     let token = key
         .token(
@@ -130,17 +170,21 @@ fn setup(args: &[String]) {
         )
         .unwrap();
     std::fs::write(dir.join("token"), &token).unwrap();
-    // The same key's token for an ERP service: the same route as the API key, for comparison.
-    let erp_token = key
-        .token(
-            ISSUER,
-            "erp-service",
-            &["erp"],
-            &[],
-            Duration::from_secs(24 * 3600),
-        )
-        .unwrap();
-    std::fs::write(dir.join("erp_token"), &erp_token).unwrap();
+    // The same keys' tokens for an ERP service: the same routes as the API key, for comparison.
+    // The scope claim is what HAProxy checks (ordergate adds the role's scopes to it).
+    let erp_claims = [("scope", json!("orders:read orders:read:any_customer"))];
+    for (file, k) in [("erp_token", &key), ("erp_token_rs256", &rsa)] {
+        let erp_token = k
+            .token(
+                ISSUER,
+                "erp-service",
+                &["erp"],
+                &erp_claims,
+                Duration::from_secs(24 * 3600),
+            )
+            .unwrap();
+        std::fs::write(dir.join(file), &erp_token).unwrap();
+    }
     std::fs::write(dir.join("api_key"), &api_key).unwrap();
     let listen = format!("127.0.0.1:{port}");
     let admin_listen = format!("127.0.0.1:{admin}");
@@ -153,8 +197,50 @@ fn setup(args: &[String]) {
         redis.as_deref(),
     )
     .render();
+    let policy = tune(
+        &policy,
+        token_cache == "off",
+        cipher_suites.as_deref(),
+        workers.as_deref(),
+        &on_error,
+    );
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let _ = Arc::new(());
+}
+
+/// The template's text with the benchmark's knobs: both token algorithms, the token cache,
+/// the cipher suites, the worker threads and `on_error`.
+fn tune(
+    policy: &str,
+    cache_off: bool,
+    cipher_suites: Option<&str>,
+    workers: Option<&str>,
+    on_error: &str,
+) -> String {
+    let mut jwt = String::from("algorithms = [\"ES256\", \"RS256\"]");
+    if cache_off {
+        jwt.push_str("\ncache_size = 0");
+    }
+    let mut tls = String::from("[server.tls]");
+    if let Some(list) = cipher_suites {
+        let quoted: Vec<String> = list.split(',').map(|s| format!("\"{s}\"")).collect();
+        tls.push_str(&format!("\ncipher_suites = [{}]", quoted.join(", ")));
+    }
+    let mut server = String::from("[server]");
+    if let Some(n) = workers {
+        server.push_str(&format!("\nworkers = {n}"));
+    }
+    let replaced = policy
+        .replacen("algorithms = [\"ES256\"]", &jwt, 1)
+        .replacen("[server.tls]", &tls, 1)
+        .replacen("[server]", &server, 1)
+        .replacen(
+            "on_error = \"reject\"",
+            &format!("on_error = \"{on_error}\""),
+            1,
+        );
+    assert!(replaced.contains(&jwt) && replaced.contains(&tls) && replaced.contains(&server));
+    replaced
 }
 
 /// Limits that never stop the load (the limiters still run on every request), no client
@@ -208,9 +294,58 @@ fn bench_policy<'a>(
     }
 }
 
-/// The order detail with every personal field masked and the payment removed: what masking
-/// costs.
+/// The peers' request: a date-bounded order search (typed, whitelisted query) for a service
+/// that may read any customer's orders; then the same search with every personal field masked
+/// and the payment removed (what masking costs); then the order detail masked likewise.
 const MASKED_ROUTE: &str = r#"[[routes]]
+id = "orders-search"
+method = "GET"
+path = "/v1/orders"
+upstream_path = "/api/orders/search"
+require_scopes = ["orders:read", "orders:read:any_customer"]
+rate_limit = { rate = "10000000/min", burst = 1000000 }
+[routes.query.start_date]
+type = "date"
+required = true
+[routes.query.end_date]
+type = "date"
+required = true
+[routes.query.page_size]
+type = "integer"
+min = 1
+max = 100
+default = 20
+[[routes.constraints]]
+kind = "date_range"
+from = "start_date"
+to = "end_date"
+max_days = 366
+
+[[routes]]
+id = "orders-search-masked"
+method = "GET"
+path = "/v1/masked/orders"
+upstream_path = "/api/orders/search"
+require_scopes = ["orders:read", "orders:read:any_customer"]
+rate_limit = { rate = "10000000/min", burst = 1000000 }
+[routes.query.start_date]
+type = "date"
+required = true
+[routes.query.end_date]
+type = "date"
+required = true
+[routes.query.page_size]
+type = "integer"
+min = 1
+max = 100
+default = 20
+[[routes.response.views]]
+scope = "orders:read"
+allow = ["*"]
+deny = ["orders[].payment"]
+mask = { "orders[].customer.phone" = "phone", "orders[].customer.email" = "email", "orders[].customer.id_number" = "id_number", "orders[].shipping.phone" = "phone" }
+
+[[routes]]
 id = "order-detail-masked"
 method = "GET"
 path = "/v1/masked/orders/{order_id}"

@@ -250,6 +250,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The serving runtime, with the policy's `[server] workers` threads.
+fn serve_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?)
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve {
@@ -403,7 +411,7 @@ fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Resul
     {
         return Ok(ExitCode::FAILURE);
     }
-    runtime()?.block_on(async move {
+    serve_runtime(policy.server.workers)?.block_on(async move {
         let running = crate::server::start(policy, &config)
             .await
             .map_err(anyhow::Error::msg)?;

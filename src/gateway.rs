@@ -295,6 +295,9 @@ impl Gateway {
         {
             tracing::warn!("listen addresses changed: they take effect at the next restart");
         }
+        if policy.server.workers != current.policy.server.workers {
+            tracing::warn!("[server] workers changed: it takes effect at the next restart");
+        }
         if !self.audit.settings().same_writer(&policy.audit) {
             tracing::warn!(
                 "[audit] changes other than sensitive_params take effect at the next restart"

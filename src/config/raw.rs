@@ -33,6 +33,9 @@ pub struct Server {
     pub max_concurrent_streams: Option<u32>,
     pub idle_timeout: Option<String>,
     pub send_stall_timeout: Option<String>,
+    /// Worker threads of the runtime (ordergate addition; default: the cores this process may
+    /// use). Read at start; a reload does not change it.
+    pub workers: Option<u32>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// CIDR blocks every client must come from (§7.2); empty: any.
@@ -52,6 +55,9 @@ pub struct Tls {
     pub min_version: Option<Choice<MinVersion>>,
     pub client_auth: Option<Choice<ClientAuth>>,
     pub client_ca: Option<String>,
+    /// Cipher suites offered, in the server's order of preference (ordergate addition; default:
+    /// rustls's list and order, following the client's preference).
+    pub cipher_suites: Option<Vec<String>>,
 }
 
 named! {

@@ -106,6 +106,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `allow_ips`: every client must come from it (§7.2), checked before authentication.
     pub allow_ips: Option<Arc<crate::vocab::ip_list::IpAllowList>>,
+    /// Worker threads of the runtime serving requests (read at start only).
+    pub workers: usize,
     /// `None` only with `insecure_plaintext = true` on a loopback address.
     pub tls: Option<TlsSettings>,
 }

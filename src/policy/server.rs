@@ -101,6 +101,7 @@ pub(super) fn compile(
             ctx.bad(&at.k(key), "must be longer than 0s");
         }
     }
+    let workers = workers(ctx, &at.k("workers"), raw.workers);
     let mut trusted_proxies = Vec::new();
     for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
         match cidr
@@ -151,8 +152,86 @@ pub(super) fn compile(
         send_stall_timeout,
         trusted_proxies,
         allow_ips,
+        workers,
         tls,
     })
+}
+
+/// The most worker threads a policy may ask for: more than any machine this runs on has cores,
+/// few enough that a typo cannot exhaust the process's threads.
+const MAX_WORKERS: u32 = 1024;
+
+/// `workers`: default, the cores this process may use (its CPU affinity and cgroup quota, as
+/// `std::thread::available_parallelism` reports them), else 1.
+fn workers(ctx: &mut Ctx<'_>, at: &KeyPath, raw: Option<u32>) -> usize {
+    let default = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    match raw {
+        None => default,
+        Some(n) if n > MAX_WORKERS => {
+            ctx.bad(at, format!("must be at most {MAX_WORKERS}"));
+            default
+        }
+        Some(n) => ctx.positive(at, Some(n), 1) as usize,
+    }
+}
+
+/// The provider's cipher suites in the order `names` gives (IANA names such as
+/// `TLS_AES_128_GCM_SHA256` or `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`; rustls's own spelling
+/// `TLS13_AES_128_GCM_SHA256` is accepted too). `None` when a name is unknown or repeated, or the
+/// list is empty.
+fn cipher_suites(
+    ctx: &mut Ctx<'_>,
+    at: &KeyPath,
+    names: &[String],
+    offered: &[rustls::SupportedCipherSuite],
+) -> Option<Vec<rustls::SupportedCipherSuite>> {
+    if names.is_empty() {
+        ctx.bad(
+            at,
+            "name at least one cipher suite (or leave the key out for rustls's list)",
+        );
+        return None;
+    }
+    let mut chosen: Vec<rustls::SupportedCipherSuite> = Vec::with_capacity(names.len());
+    let mut ok = true;
+    for (i, name) in names.iter().enumerate() {
+        match offered
+            .iter()
+            .find(|s| suite_names(s).iter().any(|n| n == name))
+        {
+            Some(suite) if chosen.iter().any(|c| c.suite() == suite.suite()) => {
+                ctx.bad(&at.i(i), format!("`{name}` is listed twice"));
+                ok = false;
+            }
+            Some(suite) => chosen.push(*suite),
+            None => {
+                let known: Vec<String> = offered
+                    .iter()
+                    .filter_map(|s| suite_names(s).into_iter().next())
+                    .collect();
+                ctx.bad(
+                    &at.i(i),
+                    format!(
+                        "`{name}` is not a cipher suite ordergate offers (one of: {})",
+                        known.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(chosen)
+}
+
+/// A suite's IANA name first, then rustls's spelling where it differs.
+fn suite_names(suite: &rustls::SupportedCipherSuite) -> Vec<String> {
+    let Some(rustls_name) = suite.suite().as_str() else {
+        return Vec::new();
+    };
+    match rustls_name.strip_prefix("TLS13_") {
+        Some(rest) => vec![format!("TLS_{rest}"), rustls_name.to_owned()],
+        None => vec![rustls_name.to_owned()],
+    }
 }
 
 /// The admin token (at least 32 bytes, from the environment or a file). Without one the admin
@@ -219,7 +298,19 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
             raw::ClientAuth::Optional => ClientAuth::Optional,
             raw::ClientAuth::Required => ClientAuth::Required,
         });
-    let provider = crate::vocab::tls_client::provider();
+    let mut provider = crate::vocab::tls_client::provider();
+    // A bad list is reported and the section fails, after the keys below are checked too.
+    let listed = raw
+        .cipher_suites
+        .as_ref()
+        .map(|names| cipher_suites(ctx, &at.k("cipher_suites"), names, &provider.cipher_suites));
+    let suites_bad = matches!(listed, Some(None));
+    let suites = listed.flatten();
+    if let Some(suites) = &suites {
+        let mut restricted = (*provider).clone();
+        restricted.cipher_suites = suites.clone();
+        provider = Arc::new(restricted);
+    }
     let cert_not_after = certs
         .as_ref()
         .and_then(|chain| chain.first())
@@ -263,7 +354,17 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
     };
     let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .map_err(|e| ctx.bad(&at.k("min_version"), e.to_string()))
+        .map_err(|e| {
+            let key = if suites.is_some() {
+                "cipher_suites"
+            } else {
+                "min_version"
+            };
+            ctx.bad(
+                &at.k(key),
+                format!("no cipher suite listed serves the TLS versions offered: {e}"),
+            );
+        })
         .ok()?;
     let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
@@ -279,7 +380,12 @@ fn tls_settings(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Tls) -> Option<TlsSe
             )
         })
         .ok()?;
+    if suites_bad {
+        return None;
+    }
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // A listed order is the server's preference: the client's order does not pick the suite.
+    config.ignore_client_order = suites.is_some();
     Some(TlsSettings {
         config: Arc::new(config),
         client_auth,
@@ -485,6 +591,112 @@ admin_token_file = "token"
         );
         std::fs::write(dir.path().join("token"), "a".repeat(32)).unwrap();
         assert_eq!(problems_in(dir.path(), first), "");
+    }
+
+    fn write_cert(dir: &std::path::Path) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    }
+
+    fn tls_policy(extra: &str) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:8443\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn listed_cipher_suites_are_offered_in_the_servers_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write_cert(dir.path());
+        let names = |tls: &crate::policy::TlsSettings| -> Vec<&'static str> {
+            tls.config
+                .crypto_provider()
+                .cipher_suites
+                .iter()
+                .filter_map(|s| s.suite().as_str())
+                .collect()
+        };
+        let listed = compiled(
+            dir.path(),
+            &tls_policy(
+                "cipher_suites = [\"TLS_AES_128_GCM_SHA256\", \"TLS13_CHACHA20_POLY1305_SHA256\", \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"]\n",
+            ),
+        )
+        .server
+        .tls
+        .unwrap();
+        assert_eq!(
+            names(&listed),
+            [
+                "TLS13_AES_128_GCM_SHA256",
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+        assert!(listed.config.ignore_client_order);
+        // Without the key: rustls's whole list, and the client's order.
+        let default = compiled(dir.path(), &tls_policy("")).server.tls.unwrap();
+        assert!(names(&default).len() > 3);
+        assert!(!default.config.ignore_client_order);
+    }
+
+    #[test]
+    fn bad_cipher_suites_are_reported_at_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        write_cert(dir.path());
+        let unknown = problems_in(
+            dir.path(),
+            &tls_policy(
+                "cipher_suites = [\"TLS_AES_128_GCM_SHA256\", \"TLS_RSA_WITH_RC4_128_SHA\", \"TLS_AES_128_GCM_SHA256\"]\n",
+            ),
+        );
+        let lines: Vec<&str> = unknown.lines().collect();
+        assert_eq!(lines.len(), 2, "{unknown}");
+        assert!(
+            lines[0].starts_with(
+                "6:44: `TLS_RSA_WITH_RC4_128_SHA` is not a cipher suite ordergate offers (one of: TLS_AES_256_GCM_SHA384, "
+            ),
+            "{unknown}"
+        );
+        assert_eq!(lines[1], "6:72: `TLS_AES_128_GCM_SHA256` is listed twice");
+        assert_eq!(
+            problems_in(dir.path(), &tls_policy("cipher_suites = []\n")),
+            "6:17: name at least one cipher suite (or leave the key out for rustls's list)"
+        );
+        // TLS 1.3 only, but only a TLS 1.2 suite: nothing could be negotiated.
+        let unusable = problems_in(
+            dir.path(),
+            &tls_policy(
+                "min_version = \"1.3\"\ncipher_suites = [\"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"]\n",
+            ),
+        );
+        assert!(
+            unusable.starts_with("7:17: no cipher suite listed serves the TLS versions offered"),
+            "{unusable}"
+        );
+    }
+
+    #[test]
+    fn workers_default_to_the_usable_cores_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = "[server]\nlisten = \"127.0.0.1:8080\"\ninsecure_plaintext = true\n";
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(compiled(dir.path(), plain).server.workers, cores);
+        let three = format!("{plain}workers = 3\n");
+        assert_eq!(compiled(dir.path(), &three).server.workers, 3);
+        check(&[(
+            &format!("{plain}workers = 0\n"),
+            &["4:11: must be at least 1"],
+        )]);
+        check(&[(
+            &format!("{plain}workers = 5000\n"),
+            &["4:11: must be at most 1024"],
+        )]);
     }
 
     #[test]

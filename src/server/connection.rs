@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tower::ServiceExt as _;
 use tower_http::body::UnsyncBoxBody;
 
+use super::finish_anyway::FinishAnyway;
 use super::per_ip::IpSlot;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
@@ -281,26 +282,12 @@ fn per_connection(
     let stack = service::layered(GatewayService::new(gateway, conn));
     TowerToHyperService::new(tower::service_fn(
         move |mut request: hyper::Request<Incoming>| {
-            let watch = streams.open(bound);
-            request.extensions_mut().insert(watch.clone());
-            // Each request runs in its own task: if the client goes away, hyper drops this future,
-            // but the pipeline still finishes, so the request is still recorded (as
+            request.extensions_mut().insert(streams.open(bound));
+            // If the client goes away, hyper drops this future, but the pipeline still finishes
+            // (in a task of its own from then on), so the request is still recorded (as
             // `client_disconnected`) and upstream bookkeeping (breaker, in-flight) stays right.
-            let task = tokio::spawn(stack.clone().oneshot(request));
-            async move {
-                Ok(match task.await {
-                    Ok(Ok(response)) => response,
-                    Ok(Err(never)) => match never {},
-                    Err(e) => {
-                        // Only an aborted task gets here: panics are answered by the stack.
-                        tracing::error!(error = %e, "request task failed");
-                        watch.finish();
-                        let mut response = hyper::Response::new(UnsyncBoxBody::default());
-                        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                        response
-                    }
-                })
-            }
+            // Panics are answered by the stack (500 with its record).
+            FinishAnyway::new(stack.clone().oneshot(request))
         },
     ))
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod connection;
+mod finish_anyway;
 mod per_ip;
 pub mod signals;
 

@@ -9,7 +9,8 @@
 //! Commit before completion (CONTRACT.md §11): under `on_error = "reject"` a record is sent with
 //! an acknowledgement the writer gives once the line is written (with `fsync = "always"`: once
 //! it is synced), and the response body holds back its last frame until then (see `body.rs`);
-//! a failed write aborts the response instead. Under `continue` nobody waits.
+//! a failed write aborts the response instead. Under `continue` nobody waits. Such a record is
+//! usually written by the request's own task, without a hand-off (see `writer.rs`).
 
 pub mod record;
 pub mod verify;
@@ -28,7 +29,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 pub use record::{Entry, Served};
-use writer::{Job, Writer, WriterState};
+use writer::{Job, Shared, Writer, WriterState};
 
 /// Where records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,8 @@ pub struct AuditSink {
     state: Arc<WriterState>,
     settings: AuditSettings,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The writer, for records written by the request that waits for them.
+    shared: Arc<Shared>,
 }
 
 impl AuditSink {
@@ -127,16 +130,18 @@ impl AuditSink {
             events,
         });
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
-        let writer = Writer::new(settings.clone(), state.clone(), tail);
+        let shared = Shared::new(Writer::new(settings.clone(), state.clone(), tail));
+        let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("ordergate-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || thread_shared.run(rx))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         Ok(Self {
             sender: Mutex::new(Some(tx)),
             state,
             settings,
             thread: Mutex::new(Some(thread)),
+            shared,
         })
     }
 
@@ -180,6 +185,7 @@ impl AuditSink {
             Ok(Ok(permit)) => Some(Ticket {
                 permit,
                 commit: self.settings.on_error == OnError::Reject,
+                shared: self.shared.clone(),
             }),
             _ => {
                 metrics::counter!("ordergate_audit_refused_total").increment(1);
@@ -229,6 +235,8 @@ pub struct Ticket {
     permit: mpsc::OwnedPermit<Job>,
     /// `on_error = "reject"`: the response waits for its record.
     commit: bool,
+    /// The writer, for writing a waited-for record inline.
+    shared: Arc<Shared>,
 }
 
 impl Ticket {
@@ -244,6 +252,11 @@ impl Ticket {
     }
 
     fn send_with(self, entry: Entry, acknowledge: bool) -> Option<Written> {
+        // A record somebody waits for is written here when the writer is free (its slot in the
+        // queue, unused, is released with the permit); otherwise it is queued as any other.
+        if acknowledge && let Some(inline) = self.shared.inline() {
+            return Some(inline.write(entry));
+        }
         let (ack, written) = if acknowledge {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))

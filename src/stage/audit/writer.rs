@@ -15,6 +15,17 @@
 //! records that arrive while one batch is written and synced go out together in the next, so
 //! waiting costs one write (and one fsync) per batch, not per request; and a batch with a waiter
 //! is not held back to gather more.
+//!
+//! A record whose response waits is normally written by the request's own task instead
+//! ([`Shared::inline`]): it takes the writer's lock if nobody holds it, serialises and
+//! writes its line, and its acknowledgement is answered before the body polls for it. That
+//! saves the two cross-thread wake-ups per record (to the writer thread and back) and lets the
+//! response's last byte go in the same socket write as the rest. It applies only to a file
+//! target with `fsync = "batch"` or `"never"` (a sync per record, or a pipe on stdout, must not
+//! block a runtime worker), only while the log is healthy and no write took longer than
+//! [`SLOW_WRITE`] (a slow disk sends every record back to the writer thread until a write is
+//! fast again); a line it could not write stays queued for the thread, which it wakes. The
+//! periodic `fsync` stays on the thread, on a duplicate of the file handle, outside the lock.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -25,7 +36,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, oneshot};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::record::{Entry, GENESIS, chain_hash};
 use super::{AuditSettings, AuditTarget, FsyncMode, OnError};
@@ -262,7 +274,184 @@ impl Queued {
     }
 }
 
-/// The writer's own state; runs on its thread.
+/// What the writer thread and the request path share: the writer behind its lock.
+pub struct Shared {
+    writer: Mutex<Writer>,
+    /// Wakes the thread: a line written inline is waiting for a retry, or an inline write made
+    /// the file need a sync.
+    wake: Notify,
+    /// Records may be written by the request path (file target, no per-batch sync).
+    inline: bool,
+    /// A recent write was slow: records go to the thread until one of its writes is fast.
+    slow: AtomicBool,
+}
+
+impl Shared {
+    /// Shares `writer` between its thread and the request path.
+    pub fn new(writer: Writer) -> Arc<Self> {
+        let inline = matches!(writer.settings.target, AuditTarget::File(_))
+            && writer.settings.fsync != FsyncMode::Always;
+        Arc::new(Self {
+            writer: Mutex::new(writer),
+            wake: Notify::new(),
+            inline,
+            slow: AtomicBool::new(false),
+        })
+    }
+
+    /// The writer, for writing one record on the calling task: `Some` when it is free, healthy
+    /// and fast (else the record goes through the queue).
+    pub fn inline(&self) -> Option<Inline<'_>> {
+        if !self.inline || self.slow.load(Ordering::Acquire) {
+            return None;
+        }
+        let writer = self.writer.try_lock()?;
+        (!writer.closed && writer.queued.is_empty() && writer.state.healthy.load(Ordering::Acquire))
+            .then_some(Inline {
+                shared: self,
+                writer,
+            })
+    }
+
+    /// Syncs the file if it has unsynced lines, outside the lock (on a duplicate handle), so
+    /// an inline writer never waits for an `fsync`.
+    fn sync(&self) {
+        let file = self.writer.lock().take_sync();
+        if let Some(file) = file
+            && let Err(e) = file.sync_data()
+        {
+            tracing::warn!(error = %e, "audit fsync failed");
+            metrics::counter!("ordergate_audit_errors_total").increment(1);
+        }
+    }
+
+    /// Runs the writer thread until every sender is gone, then writes what is left and syncs.
+    pub fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Job>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "audit writer could not start");
+                let writer = self.writer.lock();
+                writer.state.healthy.store(false, Ordering::Release);
+                writer
+                    .state
+                    .events
+                    .emit(Event::new(EventKind::AuditUnavailable));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let mut batch = Vec::with_capacity(256);
+            loop {
+                let (queued, healthy, sync_due) = {
+                    let writer = self.writer.lock();
+                    (
+                        !writer.queued.is_empty(),
+                        writer.state.healthy.load(Ordering::Acquire),
+                        writer.sync_due_in(),
+                    )
+                };
+                if queued {
+                    // Writing failed: retry the kept lines before taking new records, so the
+                    // queue (bounded) pushes back on the request path. A line an inline
+                    // writer left while the log was healthy goes at once.
+                    if !healthy {
+                        tokio::time::sleep(RETRY_EVERY).await;
+                    }
+                    self.write_timed(&mut Vec::new());
+                    continue;
+                }
+                let received = tokio::select! {
+                    n = rx.recv_many(&mut batch, BATCH) => n,
+                    () = self.wake.notified() => continue,
+                    () = sleep_opt(sync_due) => { self.sync(); continue; }
+                };
+                if received == 0 {
+                    break;
+                }
+                if received < BATCH && batch.iter().all(|job| job.ack.is_none()) {
+                    // Gather a little longer: one write (and one wake-up) per few milliseconds
+                    // instead of one per record. Nobody waits for a record to be on disk.
+                    tokio::time::sleep(GATHER).await;
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                metrics::gauge!("ordergate_audit_queue_depth").set(rx.len() as f64);
+                self.write_timed(&mut batch);
+            }
+            // No inline write after this point: what is queued is drained, then synced.
+            self.writer.lock().closed = true;
+            loop {
+                let left = {
+                    let mut writer = self.writer.lock();
+                    writer.write_queued();
+                    !writer.queued.is_empty()
+                };
+                if !left {
+                    break;
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            self.sync();
+        });
+    }
+
+    /// Serialises `batch` and writes everything queued; a fast write lets inline writing
+    /// resume after a slow one.
+    fn write_timed(&self, batch: &mut Vec<Job>) {
+        let mut writer = self.writer.lock();
+        writer.serialise(batch);
+        let started = Instant::now();
+        writer.write_queued();
+        let fast = started.elapsed() <= SLOW_WRITE && writer.queued.is_empty();
+        drop(writer);
+        if fast {
+            self.slow.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The writer taken by a request whose response waits for its record.
+pub struct Inline<'a> {
+    shared: &'a Shared,
+    writer: parking_lot::MutexGuard<'a, Writer>,
+}
+
+impl Inline<'_> {
+    /// Serialises and writes `entry`; the acknowledgement is answered already (`false` if the
+    /// write failed: the line then stays queued, and the thread retries it).
+    pub fn write(mut self, entry: Entry) -> oneshot::Receiver<bool> {
+        let (ack, written) = oneshot::channel();
+        let was_unsynced = self.writer.unsynced;
+        self.writer.serialise_one(entry, Some(ack));
+        let started = Instant::now();
+        self.writer.write_queued();
+        let took = started.elapsed();
+        let wake = !self.writer.queued.is_empty() || (self.writer.unsynced && !was_unsynced);
+        let Self { shared, writer } = self;
+        drop(writer);
+        if took > SLOW_WRITE {
+            shared.slow.store(true, Ordering::Release);
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                "audit write was slow; records go through the writer thread until writes are fast again"
+            );
+        }
+        if wake {
+            shared.wake.notify_one();
+        }
+        written
+    }
+}
+
+/// The writer's own state; the thread and inline writers use it under [`Shared`]'s lock.
 pub struct Writer {
     settings: AuditSettings,
     state: Arc<WriterState>,
@@ -275,6 +464,8 @@ pub struct Writer {
     file_first_seq: Option<u64>,
     last_sync: Instant,
     unsynced: bool,
+    /// The thread is draining for shutdown: nothing is written inline any more.
+    closed: bool,
 }
 
 impl Writer {
@@ -295,80 +486,27 @@ impl Writer {
             committed,
             last_sync: Instant::now(),
             unsynced: false,
+            closed: false,
         }
-    }
-
-    /// Runs until every sender is gone, then writes what is left and syncs.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "audit writer could not start");
-                self.state.healthy.store(false, Ordering::Release);
-                self.state
-                    .events
-                    .emit(Event::new(EventKind::AuditUnavailable));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let mut batch = Vec::with_capacity(256);
-            loop {
-                if !self.queued.is_empty() {
-                    // Writing failed: retry the kept lines before taking new records, so the
-                    // queue (bounded) pushes back on the request path.
-                    tokio::time::sleep(RETRY_EVERY).await;
-                    self.write_queued();
-                    continue;
-                }
-                let received = tokio::select! {
-                    n = rx.recv_many(&mut batch, BATCH) => n,
-                    _ = sleep_opt(self.sync_due_in()) => { self.sync(); continue; }
-                };
-                if received == 0 {
-                    break;
-                }
-                if received < BATCH && batch.iter().all(|job| job.ack.is_none()) {
-                    // Gather a little longer: one write (and one wake-up) per few milliseconds
-                    // instead of one per record. Nobody waits for a record to be on disk.
-                    tokio::time::sleep(GATHER).await;
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                metrics::gauge!("ordergate_audit_queue_depth").set(rx.len() as f64);
-                self.serialise(&mut batch);
-                self.write_queued();
-            }
-            while !self.queued.is_empty() {
-                self.write_queued();
-                if !self.queued.is_empty() {
-                    tokio::time::sleep(RETRY_EVERY).await;
-                }
-            }
-            self.sync();
-        });
     }
 
     fn serialise(&mut self, batch: &mut Vec<Job>) {
-        let sensitive = self.state.sensitive.load();
         for Job { entry, ack } in batch.drain(..) {
-            let seq = self.tail.seq + 1;
-            let prev = self.settings.hash_chain.then_some(self.tail.hash.as_str());
-            let (mut text, hash) = entry.to_line(seq, prev, &sensitive);
-            text.push('\n');
-            self.tail.seq = seq;
-            if let Some(h) = hash {
-                self.tail.hash = h;
-            }
-            self.queued.push_back(Queued { seq, text, ack });
+            self.serialise_one(entry, ack);
         }
+    }
+
+    /// Gives the record the next `seq`, chains it and queues its line.
+    fn serialise_one(&mut self, entry: Entry, ack: Option<oneshot::Sender<bool>>) {
+        let seq = self.tail.seq + 1;
+        let prev = self.settings.hash_chain.then_some(self.tail.hash.as_str());
+        let (mut text, hash) = entry.to_line(seq, prev, &self.state.sensitive.load());
+        text.push('\n');
+        self.tail.seq = seq;
+        if let Some(h) = hash {
+            self.tail.hash = h;
+        }
+        self.queued.push_back(Queued { seq, text, ack });
     }
 
     /// Writes queued lines in order; on failure keeps them (reject) or drops them (continue).
@@ -463,9 +601,6 @@ impl Writer {
                     q.answer(true);
                 }
             }
-            if self.unsynced && self.last_sync.elapsed() >= SYNC_EVERY {
-                self.sync();
-            }
         }
         Ok(())
     }
@@ -514,16 +649,25 @@ impl Writer {
             .then(|| SYNC_EVERY.saturating_sub(self.last_sync.elapsed()))
     }
 
-    fn sync(&mut self) {
-        if let Some(file) = &self.file
-            && self.unsynced
-            && let Err(e) = file.sync_data()
-        {
-            tracing::warn!(error = %e, "audit fsync failed");
-            metrics::counter!("ordergate_audit_errors_total").increment(1);
-        }
-        self.unsynced = false;
+    /// The file to sync now, as a duplicate handle (the sync runs outside the lock), if lines
+    /// were written since the last sync. Marks them synced: a line written while the sync runs
+    /// marks the file unsynced again.
+    fn take_sync(&mut self) -> Option<File> {
+        let unsynced = std::mem::take(&mut self.unsynced);
         self.last_sync = Instant::now();
+        let file = self.file.as_ref().filter(|_| unsynced)?;
+        match file.try_clone() {
+            Ok(dup) => Some(dup),
+            Err(e) => {
+                // No descriptor to spare: sync here, under the lock, rather than not at all.
+                tracing::warn!(error = %e, "audit fsync on a duplicate handle failed; syncing in place");
+                if let Err(e) = file.sync_data() {
+                    tracing::warn!(error = %e, "audit fsync failed");
+                    metrics::counter!("ordergate_audit_errors_total").increment(1);
+                }
+                None
+            }
+        }
     }
 }
 
@@ -532,6 +676,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(200);
 const GATHER: Duration = Duration::from_millis(2);
 const BATCH: usize = 4096;
 const SYNC_EVERY: Duration = Duration::from_millis(100);
+/// A write taking longer than this (a page-cache write takes microseconds) sends records to the
+/// writer thread, off the runtime's workers, until the thread's writes are fast again.
+pub const SLOW_WRITE: Duration = Duration::from_millis(2);
 
 /// Opens the audit file for appending, cutting off a partial line a failed write left behind.
 fn open_at(path: &Path, committed: u64) -> std::io::Result<File> {

@@ -123,3 +123,96 @@ fn an_unchained_log_resumes_its_seq() {
     let tail = read_tail(&path).unwrap();
     assert_eq!((tail.seq, tail.hash.as_str()), (2, GENESIS));
 }
+
+fn settings(target: AuditTarget, fsync: FsyncMode) -> AuditSettings {
+    AuditSettings {
+        target,
+        rotate_bytes: None,
+        keep_files: 5,
+        hash_chain: true,
+        fsync,
+        on_error: OnError::Reject,
+        sensitive_params: Vec::new(),
+        queue_capacity: 16,
+    }
+}
+
+fn shared(settings: AuditSettings) -> Arc<Shared> {
+    let state = Arc::new(WriterState {
+        healthy: AtomicBool::new(true),
+        written: AtomicU64::new(0),
+        last_seq: AtomicU64::new(0),
+        sensitive: ArcSwap::from_pointee(Vec::new()),
+        events: crate::vocab::event::Events::default(),
+    });
+    let tail = ChainTail {
+        seq: 0,
+        hash: GENESIS.to_owned(),
+        file_first_seq: None,
+    };
+    Shared::new(Writer::new(settings, state, tail))
+}
+
+/// A record written inline is on file, chained, and acknowledged before `write` returns: the
+/// response never waits for another thread.
+#[test]
+fn an_inline_record_is_written_and_acknowledged_before_write_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let shared = shared(settings(AuditTarget::File(path.clone()), FsyncMode::Batch));
+    for seq in 1..=2 {
+        let mut written = shared
+            .inline()
+            .expect("a free, healthy writer")
+            .write(super::super::record::tests::entry());
+        assert_eq!(written.try_recv(), Ok(true));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), seq);
+    }
+    let summary = super::super::verify::verify(&[path]).unwrap();
+    assert_eq!(summary.records, 2);
+}
+
+/// Inline writing never blocks a worker on a sync, a pipe, a busy lock, a failed log or a slow
+/// disk: those records go through the queue.
+#[test]
+fn records_go_through_the_queue_when_writing_inline_could_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    assert!(
+        shared(settings(AuditTarget::File(path.clone()), FsyncMode::Always))
+            .inline()
+            .is_none()
+    );
+    assert!(
+        shared(settings(AuditTarget::Stdout, FsyncMode::Never))
+            .inline()
+            .is_none()
+    );
+    let free = shared(settings(AuditTarget::File(path.clone()), FsyncMode::Never));
+    let held = free.writer.lock();
+    assert!(free.inline().is_none(), "the lock is held");
+    drop(held);
+    free.slow.store(true, Ordering::Release);
+    assert!(free.inline().is_none(), "a write was slow");
+    free.slow.store(false, Ordering::Release);
+    assert!(free.inline().is_some());
+}
+
+/// A failed inline write answers `false` at once (the response is aborted), keeps the line for
+/// the thread's retry and turns the log unhealthy; no further record is written inline until
+/// the kept line is out.
+#[test]
+fn a_failed_inline_write_aborts_and_keeps_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-directory").join("audit.jsonl");
+    let shared = shared(settings(AuditTarget::File(path), FsyncMode::Batch));
+    let mut written = shared
+        .inline()
+        .unwrap()
+        .write(super::super::record::tests::entry());
+    assert_eq!(written.try_recv(), Ok(false));
+    assert_eq!(shared.writer.lock().queued.len(), 1);
+    assert!(!shared.writer.lock().state.healthy.load(Ordering::Acquire));
+    assert!(shared.inline().is_none());
+}
