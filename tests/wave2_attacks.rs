@@ -354,13 +354,13 @@ async fn two_behind_one_name(
     let a = start(
         keys.clone(),
         carrier_signs(backend.clone().into_iter().collect()),
-        &[key_file.clone()],
+        std::slice::from_ref(key_file),
     )
     .await;
     let b = start(
         keys,
         carrier_signs(backend.into_iter().collect()),
-        &[key_file.clone()],
+        std::slice::from_ref(key_file),
     )
     .await;
     if redis.is_some() {
