@@ -10,6 +10,10 @@
 #   gw-volume     gw-jwt-view with the volume guard on ([abuse.volume] distinct customer ids, alert)
 #   *-shadow      gw-apikey and gw-jwt-view again, served with `--shadow` (the same policy as the
 #                 candidate): the difference in CPU us/req is what the shadow decisions cost
+#   gw-signed     order detail by a partner key that signs (ed25519, RFC 9421), pre-signed requests
+#   gw-unsigned   the same request by an unsigned key, on the same gateway
+#   gw-nocanary   order detail, 1000 ERP principals cycled; gw-canary0 / gw-canary5: the same
+#                 route with a canary at 0 % / 5 % (same order service behind a second name)
 # and prints requests/s, p50, p99, the proxy's CPU per request (user+sys of its process / requests)
 # and each figure's ratio to the baseline. Every run is bounded by DURATION and stops by itself.
 #
@@ -140,6 +144,66 @@ if command -v redis-server >/dev/null; then
   run gw-redis "$GW_PID" "https://127.0.0.1:$GW/v1/orders/O20250101000001" -H "X-Api-Key: $KEY"
   kill "$GW_PID"
 fi
+
+# Issue 11: a signed ed25519 partner request (gw-signed) against the same request unsigned
+# (gw-unsigned): one gateway, the order-detail route, the same answer, two API keys of role erp,
+# one of which must sign. wrk cannot sign, so bench_kit signs SIGNED_COUNT requests up front
+# (unique nonces, created = now, max_age long enough for the block) and
+# benches/peers/header_sets.lua sends each line once. Keep SIGNED_COUNT >= the requests of the
+# 1 s warm-up plus the run (else lines are reused: replays, 401, counted in non-2xx), and below
+# the local nonce store's 262144 pairs (beyond it: 503).
+# Issue 14: the same route with a canary at 0 % (gw-canary0) and at 5 % (gw-canary5) against
+# none (gw-nocanary): three copies of order-detail, the canary a second named upstream at the
+# same order service (the same answer), 1000 distinct ERP principals cycled, so 5 % is ~5 %.
+SIGNED_COUNT=${SIGNED_COUNT:-$(( (DURATION + 1) * 15000 ))}
+[ "$SIGNED_COUNT" -le 250000 ] || SIGNED_COUNT=250000
+GW=$(free_port); ADMIN=$(free_port)
+mkdir -p "$WORK/gwp"
+"$KIT" setup --dir "$WORK/gwp" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$ADMIN" \
+  --signer --max-age $(( DURATION * 2 + 120 )) --principals 1000
+for side in nocanary canary0 canary5; do
+  case $side in
+    nocanary) canary="" ;;
+    canary0) canary='canary = { upstream = "canary", percent = 0.0 }' ;;
+    canary5) canary='canary = { upstream = "canary", percent = 5.0 }' ;;
+  esac
+  cat >> "$WORK/gwp/policy.toml" <<ROUTE
+
+[[routes]]
+id = "detail-$side"
+method = "GET"
+path = "/v1/$side/orders/{order_id}"
+upstream_path = "/api/orders/{order_id}"
+require_scopes = ["orders:read", "orders:read:any_customer"]
+rate_limit = { rate = "10000000/min", burst = 1000000 }
+$canary
+[routes.params.order_id]
+type = "string"
+pattern = "^O[0-9]{8,16}$"
+ROUTE
+done
+cat >> "$WORK/gwp/policy.toml" <<UPSTREAM
+
+[upstreams.canary]
+url = "http://127.0.0.1:$UP"
+connect_timeout = "1s"
+timeout = "5s"
+pool_idle_per_host = 256
+UPSTREAM
+RUST_LOG=warn "$BIN" serve -c "$WORK/gwp/policy.toml" 2>"$WORK/gwp/stderr" & PIDS+=($!)
+GW_PID=$!
+wait_port "$GW"
+DETAIL_URL="https://127.0.0.1:$GW/v1/orders/O20250101000001"
+"$KIT" signed --dir "$WORK/gwp" --url "$DETAIL_URL" --count "$SIGNED_COUNT"
+printf 'X-Api-Key: %s\n' "$(cat "$WORK/gwp/api_key")" > "$WORK/gwp/unsigned.txt"
+SETS=benches/peers/header_sets.lua
+HEADER_SETS="$WORK/gwp/signed.txt" HEADER_SETS_ONCE=1 run gw-signed "$GW_PID" "$DETAIL_URL" -s "$SETS"
+HEADER_SETS="$WORK/gwp/unsigned.txt" run gw-unsigned "$GW_PID" "$DETAIL_URL" -s "$SETS"
+for side in nocanary canary0 canary5; do
+  HEADER_SETS="$WORK/gwp/tokens.txt" run "gw-$side" "$GW_PID" \
+    "https://127.0.0.1:$GW/v1/$side/orders/O20250101000001" -s "$SETS"
+done
+kill "$GW_PID"
 
 echo
 echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs); wrk -t2 -c$CONNECTIONS -d${DURATION}s, loopback"
