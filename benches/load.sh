@@ -27,7 +27,11 @@
 #   gw-volume           gw-apikey with the volume guard on ([abuse.volume] distinct, alert)
 #   gw-apikey-shadow    gw-apikey served with `--shadow` (the same policy as the candidate):
 #                       the difference is what the shadow decisions cost
-#   (slot) gw-signed, gw-canary: the signed partner request and the canary route (see below)
+#   gw-signed           order detail by a partner key that signs (ed25519, RFC 9421), pre-signed
+#                       requests (bench_kit signed + benches/peers/header_sets.lua)
+#   gw-unsigned         the same request by an unsigned key, on the same gateway
+#   gw-nocanary         order detail, 1000 ERP principals cycled; gw-canary0 / gw-canary5: the same
+#                       route with a canary at 0 % / 5 % (same order service behind a second name)
 #
 # It prints req/s, p50, p99, the front door's CPU per request (user+sys of that process over
 # the measured window / requests it completed), and the ratios: CPU and p99 against the cheaper
@@ -174,9 +178,6 @@ run gw-apikey "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: 
 run gw-jwt-es256 "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw/erp_token")"
 run gw-jwt-rs256 "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw/erp_token_rs256")"
 run gw-mask "$GW_PID" "https://127.0.0.1:$GW/v1/masked/orders?$QUERY" -H "Authorization: Bearer $(cat "$WORK/gw/erp_token")"
-# Slot for the lead, after the merge (same gateway, same run):
-#   run gw-signed "$GW_PID" "https://127.0.0.1:$GW/..." <the signed partner request's headers>
-#   run gw-canary "$GW_PID" "https://127.0.0.1:$GW/..." <the canary route>
 stop "$GW_PID"
 
 # Token cache off: every request verifies its token.
@@ -215,6 +216,66 @@ mkdir -p "$WORK/gw-shadow"
 SERVE_ARGS="--shadow $WORK/gw-shadow/policy.toml" start_gateway "$WORK/gw-shadow"
 run gw-apikey-shadow "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-shadow/api_key")"
 stop "$GW_PID"
+
+# Issue 11: a signed ed25519 partner request (gw-signed) against the same request unsigned
+# (gw-unsigned): one gateway, the order-detail route, the same answer, two API keys of role erp,
+# one of which must sign. wrk cannot sign, so bench_kit signs SIGNED_COUNT requests up front
+# (unique nonces, created = now, max_age long enough for the block) and
+# benches/peers/header_sets.lua sends each line once. Keep SIGNED_COUNT >= the requests of the
+# 1 s warm-up plus the run (else lines are reused: replays, 401, counted in non-2xx), and below
+# the local nonce store's 262144 pairs (beyond it: 503).
+# Issue 14: the same route with a canary at 0 % (gw-canary0) and at 5 % (gw-canary5) against
+# none (gw-nocanary): three copies of order-detail, the canary a second named upstream at the
+# same order service (the same answer), 1000 distinct ERP principals cycled, so 5 % is ~5 %.
+SIGNED_COUNT=${SIGNED_COUNT:-$(( (DURATION + 1) * 15000 ))}
+[ "$SIGNED_COUNT" -le 250000 ] || SIGNED_COUNT=250000
+GW=$(free_port); ADMIN=$(free_port)
+mkdir -p "$WORK/gwp"
+"$KIT" setup --dir "$WORK/gwp" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$ADMIN" --cipher-suites "$SUITE" \
+  --signer --max-age $(( DURATION * 2 + 120 )) --principals 1000
+for side in nocanary canary0 canary5; do
+  case $side in
+    nocanary) canary="" ;;
+    canary0) canary='canary = { upstream = "canary", percent = 0.0 }' ;;
+    canary5) canary='canary = { upstream = "canary", percent = 5.0 }' ;;
+  esac
+  cat >> "$WORK/gwp/policy.toml" <<ROUTE
+
+[[routes]]
+id = "detail-$side"
+method = "GET"
+path = "/v1/$side/orders/{order_id}"
+upstream_path = "/api/orders/{order_id}"
+require_scopes = ["orders:read", "orders:read:any_customer"]
+rate_limit = { rate = "10000000/min", burst = 1000000 }
+$canary
+[routes.params.order_id]
+type = "string"
+pattern = "^O[0-9]{8,16}$"
+ROUTE
+done
+cat >> "$WORK/gwp/policy.toml" <<UPSTREAM
+
+[upstreams.canary]
+url = "http://127.0.0.1:$UP"
+connect_timeout = "1s"
+timeout = "5s"
+pool_idle_per_host = 256
+UPSTREAM
+RUST_LOG=warn "$BIN" serve -c "$WORK/gwp/policy.toml" 2>"$WORK/gwp/stderr" & PIDS+=($!)
+GW_PID=$!
+wait_port "$GW"
+DETAIL_URL="https://127.0.0.1:$GW/v1/orders/O20250101000001"
+"$KIT" signed --dir "$WORK/gwp" --url "$DETAIL_URL" --count "$SIGNED_COUNT"
+printf 'X-Api-Key: %s\n' "$(cat "$WORK/gwp/api_key")" > "$WORK/gwp/unsigned.txt"
+SETS=benches/peers/header_sets.lua
+HEADER_SETS="$WORK/gwp/signed.txt" HEADER_SETS_ONCE=1 run gw-signed "$GW_PID" "$DETAIL_URL" -s "$SETS"
+HEADER_SETS="$WORK/gwp/unsigned.txt" run gw-unsigned "$GW_PID" "$DETAIL_URL" -s "$SETS"
+for side in nocanary canary0 canary5; do
+  HEADER_SETS="$WORK/gwp/tokens.txt" run "gw-$side" "$GW_PID" \
+    "https://127.0.0.1:$GW/v1/$side/orders/O20250101000001" -s "$SETS"
+done
+kill "$GW_PID"
 
 # Every record of every gateway run, and its chain.
 AUDIT_RECORDS=0; AUDIT_OK=yes

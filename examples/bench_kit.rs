@@ -3,7 +3,9 @@
 //!
 //! `bench_kit upstream --port P [--page-size N] [--search-size N]`
 //! `bench_kit setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL]
-//!     [--token-cache on|off] [--cipher-suites A,B] [--workers N] [--on-error reject|continue]`
+//!     [--token-cache on|off] [--cipher-suites A,B] [--workers N] [--on-error reject|continue]
+//!     [--signer --max-age SECONDS] [--principals N]`
+//! `bench_kit signed --dir D --url URL --count N`
 //!
 //! The upstream answers `/api/orders/search` (what `GET /v1/orders?start_date=…&end_date=…&
 //! page_size=20` is sent to) with a page of `--search-size` orders (4: 2,424 bytes, the
@@ -15,6 +17,14 @@
 //! `erp_token` (ES256) and `erp_token_rs256` (an ERP service with the scopes of the search
 //! route); `server.crt`, `server.key` and `server.pem` (both, for HAProxy); `jwt_es256.pub.pem`
 //! and `jwt_rs256.pub.pem` (the token keys' public halves, for HAProxy's `jwt_verify`).
+//!
+//! `--signer` adds a second API key, `bench-partner` (role `erp`, like `erp-sync`), that must
+//! sign every request with ed25519 (`partner.key.pem`, `partner_api_key`), and
+//! `[auth.signatures]` with that `max_age`. `signed` then writes `signed.txt`: N header sets for
+//! `GET URL` by that partner, one per line (tab-separated `Name: value`), each with a fresh nonce
+//! and `created` = now, for `benches/peers/header_sets.lua` (wrk cannot sign).
+//! `--principals N` writes `tokens.txt`: N `Authorization` headers of distinct ERP principals
+//! (`bench-0000`, ...), so a percentage canary sees many principals.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,9 +67,10 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("upstream") => upstream(&args),
         Some("setup") => setup(&args),
+        Some("signed") => signed(&args),
         _ => {
             eprintln!(
-                "usage: bench_kit upstream --port P [--page-size N] | setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL]"
+                "usage: bench_kit upstream --port P [--page-size N] | setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL] [--signer --max-age SECONDS] [--principals N] | signed --dir D --url URL --count N"
             );
             std::process::exit(2);
         }
@@ -186,9 +197,20 @@ fn setup(args: &[String]) {
         std::fs::write(dir.join(file), &erp_token).unwrap();
     }
     std::fs::write(dir.join("api_key"), &api_key).unwrap();
+    if let Some(n) = arg(args, "--principals").and_then(|n| n.parse::<usize>().ok()) {
+        write_principals(dir, &key, n);
+    }
     let listen = format!("127.0.0.1:{port}");
     let admin_listen = format!("127.0.0.1:{admin}");
-    let api_keys = [ApiKeyEntry::new("erp-sync", &hash, &["erp"])];
+    let mut api_keys = vec![ApiKeyEntry::new("erp-sync", &hash, &["erp"])];
+    let signer = args.iter().any(|a| a == "--signer");
+    let partner_hash = signer.then(|| write_partner(dir));
+    if let Some(partner_hash) = &partner_hash {
+        api_keys.push(ApiKeyEntry {
+            signature: Some(PARTNER_SIGNATURE),
+            ..ApiKeyEntry::new(PARTNER_ID, partner_hash, &["erp"])
+        });
+    }
     let policy = bench_policy(
         &listen,
         &admin_listen,
@@ -197,13 +219,19 @@ fn setup(args: &[String]) {
         redis.as_deref(),
     )
     .render();
-    let policy = tune(
+    let mut policy = tune(
         &policy,
         token_cache == "off",
         cipher_suites.as_deref(),
         workers.as_deref(),
         &on_error,
     );
+    if signer {
+        let max_age = arg(args, "--max-age").unwrap_or_else(|| "300".into());
+        policy.push_str(&format!(
+            "\n[auth.signatures]\nmax_age = \"{max_age}s\"\nclock_skew = \"5s\"\n"
+        ));
+    }
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let _ = Arc::new(());
 }
@@ -362,3 +390,86 @@ deny = ["payment"]
 mask = { "customer.phone" = "phone", "customer.email" = "email", "customer.id_number" = "id_number", "shipping.phone" = "phone" }
 
 "#;
+
+/// The API key that signs its requests (`--signer`).
+const PARTNER_ID: &str = "bench-partner";
+const PARTNER_SIGNATURE: &str = r#"{ alg = "ed25519", public_key = "partner.pub.pem" }"#;
+
+/// Writes the partner's ed25519 key pair and API key; returns the key's hash for the policy.
+fn write_partner(dir: &Path) -> String {
+    let (private, public) = ordergate::stage::signature::verify::SigningKey::generate_ed25519()
+        .expect("an ed25519 key");
+    std::fs::write(dir.join("partner.key.pem"), private).unwrap();
+    std::fs::write(dir.join("partner.pub.pem"), public).unwrap();
+    let (api_key, hash) = ordergate::stage::authn::api_key::generate();
+    std::fs::write(dir.join("partner_api_key"), api_key).unwrap();
+    hash
+}
+
+/// `tokens.txt`: `n` distinct ERP principals' `Authorization` headers, one per line.
+fn write_principals(dir: &Path, key: &JwtKey, n: usize) {
+    use std::io::Write as _;
+    let file = std::fs::File::create(dir.join("tokens.txt")).unwrap();
+    let mut out = std::io::BufWriter::new(file);
+    for i in 0..n {
+        let token = key
+            .token(
+                ISSUER,
+                &format!("bench-{i:04}"),
+                &["erp"],
+                &[],
+                Duration::from_secs(24 * 3600),
+            )
+            .unwrap();
+        writeln!(out, "Authorization: Bearer {token}").unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// `signed.txt`: `--count` signed header sets for `GET --url` by the partner of `--dir`, each
+/// with its own nonce and `created` = now (so `max_age` must cover the run that sends them).
+fn signed(args: &[String]) {
+    use ordergate::stage::signature::sign::{ToSign, fresh_nonce, sign};
+    use ordergate::stage::signature::verify::SigningKey;
+    use std::io::Write as _;
+    ordergate::cli::install_crypto().unwrap();
+    let dir = arg(args, "--dir").expect("--dir");
+    let dir = Path::new(&dir);
+    let url: http::Uri = arg(args, "--url")
+        .expect("--url")
+        .parse()
+        .expect("an absolute URL");
+    let count: usize = arg(args, "--count")
+        .and_then(|n| n.parse().ok())
+        .expect("--count N");
+    let pem = std::fs::read(dir.join("partner.key.pem")).unwrap();
+    let key = SigningKey::ed25519_from_pem(&pem).unwrap();
+    let api_key = std::fs::read_to_string(dir.join("partner_api_key")).unwrap();
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let file = std::fs::File::create(dir.join("signed.txt")).unwrap();
+    let mut out = std::io::BufWriter::new(file);
+    for _ in 0..count {
+        let nonce = fresh_nonce();
+        let headers = sign(
+            &key,
+            PARTNER_ID,
+            ToSign {
+                method: &http::Method::GET,
+                url: &url,
+                body: None,
+                created,
+                nonce: &nonce,
+            },
+        )
+        .unwrap();
+        write!(out, "X-Api-Key: {}", api_key.trim()).unwrap();
+        for (name, value) in headers {
+            write!(out, "\t{name}: {value}").unwrap();
+        }
+        writeln!(out).unwrap();
+    }
+    out.flush().unwrap();
+}

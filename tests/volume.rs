@@ -1,12 +1,14 @@
 //! Issue 12 item 4, the volume and enumeration guard (CONTRACT §8.3): a caller walking through
 //! customer ids is alerted on, or frozen, at `max` + 1 distinct values and not at `max`, on one
-//! instance and across two sharing one real Redis.
+//! instance and across two sharing one real Redis; the same for `records` counted from routes'
+//! `[routes.response] count`, with and without a view.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use support::webhook::kinds;
 use support::{Answer, FakeUpstream, Harness, Keys, Receiver, RedisServer, edit};
 
@@ -434,4 +436,199 @@ async fn the_records_limit_is_shared_and_fires_at_max_plus_one() {
             .await,
         "the freeze is shared"
     );
+}
+
+/// `customer-orders` (with views) and a route without views, both counting `orders`, guarded by
+/// `records = { max = 6 }`; with `redis`, the shared backend.
+fn counted(receiver: String, redis: Option<String>) -> impl FnOnce(&str) -> String {
+    move |p: &str| {
+        let mut text = edit(
+            p,
+            &[(
+                "[[routes.response.views]]\nscope = \"orders:read:full\"\n",
+                "[routes.response]\ncount = \"orders\"\n[[routes.response.views]]\nscope = \"orders:read:full\"\n",
+            )],
+        );
+        if let Some(url) = redis {
+            text = edit(
+                &text,
+                &[(
+                    "backend = \"local\"",
+                    &format!(
+                        "backend = \"redis\"\nredis_url = \"{url}\"\nredis_timeout = \"500ms\""
+                    ),
+                )],
+            );
+        }
+        format!(
+            "{text}\n[[routes]]\nid = \"orders-unviewed\"\nmethod = \"GET\"\npath = \"/v1/unviewed/orders\"\n\
+             upstream_path = \"/api/orders\"\nrequire_scopes = [\"orders:read:full\"]\n\
+             [routes.response]\ncount = \"orders\"\n\n\
+             [abuse.volume]\nrecords = {{ max = 6, window = \"1h\" }}\naction = \"freeze\"\n\n\
+             [events]\nwebhook_url = \"{receiver}\"\nwebhook_secret_file = \"events.secret\"\n"
+        )
+    }
+}
+
+const UNVIEWED: &str = "/v1/unviewed/orders";
+
+/// A page of `n` orders.
+fn page(n: usize) -> support::Reply {
+    let orders: Vec<_> = (0..n)
+        .map(|i| support::sample_order(&format!("O20250101{i:08}")))
+        .collect();
+    support::Reply::Json(200, serde_json::json!({ "orders": orders }))
+}
+
+/// One GET with the ERP key: status and the audit record's `records`.
+async fn counted_get(h: &Harness, path: &str, reply: Option<support::Reply>) -> (u16, Value) {
+    if let Some(reply) = reply {
+        h.upstream.queue([reply]);
+    }
+    let key = h.keys.erp_key.clone();
+    let response = h.get(path, &[("x-api-key", &key)]).await;
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, h.record_of(&id).await["records"].clone())
+}
+
+#[tokio::test]
+async fn the_records_limit_fires_at_max_plus_one_records_and_not_at_max() {
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    let h = start(Arc::new(Keys::new()), counted(receiver.url(), None)).await;
+    // The view route counts the upstream's array (the ERP's view keeps every field).
+    assert_eq!(counted_get(&h, &orders(1), None).await, (200, 2.into()));
+    // The route without views counts the answer it streams through.
+    assert_eq!(counted_get(&h, UNVIEWED, None).await, (200, 2.into()));
+    assert_eq!(
+        counted_get(&h, &orders(1), Some(page(2))).await,
+        (200, 2.into())
+    );
+    // 6 records = max: nothing fires; empty pages and uncountable answers add nothing.
+    assert_eq!(
+        counted_get(&h, UNVIEWED, Some(page(0))).await,
+        (200, 0.into())
+    );
+    let uncountable = support::Reply::Json(200, serde_json::json!({"orders": "none"}));
+    assert_eq!(
+        counted_get(&h, UNVIEWED, Some(uncountable)).await,
+        (200, Value::Null)
+    );
+    assert_eq!(
+        counted_get(&h, &orders(1), Some(page(0))).await,
+        (200, 0.into())
+    );
+    // A refused request returns no record: it never counts.
+    let key = h.keys.erp_key.clone();
+    let bad = "/v1/customers/C0000001/orders?start_date=2025-01-01";
+    assert_eq!(h.get(bad, &[("x-api-key", &key)]).await.status(), 400);
+    assert!(
+        receiver.deliveries().is_empty(),
+        "at max: {:?}",
+        kinds(&receiver.deliveries())
+    );
+    // The 7th record: the crossing request is answered, the next one refused.
+    assert_eq!(
+        counted_get(&h, UNVIEWED, Some(page(1))).await,
+        (200, 1.into())
+    );
+    assert_eq!(counted_get(&h, &orders(1), None).await.0, 403);
+    assert_eq!(counted_get(&h, UNVIEWED, None).await.0, 403);
+    let got = receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "freeze"))
+        .await;
+    assert_eq!(kinds(&got), ["volume_exceeded", "freeze"]);
+    for d in &got {
+        let body = d.json();
+        assert_eq!(body["detail"], "volume_records");
+        assert_eq!(body["principal"], "api_key:erp-sync");
+        assert_eq!(body["route"], "orders-unviewed", "the crossing route");
+    }
+    let metrics = reqwest::get(h.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "ordergate_volume_exceeded_total{limit=\"records\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Waits (bounded) until the principal's shared record sums add up to `n`; returns the sum.
+async fn shared_records(redis: &RedisServer, n: u64) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let key = "ordergate:vol:{principal:api_key:erp-sync}:r";
+    let mut sum = 0;
+    for _ in 0..200 {
+        let values: Vec<u64> = redis::cmd("HVALS")
+            .arg(key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        sum = values.iter().sum();
+        if sum >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sum
+}
+
+#[tokio::test]
+async fn two_instances_share_the_records_count_and_freeze_at_max_plus_one() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    let keys = Arc::new(Keys::new());
+    let a = start(keys.clone(), counted(receiver.url(), Some(redis.url()))).await;
+    let b = start(keys, counted(receiver.url(), Some(redis.url()))).await;
+    wait_connected(&a).await;
+    wait_connected(&b).await;
+    assert_eq!(counted_get(&a, &orders(1), None).await, (200, 2.into()));
+    assert_eq!(counted_get(&b, UNVIEWED, None).await, (200, 2.into()));
+    assert_eq!(counted_get(&a, UNVIEWED, None).await, (200, 2.into()));
+    assert_eq!(
+        shared_records(&redis, 6).await,
+        6,
+        "both add into one window"
+    );
+    // At max on the shared count: neither instance freezes.
+    assert_eq!(
+        counted_get(&b, &orders(1), Some(page(0))).await,
+        (200, 0.into())
+    );
+    assert_eq!(
+        counted_get(&a, &orders(1), Some(page(0))).await,
+        (200, 0.into())
+    );
+    assert!(receiver.deliveries().is_empty());
+    // One more record, at the other instance than the one that last counted.
+    assert_eq!(
+        counted_get(&b, &orders(1), Some(page(1))).await,
+        (200, 1.into())
+    );
+    assert_eq!(shared_records(&redis, 7).await, 7);
+    until_status(&a, 1, 403).await;
+    until_status(&b, 1, 403).await;
+    let got = receiver
+        .wait_until(|d| kinds(d).iter().any(|k| k == "freeze"))
+        .await;
+    assert_eq!(kinds(&got), ["volume_exceeded", "freeze"], "one crossing");
+    for d in &got {
+        let body = d.json();
+        assert_eq!(body["detail"], "volume_records");
+        assert_eq!(
+            body["route"], "customer-orders",
+            "fired by the 7th record, not the 6th"
+        );
+    }
 }

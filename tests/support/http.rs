@@ -165,3 +165,28 @@ pub async fn serve_https(
     });
     (addr, hits)
 }
+
+/// A client like [`client`] (HTTP/1.1) whose connections leave from `local` (any 127.0.0.x on
+/// loopback): the peer address the gateway sees, for IP allowlists and forwarded addresses.
+pub fn client_from(keys: &Keys, local: std::net::IpAddr) -> reqwest::Client {
+    install();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(keys.ca.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .local_address(local)
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
