@@ -363,6 +363,14 @@ fn diff_exit_codes() {
 /// A diff case: its name, the edits that widen, and the start of the line that must say so.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
+/// A case that first sets a rule (the first edits) and then changes it (the second).
+type Prepared<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [(&'a str, &'a str)],
+    &'a str,
+);
+
 /// One edit per rule kind of the reference policy; each widens, and undone it narrows. The
 /// line that says why is checked, with its subject, route and item.
 #[test]
@@ -420,11 +428,105 @@ fn each_rule_kind_widens_one_way_and_narrows_the_other() {
             )],
             "route customer-orders rate_limit: rate loosened",
         ),
-        // IP lists (CONTRACT §7.2) join here once `allow_ips` is merged: a list widened.
     ];
-    let old = dir.write("old.toml", &base);
-    for (name, edits, line) in cases {
-        let new = dir.write("new.toml", &edited(&base, edits));
+    // The wave-2 rules: the reference policy has none, so each case first sets the rule (the
+    // first edits), then widens it (the second).
+    let owners = "[[routes.response.owners]]\nfield = \"customer.id\"\nclaim = \"customer_id\"\nbypass_scopes = [\"orders:read:any_customer\"]\n\n[rate_limits]";
+    let next = "\n[upstreams.orders-v2]\nurl = \"http://127.0.0.1:9\"\n";
+    let canary = |percent: &str| {
+        format!(
+            "id = \"order-detail\"\ncanary = {{ upstream = \"orders-v2\", percent = {percent} }}\n"
+        )
+    };
+    let (ten, twenty) = (canary("10"), canary("20"));
+    let volume = |max: &str| {
+        format!(
+            "[abuse.volume]\nrecords = {{ max = {max}, window = \"1h\" }}\naction = \"freeze\"\n\n[audit]"
+        )
+    };
+    let (hundred, thousand) = (volume("100"), volume("1000"));
+    let prepared: &[Prepared] = &[
+        (
+            "a CIDR added to a key's IP list",
+            &[(
+                "id = \"erp-sync\"\n",
+                "id = \"erp-sync\"\nallow_ips = [\"203.0.113.0/24\"]\n",
+            )],
+            &[(
+                "[\"203.0.113.0/24\"]",
+                "[\"203.0.113.0/24\", \"198.51.100.0/24\"]",
+            )],
+            "key:erp-sync - allow_ips: IP list widened",
+        ),
+        (
+            "a route's IP list removed",
+            &[(
+                "id = \"customer-orders\"\n",
+                "id = \"customer-orders\"\nallow_ips = [\"10.0.0.0/8\"]\n",
+            )],
+            &[("allow_ips = [\"10.0.0.0/8\"]\n", "")],
+            "route customer-orders allow_ips: IP list removed",
+        ),
+        (
+            "the server's IP list made wider",
+            &[("[server]\n", "[server]\nallow_ips = [\"10.1.0.0/16\"]\n")],
+            &[("10.1.0.0/16", "10.0.0.0/8")],
+            "policy - allow_ips server: IP list widened",
+        ),
+        (
+            "a signature requirement removed",
+            &[(
+                "id = \"order-detail\"\n",
+                "id = \"order-detail\"\nrequire_signature = true\n",
+            )],
+            &[("require_signature = true\n", "")],
+            "route order-detail require_signature: signature requirement removed",
+        ),
+        (
+            "a response-owner entry removed",
+            &[("[rate_limits]", owners)],
+            &[(owners, "[rate_limits]")],
+            "route order-detail response owners: response owner customer.id removed",
+        ),
+        (
+            "a response-owner bypass scope added",
+            &[("[rate_limits]", owners)],
+            &[(
+                "bypass_scopes = [\"orders:read:any_customer\"]\n\n",
+                "bypass_scopes = [\"orders:read:any_customer\", \"orders:read:full\"]\n\n",
+            )],
+            "route order-detail response owners: response owner customer.id: bypass scope orders:read:full granted",
+        ),
+        (
+            "a canary added",
+            &[("[audit]", &format!("{next}\n[audit]"))],
+            &[("id = \"order-detail\"\n", &ten)],
+            "route order-detail upstream: canary orders-v2 added",
+        ),
+        (
+            "a canary's percent raised",
+            &[
+                ("[audit]", &format!("{next}\n[audit]")),
+                ("id = \"order-detail\"\n", &ten),
+            ],
+            &[(&ten, &twenty)],
+            "route order-detail upstream: canary share raised (10% → 20%)",
+        ),
+        (
+            "a volume limit loosened",
+            &[("[audit]", &hundred)],
+            &[(&hundred, &thousand)],
+            "policy - volume: volume records loosened",
+        ),
+    ];
+    let all = cases
+        .iter()
+        .map(|(name, edits, line)| (*name, &[][..], *edits, *line))
+        .chain(prepared.iter().copied());
+    for (name, from, edits, line) in all {
+        let start = edited(&base, from);
+        let old = dir.write("old.toml", &start);
+        let new = dir.write("new.toml", &edited(&start, edits));
         let out = diff(&old, &new, false);
         let stdout = text(&out.stdout);
         assert_eq!(
