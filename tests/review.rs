@@ -554,3 +554,82 @@ fn each_rule_kind_widens_one_way_and_narrows_the_other() {
         );
     }
 }
+
+/// `explain` names every wave-2 rule that applies to the caller: its own and the route's IP
+/// lists, the server's, the signature requirement, response owners, the canary side it is on
+/// (by the gateway's assignment: a named principal), stale answers and the volume guard.
+#[test]
+fn explain_names_the_wave_2_rules_that_apply() {
+    let dir = Dir::new();
+    let policy = edited(
+        &reference_text(),
+        &[
+            ("[server]\n", "[server]\nallow_ips = [\"10.0.0.0/8\"]\n"),
+            (
+                "id = \"erp-sync\"\n",
+                "id = \"erp-sync\"\nallow_ips = [\"10.1.0.0/16\"]\n",
+            ),
+            (
+                "id = \"order-detail\"\n",
+                "id = \"order-detail\"\nallow_ips = [\"10.1.2.0/24\"]\nrequire_signature = true\n\
+                 canary = { upstream = \"orders-v2\", percent = 5, principals = [\"erp-sync\"] }\n",
+            ),
+            (
+                "[rate_limits]",
+                "[[routes.response.owners]]\nfield = \"customer.id\"\nclaim = \"customer_id\"\n\
+                 bypass_scopes = [\"orders:read:full\"]\n\n[routes.stale_if_error]\nmax_age = \"10m\"\n\n[rate_limits]",
+            ),
+            (
+                "[audit]",
+                "[abuse.volume]\ndistinct = { param = \"customer_id\", max = 50, window = \"1h\" }\n\
+                 action = \"freeze\"\n\n[upstreams.orders-v2]\nurl = \"http://127.0.0.1:9\"\n\n[audit]",
+            ),
+        ],
+    );
+    let path = dir.write("policy.toml", &policy);
+    let out = explain(&path, &["--as", "erp-sync", "--route", "order-detail"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    for line in [
+        "server IP list: only from [10.0.0.0/8]",
+        "IP lists of the credential and its roles: only from [10.1.0.0/16]",
+        "signature: no signature required",
+        "volume guard: 50 distinct customer_id per 1h per principal, then freeze",
+        "  upstream: default; canary orders-v2 for 5% of principals and always erp-sync",
+        "  canary side: on the canary (orders-v2) while its guard holds",
+        "  IP list: only from [10.1.2.0/24]",
+        "  signature: every caller must sign (require_signature)",
+        "  response owners: answer must hold customer.id in claim customer_id unless orders:read:full",
+        "  stale: stale_if_error: answers up to 10min old",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "no `{line}` in\n{stdout}"
+        );
+    }
+    let out = explain(
+        &path,
+        &[
+            "--as",
+            "sf-logistics",
+            "--route",
+            "order-detail",
+            "--format",
+            "json",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let route = &json["routes"][0];
+    assert_eq!(route["require_signature"]["required"], true, "{json}");
+    assert_eq!(route["allow_ips"]["lists"][0][0], "10.1.2.0/24", "{json}");
+    assert_eq!(
+        route["response_owners"]["entries"][0]["field"],
+        "customer.id"
+    );
+    assert_eq!(route["upstream"]["canary"]["basis_points"], 500);
+    let side = route["canary_side"]["side"].as_str().unwrap();
+    let bucket = ordergate::stage::canary::bucket("order-detail", "sf-logistics");
+    let want = if bucket < 500 { "canary" } else { "primary" };
+    assert_eq!(side, want, "the gateway's own assignment");
+    assert_eq!(json["volume"]["distinct"]["max"], 50);
+}

@@ -311,7 +311,7 @@ impl UpstreamFact {
     /// For people.
     pub fn text(&self) -> String {
         match &self.canary {
-            None => format!("upstream {}", self.upstream),
+            None => self.upstream.clone(),
             Some(c) => {
                 let named = if c.principals.is_empty() {
                     String::new()
@@ -319,7 +319,7 @@ impl UpstreamFact {
                     format!(" and always {}", c.principals.join(", "))
                 };
                 format!(
-                    "upstream {}; canary {} for {} of principals{named}",
+                    "{}; canary {} for {} of principals{named}",
                     self.upstream,
                     c.upstream,
                     percent(c.basis_points)
