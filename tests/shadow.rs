@@ -286,6 +286,57 @@ async fn a_candidate_ip_list_disagrees_on_exactly_the_sources_it_refuses() {
     assert_eq!(diff(&m, "view") - before[2], 0, "{m}");
 }
 
+/// The candidate demands signatures on the order-detail route: every unsigned request it
+/// would refuse (401 `signature_missing`) is one `decision` disagreement; a request refused
+/// before the signature stage (no credential) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_signature_requirement_disagrees_on_unsigned_requests() {
+    let _turn = SERIAL.lock().await;
+    support::install();
+    let keys = Arc::new(Keys::new());
+    let upstream = FakeUpstream::start().await;
+    let h = Harness::with_parts(keys.clone(), upstream.clone(), |p| p.to_owned()).await;
+    let live_text = std::fs::read_to_string(h.policy_path()).unwrap();
+    let next = h.dir.path().join("next.toml");
+    let candidate = edit(
+        &live_text,
+        &[(
+            "id = \"order-detail\"\n",
+            "id = \"order-detail\"\nrequire_signature = true\n",
+        )],
+    );
+    std::fs::write(&next, candidate).unwrap();
+    let gateway = h.running.as_ref().unwrap().gateway.clone();
+    gateway.start_shadow(&next).await.unwrap();
+    let detail = "/v1/orders/O20250101000001";
+    let erp = keys.erp_key.as_str();
+    let decision = |m: &str| {
+        series(
+            m,
+            "ordergate_shadow_diff_total",
+            &[("route", "order-detail"), ("kind", "decision")],
+        )
+    };
+    let before = decision(&metrics());
+    let start = decisions();
+    let mix: [(Option<&str>, u16); 4] = [
+        (Some(erp), 200),
+        (None, 401),
+        (Some(erp), 200),
+        (Some(erp), 200),
+    ];
+    for (i, (key, status)) in mix.iter().enumerate() {
+        let id = format!("sig-{i}");
+        let mut headers = vec![("x-request-id", id.as_str())];
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        assert_eq!(answer(&h, detail, &headers).await.0, *status, "request {i}");
+    }
+    decided(start + mix.len() as u64).await;
+    assert_eq!(decision(&metrics()) - before, 3, "{}", metrics());
+}
+
 /// A candidate that does not load stops `serve` before it listens (exit 1, located problems).
 #[test]
 fn serve_refuses_a_candidate_that_does_not_load() {
