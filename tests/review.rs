@@ -601,6 +601,7 @@ fn explain_names_the_wave_2_rules_that_apply() {
         "  signature: every caller must sign (require_signature)",
         "  response owners: answer must hold customer.id in claim customer_id unless orders:read:full",
         "  stale: stale_if_error: answers up to 10min old",
+        "  refused (signature_invalid): require_signature: the credential has no signature key",
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(line)),
@@ -632,4 +633,16 @@ fn explain_names_the_wave_2_rules_that_apply() {
     let want = if bucket < 500 { "canary" } else { "primary" };
     assert_eq!(side, want, "the gateway's own assignment");
     assert_eq!(json["volume"]["distinct"]["max"], 50);
+
+    // Lists that no address is in all of: refused by them, whatever the request.
+    let disjoint = edited(&policy, &[("[\"10.1.2.0/24\"]", "[\"192.0.2.0/24\"]")]);
+    let path = dir.write("disjoint.toml", &disjoint);
+    let out = explain(&path, &["--as", "erp-sync", "--route", "order-detail"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("  refused (ip_not_allowed): allow_ips: no address")),
+        "{stdout}"
+    );
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::policy::{Policy, Route};
 use crate::review::rules::{
-    IpListFact, OwnersFact, SideFact, SignatureFact, StaleFact, UpstreamFact, VolumeFact,
+    self, IpListFact, OwnersFact, SideFact, SignatureFact, StaleFact, UpstreamFact, VolumeFact,
 };
 use crate::review::who::{Caller, PLACEHOLDER, Validity};
 use crate::stage::authn::Principal;
@@ -413,10 +413,24 @@ impl FieldFact {
     }
 }
 
-/// A caller's reach on a route, asked of [`authz::authorize`]: once with the caller's own
-/// customer in the owner parameter, once with another customer.
+/// A caller's reach on a route: refused outright when no request of it can pass the IP lists
+/// or the signature requirement ([`rules::always_refused`]); else asked of
+/// [`authz::authorize`]: once with the caller's own customer in the owner parameter, once
+/// with another customer.
 pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Option<usize>) {
     let principal = &caller.principal;
+    if let Some((detail, rule)) = rules::always_refused(policy, route, caller) {
+        return (
+            ReachFact {
+                access: Access::Refused,
+                detail: Some(detail),
+                rule,
+                bound_to: None,
+                view: None,
+            },
+            None,
+        );
+    }
     let owner = route.access.owner.as_ref();
     let own = owner.and_then(|o| principal.claim(&o.claim).map(|c| c.into_owned()));
     // A caller without the claim is asked with a value no claim equals: it is refused unless

@@ -107,6 +107,67 @@ pub fn compare_ip_lists(a: &IpListFact, b: &IpListFact) -> Option<Verdict> {
     }
 }
 
+/// The blocks admitted by both `a` and `b` (two blocks overlap only when one holds the other;
+/// the overlap is the smaller). At most `a.len() + b.len()` distinct blocks.
+fn overlap(a: &[IpNet], b: &[IpNet]) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = Vec::new();
+    for x in a {
+        for y in b {
+            let smaller = if x.contains(y) {
+                *y
+            } else if y.contains(x) {
+                *x
+            } else {
+                continue;
+            };
+            if !out.contains(&smaller) {
+                out.push(smaller);
+            }
+        }
+    }
+    out
+}
+
+/// A refusal every request of `caller` on `route` meets whatever it sends, before
+/// authorisation: no address is in every IP list that applies (server, credential and roles,
+/// route), or the route demands a signature the credential has no key to make. The audit
+/// `detail` and the rule in words.
+pub fn always_refused(
+    policy: &Policy,
+    route: &Route,
+    caller: &Caller,
+) -> Option<(&'static str, String)> {
+    let lists = policy
+        .server
+        .allow_ips
+        .iter()
+        .chain(&caller.principal.allow_ips)
+        .chain(&route.allow_ips);
+    let mut admitted: Option<Vec<IpNet>> = None;
+    for list in lists {
+        admitted = Some(match admitted {
+            None => list.nets().to_vec(),
+            Some(so_far) => overlap(&so_far, list.nets()),
+        });
+    }
+    if admitted.is_some_and(|a| a.is_empty()) {
+        return Some((
+            "ip_not_allowed",
+            "allow_ips: no address is in every list that applies (server, credential and roles, route)"
+                .to_owned(),
+        ));
+    }
+    let p = &caller.principal;
+    if route.require_signature && !policy.signatures.keys.contains_key(&(p.kind, p.id.clone())) {
+        return Some((
+            "signature_invalid",
+            "require_signature: the credential has no signature key, so none of its requests verifies"
+                .to_owned(),
+        ));
+    }
+    None
+}
+
 /// Whether requests must be signed: a route's `require_signature`, or a credential's
 /// `signature` key (with its algorithm).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -615,6 +676,20 @@ mod tests {
             Some(Direction::Widened),
             "a list dropped"
         );
+    }
+
+    #[test]
+    fn overlaps_are_the_smaller_blocks() {
+        let nets = |l: &[&str]| l.iter().map(|n| n.parse().unwrap()).collect::<Vec<IpNet>>();
+        assert_eq!(
+            overlap(
+                &nets(&["10.0.0.0/8", "192.0.2.0/24"]),
+                &nets(&["10.1.0.0/16"])
+            ),
+            nets(&["10.1.0.0/16"])
+        );
+        assert!(overlap(&nets(&["10.0.0.0/8"]), &nets(&["192.0.2.0/24"])).is_empty());
+        assert!(overlap(&nets(&["10.0.0.0/8"]), &nets(&["::/0"])).is_empty());
     }
 
     #[test]
