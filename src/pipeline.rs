@@ -108,7 +108,7 @@ where
         served: None,
         signed: false,
     };
-    let shadowed = shadow::observe(&gateway, &parts, &ctx);
+    let shadowed = shadow::observe(&gateway, &parts, &ctx, body.is_end_stream());
     let ticket = gateway.audit.reserve().await;
     // From here every exit is recorded: a panic below unwinds through `unfinished`, whose drop
     // sends the record (`internal_error`); the service boundary turns the panic into a 500.

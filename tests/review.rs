@@ -363,6 +363,14 @@ fn diff_exit_codes() {
 /// A diff case: its name, the edits that widen, and the start of the line that must say so.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
+/// A case that first sets a rule (the first edits) and then changes it (the second).
+type Prepared<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [(&'a str, &'a str)],
+    &'a str,
+);
+
 /// One edit per rule kind of the reference policy; each widens, and undone it narrows. The
 /// line that says why is checked, with its subject, route and item.
 #[test]
@@ -420,11 +428,105 @@ fn each_rule_kind_widens_one_way_and_narrows_the_other() {
             )],
             "route customer-orders rate_limit: rate loosened",
         ),
-        // IP lists (CONTRACT §7.2) join here once `allow_ips` is merged: a list widened.
     ];
-    let old = dir.write("old.toml", &base);
-    for (name, edits, line) in cases {
-        let new = dir.write("new.toml", &edited(&base, edits));
+    // The wave-2 rules: the reference policy has none, so each case first sets the rule (the
+    // first edits), then widens it (the second).
+    let owners = "[[routes.response.owners]]\nfield = \"customer.id\"\nclaim = \"customer_id\"\nbypass_scopes = [\"orders:read:any_customer\"]\n\n[rate_limits]";
+    let next = "\n[upstreams.orders-v2]\nurl = \"http://127.0.0.1:9\"\n";
+    let canary = |percent: &str| {
+        format!(
+            "id = \"order-detail\"\ncanary = {{ upstream = \"orders-v2\", percent = {percent} }}\n"
+        )
+    };
+    let (ten, twenty) = (canary("10"), canary("20"));
+    let volume = |max: &str| {
+        format!(
+            "[abuse.volume]\nrecords = {{ max = {max}, window = \"1h\" }}\naction = \"freeze\"\n\n[audit]"
+        )
+    };
+    let (hundred, thousand) = (volume("100"), volume("1000"));
+    let prepared: &[Prepared] = &[
+        (
+            "a CIDR added to a key's IP list",
+            &[(
+                "id = \"erp-sync\"\n",
+                "id = \"erp-sync\"\nallow_ips = [\"203.0.113.0/24\"]\n",
+            )],
+            &[(
+                "[\"203.0.113.0/24\"]",
+                "[\"203.0.113.0/24\", \"198.51.100.0/24\"]",
+            )],
+            "key:erp-sync - allow_ips: IP list widened",
+        ),
+        (
+            "a route's IP list removed",
+            &[(
+                "id = \"customer-orders\"\n",
+                "id = \"customer-orders\"\nallow_ips = [\"10.0.0.0/8\"]\n",
+            )],
+            &[("allow_ips = [\"10.0.0.0/8\"]\n", "")],
+            "route customer-orders allow_ips: IP list removed",
+        ),
+        (
+            "the server's IP list made wider",
+            &[("[server]\n", "[server]\nallow_ips = [\"10.1.0.0/16\"]\n")],
+            &[("10.1.0.0/16", "10.0.0.0/8")],
+            "policy - allow_ips server: IP list widened",
+        ),
+        (
+            "a signature requirement removed",
+            &[(
+                "id = \"order-detail\"\n",
+                "id = \"order-detail\"\nrequire_signature = true\n",
+            )],
+            &[("require_signature = true\n", "")],
+            "route order-detail require_signature: signature requirement removed",
+        ),
+        (
+            "a response-owner entry removed",
+            &[("[rate_limits]", owners)],
+            &[(owners, "[rate_limits]")],
+            "route order-detail response owners: response owner customer.id removed",
+        ),
+        (
+            "a response-owner bypass scope added",
+            &[("[rate_limits]", owners)],
+            &[(
+                "bypass_scopes = [\"orders:read:any_customer\"]\n\n",
+                "bypass_scopes = [\"orders:read:any_customer\", \"orders:read:full\"]\n\n",
+            )],
+            "route order-detail response owners: response owner customer.id: bypass scope orders:read:full granted",
+        ),
+        (
+            "a canary added",
+            &[("[audit]", &format!("{next}\n[audit]"))],
+            &[("id = \"order-detail\"\n", &ten)],
+            "route order-detail upstream: canary orders-v2 added",
+        ),
+        (
+            "a canary's percent raised",
+            &[
+                ("[audit]", &format!("{next}\n[audit]")),
+                ("id = \"order-detail\"\n", &ten),
+            ],
+            &[(&ten, &twenty)],
+            "route order-detail upstream: canary share raised (10% → 20%)",
+        ),
+        (
+            "a volume limit loosened",
+            &[("[audit]", &hundred)],
+            &[(&hundred, &thousand)],
+            "policy - volume: volume records loosened",
+        ),
+    ];
+    let all = cases
+        .iter()
+        .map(|(name, edits, line)| (*name, &[][..], *edits, *line))
+        .chain(prepared.iter().copied());
+    for (name, from, edits, line) in all {
+        let start = edited(&base, from);
+        let old = dir.write("old.toml", &start);
+        let new = dir.write("new.toml", &edited(&start, edits));
         let out = diff(&old, &new, false);
         let stdout = text(&out.stdout);
         assert_eq!(
@@ -451,4 +553,96 @@ fn each_rule_kind_widens_one_way_and_narrows_the_other() {
             "{name} reversed: no `- narrowed {item}` in\n{stdout}"
         );
     }
+}
+
+/// `explain` names every wave-2 rule that applies to the caller: its own and the route's IP
+/// lists, the server's, the signature requirement, response owners, the canary side it is on
+/// (by the gateway's assignment: a named principal), stale answers and the volume guard.
+#[test]
+fn explain_names_the_wave_2_rules_that_apply() {
+    let dir = Dir::new();
+    let policy = edited(
+        &reference_text(),
+        &[
+            ("[server]\n", "[server]\nallow_ips = [\"10.0.0.0/8\"]\n"),
+            (
+                "id = \"erp-sync\"\n",
+                "id = \"erp-sync\"\nallow_ips = [\"10.1.0.0/16\"]\n",
+            ),
+            (
+                "id = \"order-detail\"\n",
+                "id = \"order-detail\"\nallow_ips = [\"10.1.2.0/24\"]\nrequire_signature = true\n\
+                 canary = { upstream = \"orders-v2\", percent = 5, principals = [\"erp-sync\"] }\n",
+            ),
+            (
+                "[rate_limits]",
+                "[[routes.response.owners]]\nfield = \"customer.id\"\nclaim = \"customer_id\"\n\
+                 bypass_scopes = [\"orders:read:full\"]\n\n[routes.stale_if_error]\nmax_age = \"10m\"\n\n[rate_limits]",
+            ),
+            (
+                "[audit]",
+                "[abuse.volume]\ndistinct = { param = \"customer_id\", max = 50, window = \"1h\" }\n\
+                 action = \"freeze\"\n\n[upstreams.orders-v2]\nurl = \"http://127.0.0.1:9\"\n\n[audit]",
+            ),
+        ],
+    );
+    let path = dir.write("policy.toml", &policy);
+    let out = explain(&path, &["--as", "erp-sync", "--route", "order-detail"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    for line in [
+        "server IP list: only from [10.0.0.0/8]",
+        "IP lists of the credential and its roles: only from [10.1.0.0/16]",
+        "signature: no signature required",
+        "volume guard: 50 distinct customer_id per 1h per principal, then freeze",
+        "  upstream: default; canary orders-v2 for 5% of principals and always erp-sync",
+        "  canary side: on the canary (orders-v2) while its guard holds",
+        "  IP list: only from [10.1.2.0/24]",
+        "  signature: every caller must sign (require_signature)",
+        "  response owners: answer must hold customer.id in claim customer_id unless orders:read:full",
+        "  stale: stale_if_error: answers up to 10min old",
+        "  refused (signature_invalid): require_signature: the credential has no signature key",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "no `{line}` in\n{stdout}"
+        );
+    }
+    let out = explain(
+        &path,
+        &[
+            "--as",
+            "sf-logistics",
+            "--route",
+            "order-detail",
+            "--format",
+            "json",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let route = &json["routes"][0];
+    assert_eq!(route["require_signature"]["required"], true, "{json}");
+    assert_eq!(route["allow_ips"]["lists"][0][0], "10.1.2.0/24", "{json}");
+    assert_eq!(
+        route["response_owners"]["entries"][0]["field"],
+        "customer.id"
+    );
+    assert_eq!(route["upstream"]["canary"]["basis_points"], 500);
+    let side = route["canary_side"]["side"].as_str().unwrap();
+    let bucket = ordergate::stage::canary::bucket("order-detail", "sf-logistics");
+    let want = if bucket < 500 { "canary" } else { "primary" };
+    assert_eq!(side, want, "the gateway's own assignment");
+    assert_eq!(json["volume"]["distinct"]["max"], 50);
+
+    // Lists that no address is in all of: refused by them, whatever the request.
+    let disjoint = edited(&policy, &[("[\"10.1.2.0/24\"]", "[\"192.0.2.0/24\"]")]);
+    let path = dir.write("disjoint.toml", &disjoint);
+    let out = explain(&path, &["--as", "erp-sync", "--route", "order-detail"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("  refused (ip_not_allowed): allow_ips: no address")),
+        "{stdout}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `serve --shadow NEXT` (CONTRACT §9): a request mix is answered byte for byte the same with
 //! and without a shadow policy, and `ordergate_shadow_diff_total` rises by exactly the requests
-//! the candidate decides differently, by kind; a reload reloads the candidate too. One test in
-//! this file: the metrics recorder is the process's.
+//! the candidate decides differently, by kind; a reload reloads the candidate too. The metrics
+//! recorder is the process's: the tests that count take turns ([`SERIAL`]) and count from
+//! where they start.
 
 mod support;
 
@@ -42,6 +43,18 @@ fn metrics() -> String {
     ordergate::vocab::metrics::render()
 }
 
+/// The tests that read the process's counters, one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Shadow decisions done so far.
+fn decisions() -> u64 {
+    series(
+        &metrics(),
+        "ordergate_shadow_requests_total",
+        &[("result", "decided")],
+    )
+}
+
 /// Waits (bounded) until `n` shadow decisions are done.
 async fn decided(n: u64) {
     for _ in 0..500 {
@@ -78,7 +91,9 @@ type Step<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<(&'a str, &'a str)>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_changes_no_answer_and_counts_each_disagreement() {
+    let _turn = SERIAL.lock().await;
     support::install();
+    let start = decisions();
     let keys = Arc::new(Keys::new());
     let upstream = FakeUpstream::start().await;
     let plain = Harness::with_parts(keys.clone(), upstream.clone(), |p| p.to_owned()).await;
@@ -151,7 +166,7 @@ async fn a_shadow_changes_no_answer_and_counts_each_disagreement() {
             "request {i} ({path}) is answered differently under --shadow"
         );
     }
-    decided(mix.len() as u64).await;
+    decided(start + mix.len() as u64).await;
     let m = metrics();
     for (n, route) in ["customer-orders", "order-detail"].iter().enumerate() {
         for (j, kind) in kinds.iter().enumerate() {
@@ -184,7 +199,7 @@ async fn a_shadow_changes_no_answer_and_counts_each_disagreement() {
         headers.push(("x-request-id", &id));
         answer(&shadowed, path, &headers).await;
     }
-    decided(2 * mix.len() as u64).await;
+    decided(start + 2 * mix.len() as u64).await;
     assert_eq!(
         total(&metrics()),
         disagreements,
@@ -195,6 +210,131 @@ async fn a_shadow_changes_no_answer_and_counts_each_disagreement() {
     std::fs::write(&next, "[server]\n").unwrap();
     assert!(gateway.reload().await.is_err());
     assert!(gateway.shadow().is_some());
+}
+
+/// The candidate adds an `allow_ips` to the order-detail route: requests from the source it
+/// leaves out (through a proxy both policies trust) are the only disagreements, one `decision`
+/// each; requests from the admitted source, and refusals before the caller's lists are checked,
+/// agree. The live answers are those of the running policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_ip_list_disagrees_on_exactly_the_sources_it_refuses() {
+    let _turn = SERIAL.lock().await;
+    support::install();
+    let trust = |p: &str| {
+        edit(
+            p,
+            &[(
+                "shutdown_grace = \"3s\"\n",
+                "shutdown_grace = \"3s\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
+            )],
+        )
+    };
+    let keys = Arc::new(Keys::new());
+    let upstream = FakeUpstream::start().await;
+    let h = Harness::with_parts(keys.clone(), upstream.clone(), trust).await;
+    let live_text = std::fs::read_to_string(h.policy_path()).unwrap();
+    let next = h.dir.path().join("next.toml");
+    let candidate = edit(
+        &live_text,
+        &[(
+            "id = \"order-detail\"\n",
+            "id = \"order-detail\"\nallow_ips = [\"203.0.113.0/24\"]\n",
+        )],
+    );
+    assert_ne!(candidate, live_text);
+    std::fs::write(&next, candidate).unwrap();
+    let gateway = h.running.as_ref().unwrap().gateway.clone();
+    gateway.start_shadow(&next).await.unwrap();
+
+    let detail = "/v1/orders/O20250101000001";
+    let erp = keys.erp_key.as_str();
+    let (inside, outside) = ("203.0.113.5", "198.51.100.7");
+    // (source, credential, live status, a disagreement)
+    let mix: [(&str, Option<&str>, u16, bool); 7] = [
+        (inside, Some(erp), 200, false),
+        (outside, Some(erp), 200, true),
+        (outside, Some(erp), 200, true),
+        (outside, None, 401, false),
+        (outside, Some("not-a-key"), 401, false),
+        (inside, Some(erp), 200, false),
+        (outside, Some(erp), 200, true),
+    ];
+    let m = metrics();
+    let diff = |m: &str, kind: &str| {
+        series(
+            m,
+            "ordergate_shadow_diff_total",
+            &[("route", "order-detail"), ("kind", kind)],
+        )
+    };
+    let before = [diff(&m, "decision"), diff(&m, "status"), diff(&m, "view")];
+    let start = decisions();
+    for (i, (source, key, status, _)) in mix.iter().enumerate() {
+        let id = format!("ip-{i}");
+        let mut headers = vec![("x-forwarded-for", *source), ("x-request-id", id.as_str())];
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        let got = answer(&h, detail, &headers).await;
+        assert_eq!(got.0, *status, "request {i} from {source}");
+    }
+    decided(start + mix.len() as u64).await;
+    let m = metrics();
+    let refused = mix.iter().filter(|s| s.3).count() as u64;
+    assert_eq!(diff(&m, "decision") - before[0], refused, "{m}");
+    assert_eq!(diff(&m, "status") - before[1], 0, "{m}");
+    assert_eq!(diff(&m, "view") - before[2], 0, "{m}");
+}
+
+/// The candidate demands signatures on the order-detail route: every unsigned request it
+/// would refuse (401 `signature_missing`) is one `decision` disagreement; a request refused
+/// before the signature stage (no credential) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_signature_requirement_disagrees_on_unsigned_requests() {
+    let _turn = SERIAL.lock().await;
+    support::install();
+    let keys = Arc::new(Keys::new());
+    let upstream = FakeUpstream::start().await;
+    let h = Harness::with_parts(keys.clone(), upstream.clone(), |p| p.to_owned()).await;
+    let live_text = std::fs::read_to_string(h.policy_path()).unwrap();
+    let next = h.dir.path().join("next.toml");
+    let candidate = edit(
+        &live_text,
+        &[(
+            "id = \"order-detail\"\n",
+            "id = \"order-detail\"\nrequire_signature = true\n",
+        )],
+    );
+    std::fs::write(&next, candidate).unwrap();
+    let gateway = h.running.as_ref().unwrap().gateway.clone();
+    gateway.start_shadow(&next).await.unwrap();
+    let detail = "/v1/orders/O20250101000001";
+    let erp = keys.erp_key.as_str();
+    let decision = |m: &str| {
+        series(
+            m,
+            "ordergate_shadow_diff_total",
+            &[("route", "order-detail"), ("kind", "decision")],
+        )
+    };
+    let before = decision(&metrics());
+    let start = decisions();
+    let mix: [(Option<&str>, u16); 4] = [
+        (Some(erp), 200),
+        (None, 401),
+        (Some(erp), 200),
+        (Some(erp), 200),
+    ];
+    for (i, (key, status)) in mix.iter().enumerate() {
+        let id = format!("sig-{i}");
+        let mut headers = vec![("x-request-id", id.as_str())];
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        assert_eq!(answer(&h, detail, &headers).await.0, *status, "request {i}");
+    }
+    decided(start + mix.len() as u64).await;
+    assert_eq!(decision(&metrics()) - before, 3, "{}", metrics());
 }
 
 /// A candidate that does not load stops `serve` before it listens (exit 1, located problems).

@@ -1,8 +1,18 @@
 //! `serve --shadow NEXT` (CONTRACT §9): every request is decided a second time, by the candidate
 //! policy, and once more by the running one, through the same stage functions the pipeline runs —
-//! route, authentication ([`authn::identify`], which counts nothing), authorisation, validation
-//! and the view that would apply. No upstream call, no bucket charged, no denial counted, no
-//! audit record: the candidate serves nothing.
+//! the server's IP list, route, authentication ([`authn::identify`], which counts nothing), the
+//! caller's IP lists (credential, roles, route), the signature, authorisation, validation and the
+//! view that would apply. No upstream call, no bucket charged, no denial counted, no nonce
+//! recorded, no event, no freeze, no audit record: the candidate serves nothing.
+//!
+//! Each policy computes the client address with its own `trusted_proxies`. The signature is
+//! checked by the stage's stateless half ([`signature::verify_request`]: headers, coverage,
+//! window, the signature itself) under each policy's keys and its route's `require_signature`;
+//! the nonce is not recorded, so a replay (which the running policy refuses, and a second
+//! recording would always call a replay) is state, not policy, and not compared. Nor is the
+//! signed `Content-Digest` (the body is the live request's alone). Response owners
+//! (`[[routes.response.owners]]`) are decided on the upstream's answer, which the shadow never
+//! asks for: a change to them is not seen here (`ordergate diff` reports it).
 //!
 //! Disagreements are counted in `ordergate_shadow_diff_total{route,kind}`:
 //! - `decision`: one policy admits the request (up to validation), the other refuses it;
@@ -32,9 +42,12 @@ use crate::gateway::{Candidate, Gateway, Live};
 use crate::policy::Policy;
 use crate::stage::authn::{self, jwt::JwtVerifier};
 use crate::stage::authz;
+use crate::stage::ip_allow;
 use crate::stage::route;
+use crate::stage::signature::{self, SignedRequest};
 use crate::stage::validate;
 use crate::stage::views::ViewRules;
+use crate::vocab::address::client_ip;
 use crate::vocab::error::{BadRequest, GatewayError};
 
 /// Shadow decisions that may wait at once.
@@ -50,13 +63,17 @@ pub struct Observed {
     uri: Uri,
     headers: HeaderMap,
     conn: Arc<ConnInfo>,
+    /// The request carries (or may carry) a body: a signature must cover `content-digest`.
+    has_body: bool,
 }
 
-/// With `--shadow`, the candidate and a copy of what it needs of this request.
+/// With `--shadow`, the candidate and a copy of what it needs of this request; `end_stream`:
+/// the body is already at its end.
 pub fn observe(
     gateway: &Gateway,
     parts: &Parts,
     ctx: &RequestContext,
+    end_stream: bool,
 ) -> Option<(Arc<Candidate>, Observed)> {
     let candidate = gateway.shadow()?;
     Some((
@@ -67,6 +84,7 @@ pub fn observe(
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
             conn: ctx.conn.clone(),
+            has_body: signature::has_body(&parts.headers, end_stream),
         },
     ))
 }
@@ -168,7 +186,7 @@ pub fn disagreement(live: &Verdict, candidate: &Verdict) -> Option<Disagreement>
 }
 
 /// Decides `seen` under `policy`, stage by stage as [`super::run`] does, without side effects.
-/// A policy rule added to stages 3–7 of `run` (IP lists, signatures) gets its line in
+/// A policy rule added to stages 3–7 of `run` gets its line in
 /// [`admit`] too (and what it reads of the request, e.g. `ctx.client_ip`, a field of
 /// [`Observed`]), or the shadow cannot see a change to it.
 pub async fn decide(policy: &Policy, jwt: Option<&JwtVerifier>, seen: &Observed) -> Verdict {
@@ -192,6 +210,13 @@ async fn admit(
 ) -> Result<Verdict, GatewayError> {
     // 1. The header size.
     route::refuse_large_headers(&seen.headers, policy.server.max_header_bytes)?;
+    // The server's IP list, on the address as this policy's trusted proxies make it.
+    let ip = client_ip(
+        seen.conn.peer.ip(),
+        &seen.headers,
+        &policy.server.trusted_proxies,
+    );
+    ip_allow::refuse_outside_server(policy.server.allow_ips.as_deref(), ip)?;
     // 3. Route.
     let matched = policy.table.lookup(&seen.method, seen.uri.path())?;
     let route = &policy.routes[matched.route];
@@ -213,6 +238,24 @@ async fn admit(
         seen.conn.client_subject.as_ref(),
     )
     .await?;
+    // The caller's IP lists (no event, no freeze).
+    ip_allow::refuse_outside_caller(&principal, route.allow_ips.as_deref(), ip)?;
+    // 5b. The signature, stateless: no nonce recorded.
+    let key = policy
+        .signatures
+        .keys
+        .get(&(principal.kind, principal.id.clone()));
+    if key.is_some() || route.require_signature {
+        let request = SignedRequest {
+            method: &seen.method,
+            uri: &seen.uri,
+            headers: &seen.headers,
+            tls: seen.conn.tls_version.is_some(),
+            has_body: seen.has_body,
+        };
+        signature::verify_request(&policy.signatures, key, &principal.id, &request, now_secs())
+            .map_err(signature::fail)?;
+    }
     // 6. Authorisation.
     let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
     // 7. Validation (the body is the live request's alone).
@@ -223,6 +266,13 @@ async fn admit(
         view_scope: view.map(|v| v.scope_name.clone()),
         view: view.map(|v| v.rules().clone()),
     })
+}
+
+/// Seconds since the epoch, as the signature stage reads the clock.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Decides `seen` under both policies in a task of its own and records any disagreement.

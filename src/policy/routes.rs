@@ -332,6 +332,12 @@ fn answer(
         owners.push(OwnerRule {
             claim: Arc::from(o.claim.as_str()),
             bypass: scopes.set_of(o.bypass_scopes.iter().map(String::as_str)),
+            field: Arc::from(o.field.as_str()),
+            bypass_names: o
+                .bypass_scopes
+                .iter()
+                .map(|s| Arc::from(s.as_str()))
+                .collect(),
         });
     }
     let count = raw.count.as_ref().and_then(|c| {

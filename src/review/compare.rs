@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::review::exposure::{
     Access, CredentialFact, Fact, FieldFact, Limit, LimitFact, ReachFact, RouteFact, Shown,
 };
+use crate::review::rules::{self, SideFact};
 
 /// Which way a change goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,6 +71,39 @@ pub fn compare(old: Option<&Fact>, new: Option<&Fact>) -> Option<Verdict> {
         },
         Fact::Reach(_) => reach(as_reach(old), as_reach(new)),
         Fact::Field(_) => field(as_field(old), as_field(new)),
+        Fact::Side(_) => rules::compare_sides(as_side(old), as_side(new)),
+        // The facts below come and go with their route or caller, which reports it.
+        Fact::IpList(_) => match (old, new) {
+            (Some(Fact::IpList(a)), Some(Fact::IpList(b))) => rules::compare_ip_lists(a, b),
+            _ => None,
+        },
+        Fact::Signature(_) => match (old, new) {
+            (Some(Fact::Signature(a)), Some(Fact::Signature(b))) => rules::compare_signatures(a, b),
+            _ => None,
+        },
+        Fact::Owners(_) => match (old, new) {
+            (Some(Fact::Owners(a)), Some(Fact::Owners(b))) => rules::compare_owners(a, b),
+            _ => None,
+        },
+        Fact::Upstream(_) => match (old, new) {
+            (Some(Fact::Upstream(a)), Some(Fact::Upstream(b))) => rules::compare_upstreams(a, b),
+            _ => None,
+        },
+        Fact::Stale(_) => match (old, new) {
+            (Some(Fact::Stale(a)), Some(Fact::Stale(b))) => rules::compare_stale(a, b),
+            _ => None,
+        },
+        Fact::Volume(_) => match (old, new) {
+            (Some(Fact::Volume(a)), Some(Fact::Volume(b))) => rules::compare_volume(a, b),
+            _ => None,
+        },
+    }
+}
+
+fn as_side(fact: Option<&Fact>) -> Option<&SideFact> {
+    match fact {
+        Some(Fact::Side(s)) => Some(s),
+        _ => None,
     }
 }
 

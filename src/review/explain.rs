@@ -1,6 +1,8 @@
 //! `ordergate explain`: what one caller may do under a policy — its credential, its limits, and
 //! per route whether it is allowed (own customer only, or any) or refused and by which rule, the
-//! view that applies, and with `--field` what it sees of that field. It prints the caller's
+//! view that applies, and with `--field` what it sees of that field; and the wave-2 rules that
+//! apply to it (IP lists, signatures, response owners, upstream and canary side, stale answers,
+//! the volume guard). It prints the caller's
 //! exposure facts ([`super::exposure`]), so it reads exactly what `diff` compares.
 
 use serde_json::{Value, json};
@@ -124,6 +126,20 @@ impl Explanation {
                 l.text()
             ));
         }
+        for (label, subject, item) in [
+            ("server IP list", "policy", "allow_ips server"),
+            (
+                "IP lists of the credential and its roles",
+                self.label.as_str(),
+                "allow_ips",
+            ),
+            ("signature", self.label.as_str(), "signature"),
+            ("volume guard", "policy", "volume"),
+        ] {
+            if let Some(f) = self.get(subject, None, item) {
+                out.push_str(&format!("{label}: {}\n", f.text()));
+            }
+        }
         for route in &self.routes {
             let r = Some(route.as_str());
             out.push_str(&format!("\nroute {route}"));
@@ -136,6 +152,24 @@ impl Explanation {
             }
             if let Some(f) = self.get("route", r, "rate_limit") {
                 out.push_str(&format!("  rate limit: {}\n", f.text()));
+            }
+            for (label, subject, item) in [
+                ("upstream", "route", "upstream"),
+                ("canary side", self.label.as_str(), "canary side"),
+                ("IP list", "route", "allow_ips"),
+                ("signature", "route", "require_signature"),
+                ("response owners", "route", "response owners"),
+                ("stale", "route", "stale_if_error"),
+            ] {
+                // A rule the route does not have is left out of the text (JSON has it).
+                match self.get(subject, r, item) {
+                    Some(Fact::IpList(l)) if l.lists.is_empty() => {}
+                    Some(Fact::Signature(s)) if !s.required => {}
+                    Some(Fact::Owners(o)) if o.entries.is_empty() => {}
+                    Some(Fact::Stale(s)) if s.max_age_ms.is_none() => {}
+                    Some(f) => out.push_str(&format!("  {label}: {}\n", f.text())),
+                    None => {}
+                }
             }
             for (path, f) in self.fields(route) {
                 out.push_str(&format!("  field {path}: {}\n", f.text()));
@@ -161,6 +195,12 @@ impl Explanation {
                     "route": fact(self.get("route", r, "route")),
                     "rate_limit": fact(self.get("route", r, "rate_limit")),
                     "reach": fact(self.get(&self.label, r, "reach")),
+                    "allow_ips": fact(self.get("route", r, "allow_ips")),
+                    "require_signature": fact(self.get("route", r, "require_signature")),
+                    "response_owners": fact(self.get("route", r, "response owners")),
+                    "upstream": fact(self.get("route", r, "upstream")),
+                    "canary_side": fact(self.get(&self.label, r, "canary side")),
+                    "stale_if_error": fact(self.get("route", r, "stale_if_error")),
                     "fields": fields,
                 })
             })
@@ -176,6 +216,10 @@ impl Explanation {
             },
             "credential": fact(self.get(&self.label, None, "credential")),
             "rate_limit_per_principal": fact(self.get("policy", None, "rate_limit per_principal")),
+            "server_allow_ips": fact(self.get("policy", None, "allow_ips server")),
+            "allow_ips": fact(self.get(&self.label, None, "allow_ips")),
+            "signature": fact(self.get(&self.label, None, "signature")),
+            "volume": fact(self.get("policy", None, "volume")),
             "routes": routes,
         })
     }

@@ -4,11 +4,13 @@
 //! [`authz::authorize`] (asked once with the caller's own customer and once with another's),
 //! fields from [`probe`] (the view filter run on a probe document).
 //!
-//! How to add a rule kind (IP lists, signatures, response owners, canary, …):
+//! How to add a rule kind (IP lists, signatures, response owners, canary, … are in
+//! `review/rules.rs`):
 //! 1. a variant of [`Fact`] with a small struct holding the rule as compiled (serialisable);
 //! 2. where it applies, one `facts.insert(...)` in [`facts`] (a caller's fact, a route's fact,
 //!    or a policy-wide one), with a `text()` line for people;
-//! 3. its comparison in `review/compare.rs` (which direction widens, and the words for it).
+//! 3. its comparison, called from `review/compare.rs` (which direction widens, and the words);
+//! 4. its line in `review/explain.rs` (text and JSON).
 //!
 //! Nothing else changes: `explain` and `diff` print and compare every fact they are given.
 
@@ -17,6 +19,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::policy::{Policy, Route};
+use crate::review::rules::{
+    self, IpListFact, OwnersFact, SideFact, SignatureFact, StaleFact, UpstreamFact, VolumeFact,
+};
 use crate::review::who::{Caller, PLACEHOLDER, Validity};
 use crate::stage::authn::Principal;
 use crate::stage::authz::{self, OwnerBinding, OwnerParam};
@@ -56,6 +61,20 @@ pub enum Fact {
     Reach(ReachFact),
     /// What a caller (or a view's holder) sees of a field on a route.
     Field(FieldFact),
+    /// The IP lists that apply (server, credential and roles, route).
+    IpList(IpListFact),
+    /// Whether requests must be signed (route, credential).
+    Signature(SignatureFact),
+    /// A route's response owners.
+    Owners(OwnersFact),
+    /// A route's upstream and canary.
+    Upstream(UpstreamFact),
+    /// The side of a canary route a caller is on.
+    Side(SideFact),
+    /// A route's stale-if-error store.
+    Stale(StaleFact),
+    /// The volume guard.
+    Volume(VolumeFact),
 }
 
 impl Fact {
@@ -67,6 +86,13 @@ impl Fact {
             Fact::Route(r) => r.text(),
             Fact::Reach(r) => r.text(),
             Fact::Field(f) => f.text(),
+            Fact::IpList(f) => f.text(),
+            Fact::Signature(f) => f.text(),
+            Fact::Owners(f) => f.text(),
+            Fact::Upstream(f) => f.text(),
+            Fact::Side(f) => f.text(),
+            Fact::Stale(f) => f.text(),
+            Fact::Volume(f) => f.text(),
         }
     }
 }
@@ -387,10 +413,24 @@ impl FieldFact {
     }
 }
 
-/// A caller's reach on a route, asked of [`authz::authorize`]: once with the caller's own
-/// customer in the owner parameter, once with another customer.
+/// A caller's reach on a route: refused outright when no request of it can pass the IP lists
+/// or the signature requirement ([`rules::always_refused`]); else asked of
+/// [`authz::authorize`]: once with the caller's own customer in the owner parameter, once
+/// with another customer.
 pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Option<usize>) {
     let principal = &caller.principal;
+    if let Some((detail, rule)) = rules::always_refused(policy, route, caller) {
+        return (
+            ReachFact {
+                access: Access::Refused,
+                detail: Some(detail),
+                rule,
+                bound_to: None,
+                view: None,
+            },
+            None,
+        );
+    }
     let owner = route.access.owner.as_ref();
     let own = owner.and_then(|o| principal.claim(&o.claim).map(|c| c.into_owned()));
     // A caller without the claim is asked with a value no claim equals: it is refused unless
@@ -552,7 +592,25 @@ pub fn facts(policy: &Policy, gather: &Gather<'_>) -> Facts {
         key("policy", None, "rate_limit per_principal"),
         Fact::RateLimit(LimitFact::of(policy.rate_limits.per_principal.as_ref())),
     );
+    facts.insert(
+        key("policy", None, "allow_ips server"),
+        Fact::IpList(IpListFact::of(policy.server.allow_ips.as_deref())),
+    );
+    facts.insert(
+        key("policy", None, "volume"),
+        Fact::Volume(VolumeFact::of(policy.volume.as_ref())),
+    );
     for caller in gather.callers {
+        facts.insert(
+            key(&caller.label, None, "allow_ips"),
+            Fact::IpList(IpListFact::of(
+                caller.principal.allow_ips.iter().map(|l| &**l),
+            )),
+        );
+        facts.insert(
+            key(&caller.label, None, "signature"),
+            Fact::Signature(SignatureFact::of_caller(policy, caller)),
+        );
         if let Some(Validity {
             not_before,
             not_after,
@@ -580,8 +638,34 @@ pub fn facts(policy: &Policy, gather: &Gather<'_>) -> Facts {
             key("route", id, "rate_limit"),
             Fact::RateLimit(LimitFact::of(route.rate_limit.as_ref())),
         );
+        facts.insert(
+            key("route", id, "allow_ips"),
+            Fact::IpList(IpListFact::of(route.allow_ips.as_deref())),
+        );
+        facts.insert(
+            key("route", id, "require_signature"),
+            Fact::Signature(SignatureFact {
+                required: route.require_signature,
+                alg: None,
+            }),
+        );
+        facts.insert(
+            key("route", id, "response owners"),
+            Fact::Owners(OwnersFact::of(route)),
+        );
+        facts.insert(
+            key("route", id, "upstream"),
+            Fact::Upstream(UpstreamFact::of(policy, route)),
+        );
+        facts.insert(
+            key("route", id, "stale_if_error"),
+            Fact::Stale(StaleFact::of(route.stale.as_ref())),
+        );
         let fields = (gather.fields)(route);
         for caller in gather.callers {
+            if let Some(side) = SideFact::of(policy, route, caller) {
+                facts.insert(key(&caller.label, id, "canary side"), Fact::Side(side));
+            }
             let (fact, view) = reach(policy, route, caller);
             let reached = fact.access != Access::Refused;
             facts.insert(key(&caller.label, id, "reach"), Fact::Reach(fact));

@@ -7,4 +7,5 @@ pub mod compare;
 pub mod diff;
 pub mod explain;
 pub mod exposure;
+pub mod rules;
 pub mod who;

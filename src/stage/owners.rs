@@ -34,6 +34,10 @@ pub struct OwnerRule {
     pub claim: Arc<str>,
     /// Scopes for which the entry does not apply.
     pub bypass: ScopeSet,
+    /// The field path as written, for `ordergate explain` and `diff`.
+    pub field: Arc<str>,
+    /// `bypass_scopes` as written, for `ordergate explain` and `diff`.
+    pub bypass_names: Vec<Arc<str>>,
 }
 
 /// A route's `[routes.response]` `owners` and `count`: the stage's own settings.
@@ -147,6 +151,8 @@ mod tests {
             owners: vec![OwnerRule {
                 claim: Arc::from("customer_id"),
                 bypass: registry.set_of(["orders:read:any_customer"]),
+                field: Arc::from("customer.id"),
+                bypass_names: vec![Arc::from("orders:read:any_customer")],
             }],
             counts: false,
             watch: Watch::new(&[field], None),
