@@ -398,3 +398,32 @@ async fn owner_refusals_on_the_answer_count_as_denials() {
         "a frozen caller reaches nothing"
     );
 }
+
+#[tokio::test]
+async fn a_conditional_request_cannot_tell_another_customers_order_exists() {
+    let h = harness().await;
+    let alice = h.alice();
+    let path = format!("/v1/my/orders/{ORDER}");
+    h.upstream
+        .set_default(Reply::Headers(304, vec![("etag", "\"v1\"")], String::new()));
+    let response = h
+        .get(&path, &[("authorization", &alice), ("if-none-match", "*")])
+        .await;
+    assert_eq!(
+        response.status(),
+        403,
+        "a bodiless answer cannot prove the order is the caller's"
+    );
+    let sent = h.upstream.requests();
+    let last = sent.last().expect("the upstream was asked");
+    assert!(
+        last.headers.get("if-none-match").is_none(),
+        "no conditional header goes upstream on an owner-checked route"
+    );
+    h.upstream
+        .set_default(Reply::Headers(204, vec![], String::new()));
+    assert_eq!(
+        h.get(&path, &[("authorization", &alice)]).await.status(),
+        403
+    );
+}

@@ -25,7 +25,7 @@ use crate::stage::owners::AnswerCheck;
 use crate::stage::views::CompiledView;
 use crate::stage::views::watch;
 use crate::vocab::body::GatewayBody;
-use crate::vocab::cause::UpstreamFailure;
+use crate::vocab::cause::{Denied, UpstreamFailure};
 use crate::vocab::error::GatewayError;
 
 /// The largest upstream body a view will read.
@@ -128,7 +128,14 @@ pub async fn shape(
         ));
     }
     if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
-        return Ok(Response::from_parts(parts, GatewayBody::empty()));
+        // No body, so no owner to check: an owner-checked answer must carry one.
+        return if answer.checks_owners() {
+            Err(GatewayError::Forbidden {
+                cause: Denied::OwnerMismatchResponse,
+            })
+        } else {
+            Ok(Response::from_parts(parts, GatewayBody::empty()))
+        };
     }
     if !is_json {
         return Err(answer.unreadable(UpstreamFailure::ViewNonJson));
