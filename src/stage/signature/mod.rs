@@ -160,10 +160,15 @@ pub async fn check(
     let nonce = nonce::NonceKey::new(principal.kind, &principal.id, &verified.nonce);
     let ttl = settings.nonce_ttl();
     let recorded = match settings.nonce_store {
-        NonceStore::Local => stores
-            .local
-            .record(nonce, ttl, std::time::Instant::now())
-            .map_err(|e| e.to_string()),
+        NonceStore::Local => match stores.local.record(nonce, ttl, std::time::Instant::now()) {
+            Err(full) if full.is_full() => {
+                tracing::warn!(error = %full, "nonce store full: signed request refused");
+                return Err(GatewayError::Overloaded {
+                    cause: Overload::NonceStoreUnavailable,
+                });
+            }
+            other => other.map_err(|e| e.to_string()),
+        },
         NonceStore::Redis => match stores.redis {
             Some(store) => nonce::record_shared(store, nonce, ttl)
                 .await

@@ -7,10 +7,16 @@
 //! the request path), each a map and an expiry queue, bounded at [`LOCAL_CAPACITY`] pairs in
 //! all (about 20 MiB); when it is full of unexpired pairs the store reports an error and
 //! `on_store_error` decides — it never forgets a live pair to make room, which would reopen
-//! the replay. With Redis, one `SET key 1 NX PX ttl` round trip: the first instance to set it
-//! wins, every other instance sees the pair taken.
+//! the replay. The shard is chosen by a keyed hash with a per-process random key, so a caller
+//! cannot grind nonces into one shard; and one credential holds at most a quarter of any shard
+//! ([`CREDENTIAL_SHARE`]), so a partner that floods the store is refused alone instead of
+//! locking the others out. A full store is never treated as a store *failure*: it refuses
+//! whatever `on_store_error` says. With Redis, one `SET key 1 NX PX ttl` round trip: the first
+//! instance to set it wins, every other instance sees the pair taken.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -25,19 +31,34 @@ pub const LOCAL_CAPACITY: usize = 262_144;
 const SHARDS: usize = 16;
 const PER_SHARD: usize = LOCAL_CAPACITY / SHARDS;
 
-/// A `(kind, keyid, nonce)` pair, hashed.
+/// The share of each shard one credential may hold (one in this many).
+pub const CREDENTIAL_SHARE: usize = 4;
+const PER_CREDENTIAL: usize = PER_SHARD / CREDENTIAL_SHARE;
+
+/// A `(kind, keyid, nonce)` pair, hashed, with the credential it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NonceKey([u8; 32]);
+pub struct NonceKey {
+    pair: [u8; 32],
+    credential: u64,
+}
 
 impl NonceKey {
     /// The key of `nonce` sent by the credential `keyid` of `kind`.
     pub fn new(kind: PrincipalKind, keyid: &str, nonce: &str) -> Self {
         let mut hash = Sha256::new();
-        for part in [kind.as_str(), keyid, nonce] {
+        for part in [kind.as_str(), keyid] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part.as_bytes());
         }
-        Self(hash.finalize().into())
+        let credential = hash.clone().finalize();
+        hash.update((nonce.len() as u64).to_be_bytes());
+        hash.update(nonce.as_bytes());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&credential[..8]);
+        Self {
+            pair: hash.finalize().into(),
+            credential: u64::from_be_bytes(id),
+        }
     }
 }
 
@@ -47,6 +68,9 @@ pub enum StoreError {
     /// Every slot holds a pair that has not expired.
     #[error("the local nonce store is full ({LOCAL_CAPACITY} unexpired nonces)")]
     Full,
+    /// This credential holds its whole share of the store.
+    #[error("one credential holds its whole share of the local nonce store")]
+    CredentialFull,
     /// Redis answered with an error.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -55,10 +79,19 @@ pub enum StoreError {
     Timeout(Duration),
 }
 
+impl StoreError {
+    /// True when the store is full rather than failing: such a pair is refused whatever
+    /// `on_store_error` says (accepting it unchecked would reopen the replay on demand).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full | Self::CredentialFull)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shard {
     until: HashMap<NonceKey, Instant>,
     queue: VecDeque<(NonceKey, Instant)>,
+    held: HashMap<u64, usize>,
 }
 
 impl Shard {
@@ -71,6 +104,12 @@ impl Shard {
             self.queue.pop_front();
             if self.until.get(&key) == Some(&until) {
                 self.until.remove(&key);
+                if let Some(held) = self.held.get_mut(&key.credential) {
+                    *held -= 1;
+                    if *held == 0 {
+                        self.held.remove(&key.credential);
+                    }
+                }
             }
         }
     }
@@ -80,12 +119,15 @@ impl Shard {
 #[derive(Debug)]
 pub struct LocalNonces {
     shards: Vec<Mutex<Shard>>,
+    /// Picks the shard; randomly keyed per process, so callers cannot aim at one.
+    salt: RandomState,
 }
 
 impl Default for LocalNonces {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            salt: RandomState::new(),
         }
     }
 }
@@ -94,7 +136,8 @@ impl LocalNonces {
     /// Records `key` for `ttl` from `now`: `Ok(true)` when it was new, `Ok(false)` when it was
     /// seen within its ttl (a replay).
     pub fn record(&self, key: NonceKey, ttl: Duration, now: Instant) -> Result<bool, StoreError> {
-        let Some(shard) = self.shards.get(usize::from(key.0[0]) % SHARDS) else {
+        let index = (self.salt.hash_one(key.pair) % SHARDS as u64) as usize;
+        let Some(shard) = self.shards.get(index) else {
             return Err(StoreError::Full);
         };
         let mut shard = shard.lock();
@@ -106,6 +149,11 @@ impl LocalNonces {
         if shard.until.len() >= PER_SHARD || shard.queue.len() >= 2 * PER_SHARD {
             return Err(StoreError::Full);
         }
+        let held = shard.held.entry(key.credential).or_insert(0);
+        if *held >= PER_CREDENTIAL {
+            return Err(StoreError::CredentialFull);
+        }
+        *held += 1;
         let until = now + ttl;
         shard.until.insert(key, until);
         shard.queue.push_back((key, until));
@@ -130,7 +178,7 @@ pub async fn record_shared(
     key: NonceKey,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    let name = format!("{}nonce:{}", store.prefix(), hex::encode(key.0));
+    let name = format!("{}nonce:{}", store.prefix(), hex::encode(key.pair));
     let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut connection = store.connection();
     let mut command = redis::cmd("SET");
@@ -148,6 +196,15 @@ mod tests {
 
     fn key(n: u32) -> NonceKey {
         NonceKey::new(PrincipalKind::ApiKey, "sf-logistics", &n.to_string())
+    }
+
+    /// `n`'s nonce from one of eight partners.
+    fn spread(n: u32) -> NonceKey {
+        NonceKey::new(
+            PrincipalKind::ApiKey,
+            &format!("p{}", n % 8),
+            &n.to_string(),
+        )
     }
 
     #[test]
@@ -189,17 +246,41 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let mut full = 0;
         for n in 0..(LOCAL_CAPACITY as u32 + 10_000) {
-            match store.record(key(n), ttl, t0) {
+            match store.record(spread(n), ttl, t0) {
                 Ok(fresh) => assert!(fresh),
-                Err(StoreError::Full) => full += 1,
+                Err(e) if e.is_full() => full += 1,
                 Err(e) => panic!("{e}"),
             }
         }
         assert!(full >= 10_000, "{full}");
         assert!(store.len() <= LOCAL_CAPACITY);
         // A recorded pair is still refused: nothing was evicted.
-        assert!(!store.record(key(0), ttl, t0).unwrap());
+        assert!(!store.record(spread(0), ttl, t0).unwrap());
         // Once they expire there is room again.
+        assert!(store.record(spread(u32::MAX), ttl, t0 + ttl).unwrap());
+    }
+
+    #[test]
+    fn one_credential_flooding_the_store_is_refused_alone() {
+        let store = LocalNonces::default();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
+        let mut refused = 0;
+        for n in 0..(LOCAL_CAPACITY as u32 / 2) {
+            match store.record(key(n), ttl, t0) {
+                Ok(fresh) => assert!(fresh),
+                Err(StoreError::CredentialFull) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(refused > 0, "one credential took half the store");
+        assert!(store.len() <= LOCAL_CAPACITY / CREDENTIAL_SHARE);
+        // Another partner still records its nonces.
+        for n in 0..1000 {
+            let other = NonceKey::new(PrincipalKind::ApiKey, "jd-marketplace", &n.to_string());
+            assert!(store.record(other, ttl, t0).unwrap());
+        }
+        // Its share frees as its pairs expire.
         assert!(store.record(key(u32::MAX), ttl, t0 + ttl).unwrap());
     }
 }
