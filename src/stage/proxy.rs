@@ -141,7 +141,7 @@ impl std::fmt::Debug for UpstreamRuntime {
 
 impl UpstreamRuntime {
     /// Builds the pool for `settings`.
-    pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, crate::vocab::tls_client::TlsError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(settings.connect_timeout));
