@@ -28,6 +28,9 @@
 //!                    stage/stale.rs      a kept answer instead of 502/503/504 (stale_if_error)
 //! ```
 //!
+//! `run` below is one call per stage; `pipeline/wiring.rs` hands each its own settings out of the
+//! running generation and the gateway state it may touch (buckets, nonces, freezes, events).
+//!
 //! With `serve --shadow NEXT`, `pipeline/shadow.rs` decides stages 3–7 again under the running
 //! and the candidate policy once the answer is settled; the answer does not wait for it. A rule
 //! added to stages 3–7 here is added to `shadow::admit` too.

@@ -326,4 +326,48 @@ mod tests {
             );
         }
     }
+
+    /// An allowance that counts its charges and refuses (with `refusal`) once spent.
+    struct Counting {
+        charged: std::sync::atomic::AtomicUsize,
+        refusal: fn() -> Option<GatewayError>,
+    }
+
+    impl FailedAuth for Counting {
+        fn charge(&self) -> impl Future<Output = Option<GatewayError>> + Send {
+            self.charged
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready((self.refusal)())
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_401_is_charged_and_a_spent_allowance_answers_instead() {
+        let unauthenticated = || GatewayError::Unauthenticated {
+            cause: AuthFailure::BadSignature,
+        };
+        let open = Counting {
+            charged: Default::default(),
+            refusal: || None,
+        };
+        let e = charged(unauthenticated(), &open).await;
+        assert_eq!(e.cause(), Some("bad_signature"), "charged, still the 401");
+        let e = charged(GatewayError::BadRequest(BadRequest::KeyInQuery), &open).await;
+        assert_eq!(
+            e.status(),
+            http::StatusCode::BAD_REQUEST,
+            "a 400 passes unchanged"
+        );
+        assert_eq!(open.charged.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let closed = Counting {
+            charged: Default::default(),
+            refusal: || {
+                Some(GatewayError::Overloaded {
+                    cause: crate::vocab::cause::Overload::RateLimitBackendUnavailable,
+                })
+            },
+        };
+        let e = charged(unauthenticated(), &closed).await;
+        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    }
 }
