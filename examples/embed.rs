@@ -51,7 +51,9 @@ pub async fn serve(policy_path: &Path) -> Result<(SocketAddr, JoinHandle<()>), S
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let gateway = Gateway::start(policy, policy_path).await?;
+    let gateway = Gateway::start(policy, policy_path)
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;

@@ -420,7 +420,7 @@ fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Resul
                 .gateway
                 .start_shadow(next)
                 .await
-                .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+                .map_err(anyhow::Error::msg)?;
         }
         crate::server::signals::reload_on_sighup(running.gateway.clone());
         if watch {

@@ -2,13 +2,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
+use http::request::Parts;
 
-use crate::stage::audit::Served;
+use crate::stage::audit::{Entry, Served};
 use crate::stage::authn::Principal;
 use crate::stage::authn::mtls::Subject;
+use crate::stage::stale;
 use crate::stage::validate::Validated;
 use crate::vocab::rate_limit_status::RateLimitStatus;
 
@@ -71,4 +73,70 @@ pub struct RequestContext {
     pub served: Option<Served>,
     /// A request signature was verified.
     pub signed: bool,
+}
+
+impl RequestContext {
+    /// The context of a request before any stage ran: what the connection and the request line
+    /// tell.
+    pub fn new(request_id: String, client_ip: IpAddr, conn: Arc<ConnInfo>, parts: &Parts) -> Self {
+        Self {
+            request_id,
+            client_ip,
+            conn,
+            method: parts.method.clone(),
+            path: parts.uri.path().to_owned(),
+            route_id: None,
+            principal: None,
+            validated: None,
+            rate_limit: None,
+            upstream_status: None,
+            upstream_time: None,
+            records: None,
+            upstream_name: None,
+            served: None,
+            signed: false,
+        }
+    }
+
+    /// The audit record of this request as it stands (stage 12), moving its facts out:
+    /// `reason`/`detail` and `status` are how it ended, `started` when it arrived.
+    pub fn entry(
+        &mut self,
+        (reason, detail): (&'static str, Option<&'static str>),
+        status: u16,
+        started: Instant,
+    ) -> Entry {
+        Entry {
+            ts: SystemTime::now(),
+            request_id: std::mem::take(&mut self.request_id),
+            client_ip: self.client_ip,
+            tls_version: self.conn.tls_version,
+            client_subject: self.conn.client_subject_text.clone(),
+            principal: self.principal.take(),
+            method: self.method.clone(),
+            route: self.route_id.take(),
+            path: std::mem::take(&mut self.path),
+            query: self.validated.take().map(|v| v.query).unwrap_or_default(),
+            reason,
+            detail,
+            status,
+            upstream_status: self.upstream_status,
+            duration: started.elapsed(),
+            upstream: self.upstream_time,
+            bytes_out: 0,
+            records: self.records,
+            upstream_name: self.upstream_name.take(),
+            served: self.served,
+            signed: self.signed,
+        }
+    }
+}
+
+impl From<stale::From> for Served {
+    fn from(from: stale::From) -> Self {
+        match from {
+            stale::From::Upstream => Served::Upstream,
+            stale::From::Stale => Served::Stale,
+        }
+    }
 }

@@ -24,6 +24,7 @@ use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
 use crate::stage::signature::LocalNonces;
 use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
+use crate::vocab::error::StartError;
 use crate::vocab::event::{Event, EventKind, Events};
 
 /// One policy generation with the runtime pieces built from it.
@@ -44,15 +45,20 @@ pub struct Live {
 impl Live {
     /// Builds a generation, keeping the upstream pool and breaker of `previous` when the
     /// upstream settings did not change.
-    fn build(policy: Policy, previous: Option<&Live>, events: &Events) -> Result<Self, String> {
-        let jwt = policy.auth.jwt.clone().map(JwtVerifier::new).transpose()?;
+    fn build(policy: Policy, previous: Option<&Live>, events: &Events) -> Result<Self, StartError> {
+        let jwt = jwt_verifier(&policy)?;
         let upstreams = release::upstreams(
             &policy,
             previous.map(|p| (&*p.policy, p.upstreams.as_slice())),
         )?;
         let upstream = match upstreams.first() {
             Some(u) => u.clone(),
-            None => Arc::new(UpstreamRuntime::new(&policy.upstream)?),
+            None => Arc::new(UpstreamRuntime::new(&policy.upstream).map_err(|source| {
+                StartError::Upstream {
+                    name: "default".into(),
+                    source,
+                }
+            })?),
         };
         let releases = release::routes(
             &policy,
@@ -105,19 +111,15 @@ pub struct Candidate {
 
 impl Candidate {
     /// Loads and validates `path` and every file it names.
-    async fn load(path: &Path) -> Result<Self, Vec<String>> {
+    async fn load(path: &Path) -> Result<Self, StartError> {
         let owned = path.to_path_buf();
         let policy = tokio::task::spawn_blocking(move || crate::policy::load(&owned))
             .await
-            .map_err(|e| vec![e.to_string()])?
-            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-        let jwt = policy
-            .auth
-            .jwt
-            .clone()
-            .map(JwtVerifier::new)
-            .transpose()
-            .map_err(|e| vec![e])?;
+            .map_err(|source| StartError::Load { source })?
+            .map_err(|problems| StartError::Policy {
+                problems: problems.iter().map(ToString::to_string).collect(),
+            })?;
+        let jwt = jwt_verifier(&policy)?;
         if let Some(jwt) = &jwt {
             jwt.start().await;
         }
@@ -157,9 +159,10 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts the audit writer and the first policy generation.
-    pub async fn start(policy: Policy, policy_path: &Path) -> Result<Arc<Self>, String> {
+    pub async fn start(policy: Policy, policy_path: &Path) -> Result<Arc<Self>, StartError> {
         let events = Events::default();
-        let audit = AuditSink::start(policy.audit.clone(), events.clone())?;
+        let audit = AuditSink::start(policy.audit.clone(), events.clone())
+            .map_err(|message| StartError::Audit { message })?;
         let webhook = start_webhook(&policy)?;
         let live = Live::build(policy, None, &events)?;
         events.set_deliverer(webhook);
@@ -228,7 +231,7 @@ impl Gateway {
     }
 
     /// Loads `path` as the candidate policy that decides every request alongside the live one.
-    pub async fn start_shadow(&self, path: &Path) -> Result<(), Vec<String>> {
+    pub async fn start_shadow(&self, path: &Path) -> Result<(), StartError> {
         let candidate = Candidate::load(path).await?;
         tracing::info!(candidate = %path.display(), "shadow policy loaded: it decides every request too, and serves none");
         export_shadow_series(&self.live().policy, &candidate.policy);
@@ -238,7 +241,7 @@ impl Gateway {
 
     /// Reloads the live policy and, with `--shadow`, the candidate; each is kept as it was when
     /// its file is invalid.
-    pub async fn reload(self: &Arc<Self>) -> Result<(), Vec<String>> {
+    pub async fn reload(self: &Arc<Self>) -> Result<(), StartError> {
         let live = self.reload_policy().await;
         let Some(current) = self.shadow() else {
             return live;
@@ -250,31 +253,31 @@ impl Gateway {
                 self.shadow.store(Some(Arc::new(candidate)));
                 Ok(())
             }
-            Err(problems) => {
-                for p in &problems {
+            Err(refused) => {
+                for p in refused.to_string().lines() {
                     tracing::error!(problem = %p, "shadow reload refused: the candidate is invalid; keeping the previous one");
                 }
-                Err(problems)
+                Err(refused)
             }
         };
         match (live, shadow) {
             (Ok(()), Ok(())) => Ok(()),
-            (Err(mut a), Err(b)) => {
-                a.extend(b);
-                Err(a)
-            }
+            (Err(live), Err(shadow)) => Err(StartError::Both {
+                live: Box::new(live),
+                shadow: Box::new(shadow),
+            }),
             (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
         }
     }
 
     /// Re-reads and validates the policy and every file it names; swaps it in only if all is
     /// well. In-flight requests finish under the generation they started with.
-    async fn reload_policy(self: &Arc<Self>) -> Result<(), Vec<String>> {
+    async fn reload_policy(self: &Arc<Self>) -> Result<(), StartError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let path = self.policy_path.clone();
         let loaded = tokio::task::spawn_blocking(move || crate::policy::load(&path))
             .await
-            .map_err(|e| vec![e.to_string()])?;
+            .map_err(|source| StartError::Load { source })?;
         let policy = match loaded {
             Ok(p) => p,
             Err(problems) => {
@@ -283,7 +286,9 @@ impl Gateway {
                 for p in &problems {
                     tracing::error!(problem = %p, "reload refused: the policy is invalid; keeping the running one");
                 }
-                return Err(problems.iter().map(ToString::to_string).collect());
+                return Err(StartError::Policy {
+                    problems: problems.iter().map(ToString::to_string).collect(),
+                });
             }
         };
         for w in &policy.warnings {
@@ -313,7 +318,7 @@ impl Gateway {
                 metrics::counter!("ordergate_reloads_total", "result" => "invalid").increment(1);
                 self.report_reload("invalid");
                 tracing::error!(error = %e, "reload refused");
-                return Err(vec![e]);
+                return Err(e);
             }
         };
         if let Some(jwt) = &live.jwt {
@@ -457,12 +462,22 @@ impl Gateway {
 }
 
 /// The webhook of `policy`'s `[events]`, started, as the events deliverer (none without it).
-fn start_webhook(policy: &Policy) -> Result<Option<Box<dyn crate::vocab::event::Deliver>>, String> {
+fn start_webhook(
+    policy: &Policy,
+) -> Result<Option<Box<dyn crate::vocab::event::Deliver>>, StartError> {
     let Some(settings) = &policy.events else {
         return Ok(None);
     };
-    let webhook = Webhook::start(settings, policy.sha256.clone())?;
+    let webhook = Webhook::start(settings, policy.sha256.clone())
+        .map_err(|source| StartError::Webhook { source })?;
     Ok(Some(Box::new(webhook)))
+}
+
+/// The JWT verifier of `policy`'s `[auth.jwt]` (none without it).
+fn jwt_verifier(policy: &Policy) -> Result<Option<JwtVerifier>, StartError> {
+    let settings = policy.auth.jwt.clone();
+    let verifier = settings.map(JwtVerifier::new).transpose();
+    verifier.map_err(|source| StartError::Jwt { source })
 }
 
 /// Every metric series whose labels this policy fixes, at 0 (new routes on reload too), and the

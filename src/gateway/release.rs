@@ -8,6 +8,7 @@ use crate::policy::{Policy, Route};
 use crate::stage::canary::CanaryGuard;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::stale::StaleStore;
+use crate::vocab::error::StartError;
 use crate::vocab::event::Events;
 
 /// One route's release state in this generation.
@@ -24,7 +25,7 @@ pub struct RouteRelease {
 pub(super) fn upstreams(
     policy: &Policy,
     previous: Option<(&Policy, &[Arc<UpstreamRuntime>])>,
-) -> Result<Vec<Arc<UpstreamRuntime>>, String> {
+) -> Result<Vec<Arc<UpstreamRuntime>>, StartError> {
     policy
         .upstreams
         .iter()
@@ -38,7 +39,12 @@ pub(super) fn upstreams(
             });
             match kept {
                 Some(rt) => Ok(rt),
-                None => UpstreamRuntime::new(settings).map(Arc::new),
+                None => UpstreamRuntime::new(settings)
+                    .map(Arc::new)
+                    .map_err(|source| StartError::Upstream {
+                        name: name.clone(),
+                        source,
+                    }),
             }
         })
         .collect()

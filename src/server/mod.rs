@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::gateway::Gateway;
 use crate::policy::Policy;
+use crate::vocab::error::StartError;
 use per_ip::PerIp;
 
 /// After the cutoff, how long connections get to drop what they hold (each dropped response
@@ -62,23 +63,33 @@ impl Running {
 }
 
 /// Binds the listeners and starts serving `policy` (read from `policy_path`).
-pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Running, String> {
+pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Running, StartError> {
     crate::vocab::metrics::install();
     let listen = policy.server.listen;
     let admin_listen = policy.server.admin_listen;
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        .map_err(|source| StartError::Listen {
+            addr: listen,
+            admin: false,
+            source,
+        })?;
     let admin = match admin_listen {
         Some(a) => Some(
             TcpListener::bind(a)
                 .await
-                .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
+                .map_err(|source| StartError::Listen {
+                    addr: a,
+                    admin: true,
+                    source,
+                })?,
         ),
         None => None,
     };
     let gateway = Gateway::start(policy, policy_path).await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::LocalAddr { source })?;
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(serve(

@@ -9,6 +9,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::gateway::Gateway;
+use crate::vocab::error::StartError;
 
 /// Waits for SIGTERM or SIGINT.
 pub async fn terminated() {
@@ -42,7 +43,7 @@ pub fn reload_on_sighup(gateway: Arc<Gateway>) {
 
 /// Reloads when anything in the policy file's directory changes (atomic renames and symlink
 /// swaps replace the file itself, so the directory is what is watched). Changes are debounced.
-pub fn reload_on_change(gateway: Arc<Gateway>) -> Result<(), String> {
+pub fn reload_on_change(gateway: Arc<Gateway>) -> Result<(), StartError> {
     let file = gateway.policy_path().to_path_buf();
     let dir: PathBuf = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -54,10 +55,16 @@ pub fn reload_on_change(gateway: Arc<Gateway>) -> Result<(), String> {
             let _ = tx.send(());
         }
     })
-    .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    .map_err(|source| StartError::Watch {
+        dir: dir.clone(),
+        source,
+    })?;
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        .map_err(|source| StartError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
     tokio::spawn(async move {
         let _watcher = watcher;
         while rx.recv().await.is_some() {

@@ -213,6 +213,21 @@ impl AbuseGuard {
         }
     }
 
+    /// After the pipeline settled on refusing with `error`: the denial metric of `route`
+    /// (`ordergate_denials_total`), then [`count`](Self::count).
+    pub async fn refused(
+        &self,
+        settings: &AbuseSettings,
+        store: Option<&SharedStore>,
+        error: &GatewayError,
+        route: Option<&Arc<str>>,
+        caller: (IpAddr, Option<(PrincipalKind, &str)>),
+    ) {
+        crate::vocab::metrics::denials::count(route, error);
+        let (ip, principal) = caller;
+        self.count(settings, store, error, ip, principal).await;
+    }
+
     /// True while this principal is frozen (no allocation when nothing is frozen).
     pub fn is_principal_frozen(&self, kind: PrincipalKind, id: &str) -> bool {
         !self.frozen.load().is_empty() && self.is_frozen(&principal_key(kind, id))

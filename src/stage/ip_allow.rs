@@ -46,6 +46,22 @@ pub fn refuse_outside_caller(
     if admitted { Ok(()) } else { Err(REFUSED) }
 }
 
+/// Stage 5's IP lists for the pipeline: [`refuse_outside_caller`], a refusal first reported
+/// through `violation` (event, and a freeze when the policy says so).
+pub async fn caller_stage(
+    principal: &Principal,
+    route: (&Arc<str>, Option<&IpAllowList>),
+    ip: IpAddr,
+    violation: Violation<'_>,
+) -> Result<(), GatewayError> {
+    let (route_id, list) = route;
+    let refused = refuse_outside_caller(principal, list, ip);
+    if refused.is_err() {
+        violation.report(principal, route_id, ip).await;
+    }
+    refused
+}
+
 /// What a caller-list violation sets off: an `ip_violation` event and, when the policy says so,
 /// an immediate freeze of the principal (with its own `freeze` event when it was not frozen).
 pub struct Violation<'a> {

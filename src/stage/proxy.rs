@@ -25,6 +25,7 @@ use crate::stage::authn::Principal;
 use crate::stage::circuit::BreakerSettings;
 use crate::stage::circuit::CircuitBreaker;
 use crate::stage::route::PathTemplate;
+use crate::stage::validate::body::ValidatedBody;
 use crate::stage::validate::{RouteParams, Validated};
 use crate::vocab::cause::UpstreamFailure;
 use crate::vocab::error::GatewayError;
@@ -140,7 +141,7 @@ impl std::fmt::Debug for UpstreamRuntime {
 
 impl UpstreamRuntime {
     /// Builds the pool for `settings`.
-    pub fn new(settings: &UpstreamSettings) -> Result<Self, String> {
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, crate::vocab::tls_client::TlsError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(settings.connect_timeout));
@@ -382,6 +383,42 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
         }
     }
     headers
+}
+
+/// What stage 10 builds the upstream request from: the validated request and the connection.
+pub struct Outgoing<'a> {
+    /// The client's method.
+    pub method: &'a Method,
+    /// The upstream path and query from [`upstream_target`].
+    pub target: &'a (String, String),
+    /// The validated body (stage 7), if any.
+    pub body: Option<ValidatedBody>,
+    /// The header facts, `body` left `None` (it is filled from the body above).
+    pub headers: HeaderFacts<'a>,
+}
+
+/// Stage 10's upstream request for the pipeline: the URI on `settings`' origin, the rebuilt
+/// headers (with `X-Auth-*` when the upstream wants them) and the validated body.
+pub fn request(
+    settings: &UpstreamSettings,
+    outgoing: Outgoing<'_>,
+) -> Result<UpstreamRequest, GatewayError> {
+    let (path, query) = outgoing.target;
+    let uri = upstream_uri(settings, path, query)?;
+    let headers = upstream_headers(&HeaderFacts {
+        forward_identity: settings.forward_identity,
+        body: outgoing
+            .body
+            .as_ref()
+            .map(|b| (b.kind.content_type(), b.bytes.len())),
+        ..outgoing.headers
+    });
+    Ok(UpstreamRequest {
+        method: outgoing.method.clone(),
+        uri,
+        headers,
+        body: outgoing.body.map(|b| b.bytes).unwrap_or_default(),
+    })
 }
 
 /// An identity value (`X-Auth-Subject`, `X-Auth-Tenant`) as a header, injectively: printable

@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::stage::owners::AnswerCheck;
+use crate::stage::proxy::UpstreamSettings;
 use crate::stage::views::CompiledView;
 use crate::stage::views::watch;
 use crate::vocab::body::GatewayBody;
@@ -80,6 +81,27 @@ pub fn forwarded_upstream_headers(upstream: &HeaderMap, viewed: bool) -> HeaderM
         }
     }
     headers
+}
+
+/// Stage 11 for the pipeline: the upstream's answer (stage 10's outcome) shaped by [`shape`]
+/// under `upstream`'s `expose_errors` and body timeout; a stage 10 failure passes unchanged.
+pub async fn stage(
+    sent: Result<(Response<Incoming>, Duration), GatewayError>,
+    view: Option<&CompiledView>,
+    route: (&str, &UpstreamSettings),
+    answer: (&AnswerCheck<'_>, &mut Option<u64>),
+) -> Result<Response<GatewayBody>, GatewayError> {
+    let (route_id, upstream) = route;
+    let (response, _) = sent?;
+    shape(
+        response,
+        view,
+        route_id,
+        upstream.expose_errors,
+        upstream.timeout,
+        answer,
+    )
+    .await
 }
 
 /// Shapes the upstream response for the caller; `answer`: what the answer is checked and

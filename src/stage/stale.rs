@@ -319,6 +319,46 @@ pub async fn settle(
     }
 }
 
+/// One request's place in its route's stale-if-error store: the key its answer is kept under
+/// (none when the route keeps none, or for a method never kept), and whether the upstream's
+/// answer may be stored.
+pub struct Kept<'s> {
+    kept: Option<(&'s StaleStore, StaleKey)>,
+    storable: bool,
+}
+
+impl<'s> Kept<'s> {
+    /// The request's key in `store` ([`key`]).
+    pub fn new(
+        store: Option<&'s StaleStore>,
+        principal: &Principal,
+        view: Option<usize>,
+        method: &Method,
+        target: &(String, String),
+    ) -> Self {
+        let (path, query) = target;
+        let kept = store.and_then(|s| key(principal, view, method, path, query).map(|k| (s, k)));
+        Self {
+            kept,
+            storable: false,
+        }
+    }
+
+    /// Notes the upstream's answer headers: its `Cache-Control` decides whether it is kept.
+    pub fn answered(&mut self, upstream: &HeaderMap) {
+        self.storable = self.kept.is_some() && storable(upstream);
+    }
+
+    /// [`settle`]: the caller's answer, from the upstream or kept.
+    pub async fn settle(
+        self,
+        shaped: Result<Response<GatewayBody>, GatewayError>,
+        body_timeout: Duration,
+    ) -> Result<(Response<GatewayBody>, From), GatewayError> {
+        settle(self.kept, shaped, self.storable, body_timeout).await
+    }
+}
+
 /// True when the upstream failed in a way a stale answer may cover: connect error, timeout,
 /// 502/503/504 (replaced or exposed), or an open circuit.
 pub fn covers(outcome: &Result<Response<GatewayBody>, GatewayError>) -> bool {

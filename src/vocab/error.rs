@@ -332,5 +332,8 @@ impl GatewayError {
     }
 }
 
+mod start;
+pub use start::StartError;
+
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,17 @@ use std::sync::Arc;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 
+/// Why an outbound TLS configuration could not be built; the rustls error is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate of the configured CA bundle was not accepted as a trust anchor.
+    #[error("CA certificate rejected: {0}")]
+    CaRejected(#[source] rustls::Error),
+    /// The provider does not support the safe default protocol versions.
+    #[error("{0}")]
+    Protocols(#[source] rustls::Error),
+}
+
 /// The process's one crypto provider.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -15,14 +26,12 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Mozilla bundle when the system has none).
 pub fn client_config(
     ca: Option<&[CertificateDer<'static>]>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     match ca {
         Some(certs) => {
             for cert in certs {
-                roots
-                    .add(cert.clone())
-                    .map_err(|e| format!("CA certificate rejected: {e}"))?;
+                roots.add(cert.clone()).map_err(TlsError::CaRejected)?;
             }
         }
         None => {
@@ -39,7 +48,7 @@ pub fn client_config(
     // No ALPN here: the hyper-rustls connector sets it from the protocols it enables.
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsError::Protocols)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)

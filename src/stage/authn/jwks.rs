@@ -191,7 +191,10 @@ pub struct JwksStore {
 
 impl JwksStore {
     /// A store starting from `initial` (the file's keys, read when the policy was checked).
-    pub fn new(source: JwksSource, initial: KeySet) -> Result<Self, String> {
+    pub fn new(
+        source: JwksSource,
+        initial: KeySet,
+    ) -> Result<Self, crate::vocab::tls_client::TlsError> {
         let client = match &source {
             JwksSource::File(_) => None,
             JwksSource::Url { ca, .. } => {

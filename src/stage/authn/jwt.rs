@@ -129,7 +129,7 @@ pub struct JwtVerifier {
 
 impl JwtVerifier {
     /// Builds the verifier; with a JWKS URL the key set starts empty until [`Self::start`].
-    pub fn new(settings: JwtSettings) -> Result<Self, String> {
+    pub fn new(settings: JwtSettings) -> Result<Self, crate::vocab::tls_client::TlsError> {
         let store = match &settings.jwks {
             Some((source, initial)) => {
                 Some(Arc::new(JwksStore::new(source.clone(), initial.clone())?))

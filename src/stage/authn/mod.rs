@@ -121,6 +121,76 @@ fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
+/// The failed-authentication allowance of stage 8 (the per-IP bucket), handed down to stages 5
+/// and 5b so they need not import a later stage: charged once per 401.
+pub trait FailedAuth {
+    /// Charges one failure; `Some` refusal (429, or 503 when its shared backend is down under
+    /// `reject`) replaces the 401 once the allowance is spent.
+    fn charge(&self) -> impl Future<Output = Option<GatewayError>> + Send;
+}
+
+/// `error` as the caller gets it: a 401 charges `allowance` (and may become its refusal), any
+/// other refusal passes unchanged.
+pub async fn charged(error: GatewayError, allowance: &impl FailedAuth) -> GatewayError {
+    if !matches!(error, GatewayError::Unauthenticated { .. }) {
+        return error;
+    }
+    allowance.charge().await.unwrap_or(error)
+}
+
+/// What stage 5 is handed: its settings and the JWT verifier of the running generation.
+#[derive(Clone, Copy)]
+pub struct Settings<'a> {
+    /// `[auth]`.
+    pub auth: &'a AuthSettings,
+    /// The roles credentials may name.
+    pub roles: &'a Roles,
+    /// The scopes the policy knows.
+    pub scopes: &'a ScopeRegistry,
+    /// The bearer-token verifier (none without `[auth.jwt]`).
+    pub verifier: Option<&'a jwt::JwtVerifier>,
+}
+
+/// The request facts stage 5 reads.
+#[derive(Clone, Copy)]
+pub struct Presented<'a> {
+    /// The request's headers.
+    pub headers: &'a HeaderMap,
+    /// The query string as received, and parsed.
+    pub query: (&'a str, &'a RawQuery),
+    /// Whether the route declares a query parameter of this name (then it is no credential).
+    pub declared: &'a (dyn Fn(&str) -> bool + Sync),
+    /// The verified client certificate's subject.
+    pub client_subject: Option<&'a mtls::Subject>,
+}
+
+/// Stage 5 for the pipeline: refuses a credential in the query (400), then authenticates; a
+/// 401 charges `allowance`, which answers 429 instead once it is spent.
+pub async fn stage(
+    settings: Settings<'_>,
+    request: Presented<'_>,
+    allowance: &impl FailedAuth,
+) -> Result<Arc<Principal>, GatewayError> {
+    let key_header = settings.auth.api_keys.as_ref().map(|k| k.header.as_str());
+    let (raw_text, raw_query) = request.query;
+    if credential_in_query(raw_text, raw_query, key_header, request.declared) {
+        return Err(GatewayError::BadRequest(BadRequest::KeyInQuery));
+    }
+    let outcome = authenticate(
+        settings.auth,
+        settings.roles,
+        settings.scopes,
+        settings.verifier,
+        request.headers,
+        request.client_subject,
+    )
+    .await;
+    match outcome {
+        Ok(principal) => Ok(principal),
+        Err(error) => Err(charged(error, allowance).await),
+    }
+}
+
 /// Authenticates one request. `client_subject` is the verified client certificate's subject.
 /// A failure is counted in `ordergate_auth_failures_total`.
 pub async fn authenticate(
@@ -255,5 +325,49 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    /// An allowance that counts its charges and refuses (with `refusal`) once spent.
+    struct Counting {
+        charged: std::sync::atomic::AtomicUsize,
+        refusal: fn() -> Option<GatewayError>,
+    }
+
+    impl FailedAuth for Counting {
+        fn charge(&self) -> impl Future<Output = Option<GatewayError>> + Send {
+            self.charged
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready((self.refusal)())
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_401_is_charged_and_a_spent_allowance_answers_instead() {
+        let unauthenticated = || GatewayError::Unauthenticated {
+            cause: AuthFailure::BadSignature,
+        };
+        let open = Counting {
+            charged: Default::default(),
+            refusal: || None,
+        };
+        let e = charged(unauthenticated(), &open).await;
+        assert_eq!(e.cause(), Some("bad_signature"), "charged, still the 401");
+        let e = charged(GatewayError::BadRequest(BadRequest::KeyInQuery), &open).await;
+        assert_eq!(
+            e.status(),
+            http::StatusCode::BAD_REQUEST,
+            "a 400 passes unchanged"
+        );
+        assert_eq!(open.charged.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let closed = Counting {
+            charged: Default::default(),
+            refusal: || {
+                Some(GatewayError::Overloaded {
+                    cause: crate::vocab::cause::Overload::RateLimitBackendUnavailable,
+                })
+            },
+        };
+        let e = charged(unauthenticated(), &closed).await;
+        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -100,6 +100,30 @@ pub fn target(route: UpstreamRef, settings: Option<&CanarySettings>, side: Side)
     }
 }
 
+/// Where one request goes: the side (what its guard counts) and the upstream it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Choice {
+    /// Primary or canary.
+    pub side: Side,
+    /// The upstream that side means.
+    pub target: UpstreamRef,
+}
+
+/// Stage 9's upstream choice for the pipeline: [`side`], then its [`target`].
+pub fn choose(
+    route: (UpstreamRef, Option<&CanarySettings>),
+    guard: Option<&CanaryGuard>,
+    route_id: &str,
+    principal_id: &str,
+) -> Choice {
+    let (upstream, settings) = route;
+    let side = side(settings, guard, route_id, principal_id);
+    Choice {
+        side,
+        target: target(upstream, settings, side),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

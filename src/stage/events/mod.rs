@@ -86,7 +86,10 @@ impl Drop for Webhook {
 
 impl Webhook {
     /// Starts the sender task for `settings`; its events carry `policy_sha256`.
-    pub fn start(settings: &EventsSettings, policy_sha256: String) -> Result<Self, String> {
+    pub fn start(
+        settings: &EventsSettings,
+        policy_sha256: String,
+    ) -> Result<Self, crate::vocab::tls_client::TlsError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(settings.timeout));

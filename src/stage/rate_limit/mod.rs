@@ -21,6 +21,7 @@ use arc_swap::ArcSwapOption;
 
 use ipnet::IpNet;
 
+use crate::stage::authn::FailedAuth;
 use crate::vocab::address::address_group;
 use crate::vocab::error::GatewayError;
 use crate::vocab::principal_kind::PrincipalKind;
@@ -196,6 +197,24 @@ impl RateLimiter {
             Owner::Ip(group) => self.local.check_ip(group, &buckets[0].spec, now),
             Owner::Principal(kind, id) => self.local.check(kind, id, buckets, now),
         })
+    }
+}
+
+/// One request's failed-authentication allowance (`per_ip_unauthenticated`), handed to the
+/// stages that authenticate (5, 5b, and 7's digest check).
+#[derive(Clone, Copy)]
+pub struct FailedAuthBucket<'a> {
+    /// The buckets.
+    pub limiter: &'a RateLimiter,
+    /// `[rate_limits]`.
+    pub settings: &'a RateLimitSettings,
+    /// The client address charged.
+    pub ip: IpAddr,
+}
+
+impl FailedAuth for FailedAuthBucket<'_> {
+    fn charge(&self) -> impl Future<Output = Option<GatewayError>> + Send {
+        self.limiter.charge_failed_auth(self.settings, self.ip)
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, Uri};
 
-use crate::stage::authn::Principal;
+use crate::stage::authn::{FailedAuth, Principal, charged};
 use crate::vocab::cause::{AuthFailure, Overload};
 use crate::vocab::error::GatewayError;
 use crate::vocab::event::{Event, EventKind, Events};
@@ -203,6 +203,22 @@ pub async fn check(
     Ok(Some(Verified {
         digest: verified.digest,
     }))
+}
+
+/// Stage 5b for the pipeline: [`check`], a 401 charging the caller's failed-authentication
+/// `allowance` (which answers 429 instead once it is spent).
+pub async fn stage(
+    settings: &SignatureSettings,
+    route_requires: bool,
+    request: &SignedRequest<'_>,
+    sender: Sender<'_>,
+    stores: Stores<'_>,
+    allowance: &impl FailedAuth,
+) -> Result<Option<Verified>, GatewayError> {
+    match check(settings, route_requires, request, sender, stores).await {
+        Ok(verified) => Ok(verified),
+        Err(error) => Err(charged(error, allowance).await),
+    }
 }
 
 /// What the stateless checks established.

@@ -12,6 +12,8 @@ use http::HeaderMap;
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
+use crate::stage::authn::{FailedAuth, charged};
+use crate::stage::signature::{self, DigestCheck};
 use crate::vocab::error::{BadRequest, GatewayError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,6 +83,35 @@ where
     B::Error: Into<BoxError>,
 {
     check_raw(headers, body, rule, server_max, |_| Ok(())).await
+}
+
+/// Stage 7's body for the pipeline: [`check_raw`] with the body compared to the signed
+/// `Content-Digest` (stage 5b). A mismatch is a 401: it clears `signed` (the request is no
+/// longer taken as signed) and charges the caller's failed-authentication `allowance`.
+pub async fn stage<B>(
+    headers: &HeaderMap,
+    body: B,
+    limits: (Option<&BodyRule>, u64),
+    digest: Option<&DigestCheck>,
+    signed: &mut bool,
+    allowance: &impl FailedAuth,
+) -> Result<Option<ValidatedBody>, GatewayError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (rule, server_max) = limits;
+    let checked = check_raw(headers, body, rule, server_max, |raw| {
+        signature::check_body(digest, raw)
+    })
+    .await;
+    match checked {
+        Err(error @ GatewayError::Unauthenticated { .. }) => {
+            *signed = false;
+            Err(charged(error, allowance).await)
+        }
+        other => other,
+    }
 }
 
 /// [`check`], showing `raw` the body bytes exactly as received before they are validated (the
