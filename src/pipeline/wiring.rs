@@ -104,6 +104,12 @@ impl<'a> Wire<'a> {
             settings: &self.live.policy.abuse,
             store: self.store(),
             events: &self.gateway.events,
+            may_freeze: !self
+                .live
+                .policy
+                .signatures
+                .keys
+                .contains_key(&(principal.kind, principal.id.clone())),
         };
         let route = (&self.route.id, self.route.allow_ips.as_deref());
         ip_allow::caller_stage(principal, route, self.allowance.ip, violation).await

@@ -73,6 +73,9 @@ pub struct Violation<'a> {
     pub store: Option<&'a SharedStore>,
     /// Where security events go.
     pub events: &'a Events,
+    /// Whether this violation may freeze the principal: not for a credential that signs, whose
+    /// leaked key alone (without its signing key) must not be able to freeze the partner.
+    pub may_freeze: bool,
 }
 
 impl Violation<'_> {
@@ -87,7 +90,7 @@ impl Violation<'_> {
             ..Event::new(kind)
         };
         self.events.emit(event(EventKind::IpViolation));
-        if self.settings.freeze_on_ip_violation {
+        if self.settings.freeze_on_ip_violation && self.may_freeze {
             // The guard reports the `freeze` event itself, once, when the freeze is new.
             let facts = FreezeFacts {
                 detail: Some(Denied::IpNotAllowed.as_str()),
@@ -171,17 +174,25 @@ mod tests {
             freeze_on_ip_violation: true,
             ..AbuseSettings::default()
         };
-        let violation = |settings| Violation {
+        let violation = |settings, may_freeze| Violation {
             guard: &guard,
             settings,
             store: None,
             events: &events,
+            may_freeze,
         };
-        violation(&lenient)
+        violation(&lenient, true)
             .report(&p, &route, ip("127.0.0.3"))
             .await;
         assert!(!guard.is_principal_frozen(p.kind, &p.id));
-        violation(&strict).report(&p, &route, ip("127.0.0.3")).await;
+        // A credential that signs is not frozen by its key alone used from outside its list.
+        violation(&strict, false)
+            .report(&p, &route, ip("127.0.0.3"))
+            .await;
+        assert!(!guard.is_principal_frozen(p.kind, &p.id));
+        violation(&strict, true)
+            .report(&p, &route, ip("127.0.0.3"))
+            .await;
         assert!(guard.is_principal_frozen(p.kind, &p.id));
         assert!(guard.refuse_frozen_principal(p.kind, &p.id).is_err());
     }
