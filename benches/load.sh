@@ -52,6 +52,7 @@ CONNECTIONS=${2:-50}
 THREADS=${THREADS:-1}
 HAP_THREADS=${HAP_THREADS:-1}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
+export WRK_THREADS="$THREADS"   # benches/peers/header_sets.lua splits its lines between the threads
 SUITE=TLS_AES_128_GCM_SHA256
 QUERY="start_date=2025-01-01&end_date=2025-06-30&page_size=20"
 ISSUER="https://idp.bench/"
