@@ -192,7 +192,7 @@ async fn unfreeze(
             .abuse
             .unfreeze(&key, redis.as_deref().map(RedisBuckets::store))
             .await;
-        tracing::info!(key = %key, "unfrozen by an operator");
+        tracing::info!(key = %crate::vocab::redact::redact(&key), "unfrozen by an operator");
         gateway.events.emit(crate::stage::abuse::key_event(
             crate::vocab::event::EventKind::Unfreeze,
             &key,

@@ -382,7 +382,7 @@ impl AbuseGuard {
         if previous.is_none_or(|until| until <= now_ms()) {
             self.tell_freeze(key);
             let kind = key.split(':').next().unwrap_or("unknown").to_owned();
-            tracing::warn!(key = %key, seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
+            tracing::warn!(key = %crate::vocab::redact::redact(key), seconds = until_ms.saturating_sub(now_ms()) / 1000, "frozen by the abuse guard");
             metrics::counter!("ordergate_freezes_total", "kind" => kind).increment(1);
             let mut event = key_event(EventKind::Freeze, key);
             event.detail = facts.detail;

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::stage::abuse::principal_key;
 use crate::stage::authn::Principal;
+use crate::stage::authn::principal::Claims;
 use crate::vocab::body::GatewayBody;
 use crate::vocab::cause::UpstreamFailure;
 use crate::vocab::error::GatewayError;
@@ -107,12 +108,31 @@ pub fn key(
         &mut request,
         &view.map_or_else(|| "-".to_owned(), |v| v.to_string()),
     );
+    push_field(&mut request, &claims_text(&principal.claims));
     push_field(&mut request, path);
     push_field(&mut request, query);
     Some(StaleKey {
         principal: principal_key(principal.kind, &principal.id).into(),
         request: request.into(),
     })
+}
+
+/// What the caller's owner checks read (its claims or attributes), as text, without the claims
+/// that change with every token (`exp`, `iat`, `nbf`, `jti`, `auth_time`): a principal whose
+/// owner claims changed (a customer taken off a sales rep's list) never gets an answer kept for
+/// the old ones, which the owner check on the answer would now refuse (CONTRACT §7.3).
+fn claims_text(claims: &Claims) -> String {
+    match claims {
+        Claims::Token(map) => {
+            let kept: serde_json::Map<String, serde_json::Value> = map
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "exp" | "iat" | "nbf" | "jti" | "auth_time"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::Value::Object(kept).to_string()
+        }
+        Claims::Attributes(attributes) => format!("{attributes:?}"),
+    }
 }
 
 struct Answer {

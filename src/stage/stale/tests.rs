@@ -201,3 +201,22 @@ fn no_store_is_honoured_and_failures_are_named() {
     assert!(covers(&Ok(exposed)));
     assert!(!covers(&Ok(json("{}"))));
 }
+
+#[test]
+fn a_principal_whose_owner_claims_changed_never_gets_the_old_answers() {
+    let with = |claims: serde_json::Value| {
+        let mut p = principal(PrincipalKind::Jwt, "rep-7");
+        p.claims = Claims::Token(claims.as_object().unwrap().clone());
+        p
+    };
+    let before = with(serde_json::json!({"sub": "rep-7", "customer_id": ["C1", "C2"], "exp": 1}));
+    let renewed =
+        with(serde_json::json!({"sub": "rep-7", "customer_id": ["C1", "C2"], "exp": 2, "iat": 1}));
+    let narrowed = with(serde_json::json!({"sub": "rep-7", "customer_id": ["C1"], "exp": 2}));
+    let k = |p: &Principal| key(p, None, &Method::GET, "/api/orders/O1", "").unwrap();
+    assert!(
+        k(&before) == k(&renewed),
+        "a renewed token keeps its kept answers"
+    );
+    assert!(k(&before) != k(&narrowed), "a changed owner claim does not");
+}
