@@ -161,8 +161,11 @@ impl Gateway {
     /// Starts the audit writer and the first policy generation.
     pub async fn start(policy: Policy, policy_path: &Path) -> Result<Arc<Self>, StartError> {
         let events = Events::default();
-        let audit = AuditSink::start(policy.audit.clone(), events.clone())
-            .map_err(|message| StartError::Audit { message })?;
+        let audit = AuditSink::start(policy.audit.clone(), events.clone()).map_err(|e| {
+            StartError::Audit {
+                source: Box::new(e),
+            }
+        })?;
         let webhook = start_webhook(&policy)?;
         let live = Live::build(policy, None, &events)?;
         events.set_deliverer(webhook);

@@ -103,16 +103,40 @@ pub struct AuditSink {
     shared: Arc<Shared>,
 }
 
+/// Why the audit log could not be resumed or its writer started; the io error is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditStartError {
+    /// A directory or log file could not be created or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The directory or file concerned.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The writer thread could not be spawned.
+    #[error("cannot start the audit writer: {source}")]
+    Thread {
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 impl AuditSink {
     /// Resumes the chain from the existing files and starts the writer thread, which reports
     /// `audit_unavailable` and `audit_recovered` to `events`.
-    pub fn start(settings: AuditSettings, events: Events) -> Result<Self, String> {
+    pub fn start(settings: AuditSettings, events: Events) -> Result<Self, AuditStartError> {
         // Exported from the start, so an alert on "any pruning" has a series to watch.
         metrics::counter!("ordergate_audit_files_pruned_total").increment(0);
         let tail = match &settings.target {
             AuditTarget::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    std::fs::create_dir_all(dir).map_err(|source| AuditStartError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
                 }
                 writer::read_tail(path)?
             }
@@ -135,7 +159,7 @@ impl AuditSink {
         let thread = std::thread::Builder::new()
             .name("ordergate-audit".into())
             .spawn(move || thread_shared.run(rx))
-            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+            .map_err(|source| AuditStartError::Thread { source })?;
         Ok(Self {
             sender: Mutex::new(Some(tx)),
             state,

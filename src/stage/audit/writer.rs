@@ -78,12 +78,16 @@ pub struct ChainTail {
 /// before it. Both are logged at WARN and counted in `ordergate_audit_tail_repairs_total`. No
 /// record a client was told about is lost by the cut: a response completes only after its whole
 /// line (newline included) was written.
-pub fn read_tail(path: &Path) -> Result<ChainTail, String> {
+pub fn read_tail(path: &Path) -> Result<ChainTail, super::AuditStartError> {
     metrics::counter!("ordergate_audit_tail_repairs_total").increment(0);
     let mut candidates = vec![path.to_path_buf()];
     candidates.extend(rotated_files(path).into_iter().rev());
     for file in &candidates {
-        let Some(tail) = resume_from(file).map_err(|e| format!("{}: {e}", file.display()))? else {
+        let Some(tail) = resume_from(file).map_err(|source| super::AuditStartError::Io {
+            path: file.clone(),
+            source,
+        })?
+        else {
             continue;
         };
         let file_first_seq = if file == path { first_seq(path) } else { None };

@@ -18,11 +18,13 @@ pub enum StartError {
         /// Each problem as `check` prints it (`FILE:LINE:COL: message`).
         problems: Vec<String>,
     },
-    /// The audit log could not be resumed or its writer started.
-    #[error("{message}")]
+    /// The audit log could not be resumed or its writer started (the stage's typed error, boxed:
+    /// the vocabulary cannot name a stage's types).
+    #[error("{source}")]
     Audit {
-        /// What went wrong, with the path concerned.
-        message: String,
+        /// What went wrong, with the path concerned; its own source is the io error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The JWT verifier's key-set client could not be built.
     #[error("{source}")]

@@ -216,3 +216,20 @@ fn a_failed_inline_write_aborts_and_keeps_the_line() {
     assert!(!shared.writer.lock().state.healthy.load(Ordering::Acquire));
     assert!(shared.inline().is_none());
 }
+
+#[test]
+fn an_unreadable_log_is_a_typed_error_with_the_io_error_as_source() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the log should be: reading it fails with an io error.
+    let error = read_tail(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, super::super::AuditStartError::Io { .. }),
+        "{error}"
+    );
+    assert!(std::error::Error::source(&error).is_some());
+    assert!(
+        error
+            .to_string()
+            .starts_with(&dir.path().display().to_string())
+    );
+}
