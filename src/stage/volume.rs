@@ -458,8 +458,10 @@ impl VolumeGuard {
         if distinct.is_none() && records.is_none() {
             return Ok(Vec::new());
         }
+        // `%` first, so `a%7Bb` and `a{b` stay two principals.
         let tag = answered
             .principal_key
+            .replace('%', "%25")
             .replace('{', "%7B")
             .replace('}', "%7D");
         let base = format!("{}vol:{{{tag}}}", store.prefix());

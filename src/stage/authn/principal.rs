@@ -68,7 +68,8 @@ impl Principal {
                 _ => None,
             }
         }
-        match &self.claims {
+        // An empty text stands for nobody: it never matches, not even an empty field.
+        let mut values: Vec<Cow<'_, str>> = match &self.claims {
             Claims::Token(map) => match map.get(name) {
                 Some(serde_json::Value::Array(items)) => items.iter().filter_map(text).collect(),
                 Some(value) => text(value).into_iter().collect(),
@@ -78,7 +79,9 @@ impl Principal {
                 .get(name)
                 .map(|values| values.iter().map(|v| Cow::Borrowed(v.as_str())).collect())
                 .unwrap_or_default(),
-        }
+        };
+        values.retain(|v| !v.is_empty());
+        values
     }
 
     /// True when the claim or attribute `name` holds `value` (equal to it, or to an element of
@@ -97,4 +100,30 @@ pub fn scope_header<'a>(scopes: impl IntoIterator<Item = &'a str>) -> HeaderValu
         }
     }
     HeaderValue::from_str(&seen.join(" ")).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::principal_kind::PrincipalKind;
+    use crate::vocab::scopes::ScopeSet;
+
+    #[test]
+    fn an_empty_claim_value_never_matches() {
+        let claims = serde_json::json!({"customer_id": ["", "C1"], "tenant_id": ""});
+        let p = Principal {
+            id: Arc::from("rep"),
+            kind: PrincipalKind::Jwt,
+            tenant: None,
+            scopes: ScopeSet::default(),
+            scope_header: HeaderValue::from_static(""),
+            claims: Claims::Token(claims.as_object().unwrap().clone()),
+            expires_at: None,
+            allow_ips: Vec::new(),
+        };
+        assert!(p.claim_holds("customer_id", "C1"));
+        assert!(!p.claim_holds("customer_id", ""));
+        assert!(!p.claim_holds("tenant_id", ""));
+        assert!(p.claim_values("tenant_id").is_empty());
+    }
 }
