@@ -161,30 +161,12 @@ async fn unfreeze(
     } else {
         StatusCode::NOT_FOUND
     };
-    let entry = Entry {
-        ts: SystemTime::now(),
-        request_id: crate::stage::request_id::generate(),
-        client_ip: peer.ip(),
-        tls_version: None,
-        client_subject: None,
-        principal: None,
+    let action = AdminAction {
         method: http::Method::DELETE,
-        route: Some(Arc::from("admin.unfreeze")),
+        route: "admin.unfreeze",
         path: format!("/admin/frozen/{named}"),
-        query: Vec::new(),
-        reason: if found { "ok" } else { "not_found" },
-        detail: None,
-        status: status.as_u16(),
-        upstream_status: None,
-        duration: started.elapsed(),
-        upstream: None,
-        bytes_out: 0,
-        records: None,
-        upstream_name: None,
-        served: None,
-        signed: false,
     };
-    if !gateway.audit.accepting() || !gateway.audit.record(entry).await {
+    if !recorded(&gateway, peer, started, action, status).await {
         return (StatusCode::SERVICE_UNAVAILABLE, "audit unavailable\n").into_response();
     }
     if let Some(key) = key.filter(|_| found) {
@@ -199,6 +181,52 @@ async fn unfreeze(
         ));
     }
     status.into_response()
+}
+
+/// An operator's action on the admin API, as its audit record names it.
+struct AdminAction {
+    method: http::Method,
+    route: &'static str,
+    path: String,
+}
+
+/// Writes the record of an admin `action` answered with `status` (204 done, 404 nothing to
+/// act on); false when it could not be written, so the action must not take effect.
+async fn recorded(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    started: Instant,
+    action: AdminAction,
+    status: StatusCode,
+) -> bool {
+    let entry = Entry {
+        ts: SystemTime::now(),
+        request_id: crate::stage::request_id::generate(),
+        client_ip: peer.ip(),
+        tls_version: None,
+        client_subject: None,
+        principal: None,
+        method: action.method,
+        route: Some(Arc::from(action.route)),
+        path: action.path,
+        query: Vec::new(),
+        reason: if status.is_success() {
+            "ok"
+        } else {
+            "not_found"
+        },
+        detail: None,
+        status: status.as_u16(),
+        upstream_status: None,
+        duration: started.elapsed(),
+        upstream: None,
+        bytes_out: 0,
+        records: None,
+        upstream_name: None,
+        served: None,
+        signed: false,
+    };
+    gateway.audit.accepting() && gateway.audit.record(entry).await
 }
 
 /// Resets a route's canary guard (CONTRACT §10): its principals go to the canary again, here
@@ -218,30 +246,12 @@ async fn reset_canary(
     } else {
         StatusCode::NOT_FOUND
     };
-    let entry = Entry {
-        ts: SystemTime::now(),
-        request_id: crate::stage::request_id::generate(),
-        client_ip: peer.ip(),
-        tls_version: None,
-        client_subject: None,
-        principal: None,
+    let action = AdminAction {
         method: http::Method::POST,
-        route: Some(Arc::from("admin.canary_reset")),
+        route: "admin.canary_reset",
         path: format!("/admin/canary/{route}/reset"),
-        query: Vec::new(),
-        reason: if found { "ok" } else { "not_found" },
-        detail: None,
-        status: status.as_u16(),
-        upstream_status: None,
-        duration: started.elapsed(),
-        upstream: None,
-        bytes_out: 0,
-        records: None,
-        upstream_name: None,
-        served: None,
-        signed: false,
     };
-    if !gateway.audit.accepting() || !gateway.audit.record(entry).await {
+    if !recorded(&gateway, peer, started, action, status).await {
         return (StatusCode::SERVICE_UNAVAILABLE, "audit unavailable\n").into_response();
     }
     if found && gateway.reset_canary(&route).await {
