@@ -142,17 +142,11 @@ impl std::fmt::Debug for UpstreamRuntime {
 impl UpstreamRuntime {
     /// Builds the pool for `settings`.
     pub fn new(settings: &UpstreamSettings) -> Result<Self, crate::vocab::tls_client::TlsError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        http.set_nodelay(true);
-        let tls = crate::vocab::tls_client::client_config(settings.ca.as_deref())?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let connector = crate::vocab::tls_client::https_connector(
+            settings.ca.as_deref(),
+            settings.connect_timeout,
+            true,
+        )?;
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(settings.pool_idle_per_host)
             .pool_idle_timeout(settings.pool_idle_timeout)

@@ -53,3 +53,29 @@ pub fn client_config(
         .with_no_client_auth();
     Ok(config)
 }
+
+/// An HTTP(S) connector for an outbound client (the upstream pool, the events webhook): TCP with
+/// `connect_timeout` and no Nagle, then TLS from [`client_config`] for `https` origins; HTTP/2
+/// offered by ALPN when `http2`.
+pub fn https_connector(
+    ca: Option<&[CertificateDer<'static>]>,
+    connect_timeout: std::time::Duration,
+    http2: bool,
+) -> Result<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    TlsError,
+> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_config(ca)?)
+        .https_or_http()
+        .enable_http1();
+    Ok(if http2 {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.wrap_connector(http)
+    })
+}

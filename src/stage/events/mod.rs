@@ -90,16 +90,11 @@ impl Webhook {
         settings: &EventsSettings,
         policy_sha256: String,
     ) -> Result<Self, crate::vocab::tls_client::TlsError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(settings.timeout));
-        http.set_nodelay(true);
-        let tls = crate::vocab::tls_client::client_config(settings.ca.as_deref())?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::vocab::tls_client::https_connector(
+            settings.ca.as_deref(),
+            settings.timeout,
+            false,
+        )?;
         let client: HttpsClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1)
             .build(connector);
