@@ -10,9 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::{BodyExt, Empty, Limited};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 
 /// The smallest gap between two refreshes forced by unknown `kid`s.
 pub const FORCED_REFRESH_GAP: Duration = Duration::from_secs(30);
@@ -56,8 +59,83 @@ pub struct VerificationKey {
     pub family: KeyFamily,
     /// The JWK's own `alg`, which then must match the token's exactly.
     pub alg: Option<Algorithm>,
-    /// The key material.
-    pub key: DecodingKey,
+    /// The key material, parsed once.
+    pub key: PublicKey,
+}
+
+/// A public key parsed when its key set is read, once per algorithm it can verify: a token check
+/// is then the signature operation alone. Parsing per token (what `jsonwebtoken::crypto::verify`
+/// does) rebuilt the RSA key and its Montgomery context, or decoded the curve point, every time.
+#[derive(Clone)]
+pub struct PublicKey(Arc<[(Algorithm, ParsedPublicKey)]>);
+
+impl PublicKey {
+    /// Parses the JWK's key for every algorithm of its family. The algorithms' key-size ranges
+    /// (RSA: 2048–8192 bits) are enforced at verification, as before.
+    fn from_jwk(jwk: &Jwk, family: KeyFamily) -> Result<Self, String> {
+        let bytes = |field: &str, b64: &str| {
+            URL_SAFE_NO_PAD
+                .decode(b64)
+                .map_err(|_| format!("`{field}` is not base64url"))
+        };
+        let rejected = |e: aws_lc_rs::error::KeyRejected| format!("not a valid public key ({e})");
+        let parsed: Vec<(Algorithm, ParsedPublicKey)> = match (&jwk.algorithm, family) {
+            (AlgorithmParameters::RSA(p), KeyFamily::Rsa) => {
+                let components = RsaPublicKeyComponents {
+                    n: bytes("n", &p.n)?,
+                    e: bytes("e", &p.e)?,
+                };
+                let rsa: [(Algorithm, &'static lc::RsaParameters); 6] = [
+                    (Algorithm::RS256, &lc::RSA_PKCS1_2048_8192_SHA256),
+                    (Algorithm::RS384, &lc::RSA_PKCS1_2048_8192_SHA384),
+                    (Algorithm::RS512, &lc::RSA_PKCS1_2048_8192_SHA512),
+                    (Algorithm::PS256, &lc::RSA_PSS_2048_8192_SHA256),
+                    (Algorithm::PS384, &lc::RSA_PSS_2048_8192_SHA384),
+                    (Algorithm::PS512, &lc::RSA_PSS_2048_8192_SHA512),
+                ];
+                rsa.into_iter()
+                    .map(|(alg, params)| {
+                        components
+                            .to_parsed_public_key(params)
+                            .map(|k| (alg, k))
+                            .map_err(rejected)
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            (AlgorithmParameters::EllipticCurve(p), KeyFamily::EcP256 | KeyFamily::EcP384) => {
+                let mut point = vec![0x04];
+                point.extend(bytes("x", &p.x)?);
+                point.extend(bytes("y", &p.y)?);
+                let (alg, verification): (_, &'static dyn lc::VerificationAlgorithm) =
+                    if family == KeyFamily::EcP256 {
+                        (Algorithm::ES256, &lc::ECDSA_P256_SHA256_FIXED)
+                    } else {
+                        (Algorithm::ES384, &lc::ECDSA_P384_SHA384_FIXED)
+                    };
+                vec![(
+                    alg,
+                    ParsedPublicKey::new(verification, point).map_err(rejected)?,
+                )]
+            }
+            (AlgorithmParameters::OctetKeyPair(p), KeyFamily::Ed25519) => vec![(
+                Algorithm::EdDSA,
+                ParsedPublicKey::new(&lc::ED25519, bytes("x", &p.x)?).map_err(rejected)?,
+            )],
+            _ => return Err("unsupported key type".into()),
+        };
+        Ok(Self(parsed.into()))
+    }
+
+    /// True when `signature` (base64url, as in the token) is `alg`'s signature of `message` by
+    /// this key. An algorithm outside the key's family is never true.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        let Some((_, key)) = self.0.iter().find(|(a, _)| *a == alg) else {
+            return false;
+        };
+        URL_SAFE_NO_PAD
+            .decode(signature)
+            .is_ok_and(|signature| key.verify_sig(message, &signature).is_ok())
+    }
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -128,7 +206,7 @@ impl KeySet {
             {
                 return Err(format!("key {i}: `alg` {a:?} does not fit the key type"));
             }
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {i}: {e}"))?;
+            let key = PublicKey::from_jwk(jwk, family).map_err(|e| format!("key {i}: {e}"))?;
             keys.push(VerificationKey {
                 kid: jwk.common.key_id.clone(),
                 family,
@@ -306,5 +384,71 @@ impl JwksStore {
                 let _ = store.refresh().await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::pki::{JwtKey, jwks};
+    use std::time::Duration;
+
+    /// The key parsed from `key`'s JWK, and a token it signed, split into message and signature.
+    fn parsed(key: &JwtKey) -> (PublicKey, String, String) {
+        let set = KeySet::parse(jwks(&[key]).as_bytes()).unwrap();
+        let token = key
+            .token("https://idp/", "alice", &[], &[], Duration::from_secs(60))
+            .unwrap();
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        (set.keys[0].key.clone(), message.into(), signature.into())
+    }
+
+    #[test]
+    fn a_parsed_key_verifies_its_own_algorithm_and_nothing_else() {
+        use Algorithm::*;
+        for (alg, others) in [
+            (RS256, &[RS384, PS256, ES256, EdDSA, HS256][..]),
+            (PS512, &[PS256, RS512][..]),
+            (ES256, &[ES384, RS256, EdDSA][..]),
+            (ES384, &[ES256][..]),
+            (EdDSA, &[ES256, RS256][..]),
+        ] {
+            let key = JwtKey::generate(alg, "k").unwrap();
+            let (public, message, signature) = parsed(&key);
+            assert!(
+                public.verify(alg, message.as_bytes(), &signature),
+                "{alg:?}"
+            );
+            for other in others {
+                assert!(
+                    !public.verify(*other, message.as_bytes(), &signature),
+                    "{alg:?} key, {other:?}"
+                );
+            }
+            // Other claims under the same signature, a signature that is not base64url, and a
+            // signature by another key of the same kind.
+            let tampered = message.replacen('.', ".e", 1);
+            assert!(!public.verify(alg, tampered.as_bytes(), &signature));
+            assert!(!public.verify(alg, message.as_bytes(), "not*base64"));
+            let (_, _, foreign) = parsed(&JwtKey::generate(alg, "k").unwrap());
+            assert!(!public.verify(alg, message.as_bytes(), &foreign), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn keys_that_do_not_parse_fail_the_set_at_their_place() {
+        let key = JwtKey::generate(Algorithm::ES256, "k").unwrap();
+        let mut off_curve = key.jwk.clone();
+        // Same length, another y: (x, y) is no longer a point of P-256.
+        let y = off_curve["y"].as_str().unwrap().to_owned();
+        let flipped = if y.starts_with('A') { "B" } else { "A" };
+        off_curve["y"] = format!("{flipped}{}", &y[1..]).into();
+        let mut bad_base64 = key.jwk.clone();
+        bad_base64["x"] = "***".into();
+        for jwk in [off_curve, bad_base64] {
+            let doc = serde_json::json!({ "keys": [key.jwk, jwk] }).to_string();
+            let error = KeySet::parse(doc.as_bytes()).unwrap_err();
+            assert!(error.starts_with("key 1: "), "{error}");
+        }
     }
 }

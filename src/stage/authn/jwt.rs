@@ -248,7 +248,7 @@ impl JwtVerifier {
                     }
                 }
             };
-            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg)
+            Ok(key.verify(alg, message.as_bytes(), signature))
         };
         if !verified.unwrap_or(false) {
             return Err(AuthFailure::BadSignature);
