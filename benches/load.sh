@@ -59,24 +59,10 @@ ISSUER="https://idp.bench/"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --quiet --bin ordergate --example bench_kit
-KIT=target/release/examples/bench_kit
 BIN=target/release/ordergate
 PEERS=benches/peers
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TICKS=$(getconf CLK_TCK)
-# stop PID: ends a front door of this run and waits for it (bounded: 5 s, then KILL).
-stop() {
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
-  kill -9 "$1" 2>/dev/null || true
-}
+# shellcheck source=benches/common.sh
+. benches/common.sh
 
 UP=$(free_port)
 "$KIT" upstream --port "$UP" 2>"$WORK/upstream.stderr" & PIDS+=($!); UP_PID=$!

@@ -35,22 +35,16 @@ SCENARIOS=("$@")
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 [ -n "${ORDERGATE_BIN:-}" ] || cargo build --release --quiet --bin ordergate --example bench_kit
-KIT=target/release/examples/bench_kit
 BIN=${ORDERGATE_BIN:-target/release/ordergate}   # ORDERGATE_BIN: another build, to compare
 OUT=target/profiles
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/common.sh
+. benches/common.sh
 # Under callgrind start-up takes seconds: wait up to 60 s (bounded).
-wait_port() { for _ in $(seq 1200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 UP=$(free_port)
 "$KIT" upstream --port "$UP" --page-size 20 & PIDS+=($!)
-wait_port "$UP"
+wait_port "$UP" 1200
 
 EVENTS=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait
 if [ "$NATIVE" = 1 ]; then
@@ -77,7 +71,7 @@ for scenario in "${SCENARIOS[@]}"; do
   if [ "$NATIVE" = 1 ]; then
     RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
     GWP=$!
-    wait_port "$GW"
+    wait_port "$GW" 1200
     wrk -t1 -c"$CONNECTIONS" -d2s -H "$header" "$url" >/dev/null 2>&1 || true
     perf stat -x, -e "$EVENTS" -o "$dir/perf" -p "$GWP" -- sleep "$MEASURE" &
     PERF=$!
@@ -100,7 +94,7 @@ for scenario in "${SCENARIOS[@]}"; do
   RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
     "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
   VG=$!
-  wait_port "$GW"
+  wait_port "$GW" 1200
   wrk -t1 -c"$CONNECTIONS" -d3s -H "$header" "$url" >/dev/null 2>&1 || true
   callgrind_control --zero "$VG" >/dev/null 2>&1
   requests=$(wrk -t1 -c"$CONNECTIONS" -d"${MEASURE}s" --timeout 10s -H "$header" "$url" | awk '/requests in/ {print $1}')

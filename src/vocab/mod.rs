@@ -7,6 +7,7 @@ pub mod body;
 pub mod cause;
 pub mod cert_expiry;
 pub mod cutoff;
+pub mod date_text;
 pub mod error;
 pub mod event;
 pub mod ip_list;

@@ -156,28 +156,26 @@ fn millis(d: Duration) -> f64 {
 /// RFC 3339 UTC with milliseconds (`2026-12-02T03:04:05.678Z`). Written digit by digit: once
 /// per record, where parsing a format string cost more than the rest of the timestamp.
 pub fn format_ts(ts: SystemTime) -> String {
+    use crate::vocab::date_text::{push_date, push_digits};
     use chrono::{Datelike, Timelike};
     let at = chrono::DateTime::<chrono::Utc>::from(ts);
     // Four digits cover every clock this runs on; chrono's own format writes the others.
-    let Some(year) = u32::try_from(at.year()).ok().filter(|y| *y <= 9_999) else {
+    if !(0..=9_999).contains(&at.year()) {
         return at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    };
+    }
     let millis = at.timestamp_subsec_millis().min(999);
     let mut out = String::with_capacity(24);
-    let mut digits = |value: u32, width: u32, after: char| {
-        for place in (0..width).rev() {
-            let digit = (value / 10u32.pow(place)) % 10;
-            out.push(char::from(b'0' + digit as u8));
-        }
-        out.push(after);
-    };
-    digits(year, 4, '-');
-    digits(at.month(), 2, '-');
-    digits(at.day(), 2, 'T');
-    digits(at.hour(), 2, ':');
-    digits(at.minute(), 2, ':');
-    digits(at.second(), 2, '.');
-    digits(millis, 3, 'Z');
+    push_date(&mut out, at.date_naive());
+    for (value, width, before) in [
+        (at.hour(), 2, 'T'),
+        (at.minute(), 2, ':'),
+        (at.second(), 2, ':'),
+        (millis, 3, '.'),
+    ] {
+        out.push(before);
+        push_digits(&mut out, value, width);
+    }
+    out.push('Z');
     out
 }
 

@@ -96,7 +96,10 @@ impl Value {
             Value::Integer(i) => write!(out, "{i}"),
             Value::Number(n) => write!(out, "{n}"),
             Value::Boolean(b) => write!(out, "{b}"),
-            Value::Date(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+            Value::Date(d) => {
+                crate::vocab::date_text::push_date(out, *d);
+                Ok(())
+            }
         };
     }
 
@@ -107,7 +110,11 @@ impl Value {
             Value::Integer(i) => serde_json::Value::from(*i),
             Value::Number(n) => serde_json::Value::from(*n),
             Value::Boolean(b) => serde_json::Value::Bool(*b),
-            Value::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
+            Value::Date(d) => {
+                let mut text = String::with_capacity(10);
+                crate::vocab::date_text::push_date(&mut text, *d);
+                serde_json::Value::String(text)
+            }
         }
     }
 
@@ -186,9 +193,9 @@ impl ParamSchema {
                 if !DATE.is_match(raw) {
                     return Err("must be a date (YYYY-MM-DD)".into());
                 }
-                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                crate::vocab::date_text::parse_date(raw)
                     .map(Value::Date)
-                    .map_err(|_| "is not a real calendar date".into())
+                    .ok_or_else(|| "is not a real calendar date".into())
             }
             Kind::Datetime => {
                 if !DATETIME.is_match(raw) {
