@@ -5,9 +5,10 @@
 -- - thread i of $WRK_THREADS (default 2, as load.sh runs wrk) sends lines i, i+T, i+2T, ...;
 -- - every run starts at the offset kept in $HEADER_SETS.pos, and done() moves it past every
 --   line used, so load.sh's warm-up and measured run never share a line;
--- - past the end it wraps around; with $HEADER_SETS_ONCE=1 (signed lines) it says so on stderr,
---   as those are replays (401, counted as non-2xx): make the file longer. Tokens are reused on
---   purpose.
+-- - past the end it wraps around (tokens are reused on purpose); with $HEADER_SETS_ONCE=1
+--   (signed lines) a thread whose lines ran out stops instead, and says so on stderr: the run
+--   then ends early (CPU per request stays right: it is charged per completed request), and only
+--   the requests already in flight are replays (401, counted as non-2xx).
 local path = os.getenv("HEADER_SETS") or error("HEADER_SETS: the file of header sets")
 local stride = tonumber(os.getenv("WRK_THREADS") or "2")
 local once = os.getenv("HEADER_SETS_ONCE") == "1"
@@ -73,6 +74,14 @@ function request()
     i = (i - 1) % #requests + 1
   end
   return requests[i]
+end
+
+if once then
+  function response()
+    if used >= #requests then
+      wrk.thread:stop()
+    end
+  end
 end
 
 function done(summary, latency, reqs)
