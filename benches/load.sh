@@ -12,6 +12,10 @@
 #   haproxy-tls         HAProxy as a TLS proxy that checks nothing (one thread)        [if installed]
 #   haproxy-jwt-rs256   HAProxy as a gateway with its built-ins, RS256 verified per request
 #   haproxy-jwt-es256   the same, ES256                       (benches/peers/haproxy-gateway.cfg)
+#   rust-floor          ordergate's stack with nothing in it: rustls + hyper server and pooled
+#                       client + tokio (multi-thread) + mimalloc, forwarding unchecked
+#   rust-floor-percore  the same on a single-thread runtime per core (SO_REUSEPORT listeners,
+#                       one upstream pool each): what thread-per-core would save
 #   gw-apikey           ordergate, API key: every stage on (route, typed query + date range,
 #                       authn, authz, two buckets, breaker, rebuilt request, response hygiene,
 #                       a hash-chained audit record written before the response completes)
@@ -21,6 +25,8 @@
 #   gw-jwt-rs256-nocache  the same, RS256
 #   gw-mask             ES256 (cached), the search through a view: payment denied, 4 masks per order
 #   gw-apikey-w1        gw-apikey with `[server] workers = 1`
+#   gw-apikey-shared    gw-apikey with `[server] threading = "shared"` (one work-stealing runtime,
+#                       one upstream pool: the layout before per-core threading)
 #   gw-apikey-nocommit  gw-apikey with `on_error = "continue"` (nothing waits for its record):
 #                       what commit before completion costs
 #   gw-redis            gw-apikey with both buckets in a local redis-server             [if installed]
@@ -158,6 +164,18 @@ if command -v haproxy >/dev/null; then
   stop "$HP"
 fi
 
+# The floor of ordergate's own stack (bench_kit bare-proxy): the same rustls server, hyper's
+# server and pooled client, tokio and mimalloc, forwarding every request unchecked. rust-floor:
+# one multi-thread runtime, as the gateway; rust-floor-percore: a single-thread runtime per core,
+# each with its own SO_REUSEPORT listener and upstream pool.
+for mode in "" per-core; do
+  BP=$(free_port)
+  "$KIT" bare-proxy --dir "$WORK/peers" --upstream "127.0.0.1:$UP" --port "$BP" ${mode:+--$mode} & PIDS+=($!); BPP=$!
+  wait_port "$BP"
+  run "rust-floor${mode:+-percore}" "$BPP" "https://127.0.0.1:$BP/v1/orders?$QUERY"
+  stop "$BPP"
+done
+
 # ordergate, token cache on (the default).
 start_gateway "$WORK/gw"
 KEY=$(cat "$WORK/gw/api_key")
@@ -176,6 +194,11 @@ stop "$GW_PID"
 # One worker thread.
 start_gateway "$WORK/gw-w1" --workers 1
 run gw-apikey-w1 "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-w1/api_key")"
+stop "$GW_PID"
+
+# The former threading: one work-stealing runtime, one upstream pool.
+start_gateway "$WORK/gw-shared" --threading shared
+run gw-apikey-shared "$GW_PID" "https://127.0.0.1:$GW/v1/orders?$QUERY" -H "X-Api-Key: $(cat "$WORK/gw-shared/api_key")"
 stop "$GW_PID"
 
 # Nothing waits for its record.

@@ -3,9 +3,11 @@
 //!
 //! `bench_kit upstream --port P [--page-size N] [--search-size N]`
 //! `bench_kit setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL]
-//!     [--token-cache on|off] [--cipher-suites A,B] [--workers N] [--on-error reject|continue]
+//!     [--token-cache on|off] [--cipher-suites A,B] [--workers N] [--threading per-core|shared]
+//!     [--on-error reject|continue]
 //!     [--signer --max-age SECONDS] [--principals N]`
 //! `bench_kit signed --dir D --url URL --count N`
+//! `bench_kit bare-proxy --dir D --upstream HOST:PORT --port P [--workers N] [--per-core]`
 //!
 //! The upstream answers `/api/orders/search` (what `GET /v1/orders?start_date=…&end_date=…&
 //! page_size=20` is sent to) with a page of `--search-size` orders (4: 2,424 bytes, the
@@ -23,6 +25,12 @@
 //! `[auth.signatures]` with that `max_age`. `signed` then writes `signed.txt`: N header sets for
 //! `GET URL` by that partner, one per line (tab-separated `Name: value`), each with a fresh nonce
 //! and `created` = now, for `benches/peers/header_sets.lua` (wrk cannot sign).
+//! `bare-proxy` is the floor of the gateway's stack: the same rustls server (setup's certificate,
+//! `TLS_AES_128_GCM_SHA256` in the server's order), hyper's HTTP/1.1 server and pooled
+//! client, tokio, mimalloc, and nothing else: it forwards every request unchecked to the
+//! upstream and the answer back. `--workers N`: one multi-thread runtime (as the gateway);
+//! `--per-core`: N single-thread runtimes, each accepting on its own `SO_REUSEPORT` listener and
+//! using its own upstream pool (no request crosses a thread).
 //! `--principals N` writes `tokens.txt`: N `Authorization` headers of distinct ERP principals
 //! (`bench-0000`, ...), so a percentage canary sees many principals.
 
@@ -68,6 +76,7 @@ fn main() {
         Some("upstream") => upstream(&args),
         Some("setup") => setup(&args),
         Some("signed") => signed(&args),
+        Some("bare-proxy") => bare_proxy(&args),
         _ => {
             eprintln!(
                 "usage: bench_kit upstream --port P [--page-size N] | setup --dir D --upstream HOST:PORT --port P --admin-port A [--redis URL] [--signer --max-age SECONDS] [--principals N] | signed --dir D --url URL --count N"
@@ -152,6 +161,7 @@ fn setup(args: &[String]) {
     let token_cache = arg(args, "--token-cache").unwrap_or_else(|| "on".into());
     let cipher_suites = arg(args, "--cipher-suites");
     let workers = arg(args, "--workers");
+    let threading = arg(args, "--threading");
     let on_error = arg(args, "--on-error").unwrap_or_else(|| "reject".into());
     let ca = Ca::new("bench CA").unwrap();
     let server = ca.server(&["127.0.0.1", "localhost"]).unwrap();
@@ -224,6 +234,7 @@ fn setup(args: &[String]) {
         token_cache == "off",
         cipher_suites.as_deref(),
         workers.as_deref(),
+        threading.as_deref(),
         &on_error,
     );
     if signer {
@@ -237,12 +248,13 @@ fn setup(args: &[String]) {
 }
 
 /// The template's text with the benchmark's knobs: both token algorithms, the token cache,
-/// the cipher suites, the worker threads and `on_error`.
+/// the cipher suites, the worker threads, the threading and `on_error`.
 fn tune(
     policy: &str,
     cache_off: bool,
     cipher_suites: Option<&str>,
     workers: Option<&str>,
+    threading: Option<&str>,
     on_error: &str,
 ) -> String {
     let mut jwt = String::from("algorithms = [\"ES256\", \"RS256\"]");
@@ -257,6 +269,9 @@ fn tune(
     let mut server = String::from("[server]");
     if let Some(n) = workers {
         server.push_str(&format!("\nworkers = {n}"));
+    }
+    if let Some(mode) = threading {
+        server.push_str(&format!("\nthreading = \"{mode}\""));
     }
     let replaced = policy
         .replacen("algorithms = [\"ES256\"]", &jwt, 1)
@@ -472,4 +487,126 @@ fn signed(args: &[String]) {
         writeln!(out).unwrap();
     }
     out.flush().unwrap();
+}
+
+/// mimalloc, as in the gateway's binary, so `bare-proxy` allocates as the gateway does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type Pool = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    hyper::body::Incoming,
+>;
+
+fn bare_proxy(args: &[String]) {
+    use rustls_pki_types::pem::PemObject as _;
+    ordergate::cli::install_crypto().unwrap();
+    let dir = arg(args, "--dir").expect("--dir");
+    let dir = Path::new(&dir);
+    let upstream: SocketAddr = arg(args, "--upstream")
+        .expect("--upstream")
+        .parse()
+        .unwrap();
+    let port: u16 = arg(args, "--port").expect("--port").parse().unwrap();
+    let workers: usize = arg(args, "--workers")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let per_core = args.iter().any(|a| a == "--per-core");
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("server.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.ignore_client_order = true;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bind = || {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.set_reuseport(true).unwrap();
+        socket.bind(addr).unwrap();
+        socket.listen(1024).unwrap()
+    };
+    let pool = || -> Pool {
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http()
+    };
+    if !per_core {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { accept_loop(bind(), acceptor, pool(), upstream).await });
+        return;
+    }
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let acceptor = acceptor.clone();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let listener = runtime.block_on(async { bind() });
+            std::thread::spawn(move || {
+                runtime.block_on(accept_loop(listener, acceptor, pool(), upstream));
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    pool: Pool,
+    upstream: SocketAddr,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (acceptor, pool) = (acceptor.clone(), pool.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let pool = pool.clone();
+                async move {
+                    let (mut parts, body) = request.into_parts();
+                    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                    parts.uri = format!("http://{upstream}{path}").parse().unwrap();
+                    let answer = pool.request(hyper::Request::from_parts(parts, body)).await;
+                    Ok::<_, Infallible>(match answer {
+                        Ok(answer) => answer.map(http_body_util::Either::Left),
+                        Err(_) => {
+                            let empty = http_body_util::Empty::<Bytes>::new();
+                            let mut bad =
+                                hyper::Response::new(http_body_util::Either::Right(empty));
+                            *bad.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+                            bad
+                        }
+                    })
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

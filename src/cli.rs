@@ -251,9 +251,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The serving runtime, with the policy's `[server] workers` threads.
-fn serve_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+/// The runtime `serve` starts on. Under shared threading it serves every request with
+/// `workers` threads; under per-core threading the workers have runtimes of their own
+/// (`server::start` starts them) and this one thread runs the rest: the admin listener,
+/// reloads, key-set refreshes, the Redis and webhook clients.
+fn serve_runtime(
+    server: &crate::policy::ServerSettings,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = match server.threading {
+        crate::vocab::worker::Threading::Shared => server.workers.max(1),
+        crate::vocab::worker::Threading::PerCore => 1,
+    };
     Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
+        .worker_threads(threads)
         .enable_all()
         .build()?)
 }
@@ -411,7 +421,7 @@ fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Resul
     {
         return Ok(ExitCode::FAILURE);
     }
-    serve_runtime(policy.server.workers)?.block_on(async move {
+    serve_runtime(&policy.server)?.block_on(async move {
         let running = crate::server::start(policy, &config)
             .await
             .map_err(anyhow::Error::msg)?;

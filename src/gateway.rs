@@ -303,8 +303,12 @@ impl Gateway {
         {
             tracing::warn!("listen addresses changed: they take effect at the next restart");
         }
-        if policy.server.workers != current.policy.server.workers {
-            tracing::warn!("[server] workers changed: it takes effect at the next restart");
+        if policy.server.workers != current.policy.server.workers
+            || policy.server.threading != current.policy.server.threading
+        {
+            tracing::warn!(
+                "[server] workers or threading changed: it takes effect at the next restart"
+            );
         }
         if !self.audit.settings().same_writer(&policy.audit) {
             tracing::warn!(

@@ -36,6 +36,8 @@ pub struct Server {
     /// Worker threads of the runtime (ordergate addition; default: the cores this process may
     /// use). Read at start; a reload does not change it.
     pub workers: Option<u32>,
+    /// How the workers share requests (ordergate addition; default "per-core"). Read at start.
+    pub threading: Option<Choice<Threading>>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// CIDR blocks every client must come from (§7.2); empty: any.
@@ -58,6 +60,12 @@ pub struct Tls {
     /// Cipher suites offered, in the server's order of preference (ordergate addition; default:
     /// rustls's list and order, following the client's preference).
     pub cipher_suites: Option<Vec<String>>,
+}
+
+named! {
+    /// `[server] threading`: a single-thread runtime per worker, each with its own listener
+    /// and upstream pool, or one work-stealing runtime shared by all workers.
+    Threading { PerCore = "per-core", Shared = "shared" }
 }
 
 named! {

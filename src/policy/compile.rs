@@ -117,6 +117,15 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
     };
     let (upstream_names, named_upstreams) =
         upstream::compile_named(&mut ctx, &root.k("upstreams"), &raw.upstreams);
+    // Under per-core threading every serving thread gets a connection pool of its own.
+    let pools = server
+        .as_ref()
+        .map_or(1, crate::policy::ServerSettings::upstream_pools);
+    let upstream = upstream.map(|u| u.with_pools(pools));
+    let named_upstreams: Vec<_> = named_upstreams
+        .into_iter()
+        .map(|u| u.map(|u| u.with_pools(pools)))
+        .collect();
     let roles = roles::compile(&mut ctx, &root.k("roles"), &raw.roles, &mut scopes);
     let client_auth = server
         .as_ref()

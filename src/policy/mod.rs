@@ -108,8 +108,21 @@ pub struct ServerSettings {
     pub allow_ips: Option<Arc<crate::vocab::ip_list::IpAllowList>>,
     /// Worker threads of the runtime serving requests (read at start only).
     pub workers: usize,
+    /// How the workers share requests (read at start only).
+    pub threading: crate::vocab::worker::Threading,
     /// `None` only with `insecure_plaintext = true` on a loopback address.
     pub tls: Option<TlsSettings>,
+}
+
+impl ServerSettings {
+    /// Upstream connection pools: one per per-core worker plus one for every other thread
+    /// (health probes, the control runtime); one under shared threading.
+    pub fn upstream_pools(&self) -> usize {
+        match self.threading {
+            crate::vocab::worker::Threading::PerCore => self.workers.saturating_add(1),
+            crate::vocab::worker::Threading::Shared => 1,
+        }
+    }
 }
 
 /// One route, compiled.

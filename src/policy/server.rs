@@ -14,6 +14,7 @@ use crate::policy::compile::Ctx;
 use crate::policy::{ClientAuth, ServerSettings, TlsSettings};
 use crate::vocab::cert_expiry;
 use crate::vocab::secret::Secret;
+use crate::vocab::worker::Threading;
 
 fn socket_addr(ctx: &mut Ctx<'_>, at: &KeyPath, text: &str) -> Option<SocketAddr> {
     match text.parse() {
@@ -102,6 +103,17 @@ pub(super) fn compile(
         }
     }
     let workers = workers(ctx, &at.k("workers"), raw.workers);
+    let threading = ctx
+        .choice(
+            &at.k("threading"),
+            raw.threading.as_ref(),
+            raw::Threading::PerCore,
+            |other| format!("`{other}` must be \"per-core\" or \"shared\""),
+        )
+        .map_or(Threading::PerCore, |mode| match mode {
+            raw::Threading::PerCore => Threading::PerCore,
+            raw::Threading::Shared => Threading::Shared,
+        });
     let mut trusted_proxies = Vec::new();
     for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
         match cidr
@@ -153,6 +165,7 @@ pub(super) fn compile(
         trusted_proxies,
         allow_ips,
         workers,
+        threading,
         tls,
     })
 }
@@ -696,6 +709,25 @@ admin_token_file = "token"
         check(&[(
             &format!("{plain}workers = 5000\n"),
             &["4:11: must be at most 1024"],
+        )]);
+    }
+
+    #[test]
+    fn threading_defaults_to_per_core_with_a_pool_per_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain =
+            "[server]\nlisten = \"127.0.0.1:8080\"\ninsecure_plaintext = true\nworkers = 3\n";
+        let per_core = compiled(dir.path(), plain);
+        assert_eq!(per_core.server.threading, super::Threading::PerCore);
+        // One pool per worker and one for every other thread, on every upstream.
+        assert_eq!(per_core.server.upstream_pools(), 4);
+        assert_eq!(per_core.upstream.pools, 4);
+        let shared = compiled(dir.path(), &format!("{plain}threading = \"shared\"\n"));
+        assert_eq!(shared.server.threading, super::Threading::Shared);
+        assert_eq!(shared.upstream.pools, 1);
+        check(&[(
+            &format!("{plain}threading = \"per-thread\"\n"),
+            &["5:13: `per-thread` must be \"per-core\" or \"shared\""],
         )]);
     }
 

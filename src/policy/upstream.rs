@@ -97,6 +97,7 @@ pub(super) fn compile(
         retry_budget,
         pool_idle_per_host: raw.pool_idle_per_host.unwrap_or(64) as usize,
         pool_idle_timeout,
+        pools: 1,
         forward_identity: raw.forward_identity,
         expose_errors: raw.expose_errors,
         breaker,

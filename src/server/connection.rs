@@ -29,8 +29,8 @@ use tokio::sync::watch;
 use tower::ServiceExt as _;
 use tower_http::body::UnsyncBoxBody;
 
+use super::admission::Admitted;
 use super::finish_anyway::FinishAnyway;
-use super::per_ip::IpSlot;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
 use crate::pipeline::service::{self, GatewayService};
@@ -110,7 +110,7 @@ pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
-    _ip_slot: Option<IpSlot>,
+    _admitted: Admitted,
 ) {
     let _ = stream.set_nodelay(true);
     let live = gateway.live();

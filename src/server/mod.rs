@@ -1,11 +1,14 @@
 //! Stage 1, the connection: the TLS listener (rustls, TLS 1.2/1.3 per `min_version`, ALPN h2 and
 //! http/1.1, optional mutual TLS), `max_connections` and `max_connections_per_ip` (beyond them a
-//! new connection is closed at once), the per-connection limits and watchdog (`connection.rs`),
-//! and bounded graceful shutdown (CONTRACT §11).
+//! new connection is closed at once, `admission.rs`), the per-connection limits and watchdog
+//! (`connection.rs`), the serving threads (`per_core.rs`), and bounded graceful shutdown
+//! (CONTRACT §11).
 
 pub mod admin;
+mod admission;
 mod connection;
 mod finish_anyway;
+mod per_core;
 mod per_ip;
 pub mod signals;
 
@@ -20,7 +23,8 @@ use tokio::task::JoinSet;
 use crate::gateway::Gateway;
 use crate::policy::Policy;
 use crate::vocab::error::StartError;
-use per_ip::PerIp;
+use crate::vocab::worker::Threading;
+use admission::{Admission, Limits};
 
 /// After the cutoff, how long connections get to drop what they hold (each dropped response
 /// sends its record at once).
@@ -40,6 +44,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Per-core serving threads; each ends when its accept loop has drained.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -54,6 +60,15 @@ impl Running {
                 task.abort();
             }
         }
+        // A per-core thread ends within the same bound (its loop drains, cuts off, then aborts
+        // what is left); joining it means its dropped requests have sent their records.
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = tokio::time::timeout_at(deadline, joined).await;
         // Anything still waiting (an admin request, a request whose connection was aborted)
         // ends now and sends its record.
         self.gateway.cutoff.cut();
@@ -67,13 +82,18 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
     crate::vocab::metrics::install();
     let listen = policy.server.listen;
     let admin_listen = policy.server.admin_listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: listen,
-            admin: false,
-            source,
-        })?;
+    let threading = policy.server.threading;
+    let workers = policy.server.workers.max(1);
+    let listen_error = |source| StartError::Listen {
+        addr: listen,
+        admin: false,
+        source,
+    };
+    let listener = match threading {
+        Threading::Shared => TcpListener::bind(listen).await,
+        Threading::PerCore => per_core::bind(listen),
+    }
+    .map_err(listen_error)?;
     let admin = match admin_listen {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -92,11 +112,41 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
         .map_err(|source| StartError::LocalAddr { source })?;
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(serve(
-        gateway.clone(),
-        listener,
-        stopped.clone(),
-    ))];
+    let admission = Admission::default();
+    let mut tasks = Vec::new();
+    let mut threads = Vec::new();
+    match threading {
+        Threading::Shared => tasks.push(tokio::spawn(serve(
+            gateway.clone(),
+            listener,
+            admission,
+            stopped.clone(),
+        ))),
+        Threading::PerCore => {
+            // Every worker's listener on the port the first one got (`listen` may say port 0).
+            let mut listeners = vec![listener];
+            for _ in 1..workers {
+                listeners.push(per_core::bind(addr).map_err(listen_error)?);
+            }
+            for (worker, listener) in listeners.into_iter().enumerate() {
+                let listener = listener
+                    .into_std()
+                    .map_err(|source| StartError::Worker { source })?;
+                let (gateway, admission, stopped) =
+                    (gateway.clone(), admission.clone(), stopped.clone());
+                let thread = per_core::spawn(worker, move |runtime| {
+                    runtime.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(listener) => serve(gateway, listener, admission, stopped).await,
+                            Err(e) => tracing::error!(error = %e, "a worker cannot accept"),
+                        }
+                    });
+                })
+                .map_err(|source| StartError::Worker { source })?;
+                threads.push(thread);
+            }
+        }
+    }
     if let Some(admin) = admin {
         tasks.push(tokio::spawn(admin::serve(gateway.clone(), admin, stopped)));
     }
@@ -113,15 +163,20 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
         gateway,
         stop,
         tasks,
+        threads,
     })
 }
 
 /// Accepts connections until `stop` turns true, then drains them: up to `shutdown_grace`, then
 /// the cutoff (requests still open end, recorded as `shutdown`), then [`CUT_DRAIN`] for their
 /// connections to drop, then whatever is left is aborted.
-async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    admission: Admission,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
-    let per_ip = PerIp::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -137,26 +192,12 @@ async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut stop: watch::Re
             }
         };
         while connections.try_join_next().is_some() {}
-        let live = gateway.live();
-        let server = &live.policy.server;
-        if connections.len() >= server.max_connections {
-            drop(stream);
-            continue;
-        }
-        let ip_slot = if server
-            .trusted_proxies
-            .iter()
-            .any(|n| n.contains(&peer.ip()))
-        {
-            None
-        } else {
-            match per_ip.take(peer.ip(), server.max_connections_per_ip) {
-                Some(slot) => Some(slot),
-                None => {
-                    tracing::debug!(%peer, "max_connections_per_ip reached: connection closed");
-                    drop(stream);
-                    continue;
-                }
+        let admitted = match admission.admit(peer.ip(), Limits::of(&gateway.live().policy.server)) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                tracing::debug!(%peer, ?refused, "connection refused at accept: closed");
+                drop(stream);
+                continue;
             }
         };
         connections.spawn(connection::serve(
@@ -164,7 +205,7 @@ async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut stop: watch::Re
             stream,
             peer,
             stop.clone(),
-            ip_slot,
+            admitted,
         ));
     }
     gateway.set_listening(false);

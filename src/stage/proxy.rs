@@ -53,6 +53,9 @@ pub struct UpstreamSettings {
     pub pool_idle_per_host: usize,
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
+    /// Connection pools: one per serving thread under per-core threading (plus one for any
+    /// other thread), so a request's upstream connection is driven by the request's own thread.
+    pub pools: usize,
     /// Whether `X-Auth-*` identity headers are sent upstream.
     pub forward_identity: bool,
     /// False: upstream 5xx bodies are replaced by a problem (status kept).
@@ -125,7 +128,8 @@ impl RetryBudget {
 /// `[upstream]` settings stay the same.
 pub struct UpstreamRuntime {
     settings: UpstreamSettings,
-    client: HttpsClient,
+    /// One pool per slot ([`crate::vocab::worker::slot`]).
+    clients: Box<[HttpsClient]>,
     /// Shared with the admin status and metrics.
     pub breaker: CircuitBreaker,
     budget: RetryBudget,
@@ -139,6 +143,16 @@ impl std::fmt::Debug for UpstreamRuntime {
     }
 }
 
+impl UpstreamSettings {
+    /// These settings with `pools` connection pools.
+    pub fn with_pools(self, pools: usize) -> Self {
+        Self {
+            pools: pools.max(1),
+            ..self
+        }
+    }
+}
+
 impl UpstreamRuntime {
     /// Builds the pool for `settings`.
     pub fn new(settings: &UpstreamSettings) -> Result<Self, crate::vocab::tls_client::TlsError> {
@@ -147,13 +161,17 @@ impl UpstreamRuntime {
             settings.connect_timeout,
             true,
         )?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(settings.pool_idle_per_host)
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .build(connector);
+        let clients = (0..settings.pools.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(settings.pool_idle_per_host)
+                    .pool_idle_timeout(settings.pool_idle_timeout)
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Self {
             settings: settings.clone(),
-            client,
+            clients,
             breaker: CircuitBreaker::new(settings.breaker.clone()),
             budget: RetryBudget::new(settings.retry_budget),
         })
@@ -167,6 +185,7 @@ impl UpstreamRuntime {
             && a.connect_timeout == settings.connect_timeout
             && a.pool_idle_per_host == settings.pool_idle_per_host
             && a.pool_idle_timeout == settings.pool_idle_timeout
+            && a.pools == settings.pools
             && a.retry_budget == settings.retry_budget
             && a.breaker == settings.breaker
     }
@@ -186,8 +205,9 @@ impl UpstreamRuntime {
                 .acquire()
                 .map_err(|retry_after_secs| GatewayError::CircuitOpen { retry_after_secs })?;
             let started = Instant::now();
+            let client = &self.clients[crate::vocab::worker::slot(self.clients.len())];
             let outcome =
-                tokio::time::timeout(settings.timeout, self.client.request(request.build())).await;
+                tokio::time::timeout(settings.timeout, client.request(request.build())).await;
             let may_retry = |left: u32| {
                 left > 0
                     && self.breaker.state() == crate::stage::circuit::State::Closed

@@ -169,18 +169,81 @@ pub struct Finished<'a> {
 /// Records a finished request.
 pub fn request_finished(entry: Finished<'_>) {
     let route = entry.route.cloned().unwrap_or_else(|| "none".into());
-    metrics::counter!(
-        "ordergate_requests_total",
-        "route" => route.clone(),
-        "status" => status_label(entry.status),
-        "reason" => entry.reason
-    )
-    .increment(1);
-    metrics::histogram!("ordergate_request_duration_seconds", "route" => route.clone())
-        .record(entry.duration.as_secs_f64());
-    if let Some(upstream) = entry.upstream {
-        metrics::histogram!("ordergate_upstream_duration_seconds", "route" => route)
-            .record(upstream.as_secs_f64());
+    let status = status_label(entry.status);
+    // Handles are cached only once our recorder is installed: a handle taken before would be
+    // the facade's no-op one, kept for good.
+    if HANDLE.get().is_none() {
+        return SeriesHandles::new(route, status, entry.reason).record(&entry);
+    }
+    HANDLES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let key = (route, status, entry.reason);
+        if let Some(handles) = cache.get(&key) {
+            return handles.record(&entry);
+        }
+        if cache.len() >= MAX_CACHED_SERIES {
+            cache.clear();
+        }
+        let handles = SeriesHandles::new(key.0.clone(), status, entry.reason);
+        handles.record(&entry);
+        cache.insert(key, handles);
+    });
+}
+
+/// The series one finished request updates. Looking them up builds their label sets and
+/// hashes them into the registry; the handles are kept per thread instead, per (route, status,
+/// reason), all bounded by the policy.
+struct SeriesHandles {
+    route: Arc<str>,
+    total: metrics::Counter,
+    duration: metrics::Histogram,
+    /// Taken when the route first calls its upstream (an untouched histogram would be
+    /// exported empty).
+    upstream: std::cell::OnceCell<metrics::Histogram>,
+}
+
+/// Cached (route, status, reason) triples per thread; past this (routes renamed by many
+/// reloads) the cache starts again.
+const MAX_CACHED_SERIES: usize = 4096;
+
+type SeriesKey = (Arc<str>, &'static str, &'static str);
+
+thread_local! {
+    static HANDLES: std::cell::RefCell<std::collections::HashMap<SeriesKey, SeriesHandles>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+impl SeriesHandles {
+    fn new(route: Arc<str>, status: &'static str, reason: &'static str) -> Self {
+        Self {
+            total: metrics::counter!(
+                "ordergate_requests_total",
+                "route" => route.clone(),
+                "status" => status,
+                "reason" => reason
+            ),
+            duration: metrics::histogram!(
+                "ordergate_request_duration_seconds",
+                "route" => route.clone()
+            ),
+            route,
+            upstream: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn record(&self, entry: &Finished<'_>) {
+        self.total.increment(1);
+        self.duration.record(entry.duration.as_secs_f64());
+        if let Some(upstream) = entry.upstream {
+            self.upstream
+                .get_or_init(|| {
+                    metrics::histogram!(
+                        "ordergate_upstream_duration_seconds",
+                        "route" => self.route.clone()
+                    )
+                })
+                .record(upstream.as_secs_f64());
+        }
     }
 }
 
@@ -340,5 +403,66 @@ fn status_label(status: u16) -> &'static str {
         s if s < 400 => "3xx",
         s if s < 500 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_handles_count_every_request_and_skip_histograms_never_used() {
+        install();
+        let served: Arc<str> = "cache-test-served".into();
+        let denied: Arc<str> = "cache-test-denied".into();
+        let ms = Duration::from_millis(1);
+        for _ in 0..3 {
+            request_finished(Finished {
+                route: Some(&served),
+                status: 200,
+                reason: "ok",
+                duration: ms,
+                upstream: Some(ms),
+            });
+        }
+        request_finished(Finished {
+            route: Some(&denied),
+            status: 403,
+            reason: "forbidden",
+            duration: ms,
+            upstream: None,
+        });
+        // From another thread: its own cache, the same series.
+        let again = served.clone();
+        std::thread::spawn(move || {
+            request_finished(Finished {
+                route: Some(&again),
+                status: 200,
+                reason: "ok",
+                duration: ms,
+                upstream: Some(ms),
+            });
+        })
+        .join()
+        .unwrap();
+        let text = render();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(
+            has(
+                r#"ordergate_requests_total{route="cache-test-served",status="200",reason="ok"} 4"#
+            ),
+            "{text}"
+        );
+        assert!(has(
+            r#"ordergate_upstream_duration_seconds_count{route="cache-test-served"} 4"#
+        ));
+        assert!(has(
+            r#"ordergate_request_duration_seconds_count{route="cache-test-denied"} 1"#
+        ));
+        assert!(
+            !text.contains(
+                r#"ordergate_upstream_duration_seconds_count{route="cache-test-denied"}"#
+            )
+        );
     }
 }

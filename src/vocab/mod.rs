@@ -25,3 +25,4 @@ pub mod send_watch;
 pub mod shared_store;
 pub mod tls_client;
 pub mod units;
+pub mod worker;

@@ -62,6 +62,14 @@ pub async fn raw_tls_offering(
     h: &Harness,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    try_raw_tls(h, alpn).await.unwrap()
+}
+
+/// A TLS connection to the gateway offering `alpn`, or why the gateway did not complete one.
+pub async fn try_raw_tls(
+    h: &Harness,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(h.keys.ca.pem().as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -75,9 +83,9 @@ pub async fn raw_tls_offering(
     .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(h.addr).await?;
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    connector.connect(name, tcp).await.unwrap()
+    connector.connect(name, tcp).await
 }
 
 /// Sends one raw HTTP/1.1 request (`Connection: close` is added) and returns status and body.

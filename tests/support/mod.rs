@@ -15,7 +15,7 @@ pub mod upstream;
 pub mod webhook;
 
 pub use gateway::Harness;
-pub use http::{client, raw_request, raw_tls, raw_tls_offering, serve_https};
+pub use http::{client, raw_request, raw_tls, raw_tls_offering, serve_https, try_raw_tls};
 pub use pki::{ISSUER, Keys, token_with, write_files};
 pub use policy::{base_policy, edit};
 pub use redis::RedisServer;

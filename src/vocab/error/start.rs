@@ -60,6 +60,13 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// A per-core serving thread (its runtime, its thread) could not be started.
+    #[error("cannot start a serving thread: {source}")]
+    Worker {
+        /// The runtime's or the thread's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The bound listener's address could not be read.
     #[error("{source}")]
     LocalAddr {
