@@ -190,6 +190,29 @@ pub fn request_finished(entry: Finished<'_>) {
     });
 }
 
+/// Counts `records` lines of `bytes` bytes written to the audit log, through handles kept once
+/// our recorder is installed (a lookup per write otherwise builds and hashes the series' key).
+pub fn audit_written(records: u64, bytes: u64) {
+    static WRITTEN: OnceLock<(metrics::Counter, metrics::Counter)> = OnceLock::new();
+    let take = || {
+        (
+            metrics::counter!("ordergate_audit_records_total"),
+            metrics::counter!("ordergate_audit_bytes_total"),
+        )
+    };
+    let uncached;
+    let (lines, size) = match WRITTEN.get() {
+        Some(handles) => handles,
+        None if HANDLE.get().is_some() => WRITTEN.get_or_init(take),
+        None => {
+            uncached = take();
+            &uncached
+        }
+    };
+    lines.increment(records);
+    size.increment(bytes);
+}
+
 /// The series one finished request updates. Looking them up builds their label sets and
 /// hashes them into the registry; the handles are kept per thread instead, per (route, status,
 /// reason), all bounded by the policy.

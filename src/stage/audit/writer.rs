@@ -558,6 +558,7 @@ impl Writer {
                         return Err(e);
                     }
                     self.account(&q);
+                    crate::vocab::metrics::audit_written(1, 0);
                     written.push(q);
                 }
                 out.flush()?;
@@ -595,7 +596,7 @@ impl Writer {
             }
             self.committed += chunk.len() as u64;
             self.unsynced = self.settings.fsync == FsyncMode::Batch;
-            metrics::counter!("ordergate_audit_bytes_total").increment(chunk.len() as u64);
+            crate::vocab::metrics::audit_written(lines as u64, chunk.len() as u64);
             for _ in 0..lines {
                 if let Some(mut q) = self.queued.pop_front() {
                     if self.file_first_seq.is_none() {
@@ -612,7 +613,6 @@ impl Writer {
     fn account(&self, q: &Queued) {
         self.state.last_seq.store(q.seq, Ordering::Release);
         self.state.written.fetch_add(1, Ordering::AcqRel);
-        metrics::counter!("ordergate_audit_records_total").increment(1);
     }
 
     /// Renames the current file to `NAME.<first seq>` and starts a new one.
