@@ -18,6 +18,7 @@
 #   scenarios (all on the load.sh request, GET /v1/orders?start_date=…&end_date=…&page_size=20):
 #     apikey             API key, every stage on, commit before completion
 #     apikey-nocommit    the same with on_error = "continue" (nothing waits for its record)
+#     apikey-shared      the same as apikey under [server] threading = "shared"
 #     jwt                a cached ES256 token
 #     jwt-rs256-nocache  an RS256 token verified on every request
 # The per-function breakdown is kept in target/profiles/ (callgrind.out.SCENARIO, read with
@@ -59,10 +60,11 @@ for scenario in "${SCENARIOS[@]}"; do
   case "$scenario" in
     jwt-rs256-nocache) extra=(--token-cache off) ;;
     apikey-nocommit) extra=(--on-error continue) ;;
+    apikey-shared) extra=(--threading shared) ;;
   esac
   "$KIT" setup --dir "$dir" --upstream "127.0.0.1:$UP" --port "$GW" --admin-port "$ADMIN" "${extra[@]}"
   case "$scenario" in
-    apikey|apikey-nocommit) header="X-Api-Key: $(cat "$dir/api_key")" ;;
+    apikey|apikey-nocommit|apikey-shared) header="X-Api-Key: $(cat "$dir/api_key")" ;;
     jwt) header="Authorization: Bearer $(cat "$dir/erp_token")" ;;
     jwt-rs256-nocache) header="Authorization: Bearer $(cat "$dir/erp_token_rs256")" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;

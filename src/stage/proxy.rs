@@ -177,7 +177,9 @@ impl UpstreamRuntime {
         })
     }
 
-    /// True when `settings` would build the same runtime (so pool and breaker carry over).
+    /// True when `settings` would build the same runtime (so pool and breaker carry over). The
+    /// pool count is not compared: it follows `workers`, which a reload does not change, so the
+    /// running pools are the ones that match the running threads.
     pub fn serves(&self, settings: &UpstreamSettings) -> bool {
         let a = &self.settings;
         a.origin == settings.origin
@@ -185,7 +187,6 @@ impl UpstreamRuntime {
             && a.connect_timeout == settings.connect_timeout
             && a.pool_idle_per_host == settings.pool_idle_per_host
             && a.pool_idle_timeout == settings.pool_idle_timeout
-            && a.pools == settings.pools
             && a.retry_budget == settings.retry_budget
             && a.breaker == settings.breaker
     }
