@@ -49,7 +49,7 @@ pub struct UpstreamSettings {
     pub retries: u32,
     /// Share of load retries may add (plus a small reserve).
     pub retry_budget: f64,
-    /// Idle pooled connections kept to the upstream.
+    /// Idle pooled connections kept to the upstream, all pools together.
     pub pool_idle_per_host: usize,
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
@@ -161,10 +161,16 @@ impl UpstreamRuntime {
             settings.connect_timeout,
             true,
         )?;
-        let clients = (0..settings.pools.max(1))
+        let pools = settings.pools.max(1);
+        // `pool_idle_per_host` is shared out between the workers' pools (rounded up), so
+        // per-core threading does not multiply what the upstream holds open; the pool of the
+        // other threads (slot 0) gets a worker's share.
+        let workers = if pools > 1 { pools - 1 } else { 1 };
+        let idle_per_pool = settings.pool_idle_per_host.div_ceil(workers);
+        let clients = (0..pools)
             .map(|_| {
                 Client::builder(TokioExecutor::new())
-                    .pool_max_idle_per_host(settings.pool_idle_per_host)
+                    .pool_max_idle_per_host(idle_per_pool)
                     .pool_idle_timeout(settings.pool_idle_timeout)
                     .build(connector.clone())
             })
