@@ -281,7 +281,7 @@ impl Gateway {
         let loaded = tokio::task::spawn_blocking(move || crate::policy::load(&path))
             .await
             .map_err(|source| StartError::Load { source })?;
-        let policy = match loaded {
+        let mut policy = match loaded {
             Ok(p) => p,
             Err(problems) => {
                 metrics::counter!("ordergate_reloads_total", "result" => "invalid").increment(1);
@@ -310,6 +310,9 @@ impl Gateway {
                 "[server] workers or threading changed: it takes effect at the next restart"
             );
         }
+        // Start-only settings keep their running values, so what follows from them (one
+        // upstream pool per running worker) matches the threads that run.
+        policy.keep_threads_of(&current.policy);
         if !self.audit.settings().same_writer(&policy.audit) {
             tracing::warn!(
                 "[audit] changes other than sensitive_params take effect at the next restart"

@@ -694,3 +694,45 @@ async fn an_upstream_that_stalls_mid_body_is_cut_off_and_frees_its_slot() {
         .await;
     assert_eq!(next.status(), 200, "the in-flight slot was released");
 }
+
+/// A request whose client gave up is finished by the gateway on its own; at shutdown it ends at
+/// the cutoff and is recorded as `shutdown` (503), under either threading. Per-core workers
+/// must not drop it with their runtime (it would be recorded as abandoned, 500).
+#[tokio::test]
+async fn a_request_whose_client_left_ends_at_shutdown_as_shutdown() {
+    for threading in ["per-core", "shared"] {
+        let mut h = Harness::with(move |p| {
+            edit(
+                p,
+                &[(
+                    "max_connections = 200",
+                    &format!("max_connections = 200\nthreading = \"{threading}\""),
+                )],
+            )
+        })
+        .await;
+        h.upstream.queue([Reply::Delay(1500)]);
+        let gave_up = support::client(&h.keys, None, false)
+            .get(h.url("/v1/orders/O2025010100000001"))
+            .header("x-api-key", &h.keys.erp_key)
+            .header("x-request-id", "impatient")
+            .timeout(Duration::from_millis(100))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "{threading}: the client did not give up");
+        // Nothing signals that the gateway saw the client go; it does within a few ms on
+        // loopback, and the upstream holds the request for 1.5 s.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.stop().await;
+        let record = h
+            .audit_records()
+            .into_iter()
+            .find(|r| r["request_id"] == "impatient")
+            .unwrap_or_else(|| panic!("{threading}: no record"));
+        assert_eq!(
+            (record["detail"].as_str(), record["status"].as_u64()),
+            (Some("shutdown"), Some(503)),
+            "{threading}: {record}"
+        );
+    }
+}

@@ -56,6 +56,38 @@ async fn an_address_in_use_is_a_listen_error_with_the_io_error_as_its_source() {
     }
 }
 
+/// Per-core listeners use `SO_REUSEPORT` among themselves; a second gateway on the port of a
+/// running one is still refused, not let in to share its connections.
+#[tokio::test]
+async fn a_second_gateway_cannot_join_the_port_of_a_running_one() {
+    support::install();
+    let keys = Keys::new();
+    let upstream = support::FakeUpstream::start().await;
+    let first_dir = policy_with(&keys, upstream.addr, ("\n", "\n"));
+    let first_path = first_dir.path().join("policy.toml");
+    let first = ordergate::policy::load(&first_path).unwrap();
+    let running = ordergate::server::start(first, &first_path).await.unwrap();
+    let addr = running.addr;
+    let dir = policy_with(
+        &keys,
+        upstream.addr,
+        (
+            "\nlisten = \"127.0.0.1:0\"\n",
+            &format!("\nlisten = \"{addr}\"\n"),
+        ),
+    );
+    let path = dir.path().join("policy.toml");
+    let second = ordergate::policy::load(&path).unwrap();
+    let Err(error) = ordergate::server::start(second, &path).await else {
+        panic!("a second gateway started on {addr}");
+    };
+    assert!(
+        matches!(&error, StartError::Listen { addr: a, admin: false, .. } if *a == addr),
+        "{error:?}"
+    );
+    running.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_refused_reload_is_a_policy_error_listing_each_located_problem() {
     support::install();

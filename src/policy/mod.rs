@@ -114,6 +114,20 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
 }
 
+impl Policy {
+    /// Takes `running`'s `workers` and `threading` (read at start only) and the upstream pool
+    /// count that follows from them, for a reloaded policy.
+    pub fn keep_threads_of(&mut self, running: &Policy) {
+        self.server.workers = running.server.workers;
+        self.server.threading = running.server.threading;
+        let pools = self.server.upstream_pools();
+        self.upstream.pools = pools;
+        for (_, settings) in &mut self.upstreams {
+            settings.pools = pools;
+        }
+    }
+}
+
 impl ServerSettings {
     /// Upstream connection pools: one per per-core worker plus one for every other thread
     /// (health probes, the control runtime); one under shared threading.

@@ -732,6 +732,25 @@ admin_token_file = "token"
     }
 
     #[test]
+    fn a_reloaded_policy_keeps_the_running_threads_and_their_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = "[server]\nlisten = \"127.0.0.1:8080\"\ninsecure_plaintext = true\n";
+        let running = compiled(dir.path(), &format!("{plain}workers = 3\n"));
+        let mut reloaded = compiled(
+            dir.path(),
+            &format!("{plain}workers = 1\nthreading = \"shared\"\n"),
+        );
+        assert_eq!(reloaded.upstream.pools, 1);
+        reloaded.keep_threads_of(&running);
+        assert_eq!(
+            (reloaded.server.workers, reloaded.server.threading),
+            (3, super::Threading::PerCore)
+        );
+        assert_eq!(reloaded.upstream.pools, 4);
+        assert!(reloaded.upstreams.iter().all(|(_, u)| u.pools == 4));
+    }
+
+    #[test]
     fn every_tls_choice_compiles_to_its_setting() {
         let dir = tempfile::tempdir().unwrap();
         let key = rcgen::KeyPair::generate().unwrap();

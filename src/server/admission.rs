@@ -62,7 +62,13 @@ impl Admission {
             open: self.open.clone(),
             ip: None,
         };
-        if limits.trusted_proxies.iter().any(|n| n.contains(&peer)) {
+        // An IPv4 proxy reaching a dual-stack listener arrives as `::ffff:a.b.c.d`.
+        let canonical = peer.to_canonical();
+        if limits
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&canonical))
+        {
             return Ok(admitted);
         }
         // On refusal `admitted` drops here and gives its global slot back.
@@ -140,5 +146,15 @@ mod tests {
             admission.admit(proxy, limits).unwrap_err(),
             Refused::MaxConnections
         );
+    }
+
+    #[test]
+    fn an_ipv4_proxy_on_a_dual_stack_listener_is_still_trusted() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let limits = server(10, 1, &trusted);
+        let admission = Admission::default();
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        let _a = admission.admit(mapped, limits).unwrap();
+        assert!(admission.admit(mapped, limits).is_ok());
     }
 }

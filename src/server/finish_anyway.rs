@@ -6,7 +6,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+
+use tokio::sync::Notify;
 
 /// `future`, run to its end even if this wrapper is dropped first.
 pub(super) struct FinishAnyway<F: Future + Send + 'static>
@@ -54,11 +57,55 @@ where
         };
         match tokio::runtime::Handle::try_current() {
             // Its output (a response nobody will send) is dropped when it ends, which records it.
-            Ok(runtime) => drop(runtime.spawn(future)),
+            Ok(runtime) => {
+                let left = Leftover::new();
+                drop(runtime.spawn(async move {
+                    drop(future.await);
+                    drop(left);
+                }));
+            }
             // No runtime left (the process is stopping): dropping it now is all that can be done,
             // as with a task the runtime drops at shutdown.
             Err(_) => drop(future),
         }
+    }
+}
+
+/// Abandoned requests still running, in the whole process.
+static LEFTOVERS: AtomicUsize = AtomicUsize::new(0);
+/// Told when the last of them has ended.
+static SETTLED: Notify = Notify::const_new();
+
+/// One abandoned request running on; counted until it has ended and sent its record.
+struct Leftover;
+
+impl Leftover {
+    fn new() -> Self {
+        LEFTOVERS.fetch_add(1, Ordering::AcqRel);
+        Self
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if LEFTOVERS.fetch_sub(1, Ordering::AcqRel) == 1 {
+            SETTLED.notify_waiters();
+        }
+    }
+}
+
+/// Resolves once no abandoned request is running any more (at once if none is). A per-core
+/// worker waits for this before dropping its runtime: a task dropped unfinished would record its
+/// request as abandoned instead of ending it at the shutdown cutoff.
+pub(super) async fn settled() {
+    loop {
+        let notified = SETTLED.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if LEFTOVERS.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -94,6 +141,22 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(ended.load(Ordering::Acquire));
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_the_abandoned_requests_to_end() {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let mut wrapped = Box::pin(FinishAnyway::new(async move {
+            let _ = wait.await;
+        }));
+        assert!(futures_poll_once(wrapped.as_mut()).await.is_pending());
+        drop(wrapped);
+        let mut settled = Box::pin(super::settled());
+        assert!(futures_poll_once(settled.as_mut()).await.is_pending());
+        go.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), settled)
+            .await
+            .unwrap();
     }
 
     async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {

@@ -44,8 +44,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Per-core serving threads; each ends when its accept loop has drained.
-    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Per-core serving threads.
+    workers: Vec<per_core::Worker>,
 }
 
 impl Running {
@@ -60,18 +60,21 @@ impl Running {
                 task.abort();
             }
         }
-        // A per-core thread ends within the same bound (its loop drains, cuts off, then aborts
-        // what is left); joining it means its dropped requests have sent their records.
-        let threads = self.threads;
-        let joined = tokio::task::spawn_blocking(move || {
-            for thread in threads {
-                let _ = thread.join();
-            }
-        });
-        let _ = tokio::time::timeout_at(deadline, joined).await;
-        // Anything still waiting (an admin request, a request whose connection was aborted)
-        // ends now and sends its record.
+        // Per-core loops drain within the same bound; their workers then wait for the requests
+        // whose clients left, which end at the cutoff below and send their records, before
+        // dropping their runtimes.
+        let (served, done): (Vec<_>, Vec<_>) =
+            self.workers.into_iter().map(|w| (w.served, w.done)).unzip();
+        for loop_ended in served {
+            let _ = tokio::time::timeout_at(deadline, loop_ended).await;
+        }
+        // Anything still waiting (an admin request, a request whose connection was aborted or
+        // whose client left) ends now and sends its record.
         self.gateway.cutoff.cut();
+        let dropped_by = tokio::time::Instant::now() + CUT_DRAIN + Duration::from_millis(200);
+        for worker_done in done {
+            let _ = tokio::time::timeout_at(dropped_by, worker_done).await;
+        }
         let gateway = self.gateway.clone();
         let _ = tokio::task::spawn_blocking(move || gateway.audit.close(AUDIT_FLUSH)).await;
     }
@@ -83,7 +86,7 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
     let listen = policy.server.listen;
     let admin_listen = policy.server.admin_listen;
     let threading = policy.server.threading;
-    let workers = policy.server.workers.max(1);
+    let worker_count = policy.server.workers.max(1);
     let listen_error = |source| StartError::Listen {
         addr: listen,
         admin: false,
@@ -91,7 +94,7 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
     };
     let listener = match threading {
         Threading::Shared => TcpListener::bind(listen).await,
-        Threading::PerCore => per_core::bind(listen),
+        Threading::PerCore => per_core::bind_first(listen),
     }
     .map_err(listen_error)?;
     let admin = match admin_listen {
@@ -114,7 +117,7 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
     let (stop, stopped) = watch::channel(false);
     let admission = Admission::default();
     let mut tasks = Vec::new();
-    let mut threads = Vec::new();
+    let mut workers = Vec::new();
     match threading {
         Threading::Shared => tasks.push(tokio::spawn(serve(
             gateway.clone(),
@@ -125,7 +128,7 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
         Threading::PerCore => {
             // Every worker's listener on the port the first one got (`listen` may say port 0).
             let mut listeners = vec![listener];
-            for _ in 1..workers {
+            for _ in 1..worker_count {
                 listeners.push(per_core::bind(addr).map_err(listen_error)?);
             }
             for (worker, listener) in listeners.into_iter().enumerate() {
@@ -134,16 +137,14 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
                     .map_err(|source| StartError::Worker { source })?;
                 let (gateway, admission, stopped) =
                     (gateway.clone(), admission.clone(), stopped.clone());
-                let thread = per_core::spawn(worker, move |runtime| {
-                    runtime.block_on(async move {
-                        match TcpListener::from_std(listener) {
-                            Ok(listener) => serve(gateway, listener, admission, stopped).await,
-                            Err(e) => tracing::error!(error = %e, "a worker cannot accept"),
-                        }
-                    });
+                let started = per_core::spawn(worker, async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve(gateway, listener, admission, stopped).await,
+                        Err(e) => tracing::error!(error = %e, "a worker cannot accept"),
+                    }
                 })
                 .map_err(|source| StartError::Worker { source })?;
-                threads.push(thread);
+                workers.push(started);
             }
         }
     }
@@ -163,7 +164,7 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
         gateway,
         stop,
         tasks,
-        threads,
+        workers,
     })
 }
 

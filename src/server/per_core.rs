@@ -6,41 +6,85 @@
 //! the price; with many connections the kernel's spread evens out.
 //!
 //! `SO_REUSEPORT` lets another socket of the same user bind the same port too (Linux allows it
-//! only for the same effective user): run the gateway under a user of its own.
+//! only for the same effective user): the first listener checks with a plain bind that the port
+//! is free; still, run the gateway under a user of its own.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
 
 /// What the kernel queues for accept on each listener (tokio's own default).
 const BACKLOG: u32 = 1024;
 
+/// The first worker's listener on the configured `addr`. `SO_REUSEPORT` would let it join a
+/// listener some other process (a second gateway started by mistake, an old one still running)
+/// holds on the port, and share its connections; a plain bind first refuses a port in use,
+/// as the shared threading's listener does.
+pub(super) fn bind_first(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.port() != 0 {
+        let probe = new_socket(addr)?;
+        probe.set_reuseaddr(true)?;
+        probe.bind(addr)?;
+    }
+    bind(addr)
+}
+
+fn new_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    if addr.is_ipv6() {
+        TcpSocket::new_v6()
+    } else {
+        TcpSocket::new_v4()
+    }
+}
+
 /// A listener on `addr` that other workers' listeners may share.
 pub(super) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv6() {
-        TcpSocket::new_v6()?
-    } else {
-        TcpSocket::new_v4()?
-    };
+    let socket = new_socket(addr)?;
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
 
-/// Starts worker `worker`'s thread, which runs `serve` on a runtime of its own.
-pub(super) fn spawn(
-    worker: usize,
-    serve: impl FnOnce(&Runtime) + Send + 'static,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// A started worker thread, as shutdown sees it.
+pub(super) struct Worker {
+    /// Sent when its accept loop has drained (or been cut off and aborted).
+    pub(super) served: oneshot::Receiver<()>,
+    /// Sent when its abandoned requests have ended and its runtime is gone.
+    pub(super) done: oneshot::Receiver<()>,
+}
+
+/// How long a worker whose loop has ended waits for the abandoned requests still running (they
+/// end at the shutdown cutoff, which comes once every loop has ended), and how long its runtime
+/// then gets to drop what is left. The thread is never joined: one that overruns is left
+/// behind, so the exit stays bounded.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(2);
+const RUNTIME_DROP: Duration = Duration::from_millis(100);
+
+/// Starts worker `worker`'s thread, which runs `serve` on a runtime of its own, then waits
+/// (bounded) for abandoned requests before dropping the runtime.
+pub(super) fn spawn<F>(worker: usize, serve: F) -> std::io::Result<Worker>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (served_tx, served) = oneshot::channel();
+    let (done_tx, done) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("ordergate-w{worker}"))
         .spawn(move || {
             crate::vocab::worker::enter(worker);
-            serve(&runtime);
-        })
+            runtime.block_on(serve);
+            let _ = served_tx.send(());
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(LEFTOVER_WAIT, super::finish_anyway::settled()).await;
+            });
+            runtime.shutdown_timeout(RUNTIME_DROP);
+            let _ = done_tx.send(());
+        })?;
+    Ok(Worker { served, done })
 }

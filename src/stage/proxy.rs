@@ -143,6 +143,9 @@ impl std::fmt::Debug for UpstreamRuntime {
     }
 }
 
+/// The fewest idle connections a worker's pool keeps (unless `pool_idle_per_host` is lower).
+const MIN_IDLE_PER_POOL: usize = 8;
+
 impl UpstreamSettings {
     /// These settings with `pools` connection pools.
     pub fn with_pools(self, pools: usize) -> Self {
@@ -162,11 +165,15 @@ impl UpstreamRuntime {
             true,
         )?;
         let pools = settings.pools.max(1);
-        // `pool_idle_per_host` is shared out between the workers' pools (rounded up), so
-        // per-core threading does not multiply what the upstream holds open; the pool of the
-        // other threads (slot 0) gets a worker's share.
+        // `pool_idle_per_host` is shared out between the workers' pools (rounded up, and at
+        // least `MIN_IDLE_PER_POOL` so a busy worker among many does not reconnect per
+        // request), so per-core threading does not multiply what the upstream holds open; the
+        // pool of the other threads (slot 0) gets a worker's share.
         let workers = if pools > 1 { pools - 1 } else { 1 };
-        let idle_per_pool = settings.pool_idle_per_host.div_ceil(workers);
+        let idle_per_pool = settings
+            .pool_idle_per_host
+            .div_ceil(workers)
+            .max(settings.pool_idle_per_host.min(MIN_IDLE_PER_POOL));
         let clients = (0..pools)
             .map(|_| {
                 Client::builder(TokioExecutor::new())
