@@ -71,7 +71,9 @@ impl Running {
         // Anything still waiting (an admin request, a request whose connection was aborted or
         // whose client left) ends now and sends its record.
         self.gateway.cutoff.cut();
-        let dropped_by = tokio::time::Instant::now() + CUT_DRAIN + Duration::from_millis(200);
+        // Within the same overall bound as the loops (CONTRACT §11: grace + 2 s with the flush).
+        let dropped_by =
+            (tokio::time::Instant::now() + CUT_DRAIN).min(deadline) + Duration::from_millis(200);
         for worker_done in done {
             let _ = tokio::time::timeout_at(dropped_by, worker_done).await;
         }
