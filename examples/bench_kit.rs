@@ -590,18 +590,25 @@ async fn accept_loop(
                 async move {
                     let (mut parts, body) = request.into_parts();
                     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                    parts.uri = format!("http://{upstream}{path}").parse().unwrap();
-                    let answer = pool.request(hyper::Request::from_parts(parts, body)).await;
-                    Ok::<_, Infallible>(match answer {
-                        Ok(answer) => answer.map(http_body_util::Either::Left),
-                        Err(_) => {
-                            let empty = http_body_util::Empty::<Bytes>::new();
-                            let mut bad =
-                                hyper::Response::new(http_body_util::Either::Right(empty));
-                            *bad.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-                            bad
+                    // A target that does not make a URI (the path is the client's) is a 400.
+                    let status = match format!("http://{upstream}{path}").parse() {
+                        Ok(uri) => {
+                            parts.uri = uri;
+                            match pool.request(hyper::Request::from_parts(parts, body)).await {
+                                Ok(answer) => {
+                                    return Ok::<_, Infallible>(
+                                        answer.map(http_body_util::Either::Left),
+                                    );
+                                }
+                                Err(_) => hyper::StatusCode::BAD_GATEWAY,
+                            }
                         }
-                    })
+                        Err(_) => hyper::StatusCode::BAD_REQUEST,
+                    };
+                    let empty = http_body_util::Empty::<Bytes>::new();
+                    let mut refused = hyper::Response::new(http_body_util::Either::Right(empty));
+                    *refused.status_mut() = status;
+                    Ok(refused)
                 }
             });
             let _ = http1::Builder::new()

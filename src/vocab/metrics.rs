@@ -175,9 +175,11 @@ pub fn request_finished(entry: Finished<'_>) {
     if HANDLE.get().is_none() {
         return SeriesHandles::new(route, status, entry.reason).record(&entry);
     }
-    HANDLES.with(|cache| {
+    let key = (route, status, entry.reason);
+    // `try_with`: a request dropped while its thread is being torn down is still counted, not
+    // a panic.
+    let cached = HANDLES.try_with(|cache| {
         let mut cache = cache.borrow_mut();
-        let key = (route, status, entry.reason);
         if let Some(handles) = cache.get(&key) {
             return handles.record(&entry);
         }
@@ -186,8 +188,11 @@ pub fn request_finished(entry: Finished<'_>) {
         }
         let handles = SeriesHandles::new(key.0.clone(), status, entry.reason);
         handles.record(&entry);
-        cache.insert(key, handles);
+        cache.insert(key.clone(), handles);
     });
+    if cached.is_err() {
+        SeriesHandles::new(key.0, status, entry.reason).record(&entry);
+    }
 }
 
 /// Counts `records` lines of `bytes` bytes written to the audit log, through handles kept once
