@@ -139,11 +139,8 @@ pub async fn start(policy: Policy, policy_path: &std::path::Path) -> Result<Runn
                     .map_err(|source| StartError::Worker { source })?;
                 let (gateway, admission, stopped) =
                     (gateway.clone(), admission.clone(), stopped.clone());
-                let started = per_core::spawn(worker, async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => serve(gateway, listener, admission, stopped).await,
-                        Err(e) => tracing::error!(error = %e, "a worker cannot accept"),
-                    }
+                let started = per_core::spawn(worker, listener, |listener| {
+                    serve(gateway, listener, admission, stopped)
                 })
                 .map_err(|source| StartError::Worker { source })?;
                 workers.push(started);

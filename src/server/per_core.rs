@@ -63,15 +63,25 @@ pub(super) struct Worker {
 const LEFTOVER_WAIT: Duration = Duration::from_secs(2);
 const RUNTIME_DROP: Duration = Duration::from_millis(100);
 
-/// Starts worker `worker`'s thread, which runs `serve` on a runtime of its own, then waits
-/// (bounded) for abandoned requests before dropping the runtime.
-pub(super) fn spawn<F>(worker: usize, serve: F) -> std::io::Result<Worker>
+/// Starts worker `worker`'s thread, which runs `serve` on `listener` on a runtime of its own,
+/// then waits (bounded) for abandoned requests before dropping the runtime. The listener is
+/// registered with that runtime here, so a failure fails the start.
+pub(super) fn spawn<S, F>(
+    worker: usize,
+    listener: std::net::TcpListener,
+    serve: S,
+) -> std::io::Result<Worker>
 where
+    S: FnOnce(TcpListener) -> F,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let serve = {
+        let _in_runtime = runtime.enter();
+        serve(TcpListener::from_std(listener)?)
+    };
     let (served_tx, served) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
     std::thread::Builder::new()
