@@ -21,6 +21,8 @@
 #     apikey-shared      the same as apikey under [server] threading = "shared"
 #     jwt                a cached ES256 token
 #     jwt-rs256-nocache  an RS256 token verified on every request
+#     floor              bench_kit bare-proxy --per-core: the stack with nothing in it (the
+#                        rust-floor-percore row of load.sh), to hold the gateway's counts against
 # The per-function breakdown is kept in target/profiles/ (callgrind.out.SCENARIO, read with
 # `callgrind_annotate --inclusive=yes FILE | head -60`).
 set -euo pipefail
@@ -67,11 +69,14 @@ for scenario in "${SCENARIOS[@]}"; do
     apikey|apikey-nocommit|apikey-shared) header="X-Api-Key: $(cat "$dir/api_key")" ;;
     jwt) header="Authorization: Bearer $(cat "$dir/erp_token")" ;;
     jwt-rs256-nocache) header="Authorization: Bearer $(cat "$dir/erp_token_rs256")" ;;
+    floor) header="X-Floor: 1" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
   url="https://127.0.0.1:$GW/v1/orders?start_date=2025-01-01&end_date=2025-06-30&page_size=20"
+  serve=("$BIN" serve -c "$dir/policy.toml")
+  [ "$scenario" = floor ] && serve=("$KIT" bare-proxy --dir "$dir" --upstream "127.0.0.1:$UP" --port "$GW" --per-core)
   if [ "$NATIVE" = 1 ]; then
-    RUST_LOG=warn "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
+    RUST_LOG=warn "${serve[@]}" 2>"$dir/stderr" & PIDS+=($!)
     GWP=$!
     wait_port "$GW" 1200
     wrk -t1 -c"$CONNECTIONS" -d2s -H "$header" "$url" >/dev/null 2>&1 || true
@@ -94,7 +99,7 @@ for scenario in "${SCENARIOS[@]}"; do
     continue
   fi
   RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
-    "$BIN" serve -c "$dir/policy.toml" 2>"$dir/stderr" & PIDS+=($!)
+    "${serve[@]}" 2>"$dir/stderr" & PIDS+=($!)
   VG=$!
   wait_port "$GW" 1200
   wrk -t1 -c"$CONNECTIONS" -d3s -H "$header" "$url" >/dev/null 2>&1 || true

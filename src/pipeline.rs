@@ -102,9 +102,11 @@ where
     let outcome = match &unfinished.ticket {
         Some(_) if gateway.audit.accepting() => {
             let deadline = live.policy.server.request_timeout;
+            // Boxed: the stages' state machine is kilobytes, and a future is moved by value
+            // (into the timeout, the select, the service's box); a box moves as a pointer.
             let work = tokio::time::timeout(
                 deadline,
-                run(&gateway, &live, &mut unfinished.ctx, parts, body),
+                Box::pin(run(&gateway, &live, &mut unfinished.ctx, parts, body)),
             );
             // The shutdown cutoff ends a request still waiting (CONTRACT §11: bounded exit).
             tokio::select! {
