@@ -231,9 +231,18 @@ pub fn install_crypto() -> Result<(), String> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
+/// The filter when `RUST_LOG` is not set: `info`, but rustls only from `error`. rustls warns on
+/// every handshake whose SNI is an IP address or not a valid name, so without this any client
+/// could write a log line per connection, before authentication, with bytes of its choosing.
+const DEFAULT_LOG_FILTER: &str = "info,rustls=error";
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = log_filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::vocab::redact::make_writer)

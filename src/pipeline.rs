@@ -218,11 +218,11 @@ where
     let matched = policy.table.lookup(&parts.method, parts.uri.path())?;
     let route = &policy.routes[matched.route];
     ctx.route_id = Some(route.id.clone());
-    let query = crate::vocab::query::parse(parts.uri.query().unwrap_or(""));
-    let wire = Wire::new((gateway, live), &parts, matched.route, ctx);
     // 4. Frozen IP. 5. Authentication (a 401 charges the per-IP bucket), frozen principal,
     //    IP lists. 5b. The signature over the request as received.
     gateway.abuse.refuse_frozen_ip(ip)?;
+    let query = crate::vocab::query::parse(parts.uri.query().unwrap_or(""));
+    let wire = Wire::new((gateway, live), &parts, matched.route, ctx);
     let principal = wire.authenticate(&query).await?;
     ctx.principal = Some(principal.clone());
     wire.admit_caller(&principal).await?;

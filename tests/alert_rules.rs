@@ -243,12 +243,7 @@ fn the_dashboard_queries_are_valid_promql() {
 #[tokio::test]
 async fn every_metric_in_the_rules_and_the_dashboard_is_exported_at_start() {
     let h = Harness::start().await;
-    let text = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))

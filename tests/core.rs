@@ -645,6 +645,20 @@ async fn trusted_proxies_decide_whose_forwarded_for_is_believed() {
         h.upstream.requests()[0].headers["x-forwarded-for"],
         "203.0.113.7, 127.0.0.1"
     );
+    // A proxy that adds its own line: the client-written first line is not all that goes on.
+    h.get(
+        "/v1/orders/O2025010100000001",
+        &[
+            ("x-api-key", &h.keys.erp_key),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.7"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        h.upstream.requests()[1].headers["x-forwarded-for"],
+        "6.6.6.6, 203.0.113.7, 127.0.0.1"
+    );
     let untrusting = Harness::start().await;
     untrusting
         .get(

@@ -159,12 +159,7 @@ async fn a_failing_receiver_gets_the_event_again_freshly_signed() {
 
 /// `{kind="freeze",result="dropped"}` from the process's metrics.
 async fn dropped(h: &Harness) -> f64 {
-    let text = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     text.lines()
         .find(|l| {
             l.starts_with("ordergate_events_total{")
@@ -283,12 +278,7 @@ fn the_demo_tour_freezes_a_scraper_and_shows_where_the_events_went() {
 #[tokio::test]
 async fn every_events_series_is_exported_at_zero_from_the_start() {
     let h = Harness::start().await;
-    let text = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     for kind in [
         "freeze",
         "unfreeze",
@@ -296,7 +286,7 @@ async fn every_events_series_is_exported_at_zero_from_the_start() {
         "volume_exceeded",
         "canary_rollback",
     ] {
-        for result in ["sent", "failed", "dropped"] {
+        for result in ["sent", "failed", "dropped", "suppressed"] {
             assert!(
                 text.lines()
                     .any(|l| l.starts_with("ordergate_events_total{")
@@ -378,12 +368,7 @@ async fn a_refused_reload_is_reported_as_invalid() {
 
 /// `ordergate_events_total{kind="reload",result=...}`.
 async fn reload_events(h: &Harness, result: &str) -> f64 {
-    let text = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     text.lines()
         .find(|l| {
             l.starts_with("ordergate_events_total{")

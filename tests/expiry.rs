@@ -26,12 +26,7 @@ async fn an_mtls_client_is_refused_from_its_not_after_and_its_expiry_exported() 
     assert_eq!(records[0]["detail"], "mtls_client_expired");
     assert_eq!(records[0]["principal"]["kind"], "none");
 
-    let text = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     for series in [
         "ordergate_credential_expiry_timestamp_seconds{kind=\"mtls\",id=\"jd-marketplace\"} 1577836800\n",
         "ordergate_auth_failures_total{reason=\"mtls_client_expired\"} 1\n",

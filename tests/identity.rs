@@ -628,12 +628,7 @@ async fn a_failed_jwks_fetch_keeps_the_last_good_set_and_is_counted() {
     })
     .await;
     let errors = || async {
-        let metrics = reqwest::get(h.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = h.metrics().await;
         metrics
             .lines()
             .find_map(|l| l.strip_prefix("ordergate_jwks_refresh_total{result=\"error\"} "))

@@ -311,6 +311,48 @@ async fn freeze_on_ip_violation_freezes_the_credential_at_once() {
     );
 }
 
+/// A stolen key used in a loop from outside its list: every request refused and audited, one
+/// `ip_violation` reported per principal and route per window, the repeats only counted — so a
+/// loop cannot flood the log or push other events out of the webhook's queue.
+#[tokio::test]
+async fn a_violation_in_a_loop_is_reported_once_and_the_repeats_counted() {
+    let h = Harness::with(lists).await;
+    let events = Collected::default();
+    let gateway = h.running.as_ref().unwrap().gateway.clone();
+    gateway.events.set_deliverer(Some(Box::new(events.clone())));
+    let key = h.keys.logistics_key.clone();
+    for n in 0..30 {
+        let from = if n % 2 == 0 { "127.0.0.1" } else { "127.0.0.3" };
+        assert_ip_refused(&h, get_from(&h, from, DETAIL, &[("x-api-key", &key)]).await).await;
+    }
+    let seen: Vec<(EventKind, Option<String>, Option<IpAddr>, u64)> = events
+        .0
+        .lock()
+        .iter()
+        .map(|e| (e.kind, e.principal.clone(), e.client_ip, e.suppressed))
+        .collect();
+    assert_eq!(
+        seen,
+        [(
+            EventKind::IpViolation,
+            Some("api_key:sf-logistics".to_owned()),
+            "127.0.0.1".parse().ok(),
+            0
+        )]
+    );
+    let metrics = h.metrics().await;
+    let suppressed = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("ordergate_events_total{")
+                && l.contains("kind=\"ip_violation\"")
+                && l.contains("result=\"suppressed\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(suppressed >= 29.0, "{suppressed}");
+}
+
 #[tokio::test]
 async fn without_the_freeze_a_violation_is_an_ordinary_denial() {
     let h = Harness::with(|p| edit(&lists(p), &[("max_denials = 1000", "max_denials = 2")])).await;

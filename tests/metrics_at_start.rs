@@ -9,12 +9,7 @@ use support::Harness;
 #[tokio::test]
 async fn known_series_are_exported_at_zero_before_any_traffic() {
     let h = Harness::start().await;
-    let text = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     for series in [
         "ordergate_circuit_state{upstream=\"default\"} 0",
         "ordergate_in_flight 0",
@@ -106,10 +101,5 @@ async fn known_series_are_exported_at_zero_before_any_traffic() {
 const ORDERS: &str = "/v1/customers/C0000001/orders?start_date=2025-01-01&end_date=2025-01-31";
 
 async fn scrape(h: &Harness) -> String {
-    reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    h.metrics().await
 }

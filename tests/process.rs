@@ -30,7 +30,9 @@ impl Process {
             .args(["serve", "-c", policy.to_str().unwrap()])
             .args(extra)
             .stderr(Stdio::piped())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            // The test names its own filter; none at all is the default's test.
+            .env_remove("RUST_LOG");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -712,4 +714,75 @@ async fn shadow_disagreements_are_logged_redacted_and_sighup_reloads_the_candida
     assert_eq!(send("shadow-log-2").await.unwrap().status(), 403);
     decided(2).await;
     assert!(!process.stderr.lock().contains("shadow-log-2"));
+}
+
+/// A TLS ClientHello whose SNI host name is `host` (an IP address, or not a valid name), enough
+/// for rustls to parse the extension; the handshake itself then fails.
+fn client_hello(host: &[u8]) -> Vec<u8> {
+    let len16 = |n: usize| u16::try_from(n).unwrap().to_be_bytes();
+    let mut sni = vec![0];
+    sni.extend(len16(host.len()));
+    sni.extend(host);
+    let mut list = len16(sni.len()).to_vec();
+    list.extend(sni);
+    let mut extensions = vec![0, 0];
+    extensions.extend(len16(list.len()));
+    extensions.extend(list);
+    extensions.extend([0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04]); // supported_versions: 1.3
+    let mut body = vec![0x03, 0x03];
+    body.extend([7u8; 32]); // random
+    body.push(0); // no session id
+    body.extend([0x00, 0x02, 0x13, 0x01]); // TLS_AES_128_GCM_SHA256
+    body.extend([0x01, 0x00]); // null compression
+    body.extend(len16(extensions.len()));
+    body.extend(extensions);
+    let mut handshake = vec![0x01];
+    handshake.extend(&u32::try_from(body.len()).unwrap().to_be_bytes()[1..]);
+    handshake.extend(body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend(len16(handshake.len()));
+    record.extend(handshake);
+    record
+}
+
+/// Sends ClientHellos with an IP address and a malformed name as SNI, then reloads and waits
+/// for the reload's line, so everything the handshakes logged is on stderr by then.
+async fn stderr_after_odd_sni(process: &Process) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for host in [&b"127.0.0.1"[..], b"not_a_host!name"] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", process.port))
+            .await
+            .unwrap();
+        stream.write_all(&client_hello(host)).await.unwrap();
+        let mut answer = Vec::new();
+        // The server answers with an alert and closes; the read ends either way.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    }
+    process.signal("HUP");
+    for _ in 0..1000 {
+        if process.stderr.lock().contains("policy reloaded") {
+            return process.stderr.lock().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the reload was not logged");
+}
+
+/// rustls warns on every handshake whose SNI is an IP address or not a valid name: by default
+/// (no `RUST_LOG`) that is filtered out, so an unauthenticated client cannot write a log line
+/// per connection. Asked for, the warning is there — the trigger is real.
+#[tokio::test]
+async fn odd_sni_cannot_write_log_lines_by_default() {
+    let keys = Arc::new(Keys::new());
+    let upstream = support::FakeUpstream::start().await;
+    let (_dir, path) = setup(&keys, upstream.addr, |p| p.to_owned());
+    let quiet = Process::start(&path, &[], &[]);
+    let text = stderr_after_odd_sni(&quiet).await;
+    assert!(text.contains("ordergate listening"), "{text}");
+    assert!(!text.contains("Illegal SNI"), "{text}");
+    drop(quiet);
+    let asked = Process::start(&path, &[], &[("RUST_LOG", "info,rustls=warn")]);
+    let text = stderr_after_odd_sni(&asked).await;
+    assert!(text.contains("Illegal SNI"), "{text}");
 }

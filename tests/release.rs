@@ -95,12 +95,7 @@ fn gateway(h: &Harness) -> Arc<ordergate::gateway::Gateway> {
 }
 
 async fn metrics(h: &Harness) -> String {
-    reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    h.metrics().await
 }
 
 #[tokio::test]

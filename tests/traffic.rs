@@ -364,12 +364,7 @@ async fn the_circuit_opens_refuses_without_calling_and_closes_after_probes() {
     for _ in 0..3 {
         assert_eq!(h.get(path, &[("x-api-key", &erp)]).await.status(), 200);
     }
-    let metrics = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(metrics.contains("ordergate_circuit_transitions_total{to=\"open\"}"));
     assert!(metrics.contains("ordergate_circuit_transitions_total{to=\"closed\"}"));
 }

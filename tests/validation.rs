@@ -127,6 +127,15 @@ async fn injection_encoding_and_shape_attacks_are_refused() {
         errors,
         vec![("end_date".to_owned(), "range exceeds 366 days".to_owned())]
     );
+    // Thousands of pieces (all a 32 KiB head allows) cost a count of the `&`s: refused whole.
+    let flood: String = (0..3000).map(|n| format!("&{n:x}=")).collect();
+    let errors = refusal(&h, &format!("{OK}{flood}")).await;
+    assert!(
+        errors
+            .iter()
+            .any(|(p, r)| p.is_empty() && r == "too many parameters (at most 64)"),
+        "{errors:?}"
+    );
     let errors = refusal(&h, &format!("{OK}&cursor={}", "a".repeat(300))).await;
     assert_eq!(
         errors,

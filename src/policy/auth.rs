@@ -322,14 +322,15 @@ fn jwt(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Jwt) -> Option<JwtSettings> {
     .ok()
     .flatten();
     let hmac = match (hmac_wanted, secret) {
-        (true, Some(s)) if s.expose().len() < 32 => {
-            ctx.bad(
-                &at.k("algorithms"),
-                "the HMAC secret must be at least 32 bytes",
-            );
-            None
+        (true, Some(s)) => {
+            match crate::vocab::secret::long_enough(s.expose().as_bytes(), "the HMAC secret") {
+                Ok(()) => Some(DecodingKey::from_secret(s.expose().as_bytes())),
+                Err(e) => {
+                    ctx.bad(&at.k("algorithms"), e);
+                    None
+                }
+            }
         }
-        (true, Some(s)) => Some(DecodingKey::from_secret(s.expose().as_bytes())),
         (true, None) => {
             ctx.bad(&at.k("algorithms"), "HS* algorithms need `hs_secret_env` or `hs_secret_file` (secrets are never inline)");
             None

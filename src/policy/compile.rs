@@ -151,7 +151,13 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
     let rate_limits =
         rate_limits::compile(&mut ctx, &root.k("rate_limits"), raw.rate_limits.as_ref());
     let abuse = abuse::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref());
-    let volume = volume::compile(&mut ctx, &root.k("abuse"), raw.abuse.as_ref(), &routes);
+    let volume = volume::compile(
+        &mut ctx,
+        &root.k("abuse"),
+        raw.abuse.as_ref(),
+        &routes,
+        abuse.freeze_for,
+    );
     let events = events::compile(&mut ctx, &root.k("events"), raw.events.as_ref());
     let signatures = signatures::compile(&mut ctx, &root.k("auth"), &raw);
     let audit = match &raw.audit {

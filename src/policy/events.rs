@@ -9,9 +9,9 @@ use crate::config::problems::KeyPath;
 use crate::config::raw;
 use crate::policy::compile::Ctx;
 use crate::stage::events::EventsSettings;
+use crate::vocab::secret::long_enough;
 
 /// The shortest webhook secret accepted: an HMAC key no weaker than its 256-bit output allows.
-const MIN_SECRET_BYTES: usize = 32;
 /// The most events that may wait (each is small; this bounds the queue's memory).
 const MAX_QUEUE: u32 = 1_000_000;
 
@@ -33,14 +33,13 @@ pub(super) fn compile(
         raw.webhook_secret_env.as_deref(),
         raw.webhook_secret_file.as_deref(),
     ) {
-        Ok(Some(s)) if s.expose().len() >= MIN_SECRET_BYTES => Some(s),
-        Ok(Some(_)) => {
-            ctx.bad(
-                &secret_at,
-                format!("the webhook secret must be at least {MIN_SECRET_BYTES} bytes"),
-            );
-            None
-        }
+        Ok(Some(s)) => match long_enough(s.expose().as_bytes(), "the webhook secret") {
+            Ok(()) => Some(s),
+            Err(e) => {
+                ctx.bad(&secret_at, e);
+                None
+            }
+        },
         Ok(None) => {
             ctx.bad(
                 at,

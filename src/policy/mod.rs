@@ -174,7 +174,8 @@ pub struct Route {
     pub canary: Option<CanarySettings>,
     /// Its stale-if-error store settings, if any.
     pub stale: Option<StaleSettings>,
-    /// A digest of its views as written: a reload that changes it drops the kept answers.
+    /// A digest of its `[routes.response]` as written (views, owner rules, count): a reload
+    /// that changes it drops the kept answers.
     pub views_digest: [u8; 32],
     /// Every caller must sign its requests (stage 5b).
     pub require_signature: bool,

@@ -108,12 +108,15 @@ pub(super) fn compile(
             max_bytes,
         }
     });
-    let views = raw.response.as_ref().map(|r| &r.views);
+    // The whole `[routes.response]`: views, and the owner rules and count the kept answers
+    // passed when they were kept. A reload that adds or narrows an owner rule must not leave
+    // answers kept under the looser one to be served stale.
+    let response = raw.response.as_ref();
     Release {
         upstream,
         canary,
         stale,
-        views_digest: Sha256::digest(format!("{views:?}").as_bytes()).into(),
+        views_digest: Sha256::digest(format!("{response:?}").as_bytes()).into(),
     }
 }
 
@@ -151,6 +154,32 @@ mod tests {
 
     const ROUTE: &str = "[[routes]]\nid = \"orders.get\"\nmethod = \"GET\"\npath = \"/orders/{id}\"\n\
                          require_scopes = [\"orders:read\"]\n";
+
+    #[test]
+    fn the_kept_answers_digest_covers_views_owners_and_count() {
+        let base = format!(
+            "{ROUTE}[routes.params.id]\ntype = \"string\"\n\
+             [routes.stale_if_error]\nmax_age = \"1m\"\n"
+        );
+        let digest = |response: &str| {
+            let p = compiled(
+                Path::new("/nonexistent-ordergate"),
+                &format!("{base}{response}"),
+            );
+            p.routes[0].views_digest
+        };
+        let plain = digest("");
+        let owned = digest(
+            "[[routes.response.owners]]\nfield = \"customer_id\"\nclaim = \"customer_id\"\n",
+        );
+        let bypass = digest(
+            "[[routes.response.owners]]\nfield = \"customer_id\"\nclaim = \"customer_id\"\n\
+             bypass_scopes = [\"orders:read\"]\n",
+        );
+        assert_ne!(plain, owned, "an owner rule added");
+        assert_ne!(owned, bypass, "an owner rule's bypass changed");
+        assert_eq!(plain, digest(""), "the same policy, the same digest");
+    }
 
     #[test]
     fn release_keys_compile() {

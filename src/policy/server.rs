@@ -268,8 +268,11 @@ fn admin_token(
     .map_err(|e| ctx.bad(&at.k(key), e))
     .ok()
     .flatten();
-    if token.as_ref().is_some_and(|t| t.expose().len() < 32) {
-        ctx.bad(&at.k(key), "the admin token must be at least 32 bytes");
+    if let Some(Err(e)) = token
+        .as_ref()
+        .map(|t| crate::vocab::secret::long_enough(t.expose().as_bytes(), "the admin token"))
+    {
+        ctx.bad(&at.k(key), e);
         return None;
     }
     let configured = raw.admin_token_env.is_some() || raw.admin_token_file.is_some();

@@ -9,12 +9,14 @@ use crate::stage::volume::{DistinctLimit, RecordsLimit, VolumeAction, VolumeSett
 /// The largest `distinct.max`: the guard keeps up to `max` + 1 hashes per principal.
 const MAX_DISTINCT: u32 = 100_000;
 
-/// `[abuse.volume]` (`at` is `[abuse]`); absent, no guard.
+/// `[abuse.volume]` (`at` is `[abuse]`); absent, no guard. `freeze_for` is `[abuse]`'s, the
+/// length of the freeze `action = "freeze"` applies.
 pub(super) fn compile(
     ctx: &mut Ctx<'_>,
     at: &KeyPath,
     raw: Option<&raw::Abuse>,
     routes: &[Route],
+    freeze_for: std::time::Duration,
 ) -> Option<VolumeSettings> {
     let raw = raw?.volume.as_ref()?;
     let at = at.k("volume");
@@ -75,7 +77,7 @@ pub(super) fn compile(
         )
         .map(|a| match a {
             raw::VolumeAction::Alert => VolumeAction::Alert,
-            raw::VolumeAction::Freeze => VolumeAction::Freeze,
+            raw::VolumeAction::Freeze => VolumeAction::Freeze(freeze_for),
         })?;
     Some(VolumeSettings {
         distinct,
@@ -136,7 +138,10 @@ mod tests {
             "[abuse.volume]\ndistinct = { param = \"id\", max = 200, window = \"1h\" }\n",
         );
         let volume = policy.volume.unwrap();
-        assert_eq!(volume.action, VolumeAction::Freeze);
+        assert_eq!(
+            volume.action,
+            VolumeAction::Freeze(Duration::from_secs(900))
+        );
         let distinct = volume.distinct.unwrap();
         assert_eq!((&*distinct.param, distinct.max), ("id", 200));
         assert_eq!(distinct.window, Duration::from_secs(3600));

@@ -570,7 +570,7 @@ impl VolumeFact {
                 }),
             action: volume.map(|v| match v.action {
                 VolumeAction::Alert => "alert",
-                VolumeAction::Freeze => "freeze",
+                VolumeAction::Freeze(_) => "freeze",
             }),
         }
     }

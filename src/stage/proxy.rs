@@ -359,6 +359,25 @@ pub struct HeaderFacts<'a> {
     pub conditional: bool,
 }
 
+/// Every `X-Forwarded-For` line the client sent, joined as one list (RFC 9110 §5.3: the lines
+/// are one comma-separated field). A proxy that adds its own line instead of extending the one
+/// it got must not have the upstream see only the first, client-written one. `None` without
+/// the header, or when a line is not visible ASCII.
+fn forwarded_chain(headers: &HeaderMap) -> Option<String> {
+    let mut chain: Option<String> = None;
+    for line in headers.get_all(&X_FORWARDED_FOR) {
+        let text = line.to_str().ok()?;
+        match &mut chain {
+            Some(joined) => {
+                joined.push_str(", ");
+                joined.push_str(text);
+            }
+            None => chain = Some(text.to_owned()),
+        }
+    }
+    chain
+}
+
 /// Builds the upstream request headers from the allow-list and the gateway's own.
 pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(16);
@@ -380,11 +399,7 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
     let peer = facts.peer.to_string();
-    let forwarded_for = match facts
-        .client_headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-    {
+    let forwarded_for = match forwarded_chain(facts.client_headers) {
         Some(chain) if facts.peer_trusted => format!("{chain}, {peer}"),
         _ => peer,
     };
@@ -557,6 +572,15 @@ mod tests {
             ..facts
         });
         assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 127.0.0.9");
+        let mut two_lines = client.clone();
+        two_lines.append("x-forwarded-for", HeaderValue::from_static("5.6.7.8"));
+        let joined = upstream_headers(&HeaderFacts {
+            peer_trusted: true,
+            client_headers: &two_lines,
+            ..facts
+        });
+        assert_eq!(joined["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 127.0.0.9");
+        assert_eq!(joined.get_all("x-forwarded-for").iter().count(), 1);
         assert!(trusted.get("x-auth-subject").is_none());
         let viewed = upstream_headers(&HeaderFacts {
             conditional: false,

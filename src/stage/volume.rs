@@ -4,8 +4,12 @@
 //! requests (an upstream answer was relayed, whatever its status — probing ids that do not exist
 //! is enumeration too), and crossing a limit (`max` + 1) fires `volume_exceeded` and counts
 //! `ordergate_volume_exceeded_total{limit}`; with `action = "freeze"` it freezes the principal
-//! through the abuse guard, whose later requests get 403 `frozen`. A limit fires once when
-//! crossed and again only after the principal fell back under it.
+//! through the abuse guard, whose later requests get 403 `frozen`. Under `alert` a limit fires
+//! once when crossed and again only after the principal fell back under it. Under `freeze` a
+//! crossing holds the next one back only as long as the freeze lasts (`[abuse] freeze_for`): a
+//! scraper that waits out its freeze (15 min) and goes on inside the window (1 h) is still over
+//! the limit, and its first answer after the freeze fires again — event and a new freeze — instead
+//! of leaving it alone until its window empties. Answers in flight while it is frozen do not.
 //!
 //! Memory is bounded per principal, never per value: `distinct` keeps the `max` + 1 value hashes
 //! seen last, with the time of each — an exact decision over a sliding window, where a
@@ -72,8 +76,42 @@ pub struct RecordsLimit {
 pub enum VolumeAction {
     /// An event and the metric only.
     Alert,
-    /// Also freeze the principal.
-    Freeze,
+    /// Also freeze the principal, for this long (`[abuse] freeze_for`).
+    Freeze(Duration),
+}
+
+impl VolumeAction {
+    /// How long a crossing holds the next one back, in ms: under `alert` until the principal
+    /// falls back under the limit (`None`), under `freeze` as long as the freeze lasts.
+    fn hold_ms(self) -> Option<u64> {
+        match self {
+            VolumeAction::Alert => None,
+            VolumeAction::Freeze(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// Whether a window over its limit fires now: once, then again only when `until` (ms) has
+/// passed or the window fell back under the limit in between.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    until: Option<u64>,
+}
+
+impl Held {
+    /// True when a window that is (or is not) `over` at `now` fires; holds the next for `hold`
+    /// ms (`None`: until it is no longer over).
+    fn fires(&mut self, over: bool, now: u64, hold: Option<u64>) -> bool {
+        if !over {
+            self.until = None;
+            return false;
+        }
+        if self.until.is_some_and(|until| now < until) {
+            return false;
+        }
+        self.until = Some(hold.map_or(u64::MAX, |h| now.saturating_add(h)));
+        true
+    }
 }
 
 /// Which limit was crossed; its `detail` in the event.
@@ -173,12 +211,12 @@ struct DistinctWindow {
     /// The same, ordered by when: the oldest first.
     by_time: BTreeMap<(u64, u64), u64>,
     seq: u64,
-    over: bool,
+    held: Held,
 }
 
 impl DistinctWindow {
-    /// Counts `value` at `now`; true when this crosses `max`.
-    fn see(&mut self, value: u64, now: u64, limit: &DistinctLimit) -> bool {
+    /// Counts `value` at `now`; true when this fires (see [`Held`]).
+    fn see(&mut self, value: u64, now: u64, limit: &DistinctLimit, hold: Option<u64>) -> bool {
         let window = limit.window.as_millis() as u64;
         let max = limit.max as usize;
         while let Some((&stamp, &old)) = self.by_time.first_key_value() {
@@ -200,10 +238,7 @@ impl DistinctWindow {
             };
             self.by_value.remove(&oldest);
         }
-        let over = self.by_value.len() > max;
-        let crossed = over && !self.over;
-        self.over = over;
-        crossed
+        self.held.fires(self.by_value.len() > max, now, hold)
     }
 
     fn idle(&self, now: u64, window: u64) -> bool {
@@ -217,12 +252,12 @@ impl DistinctWindow {
 #[derive(Debug, Default)]
 struct RecordsWindow {
     slots: [(u64, u64); SLOTS as usize],
-    over: bool,
+    held: Held,
 }
 
 impl RecordsWindow {
-    /// Adds `records` at `now`; true when this crosses `max`.
-    fn add(&mut self, records: u64, now: u64, limit: &RecordsLimit) -> bool {
+    /// Adds `records` at `now`; true when this fires (see [`Held`]).
+    fn add(&mut self, records: u64, now: u64, limit: &RecordsLimit, hold: Option<u64>) -> bool {
         let step = slot_ms(limit.window);
         let current = now / step;
         let slot = &mut self.slots[(current % SLOTS) as usize];
@@ -231,10 +266,7 @@ impl RecordsWindow {
         }
         slot.1 = slot.1.saturating_add(records);
         let total = self.total(current);
-        let over = total > limit.max;
-        let crossed = over && !self.over;
-        self.over = over;
-        crossed
+        self.held.fires(total > limit.max, now, hold)
     }
 
     fn total(&self, current: u64) -> u64 {
@@ -257,6 +289,8 @@ const VOLUME_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {0, 0}
+local hold = nil
+if ARGV[9] ~= '0' then hold = tonumber(ARGV[9]) end
 if ARGV[1] == '1' then
   local window = tonumber(ARGV[2])
   local max = tonumber(ARGV[3])
@@ -269,7 +303,7 @@ if ARGV[1] == '1' then
   end
   redis.call('PEXPIRE', KEYS[1], window)
   if n > max then
-    if redis.call('SET', KEYS[2], '1', 'NX', 'PX', window) then out[1] = 1 end
+    if redis.call('SET', KEYS[2], '1', 'NX', 'PX', hold or window) then out[1] = 1 end
   else
     redis.call('DEL', KEYS[2])
   end
@@ -291,7 +325,7 @@ if ARGV[5] == '1' then
   end
   redis.call('PEXPIRE', KEYS[3], window + step)
   if total > max then
-    if redis.call('SET', KEYS[4], '1', 'NX', 'PX', window) then out[2] = 1 end
+    if redis.call('SET', KEYS[4], '1', 'NX', 'PX', hold or window) then out[2] = 1 end
   else
     redis.call('DEL', KEYS[4])
   end
@@ -407,7 +441,7 @@ impl VolumeGuard {
         event.route = Some(answered.route.clone());
         event.detail = Some(limit.as_str());
         self.events.emit(event);
-        settings.action == VolumeAction::Freeze
+        matches!(settings.action, VolumeAction::Freeze(_))
     }
 
     /// Counts `answered` in the local windows at `now` (ms); returns the limits it crosses.
@@ -417,13 +451,14 @@ impl VolumeGuard {
         now: u64,
         answered: &Answered,
     ) -> Vec<Crossed> {
+        let hold = settings.action.hold_ms();
         let mut crossed = Vec::new();
         if let (Some(limit), Some(value)) = (&settings.distinct, answered.value) {
             let mut window = self
                 .distinct
                 .entry(answered.principal_key.clone())
                 .or_default();
-            if window.see(value, now, limit) {
+            if window.see(value, now, limit, hold) {
                 crossed.push(Crossed::Distinct);
             }
         }
@@ -432,7 +467,7 @@ impl VolumeGuard {
                 .records
                 .entry(answered.principal_key.clone())
                 .or_default();
-            if window.add(records, now, limit) {
+            if window.add(records, now, limit, hold) {
                 crossed.push(Crossed::Records);
             }
         }
@@ -479,6 +514,11 @@ impl VolumeGuard {
             Some((window, max, n)) => invocation.arg("1").arg(window).arg(max).arg(n),
             None => invocation.arg("0").arg(0).arg(0).arg(0),
         };
+        // The latch's lifetime: the freeze's under `freeze`; under `alert` ("0") the window.
+        invocation.arg(match settings.action.hold_ms() {
+            Some(ms) => ms.max(1),
+            None => 0,
+        });
         let mut connection = store.connection();
         let reply: Vec<i64> =
             tokio::time::timeout(store.timeout(), invocation.invoke_async(&mut connection))

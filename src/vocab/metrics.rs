@@ -135,7 +135,7 @@ fn describe() {
     );
     describe_counter!(
         "ordergate_events_total",
-        "Security events, by kind and delivery result (sent, failed, dropped)."
+        "Security events, by kind and result (sent, failed, dropped, suppressed)."
     );
     describe_counter!(
         "ordergate_shadow_diff_total",
@@ -193,6 +193,12 @@ pub fn request_finished(entry: Finished<'_>) {
     if cached.is_err() {
         SeriesHandles::new(key.0, status, entry.reason).record(&entry);
     }
+}
+
+/// Counts one security event of `kind` with its delivery `result` (one of [`EVENT_RESULTS`]).
+pub fn event_counted(kind: crate::vocab::event::EventKind, result: &'static str) {
+    metrics::counter!("ordergate_events_total", "kind" => kind.as_str(), "result" => result)
+        .increment(1);
 }
 
 /// Counts `records` lines of `bytes` bytes written to the audit log, through handles kept once

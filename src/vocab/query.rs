@@ -3,6 +3,10 @@
 //! UTF-8 (overlong forms such as `%C0%AF` included), control characters, repeated names.
 //!
 //! One rule for `+`: it means a space, as in HTML form encoding; `%2B` is a literal plus.
+//!
+//! At most [`MAX_PARAMS`] pieces are parsed: the parse runs before authentication, and a query
+//! of thousands of one-letter parameters (all a 32 KiB head allows) must cost a count of its
+//! `&`s, not a decode and a repeated-name scan per piece.
 
 use crate::vocab::error::ParamError;
 use crate::vocab::percent::{self, DecodeError};
@@ -29,6 +33,10 @@ impl RawQuery {
     }
 }
 
+/// The most `&`-separated pieces a query may have. Routes declare a handful of parameters;
+/// anything near this is not a client of this gateway.
+pub const MAX_PARAMS: usize = 64;
+
 /// The longest parameter name echoed back in an error.
 const ECHO_NAME_CHARS: usize = 32;
 
@@ -49,6 +57,11 @@ pub fn echo_name(name: &str) -> String {
 pub fn parse(raw: &str) -> RawQuery {
     let mut query = RawQuery::default();
     if raw.is_empty() {
+        return query;
+    }
+    if raw.bytes().filter(|&b| b == b'&').count() >= MAX_PARAMS {
+        let reason = format!("too many parameters (at most {MAX_PARAMS})");
+        push(&mut query.errors, String::new(), &reason);
         return query;
     }
     let mut errors: Vec<ParamError> = Vec::new();
@@ -151,6 +164,30 @@ mod tests {
         assert_eq!(q.get("c"), Some("+"));
         assert_eq!(q.get("d"), Some(""));
         assert!(parse("").pairs.is_empty() && parse("").errors.is_empty());
+    }
+
+    #[test]
+    fn a_query_of_more_than_max_params_pieces_is_one_error_and_no_pairs() {
+        let at_most: String = (0..MAX_PARAMS).map(|n| format!("p{n}=1&")).collect();
+        let at_most = at_most.trim_end_matches('&');
+        let q = parse(at_most);
+        assert!(q.errors.is_empty());
+        assert_eq!(q.pairs.len(), MAX_PARAMS);
+        // What a 32 KiB head allows: thousands of distinct names, then one repeated many times.
+        let mut flood: String = (0..6000).map(|n| format!("{n:x}=&")).collect();
+        flood.push_str(&"a=1&".repeat(1000));
+        let q = parse(&flood);
+        assert!(q.pairs.is_empty());
+        assert_eq!(
+            reasons(&flood),
+            [(String::new(), "too many parameters (at most 64)".to_owned())]
+        );
+        assert_eq!(q.get("a"), None);
+        assert_eq!(
+            reasons(&"&".repeat(MAX_PARAMS)).len(),
+            1,
+            "stray `&`s count too"
+        );
     }
 
     #[test]

@@ -90,6 +90,16 @@ impl Harness {
         format!("http://{}{path}", self.admin)
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn policy_path(&self) -> PathBuf {
         self.dir.path().join("policy.toml")
     }

@@ -1,6 +1,7 @@
 //! The JSON body of one event: `{"kind","ts","principal","client_ip","route","detail",
 //! "policy_sha256"}`, every client-shaped string redacted and bounded exactly as in audit records
-//! (a principal id that looks like a phone number is masked here too).
+//! (a principal id that looks like a phone number is masked here too), and `"suppressed"` last
+//! when repeats of a per-request event were held back before it.
 
 use std::borrow::Cow;
 
@@ -19,6 +20,12 @@ struct Body<'a> {
     route: Option<Cow<'a, str>>,
     detail: Option<&'static str>,
     policy_sha256: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The body sent for `event`, raised under the policy whose hash is `policy_sha256`.
@@ -31,6 +38,7 @@ pub fn render(event: &Event, policy_sha256: &str) -> Vec<u8> {
         route: event.route.as_deref().map(|r| bounded(redact(r))),
         detail: event.detail,
         policy_sha256,
+        suppressed: event.suppressed,
     };
     // Serialising a struct of strings into memory cannot fail; an empty object would still be
     // signed and sent, never a panic.
@@ -61,6 +69,13 @@ mod tests {
         let bare = String::from_utf8(render(&Event::new(EventKind::Reload), "ab")).unwrap();
         assert!(
             bare.contains("\"principal\":null,\"client_ip\":null,\"route\":null,\"detail\":null")
+        );
+        let mut repeated = Event::new(EventKind::SignatureReplayed);
+        repeated.suppressed = 41;
+        let text = String::from_utf8(render(&repeated, "ab")).unwrap();
+        assert!(
+            text.ends_with("\"policy_sha256\":\"ab\",\"suppressed\":41}"),
+            "{text}"
         );
     }
 }

@@ -216,8 +216,7 @@ fn backoff(attempt: u32, jitter: f64) -> Duration {
 }
 
 fn count(kind: EventKind, result: &'static str) {
-    metrics::counter!("ordergate_events_total", "kind" => kind.as_str(), "result" => result)
-        .increment(1);
+    crate::vocab::metrics::event_counted(kind, result);
 }
 
 #[cfg(test)]

@@ -89,10 +89,13 @@ const NONCE_MARGIN: Duration = Duration::from_secs(2);
 
 impl SignatureSettings {
     /// How long a nonce is remembered. A request first seen with `created` up to `clock_skew`
-    /// ahead stays acceptable for `max_age + clock_skew` from then (whole seconds): the pair is
-    /// kept a little longer than that, so it is never forgotten while the request is valid.
+    /// ahead stays acceptable for `max_age + clock_skew` from then (whole seconds) on the clock
+    /// that saw it. Instances whose clocks disagree by up to `clock_skew` judge `created` each on
+    /// their own: one running that much behind accepts the request `clock_skew` longer still. So
+    /// the pair is kept for `max_age + 2 × clock_skew` and a margin, and never forgotten while
+    /// any instance within the skew could still accept the request.
     pub fn nonce_ttl(&self) -> Duration {
-        self.max_age + self.clock_skew + NONCE_MARGIN
+        self.max_age + self.clock_skew * 2 + NONCE_MARGIN
     }
 }
 

@@ -602,6 +602,15 @@ fn nonces_outlive_every_request_that_could_still_pass() {
     // `last_valid` may be reached up to a second after it began (the clock is read in seconds).
     let needed = Duration::from_secs(u64::try_from(last_valid - first_seen).unwrap() + 1);
     assert!(s.nonce_ttl() > needed, "{:?} <= {needed:?}", s.nonce_ttl());
+    // Another instance whose clock runs `clock_skew` behind accepts the same request that much
+    // longer, measured on the first one's clock: the shared pair must outlive that too.
+    let skew = i64::try_from(s.clock_skew.as_secs()).unwrap();
+    let last_elsewhere = (first_seen..first_seen + 200)
+        .filter(|now| verdict(&sent, &verifier, "p", *now - skew).is_ok())
+        .max()
+        .unwrap();
+    let needed = Duration::from_secs(u64::try_from(last_elsewhere - first_seen).unwrap() + 1);
+    assert!(s.nonce_ttl() > needed, "{:?} <= {needed:?}", s.nonce_ttl());
 }
 
 proptest! {

@@ -10,9 +10,6 @@ use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 
 use crate::vocab::cause::AuthFailure;
 
-/// An HMAC secret shorter than this is refused (RFC 9421 §3.3.3 and the JWT rule alike).
-pub const MIN_HMAC_SECRET: usize = 32;
-
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 key bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -50,13 +47,9 @@ impl VerifyKey {
         }
     }
 
-    /// An HMAC-SHA256 key of at least [`MIN_HMAC_SECRET`] bytes.
+    /// An HMAC-SHA256 key of at least [`MIN_SECRET_BYTES`](crate::vocab::secret::MIN_SECRET_BYTES) bytes.
     pub fn hmac(secret: &[u8]) -> Result<Self, String> {
-        if secret.len() < MIN_HMAC_SECRET {
-            return Err(format!(
-                "the HMAC secret must be at least {MIN_HMAC_SECRET} bytes"
-            ));
-        }
+        crate::vocab::secret::long_enough(secret, "the HMAC secret")?;
         Ok(VerifyKey::HmacSha256(Box::new(hmac::Key::new(
             hmac::HMAC_SHA256,
             secret,
@@ -114,13 +107,9 @@ impl SigningKey {
             .map_err(|e| format!("not an Ed25519 private key: {e}"))
     }
 
-    /// An HMAC-SHA256 key of at least [`MIN_HMAC_SECRET`] bytes.
+    /// An HMAC-SHA256 key of at least [`MIN_SECRET_BYTES`](crate::vocab::secret::MIN_SECRET_BYTES) bytes.
     pub fn hmac(secret: &[u8]) -> Result<Self, String> {
-        if secret.len() < MIN_HMAC_SECRET {
-            return Err(format!(
-                "the HMAC secret must be at least {MIN_HMAC_SECRET} bytes"
-            ));
-        }
+        crate::vocab::secret::long_enough(secret, "the HMAC secret")?;
         Ok(SigningKey::HmacSha256(Box::new(hmac::Key::new(
             hmac::HMAC_SHA256,
             secret,

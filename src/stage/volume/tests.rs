@@ -72,6 +72,33 @@ fn distinct_fires_at_max_plus_one_and_not_at_max() {
 }
 
 #[test]
+fn under_freeze_a_crossing_holds_the_next_back_only_as_long_as_the_freeze() {
+    let guard = VolumeGuard::default();
+    let freeze = Duration::from_secs(10);
+    let mut settings = distinct(1);
+    settings.action = VolumeAction::Freeze(freeze);
+    let t = 1_000_000;
+    let at = |ms: u64, id: &str| guard.count_local(&settings, t + ms, &answered(Some(id), None));
+    assert!(at(0, "C1").is_empty());
+    assert_eq!(at(1, "C2"), [Crossed::Distinct]);
+    // Answers in flight while frozen do not fire again.
+    assert!(at(2, "C3").is_empty());
+    assert!(at(9_999, "C1").is_empty());
+    // The freeze has run out; still over inside the 60 s window: it fires again, and holds.
+    assert_eq!(at(10_001, "C4"), [Crossed::Distinct]);
+    assert!(at(10_002, "C2").is_empty());
+    assert_eq!(at(20_001, "C2"), [Crossed::Distinct]);
+
+    let mut settings = records(10);
+    settings.action = VolumeAction::Freeze(freeze);
+    let at = |ms: u64, n: u64| guard.count_local(&settings, t + ms, &answered(None, Some(n)));
+    assert!(at(0, 10).is_empty());
+    assert_eq!(at(1, 1), [Crossed::Records]);
+    assert!(at(2, 1).is_empty());
+    assert_eq!(at(10_001, 1), [Crossed::Records]);
+}
+
+#[test]
 fn distinct_values_leave_the_window_and_the_limit_fires_again() {
     let guard = VolumeGuard::default();
     let settings = distinct(2);
@@ -157,14 +184,22 @@ fn a_window_over_its_limit_stays_exact_as_old_values_expire() {
             .count_local(&settings, w + 5, &answered(Some("E"), None))
             .is_empty()
     );
-    assert!(guard.distinct.get("principal:jwt:alice").unwrap().over);
+    let held = || {
+        guard
+            .distinct
+            .get("principal:jwt:alice")
+            .unwrap()
+            .held
+            .until
+    };
+    assert!(held().is_some());
     // Once C and D have left too, E and F are two: back under; G crosses again.
     assert!(
         guard
             .count_local(&settings, w + 30, &answered(Some("F"), None))
             .is_empty()
     );
-    assert!(!guard.distinct.get("principal:jwt:alice").unwrap().over);
+    assert!(held().is_none());
     assert_eq!(
         guard.count_local(&settings, w + 31, &answered(Some("G"), None)),
         [Crossed::Distinct]
@@ -255,7 +290,7 @@ async fn crossing_with_freeze_reports_and_freezes_the_principal() {
     abuse.report_to(events);
     let abuse_settings = AbuseSettings::default();
     let mut settings = distinct(1);
-    settings.action = VolumeAction::Freeze;
+    settings.action = VolumeAction::Freeze(Duration::from_secs(900));
     guard
         .observe(
             &settings,

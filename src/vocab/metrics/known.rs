@@ -49,9 +49,9 @@ pub fn set_canary_state(route: &Arc<str>, state: CanaryState) {
     metrics::gauge!("ordergate_canary_state", "route" => route.clone()).set(state as u8 as f64);
 }
 
-/// The `result` values of `ordergate_events_total`: delivered, given up after retries, or pushed
-/// out of a full queue.
-pub const EVENT_RESULTS: [&str; 3] = ["sent", "failed", "dropped"];
+/// The `result` values of `ordergate_events_total`: delivered, given up after retries, pushed
+/// out of a full queue, or a per-request repeat held back (`vocab::event::REPEAT_WINDOW`).
+pub const EVENT_RESULTS: [&str; 4] = ["sent", "failed", "dropped", "suppressed"];
 
 /// The `kind` values of `ordergate_shadow_diff_total` (CONTRACT §9).
 pub const SHADOW_DIFF_KINDS: [&str; 3] = ["decision", "status", "view"];
