@@ -177,6 +177,7 @@ fn benches(c: &mut Criterion) {
                 forward_identity: true,
                 body: None,
                 conditional: true,
+                json_answer: false,
             });
             let down =
                 ordergate::stage::response::forwarded_upstream_headers(&upstream_response, false);

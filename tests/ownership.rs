@@ -7,60 +7,66 @@ mod support;
 use serde_json::{Value, json};
 use support::{Harness, Reply, edit, raw_request, sample_order};
 
+/// A GET route `id` at `path` on the upstream's `upstream` path for `orders:read`, then its
+/// `rest` (`{order_id}` in `path` is the usual order id).
+fn route(id: &str, path: &str, upstream: &str, rest: &str) -> String {
+    let param = if path.contains("{order_id}") {
+        "[routes.params.order_id]\ntype = \"string\"\npattern = \"^O[0-9]{8,16}$\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "\n[[routes]]\nid = \"{id}\"\nmethod = \"GET\"\npath = \"{path}\"\n\
+         upstream_path = \"{upstream}\"\nrequire_scopes = [\"orders:read\"]\n{param}{rest}"
+    )
+}
+
 /// Routes addressed by an order id or listing orders, each checking the owner on the answer;
 /// `orders:read:full` (the ERP key) bypasses the check.
-const ROUTES: &str = r#"
-[[routes]]
-id = "my-order"
-method = "GET"
-path = "/v1/my/orders/{order_id}"
-upstream_path = "/api/orders/{order_id}"
-require_scopes = ["orders:read"]
-[routes.params.order_id]
-type = "string"
-pattern = "^O[0-9]{8,16}$"
-[[routes.response.owners]]
+fn routes() -> String {
+    const ONE: &str = "/api/orders/{order_id}";
+    const ALL: &str = "/api/orders";
+    [
+        route(
+            "my-order",
+            "/v1/my/orders/{order_id}",
+            ONE,
+            r#"[[routes.response.owners]]
 field = "customer_id"
 claim = "customer_id"
 bypass_scopes = ["orders:read:full"]
-
-[[routes]]
-id = "my-order-viewed"
-method = "GET"
-path = "/v1/my/viewed/{order_id}"
-upstream_path = "/api/orders/{order_id}"
-require_scopes = ["orders:read"]
-[routes.params.order_id]
-type = "string"
-pattern = "^O[0-9]{8,16}$"
-[[routes.response.views]]
+"#,
+        ),
+        route(
+            "my-order-viewed",
+            "/v1/my/viewed/{order_id}",
+            ONE,
+            r#"[[routes.response.views]]
 scope = "orders:read"
 allow = ["order_id", "status"]
 [[routes.response.owners]]
 field = "customer_id"
 claim = "customer_id"
 bypass_scopes = ["orders:read:full"]
-
-[[routes]]
-id = "my-orders"
-method = "GET"
-path = "/v1/my/orders"
-upstream_path = "/api/orders"
-require_scopes = ["orders:read"]
-[routes.response]
+"#,
+        ),
+        route(
+            "my-orders",
+            "/v1/my/orders",
+            ALL,
+            r#"[routes.response]
 count = "orders"
 [[routes.response.owners]]
 field = "orders[].customer_id"
 claim = "customer_id"
 bypass_scopes = ["orders:read:full"]
-
-[[routes]]
-id = "my-orders-viewed"
-method = "GET"
-path = "/v1/my/viewed-orders"
-upstream_path = "/api/orders"
-require_scopes = ["orders:read"]
-[routes.response]
+"#,
+        ),
+        route(
+            "my-orders-viewed",
+            "/v1/my/viewed-orders",
+            ALL,
+            r#"[routes.response]
 count = "orders"
 [[routes.response.views]]
 scope = "orders:read"
@@ -69,16 +75,32 @@ allow = ["orders[].order_id", "next_cursor"]
 field = "orders[].customer_id"
 claim = "customer_id"
 bypass_scopes = ["orders:read:full"]
-
-[[routes]]
-id = "counted"
-method = "GET"
-path = "/v1/counted/orders"
-upstream_path = "/api/orders"
-require_scopes = ["orders:read"]
-[routes.response]
+"#,
+        ),
+        route(
+            "my-order-masked",
+            "/v1/my/masked/{order_id}",
+            ONE,
+            r#"[[routes.response.views]]
+scope = "orders:read"
+allow = ["*"]
+mask = { "customer" = "hide" }
+[[routes.response.owners]]
+field = "customer.id"
+claim = "customer_id"
+"#,
+        ),
+        route(
+            "counted",
+            "/v1/counted/orders",
+            ALL,
+            r#"[routes.response]
 count = "orders"
-"#;
+"#,
+        ),
+    ]
+    .concat()
+}
 
 const ORDER: &str = "O2025010100000001";
 /// Text only the refused answers carry: it must never reach the client.
@@ -93,7 +115,7 @@ async fn harness() -> Harness {
                 "roles = [\"logistics_partner\"]\nattributes = { customer_id = [\"C0000002\", \"C0000003\"] }\n",
             )],
         );
-        format!("{p}{ROUTES}")
+        format!("{p}{}", routes())
     })
     .await
 }
@@ -234,6 +256,74 @@ async fn with_a_view_the_owner_is_checked_even_where_the_view_drops_it() {
     let (status, id, _) = get(&h, &path, ("authorization", &alice)).await;
     assert_eq!(status, 502);
     assert_eq!(h.record_of(&id).await["detail"], "owner_non_json");
+}
+
+/// The owner field inside a subtree the view masks: a duplicate key there is checked like any
+/// other (a parsed value would keep only the last, the caller's own, and pass the other's).
+#[tokio::test]
+async fn a_duplicate_owner_key_inside_a_masked_subtree_is_still_refused() {
+    let h = harness().await;
+    let alice = h.alice();
+    let path = format!("/v1/my/masked/{ORDER}");
+    let own = format!(r#"{{"order_id":"{ORDER}","customer":{{"id":"C0000001","name":"x"}}}}"#);
+    h.upstream.queue([Reply::Raw(200, "application/json", own)]);
+    let (status, _, body) = get(&h, &path, ("authorization", &alice)).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let shown: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(shown, json!({"order_id": ORDER, "customer": null}));
+    for ids in [
+        r#""C0000002","id":"C0000001""#,
+        r#""C0000001","ID":"C0000002""#,
+    ] {
+        let answer =
+            format!(r#"{{"order_id":"{ORDER}","note":"{MARKER}","customer":{{"id":{ids}}}}}"#);
+        h.upstream
+            .queue([Reply::Raw(200, "application/json", answer)]);
+        let (status, id, body) = get(&h, &path, ("authorization", &alice)).await;
+        assert_eq!(status, 403, "{ids}: {}", text(&body));
+        assert!(!text(&body).contains(MARKER));
+        assert_eq!(h.record_of(&id).await["detail"], "owner_mismatch_response");
+    }
+}
+
+/// A route whose answer is read asks the upstream for JSON whatever the caller accepts: the
+/// caller cannot pick a format that would pass uncounted or unchecked.
+#[tokio::test]
+async fn routes_that_read_the_answer_ask_for_json_whatever_the_caller_accepts() {
+    let h = harness().await;
+    let alice = h.alice();
+    let erp = h.keys.erp_key.clone();
+    let sent = |path: String| {
+        let (h, alice) = (&h, alice.clone());
+        async move {
+            let before = h.upstream.count();
+            let r = h
+                .get(&path, &[("authorization", &alice), ("accept", "text/csv")])
+                .await;
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(h.upstream.count(), before + 1);
+            let last = h.upstream.requests().pop().unwrap();
+            last.headers["accept"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(
+        sent("/v1/counted/orders".to_owned()).await,
+        "application/json"
+    );
+    assert_eq!(
+        sent(format!("/v1/my/orders/{ORDER}")).await,
+        "application/json"
+    );
+    // A route that reads nothing passes the caller's choice on.
+    let r = h
+        .get(
+            "/v1/raw/orders/O2024010100001",
+            &[("x-api-key", &erp), ("accept", "text/csv")],
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let last = h.upstream.requests().pop().unwrap();
+    assert_eq!(last.headers["accept"], "text/csv");
 }
 
 #[tokio::test]
@@ -379,7 +469,7 @@ async fn bypass_scopes_sets_and_missing_claims() {
 async fn owner_refusals_on_the_answer_count_as_denials() {
     let h = Harness::with(|p| {
         let p = edit(p, &[("max_denials = 1000", "max_denials = 2")]);
-        format!("{p}{ROUTES}")
+        format!("{p}{}", routes())
     })
     .await;
     let alice = h.alice();

@@ -236,6 +236,9 @@ impl<'a> Wire<'a> {
             // A 304 would answer without a body to check: no conditional request where the
             // answer is owner-checked (an existing id would tell itself apart from a missing one).
             conditional: self.route.views.is_empty() && self.route.answer.owners.is_empty(),
+            json_answer: !self.route.views.is_empty()
+                || !self.route.answer.owners.is_empty()
+                || self.route.answer.counts,
         };
         let method = &self.parts.method;
         proxy::request(

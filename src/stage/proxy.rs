@@ -357,6 +357,11 @@ pub struct HeaderFacts<'a> {
     pub body: Option<(&'static str, usize)>,
     /// The route has no views, so the caller's conditional headers may go upstream.
     pub conditional: bool,
+    /// The gateway reads the answer (views, owner rules or a record count): `Accept` goes as
+    /// `application/json` whatever the caller asked, so a caller cannot pick a format the
+    /// gateway could not check or count (on a counting route, `Accept: text/csv` from an
+    /// upstream that serves CSV would otherwise pass uncounted).
+    pub json_answer: bool,
 }
 
 /// Every `X-Forwarded-For` line the client sent, joined as one list (RFC 9110 §5.3: the lines
@@ -387,6 +392,13 @@ pub fn upstream_headers(facts: &HeaderFacts<'_>) -> HeaderMap {
         &[]
     };
     for name in FORWARDED_CLIENT_HEADERS.iter().chain(conditional) {
+        if facts.json_answer && name == http::header::ACCEPT {
+            headers.insert(
+                http::header::ACCEPT,
+                HeaderValue::from_static("application/json"),
+            );
+            continue;
+        }
         for value in facts.client_headers.get_all(name) {
             headers.append(name.clone(), value.clone());
         }
@@ -545,6 +557,7 @@ mod tests {
             forward_identity: true,
             body: None,
             conditional: true,
+            json_answer: false,
         };
         let up = upstream_headers(&facts);
         let names: Vec<&str> = up.keys().map(|k| k.as_str()).collect();
@@ -590,6 +603,20 @@ mod tests {
             viewed.get("if-none-match").is_none(),
             "no conditional request on a route with views"
         );
+        let mut csv = client.clone();
+        csv.insert("accept", HeaderValue::from_static("text/csv"));
+        let read = upstream_headers(&HeaderFacts {
+            client_headers: &csv,
+            json_answer: true,
+            ..facts
+        });
+        assert_eq!(read["accept"], "application/json");
+        assert_eq!(read.get_all("accept").iter().count(), 1);
+        let passed = upstream_headers(&HeaderFacts {
+            client_headers: &csv,
+            ..facts
+        });
+        assert_eq!(passed["accept"], "text/csv", "a route that reads nothing");
     }
 
     #[test]

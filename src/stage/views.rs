@@ -476,7 +476,9 @@ impl Filter<'_, '_> {
 }
 
 /// Writes one value through a masker (structures become null); the value is always kept. What
-/// is watched in it is looked at before it is masked.
+/// is watched in it is looked at before it is masked, on the bytes as received: a parsed
+/// `Value` keeps only the last of duplicate keys, so `{"id":"C2","id":"C1"}` would show the
+/// owner check `C1` alone, where every other place checks every duplicate.
 struct Masked<'a, 'p> {
     masker: Masker,
     out: &'a mut Vec<u8>,
@@ -487,12 +489,16 @@ impl<'de> DeserializeSeed<'de> for Masked<'_, '_> {
     type Value = Pass;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Pass, D::Error> {
-        let mut value = Value::deserialize(d)?;
-        let held = match self.watch {
-            Some((node, probe)) => Watcher { node, probe }
-                .deserialize(&value)
-                .map_err(serde::de::Error::custom)?,
-            None => 0,
+        let (mut value, held) = match self.watch {
+            Some((node, probe)) => {
+                let raw = <&RawValue>::deserialize(d)?;
+                let held = Watcher { node, probe }
+                    .deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+                    .map_err(serde::de::Error::custom)?;
+                let value = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                (value, held)
+            }
+            None => (Value::deserialize(d)?, 0),
         };
         self.masker.apply(&mut value);
         serde_json::to_writer(&mut *self.out, &value).map_err(serde::de::Error::custom)?;
