@@ -493,12 +493,7 @@ impl VolumeGuard {
         if distinct.is_none() && records.is_none() {
             return Ok(Vec::new());
         }
-        // `%` first, so `a%7Bb` and `a{b` stay two principals.
-        let tag = answered
-            .principal_key
-            .replace('%', "%25")
-            .replace('{', "%7B")
-            .replace('}', "%7D");
+        let tag = crate::vocab::shared_store::hash_tag(&answered.principal_key);
         let base = format!("{}vol:{{{tag}}}", store.prefix());
         let mut invocation = self.script.prepare_invoke();
         invocation

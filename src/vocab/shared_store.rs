@@ -47,3 +47,11 @@ impl SharedStore {
         self.timeout
     }
 }
+
+/// `text` made safe inside a Redis Cluster `{...}` hash tag, injectively: `%` first, then the
+/// braces, so `a}b` and `a%7Db` stay two keys and no id can close the tag early.
+pub fn hash_tag(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
+}

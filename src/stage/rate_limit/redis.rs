@@ -106,7 +106,7 @@ impl RedisBuckets {
         buckets: &[BucketRef],
     ) -> Result<Decision, BackendError> {
         let mut invocation = self.script.prepare_invoke();
-        let tag = hash_tag(owner);
+        let tag = crate::vocab::shared_store::hash_tag(owner);
         for bucket in buckets {
             invocation.key(format!("{}rl:{{{tag}}}:{}", self.store.prefix(), bucket.id));
         }
@@ -139,15 +139,18 @@ impl RedisBuckets {
     }
 }
 
-/// A principal id made safe inside a `{...}` hash tag.
-fn hash_tag(owner: &str) -> String {
-    owner.replace('{', "%7B").replace('}', "%7D")
-}
-
 #[cfg(test)]
 mod tests {
+    use crate::vocab::shared_store::hash_tag;
+
     #[test]
-    fn hash_tags_cannot_be_broken_out_of() {
-        assert_eq!(super::hash_tag("a}b{c"), "a%7Db%7Bc");
+    fn hash_tags_cannot_be_broken_out_of_and_stay_distinct() {
+        assert_eq!(hash_tag("a}b{c"), "a%7Db%7Bc");
+        assert_ne!(
+            hash_tag("a}b"),
+            hash_tag("a%7Db"),
+            "two principals, two buckets"
+        );
+        assert_eq!(hash_tag("a%b"), "a%25b");
     }
 }
