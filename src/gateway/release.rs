@@ -96,6 +96,6 @@ fn kept_store(
         .zip(releases)
         .find(|(old, _)| old.id == route.id)?;
     let store = release.stale.as_ref()?;
-    (old.views_digest == route.views_digest && route.stale.as_ref() == Some(store.settings()))
+    (old.response_digest == route.response_digest && route.stale.as_ref() == Some(store.settings()))
         .then(|| store.clone())
 }

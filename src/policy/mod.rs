@@ -176,7 +176,7 @@ pub struct Route {
     pub stale: Option<StaleSettings>,
     /// A digest of its `[routes.response]` as written (views, owner rules, count): a reload
     /// that changes it drops the kept answers.
-    pub views_digest: [u8; 32],
+    pub response_digest: [u8; 32],
     /// Every caller must sign its requests (stage 5b).
     pub require_signature: bool,
 }

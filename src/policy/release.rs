@@ -19,7 +19,7 @@ pub(super) struct Release {
     pub(super) upstream: UpstreamRef,
     pub(super) canary: Option<CanarySettings>,
     pub(super) stale: Option<StaleSettings>,
-    pub(super) views_digest: [u8; 32],
+    pub(super) response_digest: [u8; 32],
 }
 
 /// Finds a named upstream; `names[0]` is `"default"`.
@@ -116,7 +116,7 @@ pub(super) fn compile(
         upstream,
         canary,
         stale,
-        views_digest: Sha256::digest(format!("{response:?}").as_bytes()).into(),
+        response_digest: Sha256::digest(format!("{response:?}").as_bytes()).into(),
     }
 }
 
@@ -166,7 +166,7 @@ mod tests {
                 Path::new("/nonexistent-ordergate"),
                 &format!("{base}{response}"),
             );
-            p.routes[0].views_digest
+            p.routes[0].response_digest
         };
         let plain = digest("");
         let owned = digest(

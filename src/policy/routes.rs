@@ -144,7 +144,7 @@ fn route(
         upstream: release.upstream,
         canary: release.canary,
         stale: release.stale,
-        views_digest: release.views_digest,
+        response_digest: release.response_digest,
         require_signature: raw.require_signature,
     })
 }
