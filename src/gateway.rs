@@ -21,7 +21,7 @@ use crate::stage::events::Webhook;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
-use crate::stage::signature::LocalNonces;
+use crate::stage::signature::{self, LocalNonces};
 use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
 use crate::vocab::error::StartError;
@@ -45,7 +45,17 @@ pub struct Live {
 impl Live {
     /// Builds a generation, keeping the upstream pool and breaker of `previous` when the
     /// upstream settings did not change.
-    fn build(policy: Policy, previous: Option<&Live>, events: &Events) -> Result<Self, StartError> {
+    fn build(
+        mut policy: Policy,
+        previous: Option<&Live>,
+        events: &Events,
+    ) -> Result<Self, StartError> {
+        // Nonces the running generation recorded keep protecting the window they were kept for.
+        if let Some(previous) = previous {
+            policy
+                .signatures
+                .carry_from(&previous.policy.signatures, signature::now_secs());
+        }
         let jwt = jwt_verifier(&policy)?;
         let upstreams = release::upstreams(
             &policy,

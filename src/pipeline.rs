@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  1 connection      server/: TLS 1.2/1.3, ALPN, mTLS, connection limits, header read and
-//!                    idle timeouts, send stalls; stage/route.rs: header size (431)
+//!                    idle timeouts, send stalls, requests running per connection (503, marked
+//!                    by the front door, refused here); stage/route.rs: header size (431)
 //!  2 request id      stage/request_id.rs
 //! 12 audit           stage/audit/: a queue slot is reserved first; the record is sent when the
 //!                    response body ends or is dropped, so every exit below is recorded; under
@@ -18,7 +19,8 @@
 //!  5b signature      stage/signature/    401 (RFC 9421 signature, nonce), 503 (nonce store);
 //!                    the body's Content-Digest is compared in stage 7, before validation
 //!  6 authorise       stage/authz.rs      403 (scopes, owner, no view)
-//!  7 validate        stage/validate/     400 invalid_parameter; body: 400, 413
+//!  7 validate        stage/validate/     400 invalid_parameter; body: 400, 413; 403
+//!                    owner_mismatch when the owner id sent is not the one stage 6 checked
 //!  8 rate limit      stage/rate_limit/   429, 503 (backend down under reject)
 //!  9 load, circuit   stage/load_shed.rs, stage/circuit.rs   503 overloaded / circuit_open
 //!    upstream        stage/canary/       the route's named upstream or its guarded canary
@@ -210,8 +212,17 @@ where
     B::Error: Into<BoxError>,
 {
     let (policy, ip) = (&live.policy, ctx.client_ip);
-    // 1. The header size (the rest of stage 1 is the server's), then the server's IP list,
+    // 1. The connection's own work bound (the front door's mark), the header size (the rest of stage 1 is the server's), then the server's IP list,
     //    before anything about the routes is revealed (§7.2).
+    if parts
+        .extensions
+        .get::<service::ConnectionSaturated>()
+        .is_some()
+    {
+        return Err(GatewayError::Overloaded {
+            cause: Overload::MaxConcurrentStreams,
+        });
+    }
     route::refuse_large_headers(&parts.headers, policy.server.max_header_bytes)?;
     ip_allow::refuse_outside_server(policy.server.allow_ips.as_deref(), ip)?;
     // 3. Route.
@@ -233,6 +244,7 @@ where
     // 6. Authorisation. 7. Validation, then the body (its signed digest compared first).
     let view = authz::authorize(&route.access, &principal, &matched.params, &query)?;
     let validated = validate::validate(&route.params, &matched.params, &query)?;
+    validate::confirm_owner(&route.access, &principal, &validated)?;
     let body = wire
         .read_body(body, verified.as_ref(), &mut ctx.signed)
         .await?;

@@ -47,13 +47,35 @@ async fn zero_window_client(
     SendRequest<Empty<Bytes>>,
     tokio::task::JoinHandle<Result<(), hyper::Error>>,
 ) {
+    h2_connect(h, Some(0)).await
+}
+
+/// An HTTP/2 client with ordinary windows.
+async fn h2_client(
+    h: &Harness,
+) -> (
+    SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    h2_connect(h, None).await
+}
+
+/// An HTTP/2 connection, its stream window fixed at `window` (none: hyper's adaptive one).
+async fn h2_connect(
+    h: &Harness,
+    window: Option<u32>,
+) -> (
+    SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
     let io = TokioIo::new(h2_tls(h).await);
-    let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(0)
-        .adaptive_window(false)
-        .handshake(io)
-        .await
-        .unwrap();
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(window) = window {
+        builder
+            .initial_stream_window_size(window)
+            .adaptive_window(false);
+    }
+    let (send, conn) = builder.handshake(io).await.unwrap();
     (send, tokio::spawn(conn))
 }
 
@@ -64,13 +86,8 @@ async fn held_request(
     send: &mut SendRequest<Empty<Bytes>>,
     id: &str,
 ) -> hyper::Response<hyper::body::Incoming> {
-    let request = http::Request::get(h.url(RAW))
-        .header("x-api-key", &h.keys.erp_key)
-        .header("x-request-id", id)
-        .body(Empty::new())
-        .unwrap();
     send.ready().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), send.send_request(request))
+    tokio::time::timeout(Duration::from_secs(10), send.send_request(raw_order(h, id)))
         .await
         .expect("the response head arrives without any window")
         .unwrap()
@@ -311,4 +328,134 @@ async fn a_response_still_unsent_when_the_grace_runs_out_is_cut_and_recorded_as_
     assert_eq!(record["detail"], "shutdown", "{record}");
     let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
     assert!(ended.is_ok(), "the connection outlived the shutdown");
+}
+
+/// A GET for the raw order from the ERP key, with request id `id`.
+fn raw_order(h: &Harness, id: &str) -> http::Request<Empty<Bytes>> {
+    http::Request::get(h.url(RAW))
+        .header("x-api-key", &h.keys.erp_key)
+        .header("x-request-id", id)
+        .body(Empty::new())
+        .unwrap()
+}
+
+/// Waits (bounded) until the fake order service has received `n` requests.
+async fn upstream_reached(h: &Harness, n: usize) {
+    for _ in 0..500 {
+        if h.upstream.count() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the upstream saw {} requests, not {n}", h.upstream.count());
+}
+
+/// Starts a request on `send` and resets its stream (RST_STREAM, CANCEL) once the upstream has
+/// it: the gateway goes on running it to its end.
+async fn reset_once_upstream(
+    h: &Harness,
+    send: &mut SendRequest<Empty<Bytes>>,
+    id: &str,
+    seen: usize,
+) {
+    send.ready().await.unwrap();
+    let pending = send.send_request(raw_order(h, id));
+    let mut pending = std::pin::pin!(pending);
+    tokio::select! {
+        answered = &mut pending => panic!("{id} was answered: {answered:?}"),
+        () = upstream_reached(h, seen) => {}
+    }
+    // Dropping the response future resets the stream.
+}
+
+#[tokio::test]
+async fn streams_the_client_reset_still_count_against_max_concurrent_streams() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                (
+                    "max_in_flight = 64",
+                    "max_in_flight = 64\nmax_concurrent_streams = 2",
+                ),
+                ("request_timeout = \"5s\"", "request_timeout = \"30s\""),
+                ("timeout = \"1s\"", "timeout = \"30s\""),
+            ],
+        )
+    })
+    .await;
+    h.upstream.set_default(support::Reply::Hang);
+    let (mut send, _conn) = h2_client(&h).await;
+    // HEADERS + RST_STREAM twice: no stream is open any more, two requests still run.
+    reset_once_upstream(&h, &mut send, "reset-1", 1).await;
+    reset_once_upstream(&h, &mut send, "reset-2", 2).await;
+    send.ready().await.unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        send.send_request(raw_order(&h, "third")),
+    )
+    .await
+    .expect("the third request is answered at once, not sent upstream")
+    .unwrap();
+    assert_eq!(refused.status(), 503);
+    let record = h.record_of("third").await;
+    assert_eq!(record["reason"], "overloaded", "{record}");
+    assert_eq!(record["detail"], "max_concurrent_streams", "{record}");
+    assert_eq!(h.upstream.count(), 2, "the refused request went upstream");
+    // Another connection is not affected: the bound is per connection.
+    h.upstream.set_default(support::Reply::Orders);
+    let other = h.get(RAW, &[("x-api-key", &h.keys.erp_key)]).await;
+    assert_eq!(other.status(), 200);
+    h.stop().await;
+    // The reset requests ran to the shutdown cutoff and were recorded then.
+    for id in ["reset-1", "reset-2"] {
+        let record = h.record_of(id).await;
+        assert_eq!(record["detail"], "shutdown", "{record}");
+    }
+}
+
+#[tokio::test]
+async fn closing_a_connection_does_not_free_its_place_while_its_requests_run() {
+    let mut h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("max_connections_per_ip = 200", "max_connections_per_ip = 1"),
+                ("timeout = \"1s\"", "timeout = \"5s\""),
+            ],
+        )
+    })
+    .await;
+    h.upstream.set_default(support::Reply::Delay(2_000));
+    let (mut send, conn) = h2_client(&h).await;
+    send.ready().await.unwrap();
+    let pending = send.send_request(raw_order(&h, "left-behind"));
+    let pending = tokio::spawn(pending);
+    upstream_reached(&h, 1).await;
+    // The client goes away entirely: its request still runs, and still holds the address's one
+    // place, so a new connection from the same address is refused for as long as it runs.
+    pending.abort();
+    conn.abort();
+    drop(send);
+    for attempt in 0..10 {
+        let again = support::try_raw_tls(&h, b"h2").await;
+        assert!(
+            again.is_err(),
+            "attempt {attempt}: a new connection was admitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once it has ended (recorded), the place is given back.
+    let record = h.record_of("left-behind").await;
+    assert_eq!(record["detail"], "client_disconnected", "{record}");
+    let mut admitted = false;
+    for _ in 0..250 {
+        if support::try_raw_tls(&h, b"h2").await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted, "the place was not given back");
+    h.stop().await;
 }

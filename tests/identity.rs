@@ -517,6 +517,79 @@ async fn scopes_and_owner_binding_decide_before_the_upstream_is_called() {
     assert_eq!(causes.iter().filter(|c| **c == "scope_missing").count(), 2);
 }
 
+/// A route whose owner is a typed (integer) parameter: the gateway sends its canonical form.
+const NUMBERED: &str = r#"
+[[routes]]
+id = "account-orders"
+method = "GET"
+path = "/v1/accounts/{account}/orders"
+upstream_path = "/api/orders"
+require_scopes = ["orders:read"]
+owner = { param = "account", claim = "account", bypass_scopes = ["orders:read:any_customer"] }
+forward_params = { account = "account" }
+[routes.params.account]
+type = "integer"
+min = 1
+max = 99999999
+"#;
+
+#[tokio::test]
+async fn the_owner_is_checked_on_the_value_sent_upstream_not_only_as_written() {
+    let h = Harness::with(|p| format!("{p}{NUMBERED}")).await;
+    let bearer = |claim: Value| {
+        format!(
+            "Bearer {}",
+            h.token("holder", &["customer"], &[("account", claim)])
+        )
+    };
+    // Claim "0042", path 0042: equal as written, but 42 is what would go upstream.
+    let padded = bearer(json!("0042"));
+    let response = h
+        .get("/v1/accounts/0042/orders", &[("authorization", &padded)])
+        .await;
+    assert_eq!(response.status(), 403);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let record = h.record_of(&id).await;
+    assert_eq!(record["detail"], "owner_mismatch", "{record}");
+    // Claim 42 (a string or a number), path 0042: refused as written already.
+    for claim in [json!("42"), json!(42)] {
+        let status = h
+            .get(
+                "/v1/accounts/0042/orders",
+                &[("authorization", &bearer(claim))],
+            )
+            .await
+            .status();
+        assert_eq!(status, 403);
+    }
+    assert_eq!(
+        h.upstream.count(),
+        0,
+        "a refused request reached the upstream"
+    );
+    // The claim's own canonical id passes, and is what the upstream receives.
+    for claim in [json!("42"), json!(42), json!(["0042", "42"])] {
+        let status = h
+            .get(
+                "/v1/accounts/42/orders",
+                &[("authorization", &bearer(claim))],
+            )
+            .await
+            .status();
+        assert_eq!(status, 200);
+    }
+    let targets: Vec<String> = h
+        .upstream
+        .requests()
+        .into_iter()
+        .map(|r| r.target)
+        .collect();
+    assert_eq!(targets, ["/api/orders?account=42"; 3]);
+}
+
 #[tokio::test]
 async fn a_rotated_jwks_file_is_picked_up_without_restart() {
     let h = Harness::start().await;

@@ -1074,6 +1074,72 @@ async fn a_reload_rotates_keys_and_keeps_the_nonces_seen() {
     assert_eq!(still.send(&h, &h.client).await.0, 200);
 }
 
+/// Rewrites the running policy file with `edits` and reloads it.
+async fn reload_with(h: &Harness, edits: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(h.policy_path()).unwrap();
+    std::fs::write(h.policy_path(), edit(&text, edits)).unwrap();
+    let gateway = h.running.as_ref().unwrap().gateway.clone();
+    gateway.reload().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_that_raises_max_age_does_not_reopen_expired_nonces() {
+    let partners = Partners::new();
+    let narrow = [(
+        "max_age = \"60s\"\nclock_skew = \"5s\"",
+        "max_age = \"1s\"\nclock_skew = \"0s\"",
+    )];
+    let h = gateway(&partners, &narrow).await;
+    let once = Outgoing::carrier(&h, &partners, ORDERS);
+    assert_eq!(once.send(&h, &h.client).await.0, 200);
+    reload_with(&h, &[("max_age = \"1s\"", "max_age = \"60s\"")]).await;
+    let (_, record) = once.send(&h, &h.client).await;
+    assert_refused(&record, "signature_replayed", "right after the reload");
+    // The nonce was kept for the old window (1 s + 2 s): once it is gone, the replay is still
+    // old by the window it was signed under. No signal says a nonce expired; wait it out.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (status, record) = once.send(&h, &h.client).await;
+    assert_eq!(status, 401, "{record}");
+    assert_refused(&record, "signature_expired", "after its nonce expired");
+    assert_eq!(h.upstream.count(), 1);
+    // Requests signed now get the new window.
+    let fresh = Outgoing::carrier(&h, &partners, ORDERS);
+    assert_eq!(fresh.send(&h, &h.client).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_reload_that_moves_the_nonce_store_still_sees_the_old_nonces() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    let local = [(
+        "clock_skew = \"5s\"\n",
+        "clock_skew = \"5s\"\nnonce_store = \"local\"\n",
+    )];
+    let h = on_redis(&redis, &keys, &partners, &local).await;
+    let once = Outgoing::carrier(&h, &partners, ORDERS);
+    assert_eq!(once.send(&h, &h.client).await.0, 200);
+    assert!(redis.keys("ordergate:nonce:*").is_empty(), "kept locally");
+    // To Redis: the pair kept locally before the move is still found.
+    reload_with(
+        &h,
+        &[("nonce_store = \"local\"\n", "nonce_store = \"redis\"\n")],
+    )
+    .await;
+    let (status, record) = once.send(&h, &h.client).await;
+    assert_eq!(status, 401, "{record}");
+    assert_refused(&record, "signature_replayed", "after the move to redis");
+    assert_eq!(h.upstream.count(), 1);
+    let fresh = Outgoing::carrier(&h, &partners, ORDERS);
+    assert_eq!(fresh.send(&h, &h.client).await.0, 200);
+    assert!(
+        !redis.keys("ordergate:nonce:*").is_empty(),
+        "kept in redis now"
+    );
+}
+
 #[test]
 fn ordergate_sign_refuses_what_it_cannot_sign() {
     let dir = tempfile::tempdir().unwrap();

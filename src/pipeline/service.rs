@@ -199,6 +199,13 @@ pub fn layered(service: GatewayService) -> Layered {
     RequestIdFirst { inner }
 }
 
+/// Put on a request by the front door when its connection already has `max_concurrent_streams`
+/// requests running, counting those whose client reset the stream (they run to their end, so
+/// hyper's stream limit alone does not bound them). The pipeline refuses it before anything else:
+/// 503 `overloaded` (`max_concurrent_streams`), recorded like every refusal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionSaturated;
+
 /// The request id [`RequestIdFirst`] settled; the pipeline takes it instead of reading the header.
 #[derive(Debug, Clone)]
 pub(crate) struct SettledRequestId(pub(crate) String);

@@ -259,7 +259,8 @@ async fn admit(
     // 6. Authorisation.
     let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
     // 7. Validation (the body is the live request's alone).
-    validate::validate(&route.params, &matched.params, &raw_query)?;
+    let validated = validate::validate(&route.params, &matched.params, &raw_query)?;
+    validate::confirm_owner(&route.access, &principal, &validated)?;
     let view = view.map(|i| &route.views[i]);
     Ok(Verdict::Admit {
         route: route.id.clone(),

@@ -10,6 +10,14 @@
 //!
 //! The abort is per connection: hyper offers no handle on one HTTP/2 stream, and a client that
 //! leaves a stream unread that long is not a client whose other streams need protecting.
+//!
+//! A request whose client went away runs to its end (`FinishAnyway`), so what a connection has
+//! running is bounded here, not only by hyper's stream count: an HTTP/2 client that resets each
+//! stream at once (HEADERS + RST_STREAM) would otherwise start requests without limit. Each
+//! request holds one of the connection's `max_concurrent_streams` permits until its pipeline ends
+//! (one arriving without a free permit is refused with 503, recorded), and the connection's
+//! admission (its place under `max_connections` and `max_connections_per_ip`) until then too, so
+//! closing the connection and opening another does not free the place either.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,7 +33,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 use tower_http::body::UnsyncBoxBody;
 
@@ -33,7 +41,7 @@ use super::admission::Admitted;
 use super::finish_anyway::FinishAnyway;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
-use crate::pipeline::service::{self, GatewayService};
+use crate::pipeline::service::{self, ConnectionSaturated, GatewayService};
 use crate::stage::authn::mtls::Subject;
 use crate::vocab::send_watch::SendWatch;
 
@@ -110,7 +118,7 @@ pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
-    _admitted: Admitted,
+    admitted: Admitted,
 ) {
     let _ = stream.set_nodelay(true);
     let live = gateway.live();
@@ -121,12 +129,15 @@ pub(super) async fn serve(
         send_stall: server.send_stall_timeout,
     };
     let streams = Arc::new(Streams::default());
-    let bound = usize::try_from(server.max_concurrent_streams)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(2);
+    let max_streams = usize::try_from(server.max_concurrent_streams).unwrap_or(usize::MAX);
+    let held = Held {
+        admitted: Arc::new(admitted),
+        permits: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
+    };
+    let bound = max_streams.saturating_mul(2);
     let Some(tls) = &server.tls else {
         let conn = Arc::new(ConnInfo::plain(peer));
-        let svc = per_connection(gateway.clone(), conn, streams.clone(), bound);
+        let svc = per_connection(gateway.clone(), conn, streams.clone(), bound, held);
         let http = http1_builder(server.header_read_timeout, header_limit)
             .serve_connection(TokioIo::new(stream), svc);
         drop(live);
@@ -164,7 +175,7 @@ pub(super) async fn serve(
         client_subject: subject,
     });
     let io = TokioIo::new(stream);
-    let svc = per_connection(gateway.clone(), conn, streams.clone(), bound);
+    let svc = per_connection(gateway.clone(), conn, streams.clone(), bound, held);
     if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
@@ -262,6 +273,16 @@ fn http1_builder(header_read_timeout: Duration, header_limit: usize) -> http1::B
 /// What a connection answers with: the gateway's body, boxed by the panic layer.
 type Answer = hyper::Response<UnsyncBoxBody<Bytes, BoxError>>;
 
+/// What a connection's requests hold while their pipeline runs, abandoned ones included.
+#[derive(Debug, Clone)]
+struct Held {
+    /// The connection's place under the connection limits, given back when the connection and
+    /// every request it started have ended.
+    admitted: Arc<Admitted>,
+    /// `max_concurrent_streams` permits, one per running request.
+    permits: Arc<Semaphore>,
+}
+
 /// The per-connection service: the tower stack (request span, panic → 500 with its record, the
 /// gateway service) served to hyper through `TowerToHyperService`.
 fn per_connection(
@@ -269,6 +290,7 @@ fn per_connection(
     conn: Arc<ConnInfo>,
     streams: Arc<Streams>,
     bound: usize,
+    held: Held,
 ) -> TowerToHyperService<
     impl tower::Service<
         hyper::Request<Incoming>,
@@ -283,11 +305,22 @@ fn per_connection(
     TowerToHyperService::new(tower::service_fn(
         move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(streams.open(bound));
+            let permit = held.permits.clone().try_acquire_owned().ok();
+            if permit.is_none() {
+                request.extensions_mut().insert(ConnectionSaturated);
+            }
+            let holding = (permit, held.admitted.clone());
+            let answer = stack.clone().oneshot(request);
             // If the client goes away, hyper drops this future, but the pipeline still finishes
             // (in a task of its own from then on), so the request is still recorded (as
-            // `client_disconnected`) and upstream bookkeeping (breaker, in-flight) stays right.
-            // Panics are answered by the stack (500 with its record).
-            FinishAnyway::new(stack.clone().oneshot(request))
+            // `client_disconnected`) and upstream bookkeeping (breaker, in-flight) stays right;
+            // it keeps its permit and the connection's place until then. Panics are answered by
+            // the stack (500 with its record).
+            FinishAnyway::new(async move {
+                let answer = answer.await;
+                drop(holding);
+                answer
+            })
         },
     ))
 }

@@ -108,6 +108,7 @@ causes! {
     /// Why the gateway would not take the request now (503 `overloaded`).
     Overload {
         MaxInFlight => "max_in_flight",
+        MaxConcurrentStreams => "max_concurrent_streams",
         RateLimitBackendUnavailable => "rate_limit_backend_unavailable",
         Shutdown => "shutdown",
         NonceStoreUnavailable => "nonce_store_unavailable",

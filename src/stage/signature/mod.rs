@@ -16,6 +16,7 @@
 //! Adds to the context: `signed = true` once verified.
 
 pub mod base;
+pub mod carry;
 pub mod digest;
 pub mod nonce;
 pub mod sign;
@@ -69,6 +70,8 @@ pub struct SignatureSettings {
     pub on_store_error: OnStoreError,
     /// The verification key of every credential that signs, by principal kind and id.
     pub keys: HashMap<(PrincipalKind, Arc<str>), VerifyKey>,
+    /// What the previous generations' nonces still need (set at reload, [`carry`]).
+    pub carried: Option<carry::Carried>,
 }
 
 impl Default for SignatureSettings {
@@ -79,6 +82,7 @@ impl Default for SignatureSettings {
             nonce_store: NonceStore::Local,
             on_store_error: OnStoreError::Reject,
             keys: HashMap::new(),
+            carried: None,
         }
     }
 }
@@ -162,23 +166,11 @@ pub async fn check(
         verify_request(settings, key, &principal.id, request, now_secs()).map_err(fail)?;
     let nonce = nonce::NonceKey::new(principal.kind, &principal.id, &verified.nonce);
     let ttl = settings.nonce_ttl();
-    let recorded = match settings.nonce_store {
-        NonceStore::Local => match stores.local.record(nonce, ttl, std::time::Instant::now()) {
-            Err(full) if full.is_full() => {
-                tracing::warn!(error = %full, "nonce store full: signed request refused");
-                return Err(GatewayError::Overloaded {
-                    cause: Overload::NonceStoreUnavailable,
-                });
-            }
-            other => other.map_err(|e| e.to_string()),
-        },
-        NonceStore::Redis => match stores.redis {
-            Some(store) => nonce::record_shared(store, nonce, ttl)
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("the shared backend is not connected".to_owned()),
-        },
-    };
+    let mut recorded = record(settings.nonce_store, stores, nonce, ttl).await?;
+    // Signed before a reload that moved the store: the old one is asked too ([`carry`]).
+    if let (Ok(true), Some(old)) = (&recorded, settings.also_for(verified.created)) {
+        recorded = record(old, stores, nonce, ttl).await?;
+    }
     match recorded {
         Ok(true) => {}
         Ok(false) => {
@@ -208,6 +200,33 @@ pub async fn check(
     }))
 }
 
+/// Records `nonce` in `store`: `Ok(true)` when it was fresh, `Ok(false)` when it was seen,
+/// `Err` (text) when the store failed; a full local store is refused at once.
+async fn record(
+    store: NonceStore,
+    stores: Stores<'_>,
+    nonce: nonce::NonceKey,
+    ttl: Duration,
+) -> Result<Result<bool, String>, GatewayError> {
+    Ok(match store {
+        NonceStore::Local => match stores.local.record(nonce, ttl, std::time::Instant::now()) {
+            Err(full) if full.is_full() => {
+                tracing::warn!(error = %full, "nonce store full: signed request refused");
+                return Err(GatewayError::Overloaded {
+                    cause: Overload::NonceStoreUnavailable,
+                });
+            }
+            other => other.map_err(|e| e.to_string()),
+        },
+        NonceStore::Redis => match stores.redis {
+            Some(store) => nonce::record_shared(store, nonce, ttl)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("the shared backend is not connected".to_owned()),
+        },
+    })
+}
+
 /// Stage 5b for the pipeline: [`check`], a 401 charging the caller's failed-authentication
 /// `allowance` (which answers 429 instead once it is spent).
 pub async fn stage(
@@ -229,6 +248,8 @@ pub async fn stage(
 pub struct Checked {
     /// The signature's `nonce`.
     pub nonce: String,
+    /// Its `created`, epoch seconds.
+    pub created: i64,
     /// The signed `Content-Digest`, when covered.
     pub digest: Option<DigestCheck>,
 }
@@ -257,7 +278,8 @@ pub fn verify_request(
     if chosen.created > now.saturating_add(skew) {
         return Err(AuthFailure::SignatureFuture);
     }
-    if now.saturating_sub(chosen.created) > secs(settings.max_age)
+    // Signed before a reload that raised it: the old `max_age` ([`carry`]).
+    if now.saturating_sub(chosen.created) > secs(settings.max_age_for(chosen.created))
         || chosen.expires.is_some_and(|e| now > e.saturating_add(skew))
     {
         return Err(AuthFailure::SignatureExpired);
@@ -271,6 +293,7 @@ pub fn verify_request(
     };
     Ok(Checked {
         nonce: chosen.nonce,
+        created: chosen.created,
         digest,
     })
 }
@@ -329,7 +352,8 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn now_secs() -> i64 {
+/// The clock in epoch seconds, as `created` is written.
+pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(secs)

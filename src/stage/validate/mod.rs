@@ -5,9 +5,11 @@
 //!
 //! Adds to the context: the validated values. The upstream query string is **rebuilt** from them
 //! (`forward_params` first, then declared parameters in declared order, defaults filled in,
-//! canonical encoding), never copied from the client.
+//! canonical encoding), never copied from the client. The owner binding is confirmed on those
+//! values (`owner.rs`): 403 `owner_mismatch` when the id sent would differ from the one checked.
 
 pub mod body;
+mod owner;
 pub mod schema;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::vocab::cause::ParamFailure;
 use crate::vocab::error::{GatewayError, ParamError};
 use crate::vocab::percent;
 use crate::vocab::query::{self, RawQuery};
+pub use owner::confirm_owner;
 pub use schema::{ParamSchema, Value};
 
 /// A cross-parameter rule.

@@ -1,0 +1,151 @@
+//! Nonces across a reload. A nonce is kept for the lifetime its generation gave it
+//! ([`SignatureSettings::nonce_ttl`]), in the store that generation named. A reload that raises
+//! `max_age` would accept a request again once its nonce, kept for the shorter window, has
+//! expired; one that moves `nonce_store` would not see the pairs kept in the old store.
+//!
+//! Only a request signed before the reload can have been seen before it: one seen then had a
+//! `created` at most `clock_skew` ahead of the clock (twice that across instances). So requests
+//! whose `created` is at or before that cutoff are judged by the previous `max_age` and looked up
+//! in the previous store too; requests signed after it get the new window and store alone. A
+//! request refused this way was signed before the change and is signed again by its sender; a
+//! replay is never accepted.
+
+use std::time::Duration;
+
+use super::{NONCE_MARGIN, NonceStore, SignatureSettings, secs};
+
+/// What a generation inherits from the ones before it, for requests signed before it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    /// Epoch seconds: a request whose `created` is at or before this may have been seen by an
+    /// earlier generation.
+    pub cutoff: i64,
+    /// The narrowest `max_age` of those generations.
+    pub max_age: Duration,
+    /// A store other than this generation's that may hold their nonces.
+    pub also: Option<NonceStore>,
+}
+
+impl SignatureSettings {
+    /// Inherits from `previous` (the running generation) at `now` (epoch seconds): a cutoff when
+    /// `max_age` was raised or the store moved, folded with what `previous` carried itself while
+    /// requests signed before that cutoff could still pass this generation's window.
+    pub fn carry_from(&mut self, previous: &SignatureSettings, now: i64) {
+        let raised = self.max_age > previous.max_age;
+        let moved = previous.nonce_store != self.nonce_store;
+        let own = (raised || moved).then(|| Carried {
+            cutoff: now
+                .saturating_add(secs(previous.clock_skew).saturating_mul(2))
+                .saturating_add(secs(NONCE_MARGIN)),
+            max_age: previous.max_age,
+            also: moved.then_some(previous.nonce_store),
+        });
+        let window = secs(self.max_age).saturating_add(secs(NONCE_MARGIN));
+        let kept = previous
+            .carried
+            .filter(|c| now <= c.cutoff.saturating_add(window));
+        let folded = match (own, kept) {
+            (Some(a), Some(b)) => Some(Carried {
+                cutoff: a.cutoff.max(b.cutoff),
+                max_age: a.max_age.min(b.max_age),
+                also: a.also.or(b.also),
+            }),
+            (one, other) => one.or(other),
+        };
+        self.carried = folded.map(|c| Carried {
+            max_age: c.max_age.min(self.max_age),
+            also: c.also.filter(|store| *store != self.nonce_store),
+            ..c
+        });
+    }
+
+    /// The `max_age` a signature `created` at that time is judged by.
+    pub fn max_age_for(&self, created: i64) -> Duration {
+        match self.carried {
+            Some(c) if created <= c.cutoff => c.max_age,
+            _ => self.max_age,
+        }
+    }
+
+    /// The earlier store a signature `created` at that time is also looked up in.
+    pub fn also_for(&self, created: i64) -> Option<NonceStore> {
+        self.carried
+            .filter(|c| created <= c.cutoff)
+            .and_then(|c| c.also)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn settings(max_age: u64, store: NonceStore) -> SignatureSettings {
+        SignatureSettings {
+            max_age: Duration::from_secs(max_age),
+            clock_skew: Duration::from_secs(5),
+            nonce_store: store,
+            ..SignatureSettings::default()
+        }
+    }
+
+    #[test]
+    fn an_unchanged_or_lowered_max_age_carries_nothing() {
+        let old = settings(60, NonceStore::Local);
+        for max_age in [60, 30] {
+            let mut new = settings(max_age, NonceStore::Local);
+            new.clock_skew = Duration::from_secs(30);
+            new.carry_from(&old, NOW);
+            assert_eq!(new.carried, None);
+            assert_eq!(new.max_age_for(NOW - 1), Duration::from_secs(max_age));
+        }
+    }
+
+    #[test]
+    fn a_raised_max_age_judges_requests_signed_before_the_reload_by_the_old_one() {
+        let old = settings(60, NonceStore::Local);
+        let mut new = settings(600, NonceStore::Local);
+        new.carry_from(&old, NOW);
+        // Seen before the reload at most 2 × clock_skew (+ the margin) ahead of the clock.
+        let cutoff = NOW + 2 * 5 + 2;
+        assert_eq!(new.max_age_for(NOW - 300), Duration::from_secs(60));
+        assert_eq!(new.max_age_for(cutoff), Duration::from_secs(60));
+        assert_eq!(new.max_age_for(cutoff + 1), Duration::from_secs(600));
+        assert_eq!(new.also_for(NOW), None);
+    }
+
+    #[test]
+    fn a_moved_store_is_also_asked_for_requests_signed_before_the_move() {
+        let old = settings(60, NonceStore::Local);
+        let mut new = settings(60, NonceStore::Redis);
+        new.carry_from(&old, NOW);
+        assert_eq!(new.also_for(NOW), Some(NonceStore::Local));
+        assert_eq!(new.also_for(NOW + 13), None);
+        assert_eq!(new.max_age_for(NOW), Duration::from_secs(60));
+        // Moving back while those requests live: the old store is the one this generation
+        // does not use.
+        let mut back = settings(60, NonceStore::Local);
+        back.carry_from(&new, NOW + 1);
+        assert_eq!(back.also_for(NOW), Some(NonceStore::Redis));
+    }
+
+    #[test]
+    fn reloads_in_a_row_keep_the_narrowest_window_while_it_matters() {
+        let first = settings(60, NonceStore::Local);
+        let mut second = settings(300, NonceStore::Local);
+        second.carry_from(&first, NOW);
+        let mut third = settings(900, NonceStore::Local);
+        third.carry_from(&second, NOW + 10);
+        assert_eq!(third.max_age_for(NOW), Duration::from_secs(60));
+        assert_eq!(third.carried.unwrap().cutoff, NOW + 10 + 12);
+        // A reload that changes nothing keeps what is carried.
+        let mut fourth = settings(900, NonceStore::Local);
+        fourth.carry_from(&third, NOW + 100);
+        assert_eq!(fourth.carried, third.carried);
+        // Once nothing signed before the cutoff can pass the window, it is dropped.
+        let mut fifth = settings(900, NonceStore::Local);
+        fifth.carry_from(&fourth, NOW + 22 + 902 + 1);
+        assert_eq!(fifth.carried, None);
+    }
+}
