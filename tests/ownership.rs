@@ -517,3 +517,22 @@ async fn a_conditional_request_cannot_tell_another_customers_order_exists() {
         403
     );
 }
+
+#[tokio::test]
+async fn ids_beyond_64_bits_are_never_matched_after_rounding() {
+    let h = harness().await;
+    // Both round to the same float; they are two customers.
+    let mine = bearer(&h, &["customer"], json!(12345678901234567890123.0_f64));
+    let path = format!("/v1/my/orders/{ORDER}");
+    h.upstream.queue([Reply::Raw(
+        200,
+        "application/json",
+        format!(
+            r#"{{"order_id":"{ORDER}","customer_id":12345678901234567890124,"note":"{MARKER}"}}"#
+        ),
+    )]);
+    let (status, id, body) = get(&h, &path, ("authorization", &mine)).await;
+    assert_eq!(status, 403, "{}", text(&body));
+    assert!(!text(&body).contains(MARKER));
+    assert_eq!(h.record_of(&id).await["detail"], "owner_mismatch_response");
+}

@@ -693,6 +693,12 @@ async fn ordergate_sign_output_is_accepted_by_the_gateway() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    // `check` names who signs and which routes demand it.
+    let checked = run(&["check", "-c", h.policy_path().to_str().unwrap()]);
+    assert!(
+        checked.contains("3 signing, 1 route(s) demand signatures"),
+        "{checked}"
+    );
     let url = h.url(ORDERS);
     let printed = run(&[
         "sign",

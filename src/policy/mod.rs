@@ -241,6 +241,13 @@ impl Policy {
         if !self.auth.mtls.is_empty() {
             auth.push(format!("{} mtls client(s)", self.auth.mtls.len()));
         }
+        if !self.signatures.keys.is_empty() {
+            auth.push(format!("{} signing", self.signatures.keys.len()));
+        }
+        let signed_routes = self.routes.iter().filter(|r| r.require_signature).count();
+        if signed_routes > 0 {
+            auth.push(format!("{signed_routes} route(s) demand signatures"));
+        }
         format!(
             "{}: ok — {} route(s), {} role(s), auth: {}, listen {}{}",
             self.source.display(),

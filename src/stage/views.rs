@@ -675,7 +675,8 @@ impl<'de> Visitor<'de> for Filter<'_, '_> {
         self.scalar(&v, Some(&v.to_string()))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Pass, E> {
-        self.scalar(&v, watch::number_text(v).as_deref())
+        // Never an owner's id: rounded (see `watch`).
+        self.scalar(&v, None)
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Pass, E> {
         self.scalar(&v, Some(v))

@@ -57,14 +57,15 @@ impl Principal {
         }
     }
 
-    /// A claim or attribute as the set of texts it stands for (§7.3): a string or number is one
-    /// value, an array each of its string and number elements (other elements never match).
-    /// Empty when the principal lacks it, so an owner check against it never matches.
+    /// A claim or attribute as the set of texts it stands for (§7.3): a string or an integer is
+    /// one value, an array each of its string and integer elements (other elements never match).
+    /// A number held as a float (a fraction, an integer beyond 64 bits) is rounded, so it stands
+    /// for nobody. Empty when the principal lacks it, so an owner check against it never matches.
     pub fn claim_values(&self, name: &str) -> Vec<Cow<'_, str>> {
         fn text(value: &serde_json::Value) -> Option<Cow<'_, str>> {
             match value {
                 serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
-                serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                serde_json::Value::Number(n) if !n.is_f64() => Some(Cow::Owned(n.to_string())),
                 _ => None,
             }
         }
@@ -109,9 +110,18 @@ mod tests {
     use crate::vocab::scopes::ScopeSet;
 
     #[test]
-    fn an_empty_claim_value_never_matches() {
-        let claims = serde_json::json!({"customer_id": ["", "C1"], "tenant_id": ""});
-        let p = Principal {
+    fn a_claim_held_as_a_float_stands_for_nobody() {
+        let claims = serde_json::json!({
+            "big": 12345678901234567890123.0_f64,
+            "set": [1.5, 42, "C1"],
+        });
+        let p = with_claims(&claims);
+        assert!(p.claim_values("big").is_empty());
+        assert_eq!(p.claim_values("set"), ["42", "C1"]);
+    }
+
+    fn with_claims(claims: &serde_json::Value) -> Principal {
+        Principal {
             id: Arc::from("rep"),
             kind: PrincipalKind::Jwt,
             tenant: None,
@@ -120,7 +130,13 @@ mod tests {
             claims: Claims::Token(claims.as_object().unwrap().clone()),
             expires_at: None,
             allow_ips: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn an_empty_claim_value_never_matches() {
+        let claims = serde_json::json!({"customer_id": ["", "C1"], "tenant_id": ""});
+        let p = with_claims(&claims);
         assert!(p.claim_holds("customer_id", "C1"));
         assert!(!p.claim_holds("customer_id", ""));
         assert!(!p.claim_holds("tenant_id", ""));

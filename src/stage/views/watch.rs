@@ -10,7 +10,10 @@
 //!   whichever one a client's parser keeps, it is the caller's);
 //! - at a `[]` step, the value is an array and the entry holds at every element (an empty array
 //!   holds: it returns nobody's records);
-//! - at the end, the value is a string or number whose text is one of the caller's values.
+//! - at the end, the value is a string or an integer (within 64 bits) whose text is one of the
+//!   caller's values. A number the parser can only hold as a float (a fraction, an exponent, an
+//!   integer beyond 64 bits) never holds: it is rounded, and two customers' ids beyond 2^64 can
+//!   round to the same float, so comparing its text would let one read the other's orders.
 //!
 //! Anything else — a missing key, another type, `null` — does not hold. Entries are bits of a
 //! `u64`, so a value's verdict for every entry at once is a mask.
@@ -269,8 +272,8 @@ impl<'de> Visitor<'de> for Watcher<'_, '_, '_> {
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
         Ok(self.probe.leaf(self.node, Some(&v.to_string())))
     }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
-        Ok(self.probe.leaf(self.node, number_text(v).as_deref()))
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<u64, E> {
+        Ok(self.probe.leaf(self.node, None))
     }
     fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<u64, E> {
         Ok(0)
@@ -278,11 +281,6 @@ impl<'de> Visitor<'de> for Watcher<'_, '_, '_> {
     fn visit_unit<E: serde::de::Error>(self) -> Result<u64, E> {
         Ok(0)
     }
-}
-
-/// A float as JSON writes it (how a numeric claim is written too), or `None` when not finite.
-pub(super) fn number_text(v: f64) -> Option<String> {
-    serde_json::Number::from_f64(v).map(|n| n.to_string())
 }
 
 #[cfg(test)]
@@ -391,6 +389,27 @@ mod tests {
         assert!(!look(&w, &set, r#"{"customer_id":"C1","tenant":"other"}"#).0);
         assert!(!look(&w, &set, r#"{"customer_id":"C1"}"#).0);
         assert!(!look(&w, &set, r#"{"customer_id":43,"tenant":"acme"}"#).0);
+    }
+
+    #[test]
+    fn a_number_held_as_a_float_never_holds() {
+        let w = watch(&["customer_id"], None);
+        // What a claim of 12345678901234567890123 (a JSON number) reads as once parsed.
+        let rounded = serde_json::json!(12345678901234567890123.0_f64).to_string();
+        for claim in [rounded.as_str(), "42", "42.0", "1.5"] {
+            let set = vec![Some(vec![Cow::Borrowed(claim)])];
+            for doc in [
+                r#"{"customer_id":12345678901234567890124}"#,
+                r#"{"customer_id":42.0}"#,
+                r#"{"customer_id":4.2e1}"#,
+                r#"{"customer_id":1.5}"#,
+            ] {
+                assert!(!look(&w, &set, doc).0, "{claim} held at {doc}");
+            }
+        }
+        // Integers within 64 bits compare exactly.
+        let big = vec![Some(vec![Cow::Borrowed("18446744073709551615")])];
+        assert!(look(&w, &big, r#"{"customer_id":18446744073709551615}"#).0);
     }
 
     /// (filtered document, owners hold, records) through a view that watches `w`.
