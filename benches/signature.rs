@@ -37,6 +37,7 @@ fn signed(key: &SigningKey, uri: &Uri) -> HeaderMap {
             method: &Method::GET,
             url: uri,
             body: None,
+            content_type: None,
             created: now(),
             nonce: "bench-nonce",
         },
@@ -69,7 +70,7 @@ fn checks(c: &mut Criterion) {
             uri: &uri,
             headers: &headers,
             tls: true,
-            has_body: false,
+            body: ordergate::stage::signature::BodyCoverage::NoBody,
         };
         assert!(verify_request(&settings, Some(key), "sf-logistics", &request, now()).is_ok());
         c.bench_function(name, |b| {
@@ -90,7 +91,7 @@ fn checks(c: &mut Criterion) {
         uri: &uri,
         headers: &headers,
         tls: true,
-        has_body: false,
+        body: ordergate::stage::signature::BodyCoverage::NoBody,
     };
     c.bench_function("signature/parse+base only", |b| {
         b.iter(|| {

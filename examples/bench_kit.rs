@@ -475,6 +475,7 @@ fn signed(args: &[String]) {
                 method: &http::Method::GET,
                 url: &url,
                 body: None,
+                content_type: None,
                 created,
                 nonce: &nonce,
             },

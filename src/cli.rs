@@ -188,6 +188,10 @@ struct SignArgs {
     /// A file holding the request body (adds `Content-Digest`).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The body's `Content-Type`, signed too (routes that accept more than one body type
+    /// demand it; needs `--data`).
+    #[arg(long, requires = "data")]
+    content_type: Option<String>,
     /// The full URL, exactly as the request will be sent.
     url: String,
 }
@@ -566,6 +570,7 @@ fn sign(args: SignArgs) -> anyhow::Result<Vec<(&'static str, String)>> {
             method: &method,
             url: &url,
             body: body.as_deref(),
+            content_type: args.content_type.as_deref(),
             created,
             nonce: &nonce,
         },

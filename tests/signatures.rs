@@ -122,6 +122,19 @@ fn signed_headers(
     body: Option<&[u8]>,
     created: i64,
 ) -> Vec<(String, String)> {
+    signed_typed(key, keyid, method, url, body, None, created)
+}
+
+/// The same, covering the body's `content_type` too when given.
+fn signed_typed(
+    key: &SigningKey,
+    keyid: &str,
+    method: &http::Method,
+    url: &str,
+    body: Option<&[u8]>,
+    content_type: Option<&str>,
+    created: i64,
+) -> Vec<(String, String)> {
     let uri: http::Uri = url.parse().unwrap();
     sign(
         key,
@@ -130,6 +143,7 @@ fn signed_headers(
             method,
             url: &uri,
             body,
+            content_type,
             created,
             nonce: &fresh_nonce(),
         },
@@ -583,6 +597,58 @@ async fn a_signed_body_must_match_its_digest() {
 }
 
 #[tokio::test]
+async fn a_route_that_reads_two_body_types_demands_the_content_type_signed() {
+    let partners = Partners::new();
+    let two_types = [(
+        "content_types = [\"text/plain\"]",
+        "content_types = [\"text/plain\", \"application/json\"]",
+    )];
+    let h = gateway(&partners, &two_types).await;
+    // The same bytes read as text or as JSON: both are valid, so the type must be signed.
+    let body = br#""call before noon""#;
+    for (protocol, client) in clients(&h) {
+        let digest_only = Outgoing::erp_note(&h, &partners, body);
+        let (status, record) = digest_only.send(&h, &client).await;
+        assert_eq!(status, 401, "{protocol}: {record}");
+        assert_refused(&record, "signature_components", protocol);
+
+        let mut typed = Outgoing::erp_note(&h, &partners, body);
+        for (n, v) in signed_typed(
+            &partners.erp,
+            "erp-sync",
+            &http::Method::POST,
+            &typed.url,
+            Some(body),
+            Some("text/plain"),
+            now(),
+        ) {
+            typed = typed.set(&n, &v);
+        }
+        // Another type under the same signature: it no longer verifies.
+        let (_, record) = typed
+            .clone()
+            .set("content-type", "application/json")
+            .send(&h, &client)
+            .await;
+        assert_refused(&record, "signature_invalid", protocol);
+        let (status, record) = typed.send(&h, &client).await;
+        assert_eq!(status, 200, "{protocol}: {record}");
+        assert_eq!(record["signed"], true);
+    }
+    let notes: Vec<_> = h.upstream.requests();
+    assert_eq!(
+        notes.len(),
+        2,
+        "only the typed, intact notes were forwarded"
+    );
+    assert!(
+        notes
+            .iter()
+            .all(|r| r.headers["content-type"] == "text/plain")
+    );
+}
+
+#[tokio::test]
 async fn a_route_that_demands_signatures_refuses_credentials_that_cannot_sign() {
     let partners = Partners::new();
     let h = gateway(&partners, &[]).await;
@@ -729,43 +795,53 @@ async fn ordergate_sign_output_is_accepted_by_the_gateway() {
     };
     assert_eq!(get.send(&h, &h.client).await.0, 200);
 
-    // hmac-sha256 with a body.
+    // hmac-sha256 with a body, then with its type signed too (`--content-type`, which prints
+    // `Content-Type` with the rest).
     let body = h.dir.path().join("note.txt");
     std::fs::write(&body, "call before noon").unwrap();
     let secret = h.dir.path().join("erp.secret");
     let url = h.url(NOTES);
-    let printed = run(&[
-        "sign",
-        "--key",
-        secret.to_str().unwrap(),
-        "--keyid",
-        "erp-sync",
-        "--alg",
-        "hmac-sha256",
-        "-X",
-        "POST",
-        "--data",
-        body.to_str().unwrap(),
-        &url,
-    ]);
-    assert!(printed.contains("\nContent-Digest: sha-256=:"), "{printed}");
-    let mut headers = vec![
-        ("x-api-key".to_owned(), h.keys.erp_key.clone()),
-        ("content-type".to_owned(), "text/plain".to_owned()),
-    ];
-    headers.extend(printed.lines().map(|l| {
-        let (n, v) = l.split_once(": ").unwrap();
-        (n.to_owned(), v.to_owned())
-    }));
-    let post = Outgoing {
-        method: http::Method::POST,
-        url,
-        headers,
-        body: Some(b"call before noon".to_vec()),
-    };
-    let (status, record) = post.send(&h, &h.client).await;
-    assert_eq!(status, 200, "{record}");
-    assert_eq!(record["signed"], true);
+    for typed in [false, true] {
+        let mut args = vec![
+            "sign",
+            "--key",
+            secret.to_str().unwrap(),
+            "--keyid",
+            "erp-sync",
+            "--alg",
+            "hmac-sha256",
+            "-X",
+            "POST",
+            "--data",
+            body.to_str().unwrap(),
+        ];
+        if typed {
+            args.extend(["--content-type", "text/plain"]);
+        }
+        args.push(&url);
+        let printed = run(&args);
+        assert!(printed.contains("\nContent-Digest: sha-256=:"), "{printed}");
+        let mut headers = vec![("x-api-key".to_owned(), h.keys.erp_key.clone())];
+        if typed {
+            assert!(printed.ends_with("Content-Type: text/plain\n"), "{printed}");
+            assert!(printed.contains("\"content-type\");created="), "{printed}");
+        } else {
+            headers.push(("content-type".to_owned(), "text/plain".to_owned()));
+        }
+        headers.extend(printed.lines().map(|l| {
+            let (n, v) = l.split_once(": ").unwrap();
+            (n.to_owned(), v.to_owned())
+        }));
+        let post = Outgoing {
+            method: http::Method::POST,
+            url: url.clone(),
+            headers,
+            body: Some(b"call before noon".to_vec()),
+        };
+        let (status, record) = post.send(&h, &h.client).await;
+        assert_eq!(status, 200, "{record}");
+        assert_eq!(record["signed"], true);
+    }
 }
 
 /// A gateway on the shared Redis (the nonce store defaults to it), once connected.
@@ -833,6 +909,7 @@ async fn a_replay_to_another_instance_is_refused_through_redis() {
             method: &http::Method::GET,
             url: &uri,
             body: None,
+            content_type: None,
             created: now(),
             nonce: &nonce_of(&once),
         },
@@ -1180,6 +1257,32 @@ fn ordergate_sign_refuses_what_it_cannot_sign() {
                 "/relative",
             ],
             "https:// or http://",
+        ),
+        (
+            vec![
+                "--key",
+                long.to_str().unwrap(),
+                "--alg",
+                "hmac-sha256",
+                "--content-type",
+                "text/plain",
+                "https://gw.test/x",
+            ],
+            "--data",
+        ),
+        (
+            vec![
+                "--key",
+                long.to_str().unwrap(),
+                "--alg",
+                "hmac-sha256",
+                "--data",
+                long.to_str().unwrap(),
+                "--content-type",
+                "text/plain\u{7f}",
+                "https://gw.test/x",
+            ],
+            "the content type",
         ),
     ] {
         let out = std::process::Command::new(bin)

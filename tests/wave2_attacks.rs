@@ -310,6 +310,7 @@ fn signed_get(h: &Harness, key: &SigningKey, url: &str, nonce: &str) -> Vec<(Str
             method: &http::Method::GET,
             url: &uri,
             body: None,
+            content_type: None,
             created: now(),
             nonce,
         },

@@ -157,6 +157,7 @@ fn carrier_signature(state: &Path, url: &str) -> anyhow::Result<Vec<(&'static st
             method: &http::Method::GET,
             url: &url,
             body: None,
+            content_type: None,
             created,
             nonce: &fresh_nonce(),
         },

@@ -44,7 +44,7 @@ use crate::stage::authn::{self, jwt::JwtVerifier};
 use crate::stage::authz;
 use crate::stage::ip_allow;
 use crate::stage::route;
-use crate::stage::signature::{self, SignedRequest};
+use crate::stage::signature::{self, BodyCoverage, SignedRequest};
 use crate::stage::validate;
 use crate::stage::views::ViewRules;
 use crate::vocab::address::client_ip;
@@ -251,7 +251,10 @@ async fn admit(
             uri: &seen.uri,
             headers: &seen.headers,
             tls: seen.conn.tls_version.is_some(),
-            has_body: seen.has_body,
+            body: BodyCoverage::of(
+                seen.has_body,
+                route.body.as_ref().map_or(0, |b| b.kinds.len()),
+            ),
         };
         signature::verify_request(&policy.signatures, key, &principal.id, &request, now_secs())
             .map_err(signature::fail)?;

@@ -22,7 +22,7 @@ use crate::stage::owners::AnswerCheck;
 use crate::stage::proxy::{self, HeaderFacts, Outgoing, UpstreamRequest};
 use crate::stage::rate_limit::{FailedAuthBucket, RedisBuckets};
 use crate::stage::response;
-use crate::stage::signature::{self, Sender, SignedRequest, Stores, Verified};
+use crate::stage::signature::{self, BodyCoverage, Sender, SignedRequest, Stores, Verified};
 use crate::stage::stale;
 use crate::stage::validate::body::ValidatedBody;
 use crate::vocab::address::is_trusted;
@@ -127,7 +127,10 @@ impl<'a> Wire<'a> {
             uri: &parts.uri,
             headers: &parts.headers,
             tls: self.conn.tls_version.is_some(),
-            has_body: signature::has_body(&parts.headers, end_stream),
+            body: BodyCoverage::of(
+                signature::has_body(&parts.headers, end_stream),
+                self.route.body.as_ref().map_or(0, |b| b.kinds.len()),
+            ),
         };
         let sender = Sender {
             principal,

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http::header::HOST;
 use sfv::{BareItem, Dictionary, FieldType, Item, ListEntry, Parser};
 
-use super::SignedRequest;
+use super::{BodyCoverage, SignedRequest};
 use crate::vocab::cause::AuthFailure;
 
 /// What every signature must cover (RFC 9421 §2.2; `@query` is `?` alone when empty).
@@ -174,10 +174,16 @@ fn serialized(label: &str, entry: ListEntry) -> Result<String, AuthFailure> {
         .ok_or(AuthFailure::SignatureMalformed)
 }
 
-/// Refuses a signature that leaves out what CONTRACT §7.1 requires.
-pub fn require_coverage(components: &[String], has_body: bool) -> Result<(), AuthFailure> {
+/// Refuses a signature that leaves out what CONTRACT §7.1 requires, and `content-type` where
+/// the route reads a body as more than one type.
+pub fn require_coverage(components: &[String], body: BodyCoverage) -> Result<(), AuthFailure> {
     let covers = |name: &str| components.iter().any(|c| c == name);
-    if REQUIRED.iter().all(|r| covers(r)) && (!has_body || covers("content-digest")) {
+    let body_covered = match body {
+        BodyCoverage::NoBody => true,
+        BodyCoverage::Digest => covers("content-digest"),
+        BodyCoverage::DigestAndType => covers("content-digest") && covers("content-type"),
+    };
+    if REQUIRED.iter().all(|r| covers(r)) && body_covered {
         Ok(())
     } else {
         Err(AuthFailure::SignatureComponents)

@@ -114,8 +114,31 @@ pub struct SignedRequest<'a> {
     pub headers: &'a HeaderMap,
     /// True on TLS (the default port of `@authority` is 443, else 80).
     pub tls: bool,
-    /// True when the request carries (or may carry) a body: `content-digest` must be covered.
-    pub has_body: bool,
+    /// What of the body the signature must cover.
+    pub body: BodyCoverage,
+}
+
+/// What of a request's body its signature must cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCoverage {
+    /// No body: neither.
+    NoBody,
+    /// `content-digest`: the bytes as received.
+    Digest,
+    /// `content-digest` and `content-type`: the route accepts more than one body type, so the
+    /// bytes alone do not say how they are read and forwarded.
+    DigestAndType,
+}
+
+impl BodyCoverage {
+    /// For a request that has (or may have) a body, on a route accepting `body_types` types.
+    pub fn of(has_body: bool, body_types: usize) -> Self {
+        match (has_body, body_types > 1) {
+            (false, _) => Self::NoBody,
+            (true, false) => Self::Digest,
+            (true, true) => Self::DigestAndType,
+        }
+    }
 }
 
 /// Who sent it, for the replay event.
@@ -268,7 +291,7 @@ pub fn verify_request(
         // Nothing this credential could have signed with.
         return Err(AuthFailure::SignatureInvalid);
     };
-    base::require_coverage(&chosen.components, request.has_body)?;
+    base::require_coverage(&chosen.components, request.body)?;
     if let Some(alg) = &chosen.alg
         && alg != key.alg_name()
     {

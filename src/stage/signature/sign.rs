@@ -1,17 +1,18 @@
 //! The signer's side, for `ordergate sign`, the demo and the tests: the headers a partner adds
 //! to one request, built by the same signature-base code the gateway verifies with. It covers
 //! exactly what CONTRACT §7.1 requires: `@method`, `@authority`, `@path`, `@query`, and
-//! `content-digest` with a body; parameters `created`, `nonce`, `keyid`, `alg`.
+//! `content-digest` with a body, and `content-type` when one is given (a route that accepts more
+//! than one body type demands it); parameters `created`, `nonce`, `keyid`, `alg`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use sfv::{BareItem, Dictionary, FieldType, InnerList, Item, Key, ListEntry, Parameters};
 
-use super::SignedRequest;
 use super::base;
 use super::digest::{DigestAlg, header_value};
 use super::verify::SigningKey;
+use super::{BodyCoverage, SignedRequest};
 
 /// The label ordergate signs under.
 pub const LABEL: &str = "sig1";
@@ -25,6 +26,9 @@ pub struct ToSign<'a> {
     pub url: &'a Uri,
     /// The body, if the request has one.
     pub body: Option<&'a [u8]>,
+    /// Its `Content-Type`, covered by the signature when given (a route that accepts more than
+    /// one body type demands it).
+    pub content_type: Option<&'a str>,
     /// `created`, epoch seconds.
     pub created: i64,
     /// `nonce`.
@@ -66,13 +70,27 @@ pub fn sign(
         );
         components.push("content-digest".into());
     }
+    let content_type = match (request.content_type, request.body) {
+        (Some(_), None) => return Err("a content type needs a body to describe".into()),
+        (Some(t), Some(_)) => {
+            let value = HeaderValue::from_str(t).map_err(|e| format!("the content type: {e}"))?;
+            headers.insert(http::header::CONTENT_TYPE, value);
+            components.push("content-type".into());
+            Some(t)
+        }
+        (None, _) => None,
+    };
     let params = inner_list(&components, keyid, key.alg_name(), request)?;
     let signed = SignedRequest {
         method: request.method,
         uri: request.url,
         headers: &headers,
         tls,
-        has_body: request.body.is_some(),
+        body: match (request.body, content_type) {
+            (None, _) => BodyCoverage::NoBody,
+            (Some(_), None) => BodyCoverage::Digest,
+            (Some(_), Some(_)) => BodyCoverage::DigestAndType,
+        },
     };
     let signature_base = base::signature_base(&components, &params, &signed)
         .map_err(|e| format!("cannot build the signature base: {e}"))?;
@@ -86,6 +104,9 @@ pub fn sign(
     ];
     if let Some(d) = digest {
         out.push(("Content-Digest", d));
+    }
+    if let Some(t) = content_type {
+        out.push(("Content-Type", t.to_owned()));
     }
     Ok(out)
 }

@@ -38,7 +38,7 @@ fn rfc_request<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap) -> 
         uri,
         headers,
         tls: true,
-        has_body: true,
+        body: BodyCoverage::Digest,
     }
 }
 
@@ -179,7 +179,7 @@ impl Sent {
             uri: &self.uri,
             headers: &self.headers,
             tls: true,
-            has_body: self.body.is_some(),
+            body: BodyCoverage::of(self.body.is_some(), 1),
         }
     }
 }
@@ -200,6 +200,7 @@ fn signed(
             method: &method,
             url: &uri,
             body,
+            content_type: None,
             created,
             nonce: "n-1",
         },
@@ -492,7 +493,7 @@ fn authority_is_normalised_as_rfc_9421_says() {
             uri: &uri,
             headers: &headers,
             tls,
-            has_body: false,
+            body: BodyCoverage::NoBody,
         })
     };
     assert_eq!(
@@ -517,7 +518,7 @@ fn authority_is_normalised_as_rfc_9421_says() {
         uri: &uri,
         headers: &two_hosts,
         tls: true,
-        has_body: false,
+        body: BodyCoverage::NoBody,
     };
     assert_eq!(base::authority(&request), None);
 }
@@ -634,7 +635,7 @@ proptest! {
             }
         }
         let uri = Uri::from_static("https://gw.example/v1/x?y=1");
-        let request = SignedRequest { method: &Method::POST, uri: &uri, headers: &headers, tls: true, has_body: true };
+        let request = SignedRequest { method: &Method::POST, uri: &uri, headers: &headers, tls: true, body: BodyCoverage::Digest };
         let verdict = KEY.with(|key| verify_request(&settings(), Some(key), "p", &request, NOW).map(|_| ()));
         prop_assert!(verdict.is_err());
         let _ = DigestCheck::from_headers(&headers);
