@@ -72,11 +72,14 @@ fn checks(c: &mut Criterion) {
             tls: true,
             body: ordergate::stage::signature::BodyCoverage::NoBody,
         };
-        assert!(verify_request(&settings, Some(key), "sf-logistics", &request, now()).is_ok());
+        assert!(
+            verify_request(&settings, None, Some(key), "sf-logistics", &request, now()).is_ok()
+        );
         c.bench_function(name, |b| {
             b.iter(|| {
                 verify_request(
                     &settings,
+                    None,
                     Some(black_box(key)),
                     "sf-logistics",
                     black_box(&request),

@@ -50,7 +50,8 @@ impl Live {
         previous: Option<&Live>,
         events: &Events,
     ) -> Result<Self, StartError> {
-        // Nonces the running generation recorded keep protecting the window they were kept for.
+        // Nonces the running generation recorded keep protecting the window they were kept for
+        // (computed again at the swap, `carry_nonces_from`, which is when the old one stops).
         if let Some(previous) = previous {
             policy
                 .signatures
@@ -82,6 +83,20 @@ impl Live {
             upstreams,
             releases,
         })
+    }
+
+    /// The signature window this generation inherits, settled at the moment it replaces
+    /// `current` (until then `current` still accepts requests and records their nonces).
+    fn carry_nonces_from(&mut self, current: &Live) {
+        match Arc::get_mut(&mut self.policy) {
+            Some(policy) => policy
+                .signatures
+                .carry_from(&current.policy.signatures, signature::now_secs()),
+            // Not shared before it is installed; were it, the carry made at build stands.
+            None => tracing::warn!(
+                "the new policy was shared before its swap: nonce carry kept from its build"
+            ),
+        }
     }
 
     /// The runtime of a named upstream.
@@ -350,6 +365,8 @@ impl Gateway {
         {
             self.clear_shared_canary(None).await;
         }
+        let mut live = live;
+        live.carry_nonces_from(&current);
         self.live.store(Arc::new(live));
         // The old webhook finishes what it queued; events from now on carry the new policy hash.
         self.events.set_deliverer(webhook);

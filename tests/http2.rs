@@ -385,7 +385,7 @@ async fn streams_the_client_reset_still_count_against_max_concurrent_streams() {
     })
     .await;
     h.upstream.set_default(support::Reply::Hang);
-    let (mut send, _conn) = h2_client(&h).await;
+    let (mut send, conn) = h2_client(&h).await;
     // HEADERS + RST_STREAM twice: no stream is open any more, two requests still run.
     reset_once_upstream(&h, &mut send, "reset-1", 1).await;
     reset_once_upstream(&h, &mut send, "reset-2", 2).await;
@@ -402,6 +402,13 @@ async fn streams_the_client_reset_still_count_against_max_concurrent_streams() {
     assert_eq!(record["reason"], "overloaded", "{record}");
     assert_eq!(record["detail"], "max_concurrent_streams", "{record}");
     assert_eq!(h.upstream.count(), 2, "the refused request went upstream");
+    // And the connection is drained (GOAWAY): no more streams on it, the client reconnects.
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the saturated connection was kept open");
+    assert!(
+        ended.unwrap().unwrap().is_ok(),
+        "closed with GOAWAY, not an error"
+    );
     // Another connection is not affected: the bound is per connection.
     h.upstream.set_default(support::Reply::Orders);
     let other = h.get(RAW, &[("x-api-key", &h.keys.erp_key)]).await;

@@ -44,6 +44,7 @@ use crate::stage::authn::{self, jwt::JwtVerifier};
 use crate::stage::authz;
 use crate::stage::ip_allow;
 use crate::stage::route;
+use crate::stage::signature::carry::Carried;
 use crate::stage::signature::{self, BodyCoverage, SignedRequest};
 use crate::stage::validate;
 use crate::stage::views::ViewRules;
@@ -189,9 +190,16 @@ pub fn disagreement(live: &Verdict, candidate: &Verdict) -> Option<Disagreement>
 /// A policy rule added to stages 3–7 of `run` gets its line in
 /// [`admit`] too (and what it reads of the request, e.g. `ctx.client_ip`, a field of
 /// [`Observed`]), or the shadow cannot see a change to it.
-pub async fn decide(policy: &Policy, jwt: Option<&JwtVerifier>, seen: &Observed) -> Verdict {
+/// `carried` is the running generation's inheritance from earlier ones (state, not policy), so a
+/// request signed before a reload is read alike under both.
+pub async fn decide(
+    policy: &Policy,
+    jwt: Option<&JwtVerifier>,
+    carried: Option<&Carried>,
+    seen: &Observed,
+) -> Verdict {
     let mut matched_route = None;
-    match admit(policy, jwt, seen, &mut matched_route).await {
+    match admit(policy, jwt, carried, seen, &mut matched_route).await {
         Ok(verdict) => verdict,
         Err(error) => Verdict::Refuse {
             route: matched_route,
@@ -205,6 +213,7 @@ pub async fn decide(policy: &Policy, jwt: Option<&JwtVerifier>, seen: &Observed)
 async fn admit(
     policy: &Policy,
     jwt: Option<&JwtVerifier>,
+    carried: Option<&Carried>,
     seen: &Observed,
     matched_route: &mut Option<Arc<str>>,
 ) -> Result<Verdict, GatewayError> {
@@ -256,8 +265,15 @@ async fn admit(
                 route.body.as_ref().map_or(0, |b| b.kinds.len()),
             ),
         };
-        signature::verify_request(&policy.signatures, key, &principal.id, &request, now_secs())
-            .map_err(signature::fail)?;
+        signature::verify_request(
+            &policy.signatures,
+            carried,
+            key,
+            &principal.id,
+            &request,
+            now_secs(),
+        )
+        .map_err(signature::fail)?;
     }
     // 6. Authorisation.
     let view = authz::authorize(&route.access, &principal, &matched.params, &raw_query)?;
@@ -288,8 +304,9 @@ pub fn spawn(live: Arc<Live>, candidate: Arc<Candidate>, seen: Observed) {
     }
     tokio::spawn(async move {
         let _pending = Pending;
-        let running = decide(&live.policy, live.jwt.as_ref(), &seen).await;
-        let proposed = decide(&candidate.policy, candidate.jwt.as_ref(), &seen).await;
+        let carried = live.policy.signatures.carried.as_ref();
+        let running = decide(&live.policy, live.jwt.as_ref(), carried, &seen).await;
+        let proposed = decide(&candidate.policy, candidate.jwt.as_ref(), carried, &seen).await;
         if let Some(kind) = disagreement(&running, &proposed) {
             let route = running
                 .route()

@@ -15,7 +15,9 @@
 //! running is bounded here, not only by hyper's stream count: an HTTP/2 client that resets each
 //! stream at once (HEADERS + RST_STREAM) would otherwise start requests without limit. Each
 //! request holds one of the connection's `max_concurrent_streams` permits until its pipeline ends
-//! (one arriving without a free permit is refused with 503, recorded), and the connection's
+//! (one arriving without a free permit is refused with 503, recorded, and the connection is
+//! closed gracefully — HTTP/2 GOAWAY — so a client that cancelled its requests reconnects instead
+//! of meeting 503s, and a flood of resets ends with its connection), and the connection's
 //! admission (its place under `max_connections` and `max_connections_per_ip`) until then too, so
 //! closing the connection and opening another does not free the place either.
 
@@ -33,7 +35,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tower::ServiceExt as _;
 use tower_http::body::UnsyncBoxBody;
 
@@ -133,7 +135,9 @@ pub(super) async fn serve(
     let held = Held {
         admitted: Arc::new(admitted),
         permits: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
+        saturated: Arc::new(Notify::new()),
     };
+    let saturated = held.saturated.clone();
     let bound = max_streams.saturating_mul(2);
     let Some(tls) = &server.tls else {
         let conn = Arc::new(ConnInfo::plain(peer));
@@ -141,7 +145,7 @@ pub(super) async fn serve(
         let http = http1_builder(server.header_read_timeout, header_limit)
             .serve_connection(TokioIo::new(stream), svc);
         drop(live);
-        drive(http, &gateway, &streams, timing, stop).await;
+        drive(http, &gateway, &streams, &saturated, timing, stop).await;
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
@@ -189,12 +193,12 @@ pub(super) async fn serve(
             .keep_alive_timeout(Duration::from_secs(10));
         let http = builder.serve_connection(io, svc);
         drop(live);
-        drive(http, &gateway, &streams, timing, stop).await;
+        drive(http, &gateway, &streams, &saturated, timing, stop).await;
     } else {
         let http =
             http1_builder(server.header_read_timeout, header_limit).serve_connection(io, svc);
         drop(live);
-        drive(http, &gateway, &streams, timing, stop).await;
+        drive(http, &gateway, &streams, &saturated, timing, stop).await;
     }
 }
 
@@ -203,6 +207,7 @@ async fn drive<C>(
     http: C,
     gateway: &Gateway,
     streams: &Streams,
+    saturated: &Notify,
     timing: Timing,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -229,6 +234,12 @@ async fn drive<C>(
             }
             // Shutdown began (or the server is gone): no new requests, let these finish.
             _ = stop.wait_for(|stopping| *stopping), if !draining => {
+                draining = true;
+                http.as_mut().graceful_shutdown();
+            }
+            // Every permit was taken (requests running on after their streams were reset): no
+            // new streams here; the client reconnects, under the connection limits.
+            () = saturated.notified(), if !draining => {
                 draining = true;
                 http.as_mut().graceful_shutdown();
             }
@@ -281,6 +292,8 @@ struct Held {
     admitted: Arc<Admitted>,
     /// `max_concurrent_streams` permits, one per running request.
     permits: Arc<Semaphore>,
+    /// Told when a request found every permit taken: the connection is then drained.
+    saturated: Arc<Notify>,
 }
 
 /// The per-connection service: the tower stack (request span, panic → 500 with its record, the
@@ -308,6 +321,7 @@ fn per_connection(
             let permit = held.permits.clone().try_acquire_owned().ok();
             if permit.is_none() {
                 request.extensions_mut().insert(ConnectionSaturated);
+                held.saturated.notify_one();
             }
             let holding = (permit, held.admitted.clone());
             let answer = stack.clone().oneshot(request);

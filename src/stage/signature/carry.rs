@@ -61,10 +61,7 @@ impl SignatureSettings {
 
     /// The `max_age` a signature `created` at that time is judged by.
     pub fn max_age_for(&self, created: i64) -> Duration {
-        match self.carried {
-            Some(c) if created <= c.cutoff => c.max_age,
-            _ => self.max_age,
-        }
+        max_age_for(self.carried.as_ref(), self.max_age, created)
     }
 
     /// The earlier store a signature `created` at that time is also looked up in.
@@ -72,6 +69,14 @@ impl SignatureSettings {
         self.carried
             .filter(|c| created <= c.cutoff)
             .and_then(|c| c.also)
+    }
+}
+
+/// The `max_age` a signature `created` at that time is judged by, under `own` and `carried`.
+pub fn max_age_for(carried: Option<&Carried>, own: Duration, created: i64) -> Duration {
+    match carried {
+        Some(c) if created <= c.cutoff => c.max_age.min(own),
+        _ => own,
     }
 }
 

@@ -185,8 +185,15 @@ pub async fn check(
     if key.is_none() && !route_requires {
         return Ok(None);
     }
-    let verified =
-        verify_request(settings, key, &principal.id, request, now_secs()).map_err(fail)?;
+    let verified = verify_request(
+        settings,
+        settings.carried.as_ref(),
+        key,
+        &principal.id,
+        request,
+        now_secs(),
+    )
+    .map_err(fail)?;
     let nonce = nonce::NonceKey::new(principal.kind, &principal.id, &verified.nonce);
     let ttl = settings.nonce_ttl();
     let mut recorded = record(settings.nonce_store, stores, nonce, ttl).await?;
@@ -277,10 +284,13 @@ pub struct Checked {
     pub digest: Option<DigestCheck>,
 }
 
-/// The stateless part: headers, coverage, window, signature. `key` is the credential's key
+/// The stateless part: headers, coverage, window, signature. `carried`: what the running
+/// generation inherited from earlier ones (the shadow's candidate is judged with the running
+/// one's, so both read a request signed before a reload alike). `key` is the credential's key
 /// (none: the credential does not sign, yet the route demands it). `now` in epoch seconds.
 pub fn verify_request(
     settings: &SignatureSettings,
+    carried: Option<&carry::Carried>,
     key: Option<&VerifyKey>,
     keyid: &str,
     request: &SignedRequest<'_>,
@@ -302,7 +312,12 @@ pub fn verify_request(
         return Err(AuthFailure::SignatureFuture);
     }
     // Signed before a reload that raised it: the old `max_age` ([`carry`]).
-    if now.saturating_sub(chosen.created) > secs(settings.max_age_for(chosen.created))
+    if now.saturating_sub(chosen.created)
+        > secs(carry::max_age_for(
+            carried,
+            settings.max_age,
+            chosen.created,
+        ))
         || chosen.expires.is_some_and(|e| now > e.saturating_add(skew))
     {
         return Err(AuthFailure::SignatureExpired);
