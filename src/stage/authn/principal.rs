@@ -62,6 +62,17 @@ impl Principal {
     /// A number held as a float (a fraction, an integer beyond 64 bits) is rounded, so it stands
     /// for nobody. Empty when the principal lacks it, so an owner check against it never matches.
     pub fn claim_values(&self, name: &str) -> Vec<Cow<'_, str>> {
+        self.claim_texts(name).collect()
+    }
+
+    /// True when the claim or attribute `name` holds `value` (equal to it, or to an element of
+    /// it when it is a set). Nothing is collected: this runs per request on owner routes.
+    pub fn claim_holds(&self, name: &str, value: &str) -> bool {
+        self.claim_texts(name).any(|v| v == value)
+    }
+
+    /// The texts of [`Self::claim_values`], one by one.
+    fn claim_texts(&self, name: &str) -> impl Iterator<Item = Cow<'_, str>> {
         fn text(value: &serde_json::Value) -> Option<Cow<'_, str>> {
             match value {
                 serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
@@ -69,26 +80,20 @@ impl Principal {
                 _ => None,
             }
         }
-        // An empty text stands for nobody: it never matches, not even an empty field.
-        let mut values: Vec<Cow<'_, str>> = match &self.claims {
+        let (token, attributes): (&[serde_json::Value], &[String]) = match &self.claims {
             Claims::Token(map) => match map.get(name) {
-                Some(serde_json::Value::Array(items)) => items.iter().filter_map(text).collect(),
-                Some(value) => text(value).into_iter().collect(),
-                None => Vec::new(),
+                Some(serde_json::Value::Array(items)) => (items, &[]),
+                Some(value) => (std::slice::from_ref(value), &[]),
+                None => (&[], &[]),
             },
-            Claims::Attributes(map) => map
-                .get(name)
-                .map(|values| values.iter().map(|v| Cow::Borrowed(v.as_str())).collect())
-                .unwrap_or_default(),
+            Claims::Attributes(map) => (&[], map.get(name).map_or(&[][..], Vec::as_slice)),
         };
-        values.retain(|v| !v.is_empty());
-        values
-    }
-
-    /// True when the claim or attribute `name` holds `value` (equal to it, or to an element of
-    /// it when it is a set).
-    pub fn claim_holds(&self, name: &str, value: &str) -> bool {
-        self.claim_values(name).iter().any(|v| v == value)
+        token
+            .iter()
+            .filter_map(text)
+            .chain(attributes.iter().map(|v| Cow::Borrowed(v.as_str())))
+            // An empty text stands for nobody: it never matches, not even an empty field.
+            .filter(|v| !v.is_empty())
     }
 }
 

@@ -59,11 +59,6 @@ impl SignatureSettings {
         });
     }
 
-    /// The `max_age` a signature `created` at that time is judged by.
-    pub fn max_age_for(&self, created: i64) -> Duration {
-        max_age_for(self.carried.as_ref(), self.max_age, created)
-    }
-
     /// The earlier store a signature `created` at that time is also looked up in.
     pub fn also_for(&self, created: i64) -> Option<NonceStore> {
         self.carried
@@ -85,6 +80,13 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_800_000_000;
+
+    impl SignatureSettings {
+        /// The `max_age` a signature `created` at that time is judged by, under its own carry.
+        fn max_age_for(&self, created: i64) -> Duration {
+            max_age_for(self.carried.as_ref(), self.max_age, created)
+        }
+    }
 
     fn settings(max_age: u64, store: NonceStore) -> SignatureSettings {
         SignatureSettings {
