@@ -264,6 +264,56 @@ fn explain_reads_the_gateways_decisions() {
     assert_eq!(no_view["access"], "allowed", "orders:read has a view");
 }
 
+/// `explain` judges the owner value the gateway would send upstream, as validation does: a
+/// claim the parameter refuses reaches nothing, and on an integer parameter a claim of `0042`
+/// (which would go upstream as customer 42) is refused, where `42` is bound to its own.
+#[test]
+fn explain_judges_the_owner_value_sent_upstream() {
+    let dir = Dir::new();
+    let string = dir.write("string.toml", &reference_text());
+    let integer = dir.write(
+        "integer.toml",
+        &edited(
+            &reference_text(),
+            &[(
+                "[routes.params.customer_id]\ntype = \"string\"\npattern = \"^C[0-9]{6,12}$\"",
+                "[routes.params.customer_id]\ntype = \"integer\"",
+            )],
+        ),
+    );
+    let reach = |policy: &Path, claim: &str| -> Value {
+        let who = format!("jwt:roles=customer;claim=customer_id={claim}");
+        let out = explain(
+            policy,
+            &[
+                "--as",
+                &who,
+                "--route",
+                "customer-orders",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["routes"][0]["reach"].clone()
+    };
+    for (policy, claim, access, detail) in [
+        (&string, "C000001", "owner_bound", Value::Null),
+        (&string, "X1", "refused", "invalid_value".into()),
+        (&integer, "42", "owner_bound", Value::Null),
+        (&integer, "0042", "refused", "owner_mismatch".into()),
+        (&integer, "C000001", "refused", "invalid_value".into()),
+    ] {
+        let fact = reach(policy, claim);
+        assert_eq!(fact["access"], access, "claim {claim}: {fact}");
+        assert_eq!(fact["detail"], detail, "claim {claim}: {fact}");
+    }
+    let refused = reach(&integer, "0042");
+    let rule = refused["rule"].as_str().unwrap();
+    assert!(rule.contains("goes upstream as \"42\""), "{rule}");
+}
+
 /// The demo policy as the demo writes it, and the demo's "next" policy beside it.
 fn demo_dir() -> (Dir, PathBuf, PathBuf) {
     let dir = Dir::new();

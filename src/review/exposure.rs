@@ -26,9 +26,10 @@ use crate::review::who::{Caller, PLACEHOLDER, Validity};
 use crate::stage::authn::Principal;
 use crate::stage::authz::{self, OwnerBinding, OwnerParam};
 use crate::stage::rate_limit::BucketRef;
+use crate::stage::validate::{self, Validated};
 use crate::stage::views::probe::{Seen, probe};
 use crate::stage::views::{CompiledView, FieldPath};
-use crate::vocab::cause::Denied;
+use crate::vocab::cause::{Denied, ParamFailure};
 use crate::vocab::error::GatewayError;
 use crate::vocab::query::RawQuery;
 
@@ -485,21 +486,83 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
                         view: view_of(index),
                     }
                 }
-                Err(_) => ReachFact {
-                    access: Access::OwnerBound,
-                    detail: None,
-                    rule: format!(
-                        "{needs}; owner: {} must equal claim {}",
-                        param_text(&o.param),
-                        o.claim
-                    ),
-                    bound_to: own.filter(|c| !(caller.placeholder_claims && c == PLACEHOLDER)),
-                    view: view_of(index),
+                Err(_) => match sent_upstream(route, principal, o, own.as_deref(), caller) {
+                    Err((detail, rule)) => ReachFact {
+                        access: Access::Refused,
+                        detail: Some(detail),
+                        rule: format!("{needs}; {rule}"),
+                        bound_to: None,
+                        view: None,
+                    },
+                    Ok(()) => ReachFact {
+                        access: Access::OwnerBound,
+                        detail: None,
+                        rule: format!(
+                            "{needs}; owner: {} must equal claim {}",
+                            param_text(&o.param),
+                            o.claim
+                        ),
+                        bound_to: own.filter(|c| !(caller.placeholder_claims && c == PLACEHOLDER)),
+                        view: view_of(index),
+                    },
                 },
             }
         }
     };
     (fact, index)
+}
+
+/// What validation makes of the caller's own claim in the owner parameter, as the gateway
+/// decides it ([`validate::confirm_owner`]): the claim must be a value the parameter accepts,
+/// and its canonical form (what goes upstream) a value the claim holds. A claim of `"0042"` on
+/// an integer parameter passes stage 6 but would send customer 42, so it is refused. Made-up
+/// claims (role holders) stand for any valid value and are not judged.
+fn sent_upstream(
+    route: &Route,
+    principal: &Principal,
+    owner: &OwnerBinding,
+    own: Option<&str>,
+    caller: &Caller,
+) -> Result<(), (&'static str, String)> {
+    let Some(own) = own.filter(|_| !caller.placeholder_claims) else {
+        return Ok(());
+    };
+    let (schemas, name) = match &owner.param {
+        OwnerParam::Path(name) => (&route.params.path, name),
+        OwnerParam::Query(name) => (&route.params.query, name),
+    };
+    let Some(schema) = schemas.iter().find(|s| s.name == *name) else {
+        return Ok(());
+    };
+    let param = param_text(&owner.param);
+    let value = schema.check(own).map_err(|reason| {
+        (
+            ParamFailure::InvalidValue.as_str(),
+            format!(
+                "owner: {param} must equal claim {}, whose value {own:?} {reason}",
+                owner.claim
+            ),
+        )
+    })?;
+    let mut validated = Validated::default();
+    let values = match &owner.param {
+        OwnerParam::Path(_) => &mut validated.path,
+        OwnerParam::Query(_) => &mut validated.query,
+    };
+    values.push((name.clone(), value));
+    validate::confirm_owner(&route.access, principal, &validated).map_err(|_| {
+        let mut sent = String::new();
+        if let Some(v) = validated.get(name) {
+            v.write_canonical(&mut sent);
+        }
+        (
+            Denied::OwnerMismatch.as_str(),
+            format!(
+                "owner: {param} must equal claim {}; its value {own:?} goes upstream as {sent:?}, which the claim does not hold",
+                owner.claim
+            ),
+        )
+    })
 }
 
 /// [`authz::authorize`] with `value` in the owner parameter.
