@@ -21,7 +21,7 @@ use crate::stage::events::Webhook;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
-use crate::stage::signature::{self, LocalNonces};
+use crate::stage::signature::{self, FleetTtl, LocalNonces, NonceStore, SignatureSettings};
 use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
 use crate::vocab::error::StartError;
@@ -52,10 +52,11 @@ impl Live {
     ) -> Result<Self, StartError> {
         // Nonces the running generation recorded keep protecting the window they were kept for
         // (computed again at the swap, `carry_nonces_from`, which is when the old one stops).
-        if let Some(previous) = previous {
-            policy
+        match previous {
+            Some(previous) => policy
                 .signatures
-                .carry_from(&previous.policy.signatures, signature::now_secs());
+                .carry_from(&previous.policy.signatures, signature::now_secs()),
+            None => policy.signatures.start_at(signature::now_secs()),
         }
         let jwt = jwt_verifier(&policy)?;
         let upstreams = release::upstreams(
@@ -175,6 +176,8 @@ pub struct Gateway {
     pub volume: VolumeGuard,
     /// Signature nonces seen by this instance (`nonce_store = "local"`), kept across reloads.
     pub nonces: LocalNonces,
+    /// The widest nonce lifetime of the instances sharing the Redis nonce store.
+    pub fleet_ttl: FleetTtl,
     policy_path: PathBuf,
     listening: AtomicBool,
     backend: Mutex<Option<Backend>>,
@@ -211,6 +214,7 @@ impl Gateway {
             events,
             volume,
             nonces: LocalNonces::default(),
+            fleet_ttl: FleetTtl::default(),
             policy_path: policy_path.to_path_buf(),
             listening: AtomicBool::new(false),
             backend: Mutex::new(None),
@@ -365,6 +369,8 @@ impl Gateway {
         {
             self.clear_shared_canary(None).await;
         }
+        // The fleet records for the new window before this instance accepts with it.
+        self.publish_nonce_ttl(&live.policy.signatures).await;
         let mut live = live;
         live.carry_nonces_from(&current);
         self.live.store(Arc::new(live));
@@ -375,6 +381,22 @@ impl Gateway {
         self.report_reload("ok");
         tracing::info!(policy = %self.policy_path.display(), "policy reloaded");
         Ok(())
+    }
+
+    /// Publishes the nonce lifetime of `signatures` to the fleet on the shared Redis, and reads
+    /// back the widest ([`signature::fleet`]): only where nonces are recorded there.
+    async fn publish_nonce_ttl(&self, signatures: &SignatureSettings) {
+        if signatures.nonce_store != NonceStore::Redis || signatures.keys.is_empty() {
+            return;
+        }
+        if let Some(redis) = self.limiter.redis()
+            && let Err(e) = self
+                .fleet_ttl
+                .publish(redis.store(), signatures.nonce_ttl())
+                .await
+        {
+            tracing::warn!(error = %e, "could not share the nonce lifetime");
+        }
     }
 
     /// Resets the canary guard of `route` here and, with Redis, on every instance (the admin
@@ -466,6 +488,7 @@ impl Gateway {
                 };
                 n += 1;
                 let live = gateway.live();
+                gateway.publish_nonce_ttl(&live.policy.signatures).await;
                 if let Some(redis) = gateway.limiter.redis()
                     && let Err(e) = gateway.abuse.sync(redis.store()).await
                 {

@@ -253,11 +253,6 @@ async fn falls_back_while_redis_is_down_and_uses_it_again_when_it_returns() {
         !redis.keys("ordergate:rl:*").is_empty(),
         "buckets live in redis again"
     );
-    let metrics = reqwest::get(local.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = local.metrics().await;
     assert!(metrics.contains("ordergate_rate_limit_backend_errors_total"));
 }

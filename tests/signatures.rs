@@ -156,6 +156,11 @@ fn signed_typed(
 
 impl Outgoing {
     fn carrier(h: &Harness, partners: &Partners, path: &str) -> Self {
+        Self::carrier_at(h, partners, path, now())
+    }
+
+    /// The carrier's request signed `created` at that time.
+    fn carrier_at(h: &Harness, partners: &Partners, path: &str, created: i64) -> Self {
         let url = h.url(path);
         let mut headers = vec![("x-api-key".to_owned(), h.keys.logistics_key.clone())];
         headers.extend(signed_headers(
@@ -164,7 +169,7 @@ impl Outgoing {
             &http::Method::GET,
             &url,
             None,
-            now(),
+            created,
         ));
         Self {
             method: http::Method::GET,
@@ -495,15 +500,7 @@ async fn a_replay_is_refused_once_seen_and_reported() {
         assert_refused(&record, "signature_replayed", protocol);
     }
     assert_eq!(h.upstream.count(), 2);
-    let metrics = h
-        .client
-        .get(h.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("ordergate_signature_failures_total{detail=\"signature_replayed\"}"),
         "{metrics}"
@@ -514,15 +511,7 @@ async fn a_replay_is_refused_once_seen_and_reported() {
 async fn every_signature_failure_series_is_exported_from_the_start() {
     let partners = Partners::new();
     let h = gateway(&partners, &[]).await;
-    let metrics = h
-        .client
-        .get(h.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     for detail in [
         "signature_missing",
         "signature_malformed",
@@ -936,6 +925,63 @@ async fn a_replay_to_another_instance_is_refused_through_redis() {
     );
 }
 
+/// Two instances on one Redis, one with a 1 s window and one with 60 s (a fleet halfway through
+/// a reload, say). A nonce the narrow one records lives as long as the wide one's window needs:
+/// were it kept for the narrow lifetime (3 s), the request it served could be replayed to the
+/// wide one once that had passed.
+#[tokio::test]
+async fn a_fleet_on_one_redis_keeps_nonces_for_its_widest_window() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    let narrow = on_redis(
+        &redis,
+        &keys,
+        &partners,
+        &[(
+            "max_age = \"60s\"\nclock_skew = \"5s\"",
+            "max_age = \"1s\"\nclock_skew = \"0s\"",
+        )],
+    )
+    .await;
+    let wide = on_redis(
+        &redis,
+        &keys,
+        &partners,
+        &[("clock_skew = \"5s\"", "clock_skew = \"0s\"")],
+    )
+    .await;
+    // 60 s + 2 × 0 s + the 2 s margin, published by the wide one and read by the narrow one
+    // within a second or two.
+    let widest = Duration::from_secs(62);
+    let fleet = &narrow.running.as_ref().unwrap().gateway.fleet_ttl;
+    for _ in 0..500 {
+        if fleet.widen(Duration::ZERO) == widest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fleet.widen(Duration::ZERO), widest);
+    let once = Outgoing::carrier(&narrow, &partners, ORDERS);
+    assert_eq!(once.send(&narrow, &narrow.client).await.0, 200);
+    let nonces = redis.keys("ordergate:nonce:*");
+    assert_eq!(nonces.len(), 1);
+    let left = redis.pttl(&nonces[0]);
+    assert!(
+        left > 60_000,
+        "kept for the wide window, not 3 s: {left} ms"
+    );
+    // The narrow one, publishing each second too, never took the key from the wide one.
+    assert_eq!(redis.get("ordergate:nonce_ttl").as_deref(), Some("62000"));
+    // Both still accept fresh requests.
+    for h in [&narrow, &wide] {
+        let fresh = Outgoing::carrier(h, &partners, ORDERS);
+        assert_eq!(fresh.send(h, &h.client).await.0, 200);
+    }
+}
+
 #[tokio::test]
 async fn a_dead_redis_rejects_or_allows_as_configured() {
     let Some(mut redis) = RedisServer::start().await else {
@@ -979,20 +1025,61 @@ async fn a_dead_redis_rejects_or_allows_as_configured() {
         .send(&allow, &allow.client)
         .await;
     assert_eq!(status, 401);
-    let metrics = allow
-        .client
-        .get(allow.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = allow.metrics().await;
     let unchecked = metrics
         .lines()
         .find(|l| l.starts_with("ordergate_signature_nonce_unchecked_total"))
         .unwrap();
     assert!(!unchecked.ends_with(" 0"), "{unchecked}");
+}
+
+/// A start on the local store forgets the nonces of the process before it, which may have
+/// accepted any request signed before the start: for those the store cannot answer, and
+/// `on_store_error` decides. Requests signed once the gateway runs pass at once.
+#[tokio::test]
+async fn a_start_on_the_local_store_does_not_vouch_for_requests_signed_before_it() {
+    let partners = Partners::new();
+    let reject = gateway(&partners, &[]).await;
+    let allow = gateway(
+        &partners,
+        &[(
+            "clock_skew = \"5s\"\n",
+            "clock_skew = \"5s\"\non_store_error = \"allow\"\n",
+        )],
+    )
+    .await;
+    let before_start = |h: &Harness| Outgoing::carrier_at(h, &partners, ORDERS, now() - 10);
+    for (protocol, client) in clients(&reject) {
+        let (status, record) = before_start(&reject).send(&reject, &client).await;
+        assert_eq!(status, 503, "{protocol}: {record}");
+        assert_eq!(record["reason"], "overloaded");
+        assert_eq!(record["detail"], "nonce_store_unavailable");
+        let fresh = Outgoing::carrier(&reject, &partners, ORDERS);
+        assert_eq!(fresh.send(&reject, &client).await.0, 200, "{protocol}");
+    }
+    assert_eq!(
+        reject.upstream.count(),
+        2,
+        "nothing signed before the start went upstream"
+    );
+    // `allow`: accepted without the check, counted, and recorded from then on. (The counter is
+    // the process's, shared with other tests: it can only have grown.)
+    let unchecked = || async {
+        let metrics = allow.metrics().await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ordergate_signature_nonce_unchecked_total "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap()
+    };
+    let before = unchecked().await;
+    let old = before_start(&allow);
+    let (status, record) = old.send(&allow, &allow.client).await;
+    assert_eq!(status, 200, "{record}");
+    assert!(unchecked().await >= before + 1.0);
+    let (status, record) = old.send(&allow, &allow.client).await;
+    assert_eq!(status, 401);
+    assert_refused(&record, "signature_replayed", "HTTP/1.1");
 }
 
 #[tokio::test]

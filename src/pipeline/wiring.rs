@@ -140,6 +140,7 @@ impl<'a> Wire<'a> {
         let stores = Stores {
             local: &self.gateway.nonces,
             redis: self.store(),
+            fleet: &self.gateway.fleet_ttl,
             events: &self.gateway.events,
         };
         let settings = &self.live.policy.signatures;

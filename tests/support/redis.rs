@@ -81,6 +81,20 @@ impl RedisServer {
         redis::cmd("KEYS").arg(pattern).query(&mut con).unwrap()
     }
 
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut con = client.get_connection().unwrap();
+        redis::cmd("GET").arg(key).query(&mut con).unwrap()
+    }
+
+    /// The milliseconds `key` has left to live (-2: no such key, -1: no expiry).
+    pub fn pttl(&self, key: &str) -> i64 {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut con = client.get_connection().unwrap();
+        redis::cmd("PTTL").arg(key).query(&mut con).unwrap()
+    }
+
     /// Stops the server and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

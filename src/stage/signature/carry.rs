@@ -9,9 +9,17 @@
 //! in the previous store too; requests signed after it get the new window and store alone. A
 //! request refused this way was signed before the change and is signed again by its sender; a
 //! replay is never accepted.
+//!
+//! A process start is the same change with nothing to inherit when the store is local: the
+//! nonces of the process before died with it. It saw requests `created` at most `clock_skew`
+//! ahead of the clock, so for a request signed at or before the start plus that (and the
+//! margin) this store cannot say whether it was seen: it counts as the store failing, and
+//! `on_store_error` decides (`reject`: 503, signed again and sent within seconds). The Redis
+//! store outlives the process and needs nothing.
 
 use std::time::Duration;
 
+use super::fleet::PROPAGATION;
 use super::{NONCE_MARGIN, NonceStore, SignatureSettings, secs};
 
 /// What a generation inherits from the ones before it, for requests signed before it began.
@@ -33,10 +41,17 @@ impl SignatureSettings {
     pub fn carry_from(&mut self, previous: &SignatureSettings, now: i64) {
         let raised = self.max_age > previous.max_age;
         let moved = previous.nonce_store != self.nonce_store;
+        // On Redis the other instances learn the new lifetime within `PROPAGATION`
+        // ([`super::fleet`]); until then they record for the old window.
+        let propagation = match self.nonce_store {
+            NonceStore::Redis => secs(PROPAGATION),
+            NonceStore::Local => 0,
+        };
         let own = (raised || moved).then(|| Carried {
             cutoff: now
                 .saturating_add(secs(previous.clock_skew).saturating_mul(2))
-                .saturating_add(secs(NONCE_MARGIN)),
+                .saturating_add(secs(NONCE_MARGIN))
+                .saturating_add(propagation),
             max_age: previous.max_age,
             also: moved.then_some(previous.nonce_store),
         });
@@ -52,11 +67,25 @@ impl SignatureSettings {
             }),
             (one, other) => one.or(other),
         };
+        // Whatever the store now: neither holds the nonces the process before this one saw.
+        self.nonces_lost_until = previous.nonces_lost_until;
         self.carried = folded.map(|c| Carried {
             max_age: c.max_age.min(self.max_age),
             also: c.also.filter(|store| *store != self.nonce_store),
             ..c
         });
+    }
+
+    /// The first generation of a process, started at `now` (epoch seconds).
+    pub fn start_at(&mut self, now: i64) {
+        self.nonces_lost_until =
+            (self.nonce_store == NonceStore::Local).then(|| now.saturating_sub(1));
+    }
+
+    /// True when a signature `created` at that time may have been accepted by the process
+    /// before this one, whose local nonces are gone.
+    pub fn lost_for(&self, created: i64) -> bool {
+        self.nonces_lost_until.is_some_and(|until| created <= until)
     }
 
     /// The earlier store a signature `created` at that time is also looked up in.
@@ -128,7 +157,9 @@ mod tests {
         let mut new = settings(60, NonceStore::Redis);
         new.carry_from(&old, NOW);
         assert_eq!(new.also_for(NOW), Some(NonceStore::Local));
-        assert_eq!(new.also_for(NOW + 13), None);
+        // On Redis, with the time the fleet takes to learn the new lifetime.
+        assert_eq!(new.also_for(NOW + 12 + 3), Some(NonceStore::Local));
+        assert_eq!(new.also_for(NOW + 12 + 3 + 1), None);
         assert_eq!(new.max_age_for(NOW), Duration::from_secs(60));
         // Moving back while those requests live: the old store is the one this generation
         // does not use.
@@ -154,5 +185,24 @@ mod tests {
         let mut fifth = settings(900, NonceStore::Local);
         fifth.carry_from(&fourth, NOW + 22 + 902 + 1);
         assert_eq!(fifth.carried, None);
+    }
+
+    #[test]
+    fn a_start_on_the_local_store_cannot_vouch_for_requests_signed_before_it() {
+        let mut local = settings(60, NonceStore::Local);
+        local.start_at(NOW);
+        assert!(local.lost_for(NOW - 30));
+        assert!(local.lost_for(NOW - 1));
+        // Signed once this process runs (the second it started in included).
+        assert!(!local.lost_for(NOW));
+        // Kept across reloads, whichever store they name.
+        let mut reloaded = settings(60, NonceStore::Redis);
+        reloaded.carry_from(&local, NOW + 1);
+        assert!(reloaded.lost_for(NOW - 1));
+        assert!(!reloaded.lost_for(NOW));
+        // Redis outlives the process.
+        let mut shared = settings(60, NonceStore::Redis);
+        shared.start_at(NOW);
+        assert!(!shared.lost_for(NOW - 30));
     }
 }

@@ -18,6 +18,7 @@
 pub mod base;
 pub mod carry;
 pub mod digest;
+pub mod fleet;
 pub mod nonce;
 pub mod sign;
 pub mod verify;
@@ -36,6 +37,7 @@ use crate::vocab::event::{Event, EventKind, Events};
 use crate::vocab::principal_kind::PrincipalKind;
 use crate::vocab::shared_store::SharedStore;
 pub use digest::DigestCheck;
+pub use fleet::FleetTtl;
 pub use nonce::LocalNonces;
 pub use verify::VerifyKey;
 
@@ -72,6 +74,10 @@ pub struct SignatureSettings {
     pub keys: HashMap<(PrincipalKind, Arc<str>), VerifyKey>,
     /// What the previous generations' nonces still need (set at reload, [`carry`]).
     pub carried: Option<carry::Carried>,
+    /// Epoch seconds, set when the process starts on the local store: a process before this one
+    /// may have accepted a request signed at or before this, and its nonces died with it. For
+    /// such a request the store cannot answer, and `on_store_error` decides ([`carry`]).
+    pub nonces_lost_until: Option<i64>,
 }
 
 impl Default for SignatureSettings {
@@ -83,6 +89,7 @@ impl Default for SignatureSettings {
             on_store_error: OnStoreError::Reject,
             keys: HashMap::new(),
             carried: None,
+            nonces_lost_until: None,
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Stores<'a> {
     pub local: &'a LocalNonces,
     /// The shared Redis, when connected.
     pub redis: Option<&'a SharedStore>,
+    /// The widest nonce lifetime of the instances on that Redis ([`fleet`]).
+    pub fleet: &'a FleetTtl,
     /// Where the replay event goes.
     pub events: &'a Events,
 }
@@ -200,6 +209,12 @@ pub async fn check(
     // Signed before a reload that moved the store: the old one is asked too ([`carry`]).
     if let (Ok(true), Some(old)) = (&recorded, settings.also_for(verified.created)) {
         recorded = record(old, stores, nonce, ttl).await?;
+    }
+    // Fresh here, but maybe seen by the process before this one ([`carry`]).
+    if recorded == Ok(true) && settings.lost_for(verified.created) {
+        recorded = Err(
+            "signed before this process started: the nonces of the one before are gone".to_owned(),
+        );
     }
     match recorded {
         Ok(true) => {}
@@ -249,7 +264,7 @@ async fn record(
             other => other.map_err(|e| e.to_string()),
         },
         NonceStore::Redis => match stores.redis {
-            Some(store) => nonce::record_shared(store, nonce, ttl)
+            Some(store) => nonce::record_shared(store, nonce, stores.fleet.widen(ttl))
                 .await
                 .map_err(|e| e.to_string()),
             None => Err("the shared backend is not connected".to_owned()),
