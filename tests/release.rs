@@ -515,6 +515,49 @@ async fn an_open_circuit_serves_kept_answers_without_calling_the_upstream() {
     );
 }
 
+/// Each named upstream reports its own circuit under its own name: the one that fails shows
+/// open while the default one stays closed. (The upstream's name is this test's own: the
+/// metrics recorder is shared by every gateway in the process.)
+#[tokio::test]
+async fn each_named_upstream_reports_its_own_circuit_state() {
+    let v2 = FakeUpstream::start().await;
+    v2.set_default(Reply::Json(503, json!({"error": "down"})));
+    let named = policy(v2.addr, "upstream = \"orders-v2\"\n", &[]);
+    let h = Harness::with_parts(
+        Arc::new(Keys::new()),
+        FakeUpstream::start().await,
+        move |p| named(p).replace("orders-v2", "gauge-probe"),
+    )
+    .await;
+    let series = "ordergate_circuit_state{upstream=\"gauge-probe\"}";
+    let state = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map(|v| v.trim().to_owned())
+    };
+    assert_eq!(
+        state(&metrics(&h).await).as_deref(),
+        Some("0"),
+        "closed from the start"
+    );
+    let alice = customer(&h, "alice");
+    for _ in 0..5 {
+        assert_eq!(orders(&h, &alice).await.status(), 503);
+    }
+    assert_eq!(v2.count(), 5);
+    assert_eq!(orders(&h, &alice).await.status(), 503);
+    assert_eq!(v2.count(), 5, "open: not called");
+    assert_eq!(state(&metrics(&h).await).as_deref(), Some("1"), "open");
+    let live = gateway(&h).live();
+    assert_eq!(
+        live.upstream_runtime(Default::default()).breaker.state(),
+        ordergate::stage::circuit::State::Closed,
+        "the default upstream's circuit is its own"
+    );
+    assert_eq!(h.upstream.count(), 0);
+}
+
 #[tokio::test]
 async fn an_answer_marked_no_store_is_not_kept() {
     let h = stale_gateway(&[]).await;
