@@ -26,6 +26,7 @@ use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
 use crate::vocab::error::StartError;
 use crate::vocab::event::{Event, EventKind, Events};
+use crate::vocab::shared_store::SharedStore;
 
 /// One policy generation with the runtime pieces built from it.
 pub struct Live {
@@ -386,15 +387,17 @@ impl Gateway {
     /// Publishes the nonce lifetime of `signatures` to the fleet on the shared Redis, and reads
     /// back the widest ([`signature::fleet`]): only where nonces are recorded there.
     async fn publish_nonce_ttl(&self, signatures: &SignatureSettings) {
+        if let Some(redis) = self.limiter.redis() {
+            self.publish_nonce_ttl_on(redis.store(), signatures).await;
+        }
+    }
+
+    /// [`Self::publish_nonce_ttl`] on `store`.
+    async fn publish_nonce_ttl_on(&self, store: &SharedStore, signatures: &SignatureSettings) {
         if signatures.nonce_store != NonceStore::Redis || signatures.keys.is_empty() {
             return;
         }
-        if let Some(redis) = self.limiter.redis()
-            && let Err(e) = self
-                .fleet_ttl
-                .publish(redis.store(), signatures.nonce_ttl())
-                .await
-        {
+        if let Err(e) = self.fleet_ttl.publish(store, signatures.nonce_ttl()).await {
             tracing::warn!(error = %e, "could not share the nonce lifetime");
         }
     }
@@ -463,6 +466,11 @@ impl Gateway {
                 match connected {
                     Ok(redis) => {
                         tracing::info!("connected to the shared rate-limit backend");
+                        // No nonce goes there before this instance knows the fleet's lifetime.
+                        let live = gateway.live();
+                        gateway
+                            .publish_nonce_ttl_on(redis.store(), &live.policy.signatures)
+                            .await;
                         gateway.limiter.set_redis(Some(Arc::new(redis)));
                         return;
                     }

@@ -1039,6 +1039,23 @@ async fn admin_routes_need_the_bearer_token_and_health_and_metrics_stay_open() {
     );
     let r = list(Some(format!("Bearer {ADMIN_TOKEN}"))).await.unwrap();
     assert_eq!(r.status(), 200);
+    // With the token, a host name is fine (the token is the boundary); a web page is not.
+    let r = admin
+        .get(h.admin_url("/admin/frozen"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("host", "gateway-1.internal")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = admin
+        .get(h.admin_url("/admin/frozen"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let r = admin
         .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
         .bearer_auth(ADMIN_TOKEN)
@@ -1048,6 +1065,71 @@ async fn admin_routes_need_the_bearer_token_and_health_and_metrics_stay_open() {
     assert_eq!(r.status(), 404, "authorised, and nothing was frozen");
     for open in ["/healthz", "/readyz", "/metrics"] {
         let r = admin.get(h.admin_url(open)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{open}");
+    }
+}
+
+/// Loopback is no boundary against a browser on the same host: what a page sends (an
+/// `Origin`, a cross-site fetch mark) is refused, and without a token so is a host name a page
+/// could have rebound to 127.0.0.1. Operators' tools and the open paths are unaffected.
+#[tokio::test]
+async fn admin_routes_refuse_web_pages_and_rebound_host_names() {
+    let h = Harness::start().await;
+    let admin = reqwest::Client::new();
+    let port = h
+        .admin_url("/")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let frozen = |headers: &[(&str, String)]| {
+        let mut request = admin.get(h.admin_url("/admin/frozen"));
+        for (n, v) in headers {
+            request = request.header(*n, v);
+        }
+        request.send()
+    };
+    for refused in [
+        vec![("host", format!("rebound.example:{port}"))],
+        vec![("host", "rebound.example".to_owned())],
+        vec![("origin", "https://shop.example".to_owned())],
+        vec![("sec-fetch-site", "cross-site".to_owned())],
+        vec![("sec-fetch-site", "same-site".to_owned())],
+    ] {
+        let r = frozen(&refused).await.unwrap();
+        assert_eq!(r.status(), 403, "{refused:?}");
+    }
+    for allowed in [
+        vec![],
+        vec![("host", format!("localhost:{port}"))],
+        vec![("host", format!("[::1]:{port}"))],
+        vec![("sec-fetch-site", "none".to_owned())],
+    ] {
+        let r = frozen(&allowed).await.unwrap();
+        assert_eq!(r.status(), 200, "{allowed:?}");
+    }
+    let reset = admin
+        .post(h.admin_url("/admin/canary/customer-orders/reset"))
+        .header("origin", "null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 403, "a page's bodiless POST");
+    let unfreeze = admin
+        .delete(h.admin_url("/admin/frozen/ip:127.0.0.1"))
+        .header("host", "rebound.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unfreeze.status(), 403);
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let r = admin
+            .get(h.admin_url(open))
+            .header("host", "scrape-target.internal")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{open}");
     }
 }

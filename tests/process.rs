@@ -369,6 +369,9 @@ async fn watch_reloads_on_file_change() {
     assert!(applied, "the change was not picked up");
 }
 
+/// `13512345678` with every digit percent-encoded.
+const ENCODED_PHONE: &str = "%31%33%35%31%32%33%34%35%36%37%38";
+
 #[tokio::test]
 async fn stderr_never_carries_credentials_or_clear_personal_data() {
     let keys = Arc::new(Keys::new());
@@ -384,6 +387,17 @@ async fn stderr_never_carries_credentials_or_clear_personal_data() {
             .header("authorization", &auth),
         client
             .get(process.url("/v1/customers/13912345678/orders"))
+            .header("x-api-key", &keys.erp_key),
+        // Percent-encoded, and with the country code but no `+`: the log redacts the path
+        // as the record does (decoded for the check).
+        client
+            .get(process.url("/v1/customers/%2B8613712345678/orders"))
+            .header("x-api-key", &keys.erp_key),
+        client
+            .get(process.url("/v1/customers/8613612345670/orders"))
+            .header("x-api-key", &keys.erp_key),
+        client
+            .get(process.url(&format!("/v1/customers/{ENCODED_PHONE}/orders")))
             .header("x-api-key", &keys.erp_key),
         client.get(process.url(&format!(
             "/v1/orders/O2025010100000001?api_key={}",
@@ -417,6 +431,9 @@ async fn stderr_never_carries_credentials_or_clear_personal_data() {
             "forged.token.value",
             "13812345678",
             "13912345678",
+            "13712345678",
+            "13612345670",
+            ENCODED_PHONE,
         ] {
             assert!(!log.contains(secret), "`{secret}` reached stderr:\n{log}");
         }

@@ -226,41 +226,42 @@ fn explain_refuses_bad_questions_with_exit_1() {
     );
 }
 
+/// `explain --as WHO` on `customer-orders`: its reach, as JSON.
+fn reach_on(policy: &Path, who: &str) -> Value {
+    let args = [
+        "--as",
+        who,
+        "--route",
+        "customer-orders",
+        "--format",
+        "json",
+    ];
+    let out = explain(policy, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["routes"][0]["reach"].clone()
+}
+
 /// The caller's decisions are the gateway's: a customer is bound to its own customer id, a
 /// caller without the claim is refused, a bypass scope opens every customer.
 #[test]
 fn explain_reads_the_gateways_decisions() {
     let dir = Dir::new();
     let policy = dir.write("policy.toml", &reference_text());
-    let json = |who: &str| -> Value {
-        let out = explain(
-            &policy,
-            &[
-                "--as",
-                who,
-                "--route",
-                "customer-orders",
-                "--format",
-                "json",
-            ],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let reach = |v: &Value| v["routes"][0]["reach"].clone();
-    let own = reach(&json("jwt:roles=customer;claim=customer_id=C000001"));
+    let reach = |who: &str| reach_on(&policy, who);
+    let own = reach("jwt:roles=customer;claim=customer_id=C000001");
     assert_eq!(own["access"], "owner_bound");
     assert_eq!(own["bound_to"], "C000001");
     assert_eq!(own["view"], "orders:read");
-    let no_claim = reach(&json("jwt:roles=customer"));
+    let no_claim = reach("jwt:roles=customer");
     assert_eq!(no_claim["access"], "refused");
     assert_eq!(no_claim["detail"], "owner_mismatch");
-    let no_scope = reach(&json("jwt:scopes=orders:read:contact"));
+    let no_scope = reach("jwt:scopes=orders:read:contact");
     assert_eq!(no_scope["detail"], "scope_missing");
-    let agent = reach(&json("jwt:roles=customer_service"));
+    let agent = reach("jwt:roles=customer_service");
     assert_eq!(agent["access"], "allowed");
     assert_eq!(agent["view"], "orders:read:contact");
-    let no_view = reach(&json("jwt:scopes=orders:read,orders:read:any_customer,x"));
+    let no_view = reach("jwt:scopes=orders:read,orders:read:any_customer,x");
     assert_eq!(no_view["access"], "allowed", "orders:read has a view");
 }
 
@@ -281,22 +282,11 @@ fn explain_judges_the_owner_value_sent_upstream() {
             )],
         ),
     );
-    let reach = |policy: &Path, claim: &str| -> Value {
-        let who = format!("jwt:roles=customer;claim=customer_id={claim}");
-        let out = explain(
+    let reach = |policy: &Path, claim: &str| {
+        reach_on(
             policy,
-            &[
-                "--as",
-                &who,
-                "--route",
-                "customer-orders",
-                "--format",
-                "json",
-            ],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["routes"][0]["reach"].clone()
+            &format!("jwt:roles=customer;claim=customer_id={claim}"),
+        )
     };
     for (policy, claim, access, detail) in [
         (&string, "C000001", "owner_bound", Value::Null),
@@ -312,6 +302,20 @@ fn explain_judges_the_owner_value_sent_upstream() {
     let refused = reach(&integer, "0042");
     let rule = refused["rule"].as_str().unwrap();
     assert!(rule.contains("goes upstream as \"42\""), "{rule}");
+    // A key whose attribute is a set is bound to each customer in it the gateway lets through.
+    let set = dir.write(
+        "set.toml",
+        &edited(
+            &reference_text(),
+            &[(
+                "roles = [\"logistics_partner\"]\n",
+                "roles = [\"customer\"]\nattributes = { customer_id = [\"C000002\", \"X3\", \"C000004\"] }\n",
+            )],
+        ),
+    );
+    let fact = reach_on(&set, "sf-logistics");
+    assert_eq!(fact["access"], "owner_bound", "{fact}");
+    assert_eq!(fact["bound_to"], "C000002, C000004", "{fact}");
 }
 
 /// The demo policy as the demo writes it, and the demo's "next" policy beside it.

@@ -169,7 +169,7 @@ impl<B> MakeSpan<B> for RequestSpan {
         tracing::debug_span!(
             "request",
             method = %request.method(),
-            path = %request.uri().path(),
+            path = %crate::vocab::redact::recorded_path(request.uri().path()),
         )
     }
 }

@@ -159,7 +159,12 @@ pub fn compile(raw: raw::Policy, source: &Path, problems: &mut Problems) -> Opti
         abuse.freeze_for,
     );
     let events = events::compile(&mut ctx, &root.k("events"), raw.events.as_ref());
-    let signatures = signatures::compile(&mut ctx, &root.k("auth"), &raw);
+    let mut signatures = signatures::compile(&mut ctx, &root.k("auth"), &raw);
+    if let Some(crate::stage::rate_limit::Backend::Redis { timeout, .. }) =
+        rate_limits.as_ref().map(|r| &r.backend)
+    {
+        signatures.fleet_propagation = crate::stage::signature::fleet::propagation(*timeout);
+    }
     let audit = match &raw.audit {
         Some(a) => Some(audit::compile(&mut ctx, &root.k("audit"), a)),
         None => {

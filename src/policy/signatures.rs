@@ -228,6 +228,27 @@ signature = { alg = "ed25519", public_key = "missing.pem" }
         ]);
     }
 
+    /// A slower Redis gives the fleet longer to learn a reload's nonce lifetime.
+    #[test]
+    fn the_fleet_propagation_follows_the_redis_timeout() {
+        let redis = |timeout: &str| {
+            compiled(
+                std::path::Path::new("/nonexistent-ordergate"),
+                &format!(
+                    "[rate_limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_timeout = \"{timeout}\"\n"
+                ),
+            )
+            .signatures
+        };
+        let slow = redis("2s");
+        assert_eq!(slow.nonce_store, crate::stage::signature::NonceStore::Redis);
+        assert_eq!(slow.fleet_propagation, std::time::Duration::from_secs(8));
+        assert_eq!(
+            redis("100ms").fleet_propagation,
+            std::time::Duration::from_secs(3)
+        );
+    }
+
     #[test]
     fn short_hmac_secrets_and_bad_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@
 //!
 //! Nothing else changes: `explain` and `diff` print and compare every fact they are given.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -433,7 +434,25 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
         );
     }
     let owner = route.access.owner.as_ref();
-    let own = owner.and_then(|o| principal.claim(&o.claim).map(|c| c.into_owned()));
+    // The caller's own customers: every value its claim holds (a claim may be a set) that the
+    // gateway lets through; the first of them, else the claim's first value, is asked.
+    let owns: Vec<String> = owner.map_or_else(Vec::new, |o| {
+        principal
+            .claim_values(&o.claim)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect()
+    });
+    let passing: Vec<&String> = owns
+        .iter()
+        .filter(|v| {
+            owner.is_some_and(|o| {
+                authorize_for(route, principal, owner, v).is_ok()
+                    && sent_upstream(route, principal, o, Some(v), caller).is_ok()
+            })
+        })
+        .collect();
+    let own = passing.first().copied().or(owns.first()).cloned();
     // A caller without the claim is asked with a value no claim equals: it is refused unless
     // it holds a bypass scope, as at the gateway.
     let own_value = own.clone().unwrap_or_else(|| "\u{0}".to_owned());
@@ -502,7 +521,7 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
                             param_text(&o.param),
                             o.claim
                         ),
-                        bound_to: own.filter(|c| !(caller.placeholder_claims && c == PLACEHOLDER)),
+                        bound_to: bound_to(&passing, caller),
                         view: view_of(index),
                     },
                 },
@@ -510,6 +529,18 @@ pub fn reach(policy: &Policy, route: &Route, caller: &Caller) -> (ReachFact, Opt
         }
     };
     (fact, index)
+}
+
+/// The customers an owner-bound caller reaches, as shown (none for a role's made-up claim).
+fn bound_to(passing: &[&String], caller: &Caller) -> Option<String> {
+    let made_up = caller.placeholder_claims && passing.iter().all(|c| *c == PLACEHOLDER);
+    (!passing.is_empty() && !made_up).then(|| {
+        passing
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// What validation makes of the caller's own claim in the owner parameter, as the gateway

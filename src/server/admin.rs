@@ -8,6 +8,10 @@
 //! any route added later — needs `Authorization: Bearer <token>` (compared in constant time over
 //! SHA-256 digests) and answers 401 otherwise. Those three stay open: load balancers and
 //! scrapers probe them, and they carry no identities or secrets.
+//!
+//! Every other path also refuses (403) what a browser sends on a web page's behalf (`Origin`,
+//! `Sec-Fetch-Site` other than `none`) and, without a token, a request naming a host that is
+//! not an address or `localhost` (DNS rebinding).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +32,7 @@ use crate::gateway::Gateway;
 use crate::stage::abuse::AbuseGuard;
 use crate::stage::audit::{Entry, record::format_ts};
 use crate::stage::rate_limit::RedisBuckets;
+use crate::vocab::redact::recorded_path;
 
 /// The admin routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -57,8 +62,24 @@ async fn require_admin_token(
     next: Next,
 ) -> Response {
     let live = gateway.live();
-    if let Some(token) = &live.policy.server.admin_token
-        && !OPEN_PATHS.contains(&request.uri().path())
+    let open = OPEN_PATHS.contains(&request.uri().path());
+    let token = live.policy.server.admin_token.as_ref();
+    // Loopback is not a boundary against a browser on the same host: a page can send a
+    // bodiless POST or DELETE without asking first, and read answers after rebinding a name of
+    // its own to 127.0.0.1. Operators' tools send neither `Origin` nor a cross-site fetch mark;
+    // without a token, the host asked for must also be an address or `localhost`.
+    if !open
+        && (from_a_web_page(request.headers()) || (token.is_none() && !named_locally(&request)))
+    {
+        metrics::counter!("ordergate_admin_auth_failures_total").increment(1);
+        tracing::warn!(
+            path = %recorded_path(request.uri().path()),
+            "admin request from a web page or for a foreign host name refused"
+        );
+        return (StatusCode::FORBIDDEN, "forbidden\n").into_response();
+    }
+    if let Some(token) = token
+        && !open
     {
         let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
         let presented = match (values.next(), values.next()) {
@@ -67,7 +88,10 @@ async fn require_admin_token(
         };
         if !presented.is_some_and(|p| same_token(p, token.expose().as_bytes())) {
             metrics::counter!("ordergate_admin_auth_failures_total").increment(1);
-            tracing::warn!(path = %request.uri().path(), "admin request without a valid token");
+            tracing::warn!(
+                path = %recorded_path(request.uri().path()),
+                "admin request without a valid token"
+            );
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -77,6 +101,33 @@ async fn require_admin_token(
         }
     }
     next.run(request).await
+}
+
+/// True when a browser sent it on a page's behalf: an `Origin`, or a fetch mark other than
+/// `none` (a URL the user typed).
+fn from_a_web_page(headers: &header::HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() != b"none")
+}
+
+/// True when the host the request names (`:authority` or `Host`) is an IP address or
+/// `localhost`, never a DNS name a page could have rebound; a request naming none passes.
+fn named_locally(request: &Request) -> bool {
+    let host = match request.uri().authority() {
+        Some(authority) => authority.host().to_owned(),
+        None => match request.headers().get(header::HOST).map(|v| v.to_str()) {
+            None => return true,
+            Some(Err(_)) => return false,
+            Some(Ok(value)) => match value.parse::<axum::http::uri::Authority>() {
+                Ok(authority) => authority.host().to_owned(),
+                Err(_) => return false,
+            },
+        },
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// The token of an `Authorization: Bearer <token>` value.

@@ -23,6 +23,35 @@ mod path;
 
 pub use path::redact_path;
 
+/// The longest text a client-shaped field (path, request id, principal id, tenant, client
+/// subject, query value) keeps in a record, in bytes of UTF-8.
+pub const FIELD_MAX_BYTES: usize = 1024;
+
+/// Ends a field that was cut to [`FIELD_MAX_BYTES`].
+pub const CUT_MARK: char = '…';
+
+/// `text`, or its longest prefix that fits in [`FIELD_MAX_BYTES`] with [`CUT_MARK`] after it,
+/// cut on a character boundary so the line stays valid UTF-8.
+pub fn bounded(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.len() <= FIELD_MAX_BYTES {
+        return text;
+    }
+    let mut end = FIELD_MAX_BYTES - CUT_MARK.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(end + CUT_MARK.len_utf8());
+    cut.push_str(&text[..end]);
+    cut.push(CUT_MARK);
+    Cow::Owned(cut)
+}
+
+/// The request path as records and log lines show it: redacted (decoded for the check), then
+/// bounded.
+pub fn recorded_path(path: &str) -> Cow<'_, str> {
+    bounded(redact_path(path))
+}
+
 // Constant patterns, compiled on first use and covered by tests: they cannot fail at run time.
 // The `@` may be full-width or percent-encoded: it means the same to a reader.
 #[allow(clippy::expect_used)]

@@ -18,33 +18,11 @@ use sha2::{Digest, Sha256};
 
 use crate::stage::authn::Principal;
 use crate::stage::validate::Value;
-use crate::vocab::redact::{mask_param, recorded_method, redact, redact_number, redact_path};
+pub use crate::vocab::redact::{CUT_MARK, FIELD_MAX_BYTES, bounded};
+use crate::vocab::redact::{mask_param, recorded_method, recorded_path, redact, redact_number};
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The longest text a client-shaped field (path, request id, principal id, tenant, client
-/// subject, query value) keeps in a record, in bytes of UTF-8.
-pub const FIELD_MAX_BYTES: usize = 1024;
-
-/// Ends a field that was cut to [`FIELD_MAX_BYTES`].
-pub const CUT_MARK: char = '…';
-
-/// `text`, or its longest prefix that fits in [`FIELD_MAX_BYTES`] with [`CUT_MARK`] after it,
-/// cut on a character boundary so the line stays valid UTF-8.
-pub fn bounded(text: Cow<'_, str>) -> Cow<'_, str> {
-    if text.len() <= FIELD_MAX_BYTES {
-        return text;
-    }
-    let mut end = FIELD_MAX_BYTES - CUT_MARK.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut cut = String::with_capacity(end + CUT_MARK.len_utf8());
-    cut.push_str(&text[..end]);
-    cut.push(CUT_MARK);
-    Cow::Owned(cut)
-}
 
 /// Redacts, then bounds.
 fn clean(text: &str) -> Cow<'_, str> {
@@ -237,7 +215,7 @@ impl Entry {
             .as_ref()
             .and_then(|p| p.tenant.as_deref())
             .map(clean);
-        let path = bounded(redact_path(&self.path));
+        let path = recorded_path(&self.path);
         let query = QueryOut {
             query: &self.query,
             sensitive,

@@ -11,15 +11,15 @@
 //! replay is never accepted.
 //!
 //! A process start is the same change with nothing to inherit when the store is local: the
-//! nonces of the process before died with it. It saw requests `created` at most `clock_skew`
-//! ahead of the clock, so for a request signed at or before the start plus that (and the
-//! margin) this store cannot say whether it was seen: it counts as the store failing, and
-//! `on_store_error` decides (`reject`: 503, signed again and sent within seconds). The Redis
-//! store outlives the process and needs nothing.
+//! nonces of the process before died with it. For a request signed before the second this
+//! process started, this store cannot say whether it was seen: it counts as the store failing,
+//! and `on_store_error` decides (`reject`: 503, signed again and sent within a second). Not
+//! covered, so that a start does not refuse every partner for seconds: a request the process
+//! before accepted in that same second, or signed up to `clock_skew` ahead of the clock. The
+//! Redis store outlives the process and needs nothing.
 
 use std::time::Duration;
 
-use super::fleet::PROPAGATION;
 use super::{NONCE_MARGIN, NonceStore, SignatureSettings, secs};
 
 /// What a generation inherits from the ones before it, for requests signed before it began.
@@ -41,10 +41,10 @@ impl SignatureSettings {
     pub fn carry_from(&mut self, previous: &SignatureSettings, now: i64) {
         let raised = self.max_age > previous.max_age;
         let moved = previous.nonce_store != self.nonce_store;
-        // On Redis the other instances learn the new lifetime within `PROPAGATION`
+        // On Redis the other instances learn the new lifetime within `fleet_propagation`
         // ([`super::fleet`]); until then they record for the old window.
         let propagation = match self.nonce_store {
-            NonceStore::Redis => secs(PROPAGATION),
+            NonceStore::Redis => secs(self.fleet_propagation),
             NonceStore::Local => 0,
         };
         let own = (raised || moved).then(|| Carried {

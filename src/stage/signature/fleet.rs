@@ -8,7 +8,7 @@
 //! [`CLAIM_HOLDS`] after the widest instance stopped refreshing it), reads back the widest, and
 //! records its nonces for at least that long. One round trip per second per instance, none per
 //! request. A reload publishes its new lifetime before it serves with it; the others see it
-//! within [`PROPAGATION`], which the reload's own carry covers ([`super::carry`]).
+//! within [`propagation`], which the reload's own carry covers ([`super::carry`]).
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +22,13 @@ use super::nonce::StoreError;
 pub const CLAIM_HOLDS: Duration = Duration::from_secs(10);
 
 /// The longest it takes a lifetime published at a reload to reach every instance: the next
-/// second's refresh and its round trip, with room for a slow tick.
-pub const PROPAGATION: Duration = Duration::from_secs(3);
+/// second's tick, whose Redis calls before and including the read (the nonce lifetime, the
+/// frozen set, the canary state) may each take up to `redis_timeout`, and a second to spare.
+/// Whole seconds, rounded up (`created` is read in seconds).
+pub fn propagation(redis_timeout: Duration) -> Duration {
+    let millis = 2_000u64.saturating_add(millis(redis_timeout).saturating_mul(3));
+    Duration::from_secs(millis.div_ceil(1_000))
+}
 
 /// Publishes this instance's lifetime if it is at least the widest, returns the widest.
 static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(PUBLISH_SCRIPT));
@@ -75,6 +80,19 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slower_redis_takes_longer_to_spread_a_lifetime() {
+        assert_eq!(
+            propagation(Duration::from_millis(100)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            propagation(Duration::from_millis(500)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(propagation(Duration::from_secs(2)), Duration::from_secs(8));
+    }
 
     #[test]
     fn a_nonce_lives_for_the_wider_of_its_own_lifetime_and_the_fleets() {

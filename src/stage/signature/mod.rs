@@ -78,6 +78,9 @@ pub struct SignatureSettings {
     /// may have accepted a request signed at or before this, and its nonces died with it. For
     /// such a request the store cannot answer, and `on_store_error` decides ([`carry`]).
     pub nonces_lost_until: Option<i64>,
+    /// How long the other instances on Redis may take to learn a new nonce lifetime
+    /// ([`fleet::propagation`] of `redis_timeout`).
+    pub fleet_propagation: Duration,
 }
 
 impl Default for SignatureSettings {
@@ -90,6 +93,7 @@ impl Default for SignatureSettings {
             keys: HashMap::new(),
             carried: None,
             nonces_lost_until: None,
+            fleet_propagation: fleet::propagation(Duration::from_millis(100)),
         }
     }
 }
@@ -205,17 +209,23 @@ pub async fn check(
     .map_err(fail)?;
     let nonce = nonce::NonceKey::new(principal.kind, &principal.id, &verified.nonce);
     let ttl = settings.nonce_ttl();
-    let mut recorded = record(settings.nonce_store, stores, nonce, ttl).await?;
-    // Signed before a reload that moved the store: the old one is asked too ([`carry`]).
-    if let (Ok(true), Some(old)) = (&recorded, settings.also_for(verified.created)) {
-        recorded = record(old, stores, nonce, ttl).await?;
-    }
-    // Fresh here, but maybe seen by the process before this one ([`carry`]).
-    if recorded == Ok(true) && settings.lost_for(verified.created) {
-        recorded = Err(
-            "signed before this process started: the nonces of the one before are gone".to_owned(),
-        );
-    }
+    // Signed before this process started, on a store that forgot what the one before saw: the
+    // store cannot answer ([`carry`]). Refused, it is not recorded either, so the same request
+    // sent again is refused the same way, not taken for a replay.
+    let lost = settings.lost_for(verified.created);
+    let recorded = if lost && settings.on_store_error == OnStoreError::Reject {
+        Err(LOST.to_owned())
+    } else {
+        let mut recorded = record(settings.nonce_store, stores, nonce, ttl).await?;
+        // Signed before a reload that moved the store: the old one is asked too ([`carry`]).
+        if let (Ok(true), Some(old)) = (&recorded, settings.also_for(verified.created)) {
+            recorded = record(old, stores, nonce, ttl).await?;
+        }
+        if lost && recorded == Ok(true) {
+            recorded = Err(LOST.to_owned());
+        }
+        recorded
+    };
     match recorded {
         Ok(true) => {}
         Ok(false) => {
@@ -244,6 +254,9 @@ pub async fn check(
         digest: verified.digest,
     }))
 }
+
+/// Why a request signed before this process started is not vouched for.
+const LOST: &str = "signed before this process started: the nonces of the one before are gone";
 
 /// Records `nonce` in `store`: `Ok(true)` when it was fresh, `Ok(false)` when it was seen,
 /// `Err` (text) when the store failed; a full local store is refused at once.

@@ -247,7 +247,14 @@ fn classify(digits: &[u8], shape: Shape) -> Option<(String, bool)> {
     if shape.plus && (8..=15).contains(&n) {
         return Some((format!("+{}", mask_phone(text)), false));
     }
-    if n == 11 && digits[0] == b'1' && (b'3'..=b'9').contains(&digits[1]) {
+    // A mainland mobile number, bare or after the country code written without its `+`
+    // (`86…`, `0086…`).
+    let mobile = |d: &[u8]| d.len() == 11 && d[0] == b'1' && (b'3'..=b'9').contains(&d[1]);
+    let national = match digits {
+        [b'0', b'0', b'8', b'6', rest @ ..] | [b'8', b'6', rest @ ..] => rest,
+        _ => digits,
+    };
+    if mobile(digits) || mobile(national) {
         return Some((mask_phone(text), false));
     }
     if n == 17 && shape.check_x && resident_id_check_char(text) == Some('X') {

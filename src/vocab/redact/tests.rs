@@ -47,6 +47,25 @@ fn phone_with_separators_is_masked_whole() {
     assert_eq!(redact("tel +86-138-1234-5678!"), "tel +861****5678!");
 }
 
+/// The country code written without its `+` (`86…`, `0086…`), glued or separated: the Luhn
+/// check that catches some of them as card numbers is not what hides them.
+#[test]
+fn a_country_code_without_its_plus_is_still_a_phone_number() {
+    for (text, masked) in [
+        ("tel 8613912345670", "tel 861****5670"),
+        ("tel 86 139 1234 5671", "tel 861****5671"),
+        ("tel 008613912345672", "tel 008****5672"),
+        (
+            "/v1/customers/8613912345673/orders",
+            "/v1/customers/861****5673/orders",
+        ),
+    ] {
+        assert_eq!(redact(text), masked, "{text}");
+    }
+    // One digit short of a number after the code stays as it is.
+    assert_eq!(redact("ref 861391234567"), "ref 861391234567");
+}
+
 #[test]
 fn full_width_digits_are_masked() {
     assert_eq!(redact("电话１３８１２３４５６７８"), "电话138****5678");
@@ -297,7 +316,9 @@ fn personal_data() -> impl Strategy<Value = (String, Vec<String>, bool)> {
         let card = format!("{payload}{}", luhn_check_digit(&payload));
         (card.clone(), vec![card], true)
     });
-    prop_oneof![phone, intl, id, card]
+    let bare_code = ("(86|0086)[ -]?", "1[3-9][0-9]{9}")
+        .prop_map(|(cc, p)| (format!("{cc}{p}"), vec![p.clone()], false));
+    prop_oneof![phone, intl, bare_code, id, card]
 }
 
 fn email() -> impl Strategy<Value = (String, String)> {
