@@ -21,6 +21,7 @@ use crate::stage::events::Webhook;
 use crate::stage::load_shed::InFlightLimit;
 use crate::stage::proxy::UpstreamRuntime;
 use crate::stage::rate_limit::{Backend, RateLimiter, RedisBuckets};
+use crate::stage::signature::nonce::StoreError;
 use crate::stage::signature::{self, FleetTtl, LocalNonces, NonceStore, SignatureSettings};
 use crate::stage::volume::VolumeGuard;
 use crate::vocab::cutoff::Cutoff;
@@ -387,19 +388,23 @@ impl Gateway {
     /// Publishes the nonce lifetime of `signatures` to the fleet on the shared Redis, and reads
     /// back the widest ([`signature::fleet`]): only where nonces are recorded there.
     async fn publish_nonce_ttl(&self, signatures: &SignatureSettings) {
-        if let Some(redis) = self.limiter.redis() {
-            self.publish_nonce_ttl_on(redis.store(), signatures).await;
+        if let Some(redis) = self.limiter.redis()
+            && let Err(e) = self.publish_nonce_ttl_on(redis.store(), signatures).await
+        {
+            tracing::warn!(error = %e, "could not share the nonce lifetime");
         }
     }
 
     /// [`Self::publish_nonce_ttl`] on `store`.
-    async fn publish_nonce_ttl_on(&self, store: &SharedStore, signatures: &SignatureSettings) {
+    async fn publish_nonce_ttl_on(
+        &self,
+        store: &SharedStore,
+        signatures: &SignatureSettings,
+    ) -> Result<(), StoreError> {
         if signatures.nonce_store != NonceStore::Redis || signatures.keys.is_empty() {
-            return;
+            return Ok(());
         }
-        if let Err(e) = self.fleet_ttl.publish(store, signatures.nonce_ttl()).await {
-            tracing::warn!(error = %e, "could not share the nonce lifetime");
-        }
+        self.fleet_ttl.publish(store, signatures.nonce_ttl()).await
     }
 
     /// Resets the canary guard of `route` here and, with Redis, on every instance (the admin
@@ -463,15 +468,35 @@ impl Gateway {
                 if gateway.backend.lock().as_ref() != Some(&wanted) {
                     return; // a reload changed the backend meanwhile
                 }
-                match connected {
+                // No nonce goes there before this instance knows the fleet's lifetime.
+                let published = match connected {
                     Ok(redis) => {
-                        tracing::info!("connected to the shared rate-limit backend");
-                        // No nonce goes there before this instance knows the fleet's lifetime.
                         let live = gateway.live();
-                        gateway
+                        match gateway
                             .publish_nonce_ttl_on(redis.store(), &live.policy.signatures)
-                            .await;
-                        gateway.limiter.set_redis(Some(Arc::new(redis)));
+                            .await
+                        {
+                            Ok(()) => Ok(redis),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match published {
+                    Ok(redis) => {
+                        {
+                            // Checked again: a reload may have changed the backend while the
+                            // lifetime was published.
+                            let current = gateway.backend.lock();
+                            if current.as_ref() != Some(&wanted) {
+                                return;
+                            }
+                            gateway.limiter.set_redis(Some(Arc::new(redis)));
+                        }
+                        tracing::info!("connected to the shared rate-limit backend");
+                        // A reload meanwhile found no Redis to publish its lifetime on.
+                        let live = gateway.live();
+                        gateway.publish_nonce_ttl(&live.policy.signatures).await;
                         return;
                     }
                     Err(e) => {

@@ -242,7 +242,7 @@ signature = { alg = "ed25519", public_key = "missing.pem" }
         };
         let slow = redis("2s");
         assert_eq!(slow.nonce_store, crate::stage::signature::NonceStore::Redis);
-        assert_eq!(slow.fleet_propagation, std::time::Duration::from_secs(8));
+        assert_eq!(slow.fleet_propagation, std::time::Duration::from_secs(10));
         assert_eq!(
             redis("100ms").fleet_propagation,
             std::time::Duration::from_secs(3)

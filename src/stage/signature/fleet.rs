@@ -21,12 +21,12 @@ use super::nonce::StoreError;
 /// How long a published lifetime holds without being refreshed.
 pub const CLAIM_HOLDS: Duration = Duration::from_secs(10);
 
-/// The longest it takes a lifetime published at a reload to reach every instance: the next
-/// second's tick, whose Redis calls before and including the read (the nonce lifetime, the
-/// frozen set, the canary state) may each take up to `redis_timeout`, and a second to spare.
+/// The longest it takes a lifetime published at a reload to reach every instance: a read that
+/// just missed it, that tick's other Redis calls (the frozen set, the canary state), the next
+/// tick a second on, and the read again, each call up to `redis_timeout`; a second to spare.
 /// Whole seconds, rounded up (`created` is read in seconds).
 pub fn propagation(redis_timeout: Duration) -> Duration {
-    let millis = 2_000u64.saturating_add(millis(redis_timeout).saturating_mul(3));
+    let millis = 2_000u64.saturating_add(millis(redis_timeout).saturating_mul(4));
     Duration::from_secs(millis.div_ceil(1_000))
 }
 
@@ -91,7 +91,7 @@ mod tests {
             propagation(Duration::from_millis(500)),
             Duration::from_secs(4)
         );
-        assert_eq!(propagation(Duration::from_secs(2)), Duration::from_secs(8));
+        assert_eq!(propagation(Duration::from_secs(2)), Duration::from_secs(10));
     }
 
     #[test]

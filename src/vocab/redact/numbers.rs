@@ -248,13 +248,15 @@ fn classify(digits: &[u8], shape: Shape) -> Option<(String, bool)> {
         return Some((format!("+{}", mask_phone(text)), false));
     }
     // A mainland mobile number, bare or after the country code written without its `+`
-    // (`86…`, `0086…`).
+    // (`86…`, `0086…`); the longer forms only standing alone, as card numbers, so an id such
+    // as `ORD8613812345678` stays readable.
+    let glued = shape.glued_before || shape.glued_after;
     let mobile = |d: &[u8]| d.len() == 11 && d[0] == b'1' && (b'3'..=b'9').contains(&d[1]);
     let national = match digits {
         [b'0', b'0', b'8', b'6', rest @ ..] | [b'8', b'6', rest @ ..] => rest,
-        _ => digits,
+        _ => &[],
     };
-    if mobile(digits) || mobile(national) {
+    if mobile(digits) || (!glued && mobile(national)) {
         return Some((mask_phone(text), false));
     }
     if n == 17 && shape.check_x && resident_id_check_char(text) == Some('X') {
@@ -263,7 +265,6 @@ fn classify(digits: &[u8], shape: Shape) -> Option<(String, bool)> {
     if n == 18 && resident_id_check_char(&text[..17]) == Some(char::from(digits[17])) {
         return Some((Masker::IdNumber.mask(text), false));
     }
-    let glued = shape.glued_before || shape.glued_after;
     if (13..=MAX_DIGITS).contains(&n) && !glued && luhn(text) {
         return Some((Masker::BankCard.mask(text), false));
     }
