@@ -112,7 +112,23 @@ async fn denials_and_freezes_are_shared() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let (a, b) = pair(&redis, &[("max_denials = 1000", "max_denials = 3")]).await;
+    // Buckets wide enough for the polling below: a 429 is a denial too, so polls that drained
+    // alice's bucket would freeze her again right after the unfreeze.
+    let (a, b) = pair(
+        &redis,
+        &[
+            ("max_denials = 1000", "max_denials = 3"),
+            (
+                "rate_limit = { rate = \"120/min\", burst = 20 }",
+                "rate_limit = { rate = \"60000/min\", burst = 2000 }",
+            ),
+            (
+                "per_principal = { rate = \"1000/min\", burst = 100 }",
+                "per_principal = { rate = \"60000/min\", burst = 2000 }",
+            ),
+        ],
+    )
+    .await;
     let alice = a.alice();
     let other = "/v1/customers/C0000002/orders?start_date=2025-01-01&end_date=2025-01-31";
     assert_eq!(
@@ -137,6 +153,7 @@ async fn denials_and_freezes_are_shared() {
             frozen_on_b = true;
             break;
         }
+        assert_eq!(r.status(), 200, "B must learn the freeze, not make its own");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(frozen_on_b, "the freeze did not reach the other instance");
@@ -163,10 +180,12 @@ async fn denials_and_freezes_are_shared() {
     }
     let mut thawed_on_a = false;
     for _ in 0..300 {
-        if a.get(ORDERS, &[("authorization", &alice)]).await.status() == 200 {
+        let status = a.get(ORDERS, &[("authorization", &alice)]).await.status();
+        if status == 200 {
             thawed_on_a = true;
             break;
         }
+        assert_eq!(status, 403, "A answers frozen until it learns the unfreeze");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(thawed_on_a, "the unfreeze did not reach the other instance");
