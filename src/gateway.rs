@@ -404,7 +404,7 @@ impl Gateway {
         if signatures.nonce_store != NonceStore::Redis || signatures.keys.is_empty() {
             return Ok(());
         }
-        self.fleet_ttl.publish(store, signatures.nonce_ttl()).await
+        self.fleet_ttl.publish(store, signatures).await
     }
 
     /// Resets the canary guard of `route` here and, with Redis, on every instance (the admin

@@ -307,8 +307,17 @@ async fn slow_clients_are_dropped_after_the_header_timeout() {
 
 #[tokio::test]
 async fn over_max_in_flight_answers_503_at_once() {
-    let h = Harness::with(|p| edit(p, &[("max_in_flight = 64", "max_in_flight = 1")])).await;
-    h.upstream.queue([Reply::Delay(800)]);
+    let h = Harness::with(|p| {
+        edit(
+            p,
+            &[
+                ("max_in_flight = 64", "max_in_flight = 1"),
+                ("timeout = \"1s\"", "timeout = \"5s\""),
+            ],
+        )
+    })
+    .await;
+    h.upstream.queue([Reply::Delay(3000)]);
     let erp = h.keys.erp_key.clone();
     let first = {
         let client = h.client.clone();
@@ -325,12 +334,7 @@ async fn over_max_in_flight_answers_503_at_once() {
         })
     };
     // Wait until the first request is at the upstream (a readiness signal, not a guess).
-    for _ in 0..200 {
-        if h.upstream.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_at_upstream(&h).await;
     let started = std::time::Instant::now();
     let (status, body, headers) = problem(
         h.get("/v1/orders/O2025010100000001", &[("x-api-key", &erp)])
@@ -343,8 +347,8 @@ async fn over_max_in_flight_answers_503_at_once() {
     );
     assert!(headers.contains_key("retry-after"));
     assert!(
-        started.elapsed() < Duration::from_millis(700),
-        "refused at once, not queued"
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once, not queued behind the first request's 3 s"
     );
     assert_eq!(first.await.unwrap(), 200);
 }
@@ -600,12 +604,7 @@ async fn in_flight_requests_finish_during_graceful_shutdown() {
             .await
             .map(|r| r.status().as_u16())
     });
-    for _ in 0..200 {
-        if h.upstream.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_at_upstream(&h).await;
     h.stop().await;
     assert_eq!(
         pending.await.unwrap().unwrap(),
@@ -749,4 +748,15 @@ async fn a_request_whose_client_left_ends_at_shutdown_as_shutdown() {
             "{threading}: {record}"
         );
     }
+}
+
+/// Waits until the harness's upstream has received its first request (up to 10 s).
+async fn wait_at_upstream(h: &Harness) {
+    for _ in 0..2000 {
+        if h.upstream.count() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the first request never reached the upstream");
 }

@@ -217,7 +217,7 @@ async fn dead_receivers_leave_latency_unchanged_and_a_full_queue_drops_the_oldes
     // the backoff between attempts (refused); anything within a few times the baseline did not.
     for (name, dead) in [("refused", refused), ("never answers", hanging_latency)] {
         assert!(
-            dead <= none * 3 + Duration::from_millis(5),
+            dead <= none * 3 + Duration::from_millis(50),
             "receiver that {name}: median {dead:?} against {none:?} without a receiver"
         );
     }

@@ -108,8 +108,9 @@ fn now_secs() -> f64 {
 #[tokio::test]
 async fn a_fractional_exp_ends_the_cached_token_too() {
     let h = Harness::with(|p| edit(p, &[("leeway = \"30s\"", "leeway = \"0s\"")])).await;
-    // Valid now, cached on first use, expired about a second later.
-    let exp = now_secs().floor() + 1.5;
+    // Valid now (for 1.5 s at least, so a slow first request is still in time), cached on first
+    // use, expired two or three seconds later.
+    let exp = now_secs().floor() + 2.5;
     let token = h.token(
         "alice",
         &["customer"],

@@ -433,7 +433,7 @@ async fn closing_a_connection_does_not_free_its_place_while_its_requests_run() {
         )
     })
     .await;
-    h.upstream.set_default(support::Reply::Delay(2_000));
+    h.upstream.set_default(support::Reply::Delay(4_000));
     let (mut send, conn) = h2_client(&h).await;
     send.ready().await.unwrap();
     let pending = send.send_request(raw_order(&h, "left-behind"));

@@ -269,7 +269,17 @@ async fn every_refusal_before_the_proxy_is_answered_and_recorded_without_a_socke
 
 #[tokio::test]
 async fn failed_authentication_from_one_address_is_limited_without_a_socket() {
-    let g = Bare::start(|p| p.to_owned()).await;
+    // The per-IP bucket for failed authentication holds 10, refilled too slowly to matter.
+    let g = Bare::start(|p| {
+        support::edit(
+            p,
+            &[(
+                "per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }",
+                "per_ip_unauthenticated = { rate = \"1/min\", burst = 10 }",
+            )],
+        )
+    })
+    .await;
     let own = format!("/v1/customers/C0000001/orders?{RANGE}");
     let attempt = |n: usize| {
         http::Request::get(own.as_str())
@@ -278,7 +288,6 @@ async fn failed_authentication_from_one_address_is_limited_without_a_socket() {
             .body(Full::new(Bytes::new()))
             .unwrap()
     };
-    // The test policy's per-IP bucket for failed authentication holds 10.
     for n in 0..10 {
         let (status, _) = g.send(7, attempt(n)).await;
         assert_eq!(status, 401, "guess {n}");

@@ -976,6 +976,75 @@ async fn a_fleet_on_one_redis_keeps_nonces_for_its_widest_window() {
     }
 }
 
+/// Waits until the gateways on `redis` have published their nonce lifetime there again.
+async fn republished(redis: &RedisServer) {
+    for _ in 0..500 {
+        if redis.get("ordergate:nonce_ttl").is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the nonce lifetime was not published again");
+}
+
+/// A Redis that lost the fleet's lifetime (restarted without its data, flushed, evicted) may
+/// have lost nonces too: for a request signed before the gateway found it so, a nonce still held
+/// is a replay; one not held cannot be vouched for, and `on_store_error` decides.
+#[tokio::test]
+async fn a_redis_found_without_the_fleets_lifetime_does_not_vouch_for_older_requests() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    // A fleet recorded here for this lifetime (60 s + 2 × 5 s + 2 s) before this one started.
+    redis.set_px("ordergate:nonce_ttl", "72000", 600_000);
+    let h = on_redis(&redis, &keys, &partners, &[]).await;
+    let lost = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
+    assert_eq!(lost.send(&h, &h.client).await.0, 200, "the store vouched");
+    let lost_nonce = redis.keys("ordergate:nonce:*");
+    assert_eq!(lost_nonce.len(), 1);
+    let kept = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
+    assert_eq!(kept.send(&h, &h.client).await.0, 200);
+    redis.del(&["ordergate:nonce_ttl", &lost_nonce[0]]);
+    republished(&redis).await;
+    for _ in 0..2 {
+        let (status, record) = lost.send(&h, &h.client).await;
+        assert_eq!(status, 503, "a replay whose nonce is gone: {record}");
+        assert_eq!(record["detail"], "nonce_store_unavailable");
+    }
+    let (status, record) = kept.send(&h, &h.client).await;
+    assert_eq!(status, 401, "{record}");
+    assert_refused(&record, "signature_replayed", "a nonce still held");
+    let fresh = Outgoing::carrier(&h, &partners, ORDERS);
+    assert_eq!(fresh.send(&h, &h.client).await.0, 200, "signed since");
+    assert_eq!(h.upstream.count(), 3);
+}
+
+/// A start (or a restart that raised `max_age`) with a wider window than the fleet recorded
+/// for: a request signed before it and older than the fleet's window may have been served and
+/// its nonce let go, so it is not vouched for; younger ones are.
+#[tokio::test]
+async fn a_start_wider_than_the_fleet_vouches_only_for_the_fleets_window() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    // The fleet recorded for 22 s: a 10 s window, with the 5 s skew.
+    redis.set_px("ordergate:nonce_ttl", "22000", 600_000);
+    let h = on_redis(&redis, &keys, &partners, &[]).await;
+    let old = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 30);
+    let (status, record) = old.send(&h, &h.client).await;
+    assert_eq!(status, 503, "{record}");
+    assert_eq!(record["detail"], "nonce_store_unavailable");
+    let recent = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
+    assert_eq!(recent.send(&h, &h.client).await.0, 200);
+    // The fleet records for this instance's lifetime from now on.
+    assert_eq!(redis.get("ordergate:nonce_ttl").as_deref(), Some("72000"));
+    assert_eq!(h.upstream.count(), 1);
+}
+
 #[tokio::test]
 async fn a_dead_redis_rejects_or_allows_as_configured() {
     let Some(mut redis) = RedisServer::start().await else {
@@ -1083,7 +1152,15 @@ async fn a_start_on_the_local_store_does_not_vouch_for_requests_signed_before_it
 #[tokio::test]
 async fn signature_failures_charge_the_failed_authentication_bucket() {
     let partners = Partners::new();
-    let h = gateway(&partners, &[]).await;
+    // The bucket's ten, refilled too slowly to matter however long the requests take.
+    let h = gateway(
+        &partners,
+        &[(
+            "per_ip_unauthenticated = { rate = \"30/min\", burst = 10 }",
+            "per_ip_unauthenticated = { rate = \"1/min\", burst = 10 }",
+        )],
+    )
+    .await;
     for _ in 0..10 {
         let o = Outgoing::carrier(&h, &partners, ORDERS).set("signature", "sig1=:AAAA:");
         assert_eq!(o.send(&h, &h.client).await.0, 401);

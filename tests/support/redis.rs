@@ -74,25 +74,36 @@ impl RedisServer {
         redis::cmd("PING").query::<String>(&mut con).is_ok()
     }
 
-    /// Keys matching `pattern`.
-    pub fn keys(&self, pattern: &str) -> Vec<String> {
+    /// Runs `command` on a connection of its own.
+    fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
         let client = redis::Client::open(self.url()).unwrap();
         let mut con = client.get_connection().unwrap();
-        redis::cmd("KEYS").arg(pattern).query(&mut con).unwrap()
+        command.query(&mut con).unwrap()
+    }
+
+    /// Keys matching `pattern`.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        self.query(redis::cmd("KEYS").arg(pattern))
     }
 
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<String> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut con = client.get_connection().unwrap();
-        redis::cmd("GET").arg(key).query(&mut con).unwrap()
+        self.query(redis::cmd("GET").arg(key))
+    }
+
+    /// Sets `key` to `value` for `millis` milliseconds.
+    pub fn set_px(&self, key: &str, value: &str, millis: u64) {
+        self.query::<()>(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis));
+    }
+
+    /// Deletes `keys`.
+    pub fn del(&self, keys: &[&str]) {
+        self.query::<()>(redis::cmd("DEL").arg(keys));
     }
 
     /// The milliseconds `key` has left to live (-2: no such key, -1: no expiry).
     pub fn pttl(&self, key: &str) -> i64 {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut con = client.get_connection().unwrap();
-        redis::cmd("PTTL").arg(key).query(&mut con).unwrap()
+        self.query(redis::cmd("PTTL").arg(key))
     }
 
     /// Stops the server and waits for it to exit.

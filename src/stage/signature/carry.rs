@@ -16,7 +16,8 @@
 //! and `on_store_error` decides (`reject`: 503, signed again and sent within a second). Not
 //! covered, so that a start does not refuse every partner for seconds: a request the process
 //! before accepted in that same second, or signed up to `clock_skew` ahead of the clock. The
-//! Redis store outlives the process and needs nothing.
+//! Redis store outlives the process; what it may have let go is judged by the lifetime it held
+//! ([`super::fleet`]).
 
 use std::time::Duration;
 

@@ -198,27 +198,40 @@ pub async fn check(
     if key.is_none() && !route_requires {
         return Ok(None);
     }
+    let now = now_secs();
     let verified = verify_request(
         settings,
         settings.carried.as_ref(),
         key,
         &principal.id,
         request,
-        now_secs(),
+        now,
     )
     .map_err(fail)?;
     let nonce = nonce::NonceKey::new(principal.kind, &principal.id, &verified.nonce);
     let ttl = settings.nonce_ttl();
-    // Signed before this process started, on a store that forgot what the one before saw: the
-    // store cannot answer ([`carry`]). Refused, it is not recorded either, so the same request
-    // sent again is refused the same way, not taken for a replay.
-    let lost = settings.lost_for(verified.created);
+    // Signed before this process started, on a store that forgot what the one before saw, or
+    // before the shared store was found without (or with shorter-lived) nonces: the store
+    // cannot answer ([`carry`], [`fleet`]). Refused, it is not recorded either, so the same
+    // request sent again is refused the same way; a nonce still held is a replay all the same.
+    let also = settings.also_for(verified.created);
+    let shared = settings.nonce_store == NonceStore::Redis || also == Some(NonceStore::Redis);
+    let lost = settings.lost_for(verified.created)
+        || (shared && stores.fleet.lost_for(verified.created, now));
     let recorded = if lost && settings.on_store_error == OnStoreError::Reject {
-        Err(LOST.to_owned())
+        let mut seen = holds(settings.nonce_store, stores, nonce).await;
+        if let (false, Some(old)) = (seen, also) {
+            seen = holds(old, stores, nonce).await;
+        }
+        if seen {
+            Ok(false)
+        } else {
+            Err(LOST.to_owned())
+        }
     } else {
         let mut recorded = record(settings.nonce_store, stores, nonce, ttl).await?;
         // Signed before a reload that moved the store: the old one is asked too ([`carry`]).
-        if let (Ok(true), Some(old)) = (&recorded, settings.also_for(verified.created)) {
+        if let (Ok(true), Some(old)) = (&recorded, also) {
             recorded = record(old, stores, nonce, ttl).await?;
         }
         if lost && recorded == Ok(true) {
@@ -255,8 +268,19 @@ pub async fn check(
     }))
 }
 
-/// Why a request signed before this process started is not vouched for.
-const LOST: &str = "signed before this process started: the nonces of the one before are gone";
+/// Why a request is not vouched for ([`SignatureSettings::lost_for`], [`FleetTtl::lost_for`]).
+const LOST: &str = "signed before the nonce store could vouch for it (a start, or a shared store found without its nonces)";
+
+/// True when `store` still holds `nonce` (recording nothing); false when it cannot say.
+async fn holds(store: NonceStore, stores: Stores<'_>, nonce: nonce::NonceKey) -> bool {
+    match store {
+        NonceStore::Local => stores.local.holds(nonce, std::time::Instant::now()),
+        NonceStore::Redis => match stores.redis {
+            Some(redis) => nonce::holds_shared(redis, nonce).await.unwrap_or(false),
+            None => false,
+        },
+    }
+}
 
 /// Records `nonce` in `store`: `Ok(true)` when it was fresh, `Ok(false)` when it was seen,
 /// `Err` (text) when the store failed; a full local store is refused at once.

@@ -160,6 +160,18 @@ impl LocalNonces {
         Ok(true)
     }
 
+    /// True when `key` is remembered at `now` (recording nothing).
+    pub fn holds(&self, key: NonceKey, now: Instant) -> bool {
+        let index = (self.salt.hash_one(key.pair) % SHARDS as u64) as usize;
+        self.shards.get(index).is_some_and(|shard| {
+            shard
+                .lock()
+                .until
+                .get(&key)
+                .is_some_and(|until| *until > now)
+        })
+    }
+
     /// Pairs remembered now (expired ones included until the next record in their shard).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().until.len()).sum()
@@ -171,6 +183,22 @@ impl LocalNonces {
     }
 }
 
+/// The Redis key of `key`'s pair.
+fn shared_name(store: &SharedStore, key: NonceKey) -> String {
+    format!("{}nonce:{}", store.prefix(), hex::encode(key.pair))
+}
+
+/// True when the shared Redis holds `key` (one `EXISTS`, recording nothing).
+pub async fn holds_shared(store: &SharedStore, key: NonceKey) -> Result<bool, StoreError> {
+    let mut connection = store.connection();
+    let mut command = redis::cmd("EXISTS");
+    command.arg(shared_name(store, key));
+    let held: u64 = tokio::time::timeout(store.timeout(), command.query_async(&mut connection))
+        .await
+        .map_err(|_| StoreError::Timeout(store.timeout()))??;
+    Ok(held > 0)
+}
+
 /// Records `key` in the shared Redis with one `SET NX PX`: `Ok(true)` when this instance was
 /// the first to set it.
 pub async fn record_shared(
@@ -178,7 +206,7 @@ pub async fn record_shared(
     key: NonceKey,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    let name = format!("{}nonce:{}", store.prefix(), hex::encode(key.pair));
+    let name = shared_name(store, key);
     let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut connection = store.connection();
     let mut command = redis::cmd("SET");
