@@ -179,6 +179,28 @@ impl Outgoing {
         }
     }
 
+    /// The carrier's request with this one's `(keyid, nonce)` pair, to `h` (each instance
+    /// listens on its own port, so the URL, and with it the signature, is `h`'s), signed
+    /// `created` at that time.
+    fn same_nonce_to(&self, h: &Harness, partners: &Partners, created: i64) -> Self {
+        let input = self.header("signature-input");
+        let start = input.find("nonce=\"").unwrap() + 7;
+        let nonce = &input[start..start + input[start..].find('"').unwrap()];
+        let own: http::Uri = self.url.parse().unwrap();
+        let mut replay = Self::carrier(h, partners, own.path_and_query().unwrap().as_str());
+        let lines = support::signed_get_lines(
+            &partners.carrier,
+            "sf-logistics",
+            &replay.url,
+            created,
+            nonce,
+        );
+        for (n, v) in lines {
+            replay = replay.set(&n, &v);
+        }
+        replay
+    }
+
     fn erp_note(h: &Harness, partners: &Partners, body: &[u8]) -> Self {
         let url = h.url(NOTES);
         let mut headers = vec![
@@ -882,31 +904,8 @@ async fn a_replay_to_another_instance_is_refused_through_redis() {
     let b = on_redis(&redis, &keys, &partners, &[]).await;
     let once = Outgoing::carrier(&a, &partners, ORDERS);
     assert_eq!(once.send(&a, &a.client).await.0, 200);
-    // The same nonce at the other instance (each listens on its own port, so the URL — and
-    // with it the signature — is b's; the `(keyid, nonce)` pair is a's).
-    let mut replay = Outgoing::carrier(&b, &partners, ORDERS);
-    let nonce_of = |o: &Outgoing| {
-        let input = o.header("signature-input");
-        let start = input.find("nonce=\"").unwrap() + 7;
-        input[start..start + input[start..].find('"').unwrap()].to_owned()
-    };
-    let uri: http::Uri = replay.url.parse().unwrap();
-    let lines = sign(
-        &partners.carrier,
-        "sf-logistics",
-        ToSign {
-            method: &http::Method::GET,
-            url: &uri,
-            body: None,
-            content_type: None,
-            created: now(),
-            nonce: &nonce_of(&once),
-        },
-    )
-    .unwrap();
-    for (n, v) in lines {
-        replay = replay.set(n, &v);
-    }
+    // The same nonce at the other instance.
+    let replay = once.same_nonce_to(&b, &partners, now());
     let (status, record) = replay.send(&b, &b.client).await;
     assert_eq!(status, 401, "{record}");
     assert_refused(&record, "signature_replayed", "instance b");
@@ -976,20 +975,22 @@ async fn a_fleet_on_one_redis_keeps_nonces_for_its_widest_window() {
     }
 }
 
-/// Waits until the gateways on `redis` have published their nonce lifetime there again.
-async fn republished(redis: &RedisServer) {
+/// Waits until `h` has learnt that its store cannot vouch for a request signed at `created`.
+async fn learnt_unvouched(h: &Harness, created: i64) {
+    let fleet = &h.running.as_ref().unwrap().gateway.fleet_ttl;
     for _ in 0..500 {
-        if redis.get("ordergate:nonce_ttl").is_some() {
+        if fleet.lost_for(created, now()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the nonce lifetime was not published again");
+    panic!("the instance did not learn what the store cannot vouch for");
 }
 
-/// A Redis that lost the fleet's lifetime (restarted without its data, flushed, evicted) may
-/// have lost nonces too: for a request signed before the gateway found it so, a nonce still held
-/// is a replay; one not held cannot be vouched for, and `on_store_error` decides.
+/// A Redis that lost the fleet's lifetime (restarted without its data, flushed) may have lost
+/// nonces too: for a request signed before the fleet found it so, a nonce still held is a
+/// replay; one not held cannot be vouched for, and `on_store_error` decides. The instance that
+/// finds out tells the others through Redis.
 #[tokio::test]
 async fn a_redis_found_without_the_fleets_lifetime_does_not_vouch_for_older_requests() {
     let Some(redis) = RedisServer::start().await else {
@@ -997,33 +998,40 @@ async fn a_redis_found_without_the_fleets_lifetime_does_not_vouch_for_older_requ
     };
     let partners = Partners::new();
     let keys = Arc::new(Keys::new());
-    // A fleet recorded here for this lifetime (60 s + 2 × 5 s + 2 s) before this one started.
+    // A fleet recorded here for this lifetime (60 s + 2 × 5 s + 2 s) before these started.
     redis.set_px("ordergate:nonce_ttl", "72000", 600_000);
-    let h = on_redis(&redis, &keys, &partners, &[]).await;
-    let lost = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
-    assert_eq!(lost.send(&h, &h.client).await.0, 200, "the store vouched");
+    let a = on_redis(&redis, &keys, &partners, &[]).await;
+    let b = on_redis(&redis, &keys, &partners, &[]).await;
+    let created = now() - 5;
+    let lost = Outgoing::carrier_at(&a, &partners, ORDERS, created);
+    assert_eq!(lost.send(&a, &a.client).await.0, 200, "the store vouched");
     let lost_nonce = redis.keys("ordergate:nonce:*");
     assert_eq!(lost_nonce.len(), 1);
-    let kept = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
-    assert_eq!(kept.send(&h, &h.client).await.0, 200);
+    let kept = Outgoing::carrier_at(&a, &partners, ORDERS, created);
+    assert_eq!(kept.send(&a, &a.client).await.0, 200);
     redis.del(&["ordergate:nonce_ttl", &lost_nonce[0]]);
-    republished(&redis).await;
-    for _ in 0..2 {
-        let (status, record) = lost.send(&h, &h.client).await;
-        assert_eq!(status, 503, "a replay whose nonce is gone: {record}");
-        assert_eq!(record["detail"], "nonce_store_unavailable");
+    for h in [&a, &b] {
+        learnt_unvouched(h, created).await;
+        let lost = lost.same_nonce_to(h, &partners, created);
+        for _ in 0..2 {
+            let (status, record) = lost.send(h, &h.client).await;
+            assert_eq!(status, 503, "a replay whose nonce is gone: {record}");
+            assert_eq!(record["detail"], "nonce_store_unavailable");
+        }
+        let kept = kept.same_nonce_to(h, &partners, created);
+        let (status, record) = kept.send(h, &h.client).await;
+        assert_eq!(status, 401, "{record}");
+        assert_refused(&record, "signature_replayed", "a nonce still held");
+        let fresh = Outgoing::carrier(h, &partners, ORDERS);
+        assert_eq!(fresh.send(h, &h.client).await.0, 200, "signed since");
     }
-    let (status, record) = kept.send(&h, &h.client).await;
-    assert_eq!(status, 401, "{record}");
-    assert_refused(&record, "signature_replayed", "a nonce still held");
-    let fresh = Outgoing::carrier(&h, &partners, ORDERS);
-    assert_eq!(fresh.send(&h, &h.client).await.0, 200, "signed since");
-    assert_eq!(h.upstream.count(), 3);
+    assert_eq!(a.upstream.count() + b.upstream.count(), 4);
 }
 
-/// A start (or a restart that raised `max_age`) with a wider window than the fleet recorded
-/// for: a request signed before it and older than the fleet's window may have been served and
-/// its nonce let go, so it is not vouched for; younger ones are.
+/// Instances started (or restarted, or reloaded) with a wider window than the fleet recorded
+/// for: a request signed before and older than the fleet's window may have been served and its
+/// nonce let go, so it is not vouched for, by the first of them and by those after it that
+/// find the wider lifetime already published; younger ones are.
 #[tokio::test]
 async fn a_start_wider_than_the_fleet_vouches_only_for_the_fleets_window() {
     let Some(redis) = RedisServer::start().await else {
@@ -1031,18 +1039,47 @@ async fn a_start_wider_than_the_fleet_vouches_only_for_the_fleets_window() {
     };
     let partners = Partners::new();
     let keys = Arc::new(Keys::new());
-    // The fleet recorded for 22 s: a 10 s window, with the 5 s skew.
+    // The fleet recorded for 22 s: a 10 s window, with its 5 s skew.
     redis.set_px("ordergate:nonce_ttl", "22000", 600_000);
-    let h = on_redis(&redis, &keys, &partners, &[]).await;
-    let old = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 30);
-    let (status, record) = old.send(&h, &h.client).await;
-    assert_eq!(status, 503, "{record}");
-    assert_eq!(record["detail"], "nonce_store_unavailable");
-    let recent = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
-    assert_eq!(recent.send(&h, &h.client).await.0, 200);
-    // The fleet records for this instance's lifetime from now on.
+    redis.set_px("ordergate:nonce_skew", "5000", 600_000);
+    let first = on_redis(&redis, &keys, &partners, &[]).await;
     assert_eq!(redis.get("ordergate:nonce_ttl").as_deref(), Some("72000"));
-    assert_eq!(h.upstream.count(), 1);
+    let second = on_redis(&redis, &keys, &partners, &[]).await;
+    for h in [&first, &second] {
+        let old = Outgoing::carrier_at(h, &partners, ORDERS, now() - 30);
+        let (status, record) = old.send(h, &h.client).await;
+        assert_eq!(status, 503, "{record}");
+        assert_eq!(record["detail"], "nonce_store_unavailable");
+        let recent = Outgoing::carrier_at(h, &partners, ORDERS, now() - 5);
+        assert_eq!(recent.send(h, &h.client).await.0, 200);
+        assert_eq!(h.upstream.count(), 1);
+    }
+}
+
+/// The old window is judged by the fleet's widest `clock_skew`, not this instance's: a fleet
+/// that accepted requests dated 30 s ahead kept their nonces 30 s less past `created`.
+#[tokio::test]
+async fn the_fleets_window_is_judged_by_its_widest_skew() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    // A 30 s window with a 30 s skew: 30 + 2 × 30 + 2 = 92 s.
+    redis.set_px("ordergate:nonce_ttl", "92000", 600_000);
+    redis.set_px("ordergate:nonce_skew", "30000", 600_000);
+    let h = on_redis(
+        &redis,
+        &keys,
+        &partners,
+        &[("max_age = \"60s\"", "max_age = \"600s\"")],
+    )
+    .await;
+    let beyond = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 40);
+    let (status, record) = beyond.send(&h, &h.client).await;
+    assert_eq!(status, 503, "judged by a 5 s skew it would pass: {record}");
+    let within = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 20);
+    assert_eq!(within.send(&h, &h.client).await.0, 200);
 }
 
 #[tokio::test]

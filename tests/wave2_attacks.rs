@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ordergate::stage::signature::sign::{ToSign, fresh_nonce, sign};
+use ordergate::stage::signature::sign::fresh_nonce;
 use ordergate::stage::signature::verify::SigningKey;
 use serde_json::{Value, json};
 use support::http::client_from;
@@ -301,22 +301,14 @@ fn carrier_signs(edits: Vec<(String, String)>) -> impl FnOnce(&str) -> String {
 
 /// The carrier's credential and signature headers for `GET url`, with `nonce`.
 fn signed_get(h: &Harness, key: &SigningKey, url: &str, nonce: &str) -> Vec<(String, String)> {
-    let uri: http::Uri = url.parse().unwrap();
     let mut headers = vec![("x-api-key".to_owned(), h.keys.logistics_key.clone())];
-    let lines = sign(
+    headers.extend(support::signed_get_lines(
         key,
         "sf-logistics",
-        ToSign {
-            method: &http::Method::GET,
-            url: &uri,
-            body: None,
-            content_type: None,
-            created: now(),
-            nonce,
-        },
-    )
-    .unwrap();
-    headers.extend(lines.into_iter().map(|(n, v)| (n.to_owned(), v)));
+        url,
+        now(),
+        nonce,
+    ));
     headers
 }
 

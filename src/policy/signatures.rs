@@ -37,11 +37,19 @@ pub(super) fn compile(ctx: &mut Ctx<'_>, at: &KeyPath, raw: &raw::Policy) -> Sig
         if settings.max_age < Duration::from_secs(1) {
             ctx.bad(&at.k("max_age"), "`max_age` must be at least 1s");
         }
+        // Bounded, so a nonce's lifetime is a Redis expiry and a signed request cannot be
+        // replayable for days.
+        if settings.max_age > Duration::from_secs(86_400) {
+            ctx.bad(&at.k("max_age"), "`max_age` must be at most 1d");
+        }
         settings.clock_skew = ctx.duration(
             &at.k("clock_skew"),
             s.clock_skew.as_deref(),
             settings.clock_skew,
         );
+        if settings.clock_skew > Duration::from_secs(3_600) {
+            ctx.bad(&at.k("clock_skew"), "`clock_skew` must be at most 1h");
+        }
         let default_store = if shared_backend {
             raw::NonceStore::Redis
         } else {
@@ -225,6 +233,13 @@ signature = { alg = "ed25519", public_key = "missing.pem" }
                 ],
             ),
             ("[auth.signatures]\nmax_age = \"2m\"\n", &[]),
+            (
+                "[auth.signatures]\nmax_age = \"2d\"\nclock_skew = \"2h\"\n",
+                &[
+                    "2:11: `max_age` must be at most 1d",
+                    "3:14: `clock_skew` must be at most 1h",
+                ],
+            ),
         ]);
     }
 

@@ -70,3 +70,31 @@ pub fn write_files(dir: &Path, keys: &Keys) {
     std::fs::write(dir.join("partners-ca.pem"), keys.partners.pem()).unwrap();
     std::fs::write(dir.join("jwks.json"), jwks(&[&keys.es256])).unwrap();
 }
+
+/// The signature lines `key` (as `keyid`) writes for `GET url`, `created` then, with `nonce`.
+pub fn signed_get_lines(
+    key: &ordergate::stage::signature::verify::SigningKey,
+    keyid: &str,
+    url: &str,
+    created: i64,
+    nonce: &str,
+) -> Vec<(String, String)> {
+    use ordergate::stage::signature::sign::{ToSign, sign};
+    let uri: http::Uri = url.parse().unwrap();
+    sign(
+        key,
+        keyid,
+        ToSign {
+            method: &http::Method::GET,
+            url: &uri,
+            body: None,
+            content_type: None,
+            created,
+            nonce,
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), v))
+    .collect()
+}
