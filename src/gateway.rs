@@ -385,8 +385,9 @@ impl Gateway {
         Ok(())
     }
 
-    /// Publishes the nonce lifetime of `signatures` to the fleet on the shared Redis, and reads
-    /// back the widest ([`signature::fleet`]): only where nonces are recorded there.
+    /// Publishes the window of `signatures` to the fleet on the shared Redis, and reads back
+    /// the fleet's lifetime and marks ([`signature::fleet`]): only where nonces are recorded
+    /// there.
     async fn publish_nonce_ttl(&self, signatures: &SignatureSettings) {
         if let Some(redis) = self.limiter.redis()
             && let Err(e) = self.publish_nonce_ttl_on(redis.store(), signatures).await

@@ -967,12 +967,24 @@ async fn a_fleet_on_one_redis_keeps_nonces_for_its_widest_window() {
         "kept for the wide window, not 3 s: {left} ms"
     );
     // The narrow one, publishing each second too, never took the key from the wide one.
-    assert_eq!(redis.get("ordergate:nonce_ttl").as_deref(), Some("62000"));
+    assert_eq!(redis.get(AGE).as_deref(), Some("60000"));
     // Both still accept fresh requests.
     for h in [&narrow, &wide] {
         let fresh = Outgoing::carrier(h, &partners, ORDERS);
         assert_eq!(fresh.send(h, &h.client).await.0, 200);
     }
+}
+
+/// The fleet's widest `max_age` on Redis (ms), its widest skew, its heartbeat.
+const AGE: &str = "ordergate:{nonce}:age";
+const SKEW: &str = "ordergate:{nonce}:skew";
+const ALIVE: &str = "ordergate:{nonce}:alive";
+
+/// What a fleet with this `max_age` and `clock_skew` (ms) leaves in Redis while it runs.
+fn fleet_ran(redis: &RedisServer, max_age: &str, skew: &str) {
+    redis.set_px(AGE, max_age, 600_000);
+    redis.set_px(SKEW, skew, 600_000);
+    redis.hset(ALIVE, &[("stamp", "1"), ("age", max_age)]);
 }
 
 /// Waits until `h` has learnt that its store cannot vouch for a request signed at `created`.
@@ -998,8 +1010,8 @@ async fn a_redis_found_without_the_fleets_lifetime_does_not_vouch_for_older_requ
     };
     let partners = Partners::new();
     let keys = Arc::new(Keys::new());
-    // A fleet recorded here for this lifetime (60 s + 2 × 5 s + 2 s) before these started.
-    redis.set_px("ordergate:nonce_ttl", "72000", 600_000);
+    // A fleet with these settings ran here before these started.
+    fleet_ran(&redis, "60000", "5000");
     let a = on_redis(&redis, &keys, &partners, &[]).await;
     let b = on_redis(&redis, &keys, &partners, &[]).await;
     let created = now() - 5;
@@ -1009,7 +1021,8 @@ async fn a_redis_found_without_the_fleets_lifetime_does_not_vouch_for_older_requ
     assert_eq!(lost_nonce.len(), 1);
     let kept = Outgoing::carrier_at(&a, &partners, ORDERS, created);
     assert_eq!(kept.send(&a, &a.client).await.0, 200);
-    redis.del(&["ordergate:nonce_ttl", &lost_nonce[0]]);
+    // Redis comes back without its data (here: the fleet's keys and one nonce).
+    redis.del(&[AGE, SKEW, ALIVE, &lost_nonce[0]]);
     for h in [&a, &b] {
         learnt_unvouched(h, created).await;
         let lost = lost.same_nonce_to(h, &partners, created);
@@ -1039,11 +1052,10 @@ async fn a_start_wider_than_the_fleet_vouches_only_for_the_fleets_window() {
     };
     let partners = Partners::new();
     let keys = Arc::new(Keys::new());
-    // The fleet recorded for 22 s: a 10 s window, with its 5 s skew.
-    redis.set_px("ordergate:nonce_ttl", "22000", 600_000);
-    redis.set_px("ordergate:nonce_skew", "5000", 600_000);
+    // The fleet accepted for 10 s.
+    fleet_ran(&redis, "10000", "5000");
     let first = on_redis(&redis, &keys, &partners, &[]).await;
-    assert_eq!(redis.get("ordergate:nonce_ttl").as_deref(), Some("72000"));
+    assert_eq!(redis.get(AGE).as_deref(), Some("60000"));
     let second = on_redis(&redis, &keys, &partners, &[]).await;
     for h in [&first, &second] {
         let old = Outgoing::carrier_at(h, &partners, ORDERS, now() - 30);
@@ -1056,30 +1068,80 @@ async fn a_start_wider_than_the_fleet_vouches_only_for_the_fleets_window() {
     }
 }
 
-/// The old window is judged by the fleet's widest `clock_skew`, not this instance's: a fleet
-/// that accepted requests dated 30 s ahead kept their nonces 30 s less past `created`.
+/// Instances that differ in `max_age` and `clock_skew` record for the widest of each: one
+/// that accepts requests dated 30 s ahead records them 30 s before their `created`, and one
+/// with a 110 s window accepts them until 110 s after it, so nonces live for 110 + 2 × 30 + 2
+/// seconds, more than either instance's own lifetime (122 s).
 #[tokio::test]
-async fn the_fleets_window_is_judged_by_its_widest_skew() {
+async fn a_fleet_records_for_its_widest_window_and_its_widest_skew() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
     let partners = Partners::new();
     let keys = Arc::new(Keys::new());
-    // A 30 s window with a 30 s skew: 30 + 2 × 30 + 2 = 92 s.
-    redis.set_px("ordergate:nonce_ttl", "92000", 600_000);
-    redis.set_px("ordergate:nonce_skew", "30000", 600_000);
-    let h = on_redis(
+    let _long = on_redis(
         &redis,
         &keys,
         &partners,
-        &[("max_age = \"60s\"", "max_age = \"600s\"")],
+        &[("max_age = \"60s\"", "max_age = \"110s\"")],
     )
     .await;
-    let beyond = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 40);
-    let (status, record) = beyond.send(&h, &h.client).await;
-    assert_eq!(status, 503, "judged by a 5 s skew it would pass: {record}");
-    let within = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 20);
-    assert_eq!(within.send(&h, &h.client).await.0, 200);
+    let lenient = on_redis(
+        &redis,
+        &keys,
+        &partners,
+        &[("clock_skew = \"5s\"", "clock_skew = \"30s\"")],
+    )
+    .await;
+    let ahead = Outgoing::carrier_at(&lenient, &partners, ORDERS, now() + 25);
+    assert_eq!(ahead.send(&lenient, &lenient.client).await.0, 200);
+    let nonces = redis.keys("ordergate:nonce:*");
+    assert_eq!(nonces.len(), 1);
+    let left = redis.pttl(&nonces[0]);
+    assert!(left > 170_000, "kept for 172 s, not 122 s: {left} ms");
+}
+
+/// The widest instance stopped and its `max_age` key lapsed, while the rest of the fleet kept
+/// the heartbeat going: nothing was lost, so nothing is refused.
+#[tokio::test]
+async fn a_lapsed_widest_key_under_a_live_heartbeat_is_no_loss() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    redis.hset(ALIVE, &[("stamp", "1"), ("age", "60000")]);
+    let h = on_redis(&redis, &keys, &partners, &[]).await;
+    let earlier = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
+    let (status, record) = earlier.send(&h, &h.client).await;
+    assert_eq!(status, 200, "{record}");
+    assert!(redis.keys("ordergate:{nonce}:unvouched").is_empty());
+}
+
+/// Redis going back in time (restarted from an older snapshot, failed over to a replica
+/// behind it) may have brought back a state without nonces it had recorded since: seen by the
+/// heartbeat older than the one this instance last wrote.
+#[tokio::test]
+async fn a_redis_gone_back_in_time_does_not_vouch_for_older_requests() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    fleet_ran(&redis, "60000", "5000");
+    let h = on_redis(&redis, &keys, &partners, &[]).await;
+    let created = now() - 5;
+    let seen = Outgoing::carrier_at(&h, &partners, ORDERS, created);
+    assert_eq!(seen.send(&h, &h.client).await.0, 200);
+    let nonce = redis.keys("ordergate:nonce:*");
+    // The snapshot from before the request and the heartbeats since.
+    redis.del(&[&nonce[0]]);
+    redis.hset(ALIVE, &[("stamp", "1")]);
+    learnt_unvouched(&h, created).await;
+    let (status, record) = seen.send(&h, &h.client).await;
+    assert_eq!(status, 503, "{record}");
+    assert_eq!(record["detail"], "nonce_store_unavailable");
+    assert_eq!(h.upstream.count(), 1);
 }
 
 #[tokio::test]

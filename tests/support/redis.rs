@@ -96,6 +96,16 @@ impl RedisServer {
         self.query::<()>(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis));
     }
 
+    /// Sets the `fields` of the hash `key`.
+    pub fn hset(&self, key: &str, fields: &[(&str, &str)]) {
+        let mut command = redis::cmd("HSET");
+        command.arg(key);
+        for (field, value) in fields {
+            command.arg(*field).arg(*value);
+        }
+        self.query::<()>(&command);
+    }
+
     /// Deletes `keys`.
     pub fn del(&self, keys: &[&str]) {
         self.query::<()>(redis::cmd("DEL").arg(keys));

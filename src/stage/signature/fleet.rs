@@ -3,32 +3,35 @@
 //! replayed to another: were that one's window wider (reloaded earlier, or configured so), it
 //! would accept the request again once the first instance's shorter-lived nonce expired.
 //!
-//! So every instance publishes its lifetime under `<prefix>nonce_ttl` once a second, where
-//! the widest one holds the key for that lifetime (a narrower one leaves it alone; the key
-//! lapses a lifetime after the widest instance stopped refreshing it, when the nonces it
-//! recorded have lapsed too), reads back the widest, and records its nonces for at least that
-//! long. `<prefix>nonce_skew` holds the widest `clock_skew` alike. One round trip per second
-//! per instance, none per request. A reload publishes its new lifetime before it serves with
-//! it; the others see it within [`propagation`], which the reload's own carry covers
-//! ([`super::carry`]).
+//! So every instance publishes its `max_age` and `clock_skew` once a second under
+//! `<prefix>{nonce}:age` and `<prefix>{nonce}:skew`, where the widest of each holds the key for
+//! the fleet's lifetime (a narrower one leaves it alone, so it lapses a lifetime after the
+//! widest instance stopped, with the nonces it recorded), and records its nonces for the
+//! widest `max_age` plus twice the widest skew and a margin: at least as long as any instance
+//! can accept them. One round trip per second per instance, none per request. A reload
+//! publishes before it serves; the others see it within [`propagation`], which the reload's
+//! own carry covers ([`super::carry`]).
 //!
-//! What the key held before a publish tells what the store can vouch for, and the instance
-//! that finds out marks it in `<prefix>nonce_unvouched` for the whole fleet, read back by
-//! every publish (so within a second or two by every instance, and before an instance that
-//! connects records its first nonce). Narrower than the publisher's lifetime (a start, a
-//! restart or a reload with a wider window than the fleet's): a request signed up to a cutoff
-//! (now, plus twice the skew, the margin and [`propagation`], while the others still record
-//! for the old lifetime) and older than the old lifetime's window (its lifetime less twice the
-//! fleet's widest skew and the margin) may have been seen and its nonce let go. Missing (Redis
-//! restarted or was flushed, or nobody published for a whole lifetime): nothing signed before
-//! that second can be vouched for. Such requests count as the store failing, as after a start
-//! on the local store ([`super::carry`]); a nonce still held is a replay all the same.
+//! What Redis held before a publish tells what it can vouch for, and the instance that finds
+//! out marks it in `<prefix>{nonce}:unvouched` for the fleet, read back by every publish (so
+//! within a second or two by every instance, and before one that connects records its first
+//! nonce). A `max_age` narrower than the publisher's (a start, restart or reload wider than
+//! the fleet's): a request signed up to a cutoff (now, plus twice the skew, the margin and
+//! [`propagation`], while the others still record for the old lifetime) and older than that
+//! `max_age` may have been seen and its nonce let go. No heartbeat (`<prefix>{nonce}:alive`,
+//! written by every publish with Redis's clock), or one older than this instance last wrote
+//! (Redis restarted without its data or from an older snapshot, was flushed, failed over to a
+//! replica behind it, or no instance ran for a whole lifetime): nothing signed before that
+//! second can be vouched for. Such requests count as the store failing, as after a start on
+//! the local store ([`super::carry`]); a nonce still held is a replay all the same. All keys
+//! share the `{nonce}` hash tag, so the script runs on Redis Cluster.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use crate::vocab::shared_store::SharedStore;
 
@@ -44,54 +47,69 @@ pub fn propagation(redis_timeout: Duration) -> Duration {
     Duration::from_secs(millis.div_ceil(1_000))
 }
 
-/// Publishes this instance's lifetime and skew where they are the widest, marks what the store
-/// cannot vouch for when the lifetime it held was narrower or missing, and returns the widest
-/// lifetime and the fleet's marks (`f`: forgotten until; `c`, `v`: cutoff and vouched-for age;
-/// 0, 0, -1 for none).
+/// Publishes this instance's `max_age` and skew where they are the widest and its heartbeat,
+/// marks what Redis cannot vouch for, drops marks nothing signed before can still pass, and
+/// returns the fleet's lifetime (ms), the heartbeat written (Redis ms) and the marks (`f`:
+/// forgotten until; `c`, `v`: cutoff and vouched-for age, seconds; 0, 0, -1 for none).
 static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(PUBLISH_SCRIPT));
 
 const PUBLISH_SCRIPT: &str = r"
-local own = tonumber(ARGV[1])
-local own_skew = tonumber(ARGV[2])
-local held = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-local skew = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-local widest = held
-if own >= held then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[1])
-  widest = own
+local function num(v, default)
+  return tonumber(v or '') or default
 end
-if own_skew >= skew then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', string.format('%.0f', widest))
+local function int(x)
+  return string.format('%.0f', x)
 end
-if held < own then
-  if held == 0 then
-    local f = tonumber(redis.call('HGET', KEYS[3], 'f') or '0') or 0
-    local until_s = math.max(f, tonumber(ARGV[3]) - 1)
-    redis.call('HSET', KEYS[3], 'f', string.format('%.0f', until_s))
-  else
-    if skew == 0 then skew = own_skew end
-    local vouched = math.floor((held - 2 * skew - tonumber(ARGV[5])) / 1000)
-    if vouched < 0 then vouched = 0 end
-    local c = tonumber(redis.call('HGET', KEYS[3], 'c') or '0') or 0
-    local v = tonumber(redis.call('HGET', KEYS[3], 'v') or '') or vouched
-    redis.call('HSET', KEYS[3],
-      'c', string.format('%.0f', math.max(c, tonumber(ARGV[4]))),
-      'v', string.format('%.0f', math.min(v, vouched)))
-  end
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+local t = redis.call('TIME')
+local stamp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local own_age, own_skew = tonumber(ARGV[1]), tonumber(ARGV[2])
+local margin, now, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local spread = tonumber(ARGV[6])
+local age = num(redis.call('GET', KEYS[1]), 0)
+local skew = num(redis.call('GET', KEYS[2]), 0)
+local alive = redis.call('HMGET', KEYS[3], 'stamp', 'age')
+local alive_stamp, alive_age = num(alive[1], 0), num(alive[2], 0)
+local wide_age, wide_skew = math.max(age, own_age), math.max(skew, own_skew)
+local lifetime = wide_age + 2 * wide_skew + margin
+if own_age >= age then redis.call('SET', KEYS[1], int(own_age), 'PX', int(lifetime)) end
+if own_skew >= skew then redis.call('SET', KEYS[2], int(own_skew), 'PX', int(lifetime)) end
+redis.call('HSET', KEYS[3], 'stamp', int(stamp), 'age', int(wide_age))
+redis.call('PEXPIRE', KEYS[3], int(lifetime))
+local window = math.floor(wide_age / 1000) + math.floor(margin / 1000)
+local f = num(redis.call('HGET', KEYS[4], 'f'), 0)
+local c = num(redis.call('HGET', KEYS[4], 'c'), 0)
+local v = num(redis.call('HGET', KEYS[4], 'v'), -1)
+if f > 0 and now > f + window then f = 0 end
+if c > 0 and now > c + window then c, v = 0, -1 end
+local found = age
+if found == 0 then found = alive_age end
+local changed = false
+if alive_stamp == 0 or alive_stamp < last then
+  f = math.max(f, now - 1)
+  changed = true
+elseif found < own_age then
+  local cutoff = now + 2 * math.ceil(wide_skew / 1000) + math.floor(margin / 1000) + spread
+  local vouched = math.floor(found / 1000)
+  c = math.max(c, cutoff)
+  if v < 0 then v = vouched else v = math.min(v, vouched) end
+  changed = true
 end
-local marks = redis.call('HMGET', KEYS[3], 'f', 'c', 'v')
-return {widest, tonumber(marks[1] or '0') or 0, tonumber(marks[2] or '0') or 0,
-  tonumber(marks[3] or '-1') or -1}
+if changed then
+  redis.call('DEL', KEYS[4])
+  if f > 0 then redis.call('HSET', KEYS[4], 'f', int(f)) end
+  if c > 0 then redis.call('HSET', KEYS[4], 'c', int(c), 'v', int(v)) end
+  redis.call('PEXPIRE', KEYS[4], int(lifetime + 1000 * (2 * math.ceil(wide_skew / 1000) + spread + 2)))
+end
+return {lifetime, stamp, f, c, v}
 ";
 
 /// Requests the shared store cannot vouch for (epoch seconds).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Unvouched {
-    /// The store held no lifetime: a request signed at or before this.
+    /// Redis may have lost what it held: a request signed at or before this.
     forgotten_until: Option<i64>,
-    /// The store held a narrower lifetime: a request signed at or before `.0` and older than
-    /// `.1` seconds.
+    /// The fleet accepted for a narrower window: a request signed at or before `.0` and older
+    /// than `.1` seconds.
     shorter: Option<(i64, i64)>,
 }
 
@@ -115,16 +133,19 @@ impl Unvouched {
     }
 }
 
-/// The widest lifetime the fleet last published, as this instance read it (milliseconds; 0
-/// before the first read), and what the store could not vouch for as the fleet marked it.
+/// The fleet's nonce lifetime as this instance last read it (milliseconds; 0 before the first
+/// read), and what the store could not vouch for as the fleet marked it.
 #[derive(Debug, Default)]
 pub struct FleetTtl {
     widest: AtomicU64,
+    /// The latest heartbeat this instance wrote (Redis ms), so a publish that read an older
+    /// one cannot overwrite what a newer one read, and Redis going back in time is seen.
+    latest: Mutex<u64>,
     unvouched: ArcSwap<Unvouched>,
 }
 
 impl FleetTtl {
-    /// The lifetime to record a nonce for: `own`, or the fleet's widest when that is longer.
+    /// The lifetime to record a nonce for: `own`, or the fleet's when that is longer.
     pub fn widen(&self, own: Duration) -> Duration {
         own.max(Duration::from_millis(self.widest.load(Ordering::Relaxed)))
     }
@@ -141,37 +162,30 @@ impl FleetTtl {
             })
     }
 
-    /// Publishes the lifetime and skew of `settings` in `store`; keeps the widest published
-    /// lifetime for [`Self::widen`] and the fleet's marks for [`Self::lost_for`].
+    /// Publishes the window of `settings` in `store` ([`PUBLISH_SCRIPT`]); keeps the fleet's
+    /// lifetime for [`Self::widen`] and its marks for [`Self::lost_for`].
     pub async fn publish(
         &self,
         store: &SharedStore,
         settings: &SignatureSettings,
     ) -> Result<(), StoreError> {
         let now = now_secs();
-        let own = settings.nonce_ttl();
-        let skew = secs(settings.clock_skew).saturating_mul(2);
-        let cutoff = now
-            .saturating_add(skew)
-            .saturating_add(secs(NONCE_MARGIN))
-            .saturating_add(secs(settings.fleet_propagation));
-        // Marks matter while a request signed before the cutoff can pass the widest window.
-        let keep = Duration::from_secs(u64::try_from(cutoff.saturating_sub(now)).unwrap_or(0))
-            .saturating_add(own);
+        let last = *self.latest.lock();
         let prefix = store.prefix();
         let mut invocation = PUBLISH.prepare_invoke();
         invocation
-            .key(format!("{prefix}nonce_ttl"))
-            .key(format!("{prefix}nonce_skew"))
-            .key(format!("{prefix}nonce_unvouched"))
-            .arg(millis(own))
+            .key(format!("{prefix}{{nonce}}:age"))
+            .key(format!("{prefix}{{nonce}}:skew"))
+            .key(format!("{prefix}{{nonce}}:alive"))
+            .key(format!("{prefix}{{nonce}}:unvouched"))
+            .arg(millis(settings.max_age))
             .arg(millis(settings.clock_skew))
-            .arg(now)
-            .arg(cutoff)
             .arg(millis(NONCE_MARGIN))
-            .arg(millis(keep));
+            .arg(now)
+            .arg(last)
+            .arg(secs(settings.fleet_propagation));
         let mut connection = store.connection();
-        let (widest, forgotten, cutoff, vouched): (u64, i64, i64, i64) =
+        let (lifetime, stamp, forgotten, cutoff, vouched): (u64, u64, i64, i64, i64) =
             tokio::time::timeout(store.timeout(), invocation.invoke_async(&mut connection))
                 .await
                 .map_err(|_| StoreError::Timeout(store.timeout()))??;
@@ -179,21 +193,20 @@ impl FleetTtl {
             forgotten_until: (forgotten > 0).then_some(forgotten),
             shorter: (cutoff > 0 && vouched >= 0).then_some((cutoff, vouched)),
         };
-        self.take(marked, settings, now);
-        self.widest.store(widest, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Folds the fleet's `marked` into this instance's (several publishes may run at once).
-    fn take(&self, marked: Unvouched, settings: &SignatureSettings, now: i64) {
         let window = secs(settings.max_age).saturating_add(secs(NONCE_MARGIN));
         self.unvouched
             .rcu(|current| current.fold(marked, window, now));
+        let mut latest = self.latest.lock();
+        if stamp >= *latest {
+            *latest = stamp;
+            self.widest.store(lifetime, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
