@@ -435,6 +435,7 @@ fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Resul
         return Ok(ExitCode::FAILURE);
     }
     serve_runtime(&policy.server)?.block_on(async move {
+        let mut signals = crate::server::signals::Signals::register();
         let running = crate::server::start(policy, &config)
             .await
             .map_err(anyhow::Error::msg)?;
@@ -445,12 +446,12 @@ fn serve(config: PathBuf, watch: bool, shadow: Option<PathBuf>) -> anyhow::Resul
                 .await
                 .map_err(anyhow::Error::msg)?;
         }
-        crate::server::signals::reload_on_sighup(running.gateway.clone());
+        signals.reload_on_sighup(running.gateway.clone());
         if watch {
             crate::server::signals::reload_on_change(running.gateway.clone())
                 .map_err(anyhow::Error::msg)?;
         }
-        crate::server::signals::terminated().await;
+        signals.terminated().await;
         running.shutdown().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

@@ -733,6 +733,34 @@ async fn shadow_disagreements_are_logged_redacted_and_sighup_reloads_the_candida
     assert!(!process.stderr.lock().contains("shadow-log-2"));
 }
 
+/// A SIGHUP sent the moment the gateway says it listens (here while `--shadow` still loads its
+/// candidate) reloads it: the signal was registered before, so the default action (ending
+/// the process) never meets it.
+#[tokio::test]
+async fn a_sighup_as_soon_as_the_gateway_listens_reloads_it() {
+    let keys = Arc::new(Keys::new());
+    let upstream = support::FakeUpstream::start().await;
+    let (dir, path) = setup(&keys, upstream.addr, |p| p.to_owned());
+    let next = dir.path().join("next.toml");
+    std::fs::copy(&path, &next).unwrap();
+    let mut process = Process::start(&path, &["--shadow", next.to_str().unwrap()], &[]);
+    process.signal("HUP");
+    for _ in 0..1000 {
+        if process.stderr.lock().contains("policy reloaded") {
+            break;
+        }
+        assert!(
+            process.child.try_wait().unwrap().is_none(),
+            "the SIGHUP ended the process: {}",
+            process.stderr.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(process.stderr.lock().contains("policy reloaded"));
+    process.signal("TERM");
+    assert!(process.wait().success(), "{}", process.stderr.lock());
+}
+
 /// A TLS ClientHello whose SNI host name is `host` (an IP address, or not a valid name), enough
 /// for rustls to parse the extension; the handshake itself then fails.
 fn client_hello(host: &[u8]) -> Vec<u8> {

@@ -984,7 +984,7 @@ const ALIVE: &str = "ordergate:{nonce}:alive";
 fn fleet_ran(redis: &RedisServer, max_age: &str, skew: &str) {
     redis.set_px(AGE, max_age, 600_000);
     redis.set_px(SKEW, skew, 600_000);
-    redis.hset(ALIVE, &[("stamp", "1"), ("age", max_age)]);
+    redis.hset(ALIVE, &[("seq", "1"), ("age", max_age)]);
 }
 
 /// Waits until `h` has learnt that its store cannot vouch for a request signed at `created`.
@@ -1110,7 +1110,7 @@ async fn a_lapsed_widest_key_under_a_live_heartbeat_is_no_loss() {
     };
     let partners = Partners::new();
     let keys = Arc::new(Keys::new());
-    redis.hset(ALIVE, &[("stamp", "1"), ("age", "60000")]);
+    redis.hset(ALIVE, &[("seq", "1"), ("age", "60000")]);
     let h = on_redis(&redis, &keys, &partners, &[]).await;
     let earlier = Outgoing::carrier_at(&h, &partners, ORDERS, now() - 5);
     let (status, record) = earlier.send(&h, &h.client).await;
@@ -1136,7 +1136,7 @@ async fn a_redis_gone_back_in_time_does_not_vouch_for_older_requests() {
     let nonce = redis.keys("ordergate:nonce:*");
     // The snapshot from before the request and the heartbeats since.
     redis.del(&[&nonce[0]]);
-    redis.hset(ALIVE, &[("stamp", "1")]);
+    redis.hset(ALIVE, &[("seq", "1")]);
     learnt_unvouched(&h, created).await;
     let (status, record) = seen.send(&h, &h.client).await;
     assert_eq!(status, 503, "{record}");

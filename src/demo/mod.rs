@@ -128,7 +128,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     release::print_curls(admin_port, setup.v2.port);
     if !args.exit_after_tour {
         println!("\nCtrl-C stops the gateway and the sample order service.");
-        crate::server::signals::terminated().await;
+        // Registered only now: until here Ctrl-C ends the tour at once.
+        crate::server::signals::Signals::register()
+            .terminated()
+            .await;
     }
     running.shutdown().await;
     setup.primary.stop().await;

@@ -6,39 +6,63 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::gateway::Gateway;
 use crate::vocab::error::StartError;
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn terminated() {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-    }
+/// The process's signals, registered before the gateway says it listens: a SIGHUP, SIGTERM or
+/// SIGINT sent as soon as it does is then held for the gateway, never met by the default
+/// action (which ends the process on the spot).
+pub struct Signals {
+    hup: Option<Signal>,
+    term: Option<Signal>,
+    int: Option<Signal>,
 }
 
-/// Reloads on every SIGHUP.
-pub fn reload_on_sighup(gateway: Arc<Gateway>) {
-    tokio::spawn(async move {
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::error!("cannot listen for SIGHUP; reload by signal is off");
+impl Signals {
+    /// Registers SIGHUP, SIGTERM and SIGINT (inside the runtime); one that cannot be is
+    /// reported and left to its default.
+    pub fn register() -> Self {
+        let register = |kind: SignalKind, name: &'static str| {
+            signal(kind)
+                .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"))
+                .ok()
+        };
+        Self {
+            hup: register(SignalKind::hangup(), "SIGHUP"),
+            term: register(SignalKind::terminate(), "SIGTERM"),
+            int: register(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    /// Reloads `gateway` on every SIGHUP.
+    pub fn reload_on_sighup(&mut self, gateway: Arc<Gateway>) {
+        let Some(mut hup) = self.hup.take() else {
+            tracing::error!("reload by signal is off");
             return;
         };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the policy");
-            let _ = gateway.reload().await;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the policy");
+                let _ = gateway.reload().await;
+            }
+        });
+    }
+
+    /// Waits for SIGTERM or SIGINT (forever when neither could be registered).
+    pub async fn terminated(self) {
+        let wait = |signal: Option<Signal>| async move {
+            match signal {
+                Some(mut signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(self.term) => tracing::info!("SIGTERM: shutting down"),
+            _ = wait(self.int) => tracing::info!("SIGINT: shutting down"),
         }
-    });
+    }
 }
 
 /// Reloads when anything in the policy file's directory changes (atomic renames and symlink

@@ -18,11 +18,11 @@
 //! nonce). A `max_age` narrower than the publisher's (a start, restart or reload wider than
 //! the fleet's): a request signed up to a cutoff (now, plus twice the skew, the margin and
 //! [`propagation`], while the others still record for the old lifetime) and older than that
-//! `max_age` may have been seen and its nonce let go. No heartbeat (`<prefix>{nonce}:alive`,
-//! written by every publish with Redis's clock), or one older than this instance last wrote
-//! (Redis restarted without its data or from an older snapshot, was flushed, failed over to a
-//! replica behind it, or no instance ran for a whole lifetime): nothing signed before that
-//! second can be vouched for. Such requests count as the store failing, as after a start on
+//! `max_age` may have been seen and its nonce let go. No heartbeat (`<prefix>{nonce}:alive`, a
+//! count every publish raises), or one lower than this instance last wrote (Redis restarted
+//! without its data or, while an instance ran, from an older snapshot; was flushed; failed
+//! over to a replica behind it; or no instance ran for a whole lifetime): nothing signed
+//! before that second can be vouched for. Such requests count as the store failing, as after a start on
 //! the local store ([`super::carry`]); a nonce still held is a replay all the same. All keys
 //! share the `{nonce}` hash tag, so the script runs on Redis Cluster.
 
@@ -49,8 +49,8 @@ pub fn propagation(redis_timeout: Duration) -> Duration {
 
 /// Publishes this instance's `max_age` and skew where they are the widest and its heartbeat,
 /// marks what Redis cannot vouch for, drops marks nothing signed before can still pass, and
-/// returns the fleet's lifetime (ms), the heartbeat written (Redis ms) and the marks (`f`:
-/// forgotten until; `c`, `v`: cutoff and vouched-for age, seconds; 0, 0, -1 for none).
+/// returns the fleet's lifetime (ms), the heartbeat's count after this publish and the marks
+/// (`f`: forgotten until; `c`, `v`: cutoff and vouched-for age, seconds; 0, 0, -1 for none).
 static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(PUBLISH_SCRIPT));
 
 const PUBLISH_SCRIPT: &str = r"
@@ -60,22 +60,23 @@ end
 local function int(x)
   return string.format('%.0f', x)
 end
-local t = redis.call('TIME')
-local stamp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local own_age, own_skew = tonumber(ARGV[1]), tonumber(ARGV[2])
 local margin, now, last = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local spread = tonumber(ARGV[6])
 local age = num(redis.call('GET', KEYS[1]), 0)
 local skew = num(redis.call('GET', KEYS[2]), 0)
-local alive = redis.call('HMGET', KEYS[3], 'stamp', 'age')
-local alive_stamp, alive_age = num(alive[1], 0), num(alive[2], 0)
+local alive = redis.call('HMGET', KEYS[3], 'seq', 'age')
+local alive_seq, alive_age = num(alive[1], 0), num(alive[2], 0)
 local wide_age, wide_skew = math.max(age, own_age), math.max(skew, own_skew)
 local lifetime = wide_age + 2 * wide_skew + margin
 if own_age >= age then redis.call('SET', KEYS[1], int(own_age), 'PX', int(lifetime)) end
 if own_skew >= skew then redis.call('SET', KEYS[2], int(own_skew), 'PX', int(lifetime)) end
-redis.call('HSET', KEYS[3], 'stamp', int(stamp), 'age', int(wide_age))
+local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+redis.call('HSET', KEYS[3], 'age', int(wide_age))
 redis.call('PEXPIRE', KEYS[3], int(lifetime))
+-- A later instance, its clock up to twice the skew behind, may still accept what a mark covers.
 local window = math.floor(wide_age / 1000) + math.floor(margin / 1000)
+  + 2 * math.ceil(wide_skew / 1000)
 local f = num(redis.call('HGET', KEYS[4], 'f'), 0)
 local c = num(redis.call('HGET', KEYS[4], 'c'), 0)
 local v = num(redis.call('HGET', KEYS[4], 'v'), -1)
@@ -84,7 +85,7 @@ if c > 0 and now > c + window then c, v = 0, -1 end
 local found = age
 if found == 0 then found = alive_age end
 local changed = false
-if alive_stamp == 0 or alive_stamp < last then
+if alive_seq == 0 or alive_seq < last then
   f = math.max(f, now - 1)
   changed = true
 elseif found < own_age then
@@ -100,7 +101,7 @@ if changed then
   if c > 0 then redis.call('HSET', KEYS[4], 'c', int(c), 'v', int(v)) end
   redis.call('PEXPIRE', KEYS[4], int(lifetime + 1000 * (2 * math.ceil(wide_skew / 1000) + spread + 2)))
 end
-return {lifetime, stamp, f, c, v}
+return {lifetime, seq, f, c, v}
 ";
 
 /// Requests the shared store cannot vouch for (epoch seconds).
@@ -138,8 +139,8 @@ impl Unvouched {
 #[derive(Debug, Default)]
 pub struct FleetTtl {
     widest: AtomicU64,
-    /// The latest heartbeat this instance wrote (Redis ms), so a publish that read an older
-    /// one cannot overwrite what a newer one read, and Redis going back in time is seen.
+    /// The highest heartbeat count this instance wrote: a publish that read an older state
+    /// does not overwrite what a newer one read, and a Redis that went back is seen.
     latest: Mutex<u64>,
     unvouched: ArcSwap<Unvouched>,
 }
@@ -185,7 +186,7 @@ impl FleetTtl {
             .arg(last)
             .arg(secs(settings.fleet_propagation));
         let mut connection = store.connection();
-        let (lifetime, stamp, forgotten, cutoff, vouched): (u64, u64, i64, i64, i64) =
+        let (lifetime, count, forgotten, cutoff, vouched): (u64, u64, i64, i64, i64) =
             tokio::time::timeout(store.timeout(), invocation.invoke_async(&mut connection))
                 .await
                 .map_err(|_| StoreError::Timeout(store.timeout()))??;
@@ -197,8 +198,10 @@ impl FleetTtl {
         self.unvouched
             .rcu(|current| current.fold(marked, window, now));
         let mut latest = self.latest.lock();
-        if stamp >= *latest {
-            *latest = stamp;
+        // Newer than what any publish of this instance read, or Redis went back (then marked):
+        // from now on this is the count.
+        if count >= *latest || count <= last {
+            *latest = count;
             self.widest.store(lifetime, Ordering::Relaxed);
         }
         Ok(())
