@@ -129,7 +129,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !args.exit_after_tour {
         println!("\nCtrl-C stops the gateway and the sample order service.");
         // Registered only now: until here Ctrl-C ends the tour at once.
-        crate::server::signals::Signals::register()
+        crate::server::signals::Signals::termination()
             .terminated()
             .await;
     }

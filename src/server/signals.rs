@@ -24,15 +24,18 @@ impl Signals {
     /// Registers SIGHUP, SIGTERM and SIGINT (inside the runtime); one that cannot be is
     /// reported and left to its default.
     pub fn register() -> Self {
-        let register = |kind: SignalKind, name: &'static str| {
-            signal(kind)
-                .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"))
-                .ok()
-        };
         Self {
-            hup: register(SignalKind::hangup(), "SIGHUP"),
-            term: register(SignalKind::terminate(), "SIGTERM"),
-            int: register(SignalKind::interrupt(), "SIGINT"),
+            hup: listen(SignalKind::hangup(), "SIGHUP"),
+            ..Self::termination()
+        }
+    }
+
+    /// SIGTERM and SIGINT only (SIGHUP keeps its default: closing the terminal ends the demo).
+    pub fn termination() -> Self {
+        Self {
+            hup: None,
+            term: listen(SignalKind::terminate(), "SIGTERM"),
+            int: listen(SignalKind::interrupt(), "SIGINT"),
         }
     }
 
@@ -63,6 +66,13 @@ impl Signals {
             _ = wait(self.int) => tracing::info!("SIGINT: shutting down"),
         }
     }
+}
+
+/// `kind` registered, or reported (as `name`) and left to its default.
+fn listen(kind: SignalKind, name: &'static str) -> Option<Signal> {
+    signal(kind)
+        .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"))
+        .ok()
 }
 
 /// Reloads when anything in the policy file's directory changes (atomic renames and symlink

@@ -21,8 +21,8 @@
 //! `max_age` may have been seen and its nonce let go. No heartbeat (`<prefix>{nonce}:alive`, a
 //! count every publish raises), or one lower than this instance last wrote (Redis restarted
 //! without its data or, while an instance ran, from an older snapshot; was flushed; failed
-//! over to a replica behind it; or no instance ran for a whole lifetime): nothing signed
-//! before that second can be vouched for. Such requests count as the store failing, as after a start on
+//! over to a replica more than a round of publishes behind; or no instance ran for a whole
+//! lifetime): nothing signed before that second can be vouched for. Such requests count as the store failing, as after a start on
 //! the local store ([`super::carry`]); a nonce still held is a replay all the same. All keys
 //! share the `{nonce}` hash tag, so the script runs on Redis Cluster.
 
