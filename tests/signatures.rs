@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ordergate::stage::signature::sign::{ToSign, fresh_nonce, sign};
+use ordergate::stage::signature::sign::{ToSign, fresh_nonce};
 use ordergate::stage::signature::verify::SigningKey;
 use ordergate::vocab::event::{Deliver, Event, EventKind};
 use serde_json::Value;
@@ -136,7 +136,7 @@ fn signed_typed(
     created: i64,
 ) -> Vec<(String, String)> {
     let uri: http::Uri = url.parse().unwrap();
-    sign(
+    support::signature_lines(
         key,
         keyid,
         ToSign {
@@ -148,10 +148,6 @@ fn signed_typed(
             nonce: &fresh_nonce(),
         },
     )
-    .unwrap()
-    .into_iter()
-    .map(|(n, v)| (n.to_owned(), v))
-    .collect()
 }
 
 impl Outgoing {

@@ -16,7 +16,7 @@ pub mod webhook;
 
 pub use gateway::Harness;
 pub use http::{client, raw_request, raw_tls, raw_tls_offering, serve_https, try_raw_tls};
-pub use pki::{ISSUER, Keys, signed_get_lines, token_with, write_files};
+pub use pki::{ISSUER, Keys, signature_lines, signed_get_lines, token_with, write_files};
 pub use policy::{base_policy, edit};
 pub use redis::RedisServer;
 pub use upstream::{FakeUpstream, Recorded, Reply, sample_order, sample_page};

@@ -71,7 +71,20 @@ pub fn write_files(dir: &Path, keys: &Keys) {
     std::fs::write(dir.join("jwks.json"), jwks(&[&keys.es256])).unwrap();
 }
 
-/// The signature lines `key` (as `keyid`) writes for `GET url`, `created` then, with `nonce`.
+/// The signature lines `key` (as `keyid`) writes for `request`, as header pairs.
+pub fn signature_lines(
+    key: &ordergate::stage::signature::verify::SigningKey,
+    keyid: &str,
+    request: ordergate::stage::signature::sign::ToSign<'_>,
+) -> Vec<(String, String)> {
+    ordergate::stage::signature::sign::sign(key, keyid, request)
+        .unwrap()
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect()
+}
+
+/// [`signature_lines`] for `GET url`, `created` then, with `nonce`.
 pub fn signed_get_lines(
     key: &ordergate::stage::signature::verify::SigningKey,
     keyid: &str,
@@ -79,12 +92,11 @@ pub fn signed_get_lines(
     created: i64,
     nonce: &str,
 ) -> Vec<(String, String)> {
-    use ordergate::stage::signature::sign::{ToSign, sign};
     let uri: http::Uri = url.parse().unwrap();
-    sign(
+    signature_lines(
         key,
         keyid,
-        ToSign {
+        ordergate::stage::signature::sign::ToSign {
             method: &http::Method::GET,
             url: &uri,
             body: None,
@@ -93,8 +105,4 @@ pub fn signed_get_lines(
             nonce,
         },
     )
-    .unwrap()
-    .into_iter()
-    .map(|(n, v)| (n.to_owned(), v))
-    .collect()
 }

@@ -136,8 +136,7 @@ impl LocalNonces {
     /// Records `key` for `ttl` from `now`: `Ok(true)` when it was new, `Ok(false)` when it was
     /// seen within its ttl (a replay).
     pub fn record(&self, key: NonceKey, ttl: Duration, now: Instant) -> Result<bool, StoreError> {
-        let index = (self.salt.hash_one(key.pair) % SHARDS as u64) as usize;
-        let Some(shard) = self.shards.get(index) else {
+        let Some(shard) = self.shard(key) else {
             return Err(StoreError::Full);
         };
         let mut shard = shard.lock();
@@ -162,14 +161,19 @@ impl LocalNonces {
 
     /// True when `key` is remembered at `now` (recording nothing).
     pub fn holds(&self, key: NonceKey, now: Instant) -> bool {
-        let index = (self.salt.hash_one(key.pair) % SHARDS as u64) as usize;
-        self.shards.get(index).is_some_and(|shard| {
+        self.shard(key).is_some_and(|shard| {
             shard
                 .lock()
                 .until
                 .get(&key)
                 .is_some_and(|until| *until > now)
         })
+    }
+
+    /// The shard `key` lives in.
+    fn shard(&self, key: NonceKey) -> Option<&Mutex<Shard>> {
+        let index = (self.salt.hash_one(key.pair) % SHARDS as u64) as usize;
+        self.shards.get(index)
     }
 
     /// Pairs remembered now (expired ones included until the next record in their shard).
@@ -188,14 +192,22 @@ fn shared_name(store: &SharedStore, key: NonceKey) -> String {
     format!("{}nonce:{}", store.prefix(), hex::encode(key.pair))
 }
 
+/// `command` on the shared Redis, within its timeout.
+async fn query<T: redis::FromRedisValue>(
+    store: &SharedStore,
+    command: &redis::Cmd,
+) -> Result<T, StoreError> {
+    let mut connection = store.connection();
+    Ok(
+        tokio::time::timeout(store.timeout(), command.query_async(&mut connection))
+            .await
+            .map_err(|_| StoreError::Timeout(store.timeout()))??,
+    )
+}
+
 /// True when the shared Redis holds `key` (one `EXISTS`, recording nothing).
 pub async fn holds_shared(store: &SharedStore, key: NonceKey) -> Result<bool, StoreError> {
-    let mut connection = store.connection();
-    let mut command = redis::cmd("EXISTS");
-    command.arg(shared_name(store, key));
-    let held: u64 = tokio::time::timeout(store.timeout(), command.query_async(&mut connection))
-        .await
-        .map_err(|_| StoreError::Timeout(store.timeout()))??;
+    let held: u64 = query(store, redis::cmd("EXISTS").arg(shared_name(store, key))).await?;
     Ok(held > 0)
 }
 
@@ -206,15 +218,15 @@ pub async fn record_shared(
     key: NonceKey,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    let name = shared_name(store, key);
     let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-    let mut connection = store.connection();
     let mut command = redis::cmd("SET");
-    command.arg(name).arg(1).arg("NX").arg("PX").arg(millis);
-    let reply: Option<String> =
-        tokio::time::timeout(store.timeout(), command.query_async(&mut connection))
-            .await
-            .map_err(|_| StoreError::Timeout(store.timeout()))??;
+    command
+        .arg(shared_name(store, key))
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(millis);
+    let reply: Option<String> = query(store, &command).await?;
     Ok(reply.is_some())
 }
 
