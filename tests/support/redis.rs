@@ -24,15 +24,30 @@ impl RedisServer {
             eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
             return None;
         }
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        Some(Self::start_on(port).await)
+        // A port found free may be taken before the server binds it (by another test's server,
+        // which would then answer for this one): another port then.
+        for _ in 0..5 {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            if let Some(server) = Self::try_start_on(port).await {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not come up on a free port");
     }
 
     /// Starts one on `port` (to bring a stopped server back).
     pub async fn start_on(port: u16) -> Self {
+        match Self::try_start_on(port).await {
+            Some(server) => server,
+            None => panic!("redis-server did not come up on port {port}"),
+        }
+    }
+
+    /// Starts one on `port`; `None` when it is not this server that answers there.
+    async fn try_start_on(port: u16) -> Option<Self> {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -47,31 +62,48 @@ impl RedisServer {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is needed for these tests (apt-get install redis-server)");
-        let server = Self {
+        let mut server = Self {
             port,
             child: Some(child),
         };
         for _ in 0..500 {
-            if server.ping() {
-                return server;
+            if server.answers() {
+                return Some(server);
+            }
+            let exited = server
+                .child
+                .as_mut()
+                .is_none_or(|child| child.try_wait().ok().flatten().is_some());
+            if exited {
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("redis-server did not come up on port {port}");
+        None
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn ping(&self) -> bool {
+    /// True when the server on the port is this one (its process id), not another test's.
+    fn answers(&self) -> bool {
+        let Some(pid) = self.child.as_ref().map(std::process::Child::id) else {
+            return false;
+        };
         let Ok(client) = redis::Client::open(self.url()) else {
             return false;
         };
         let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
             return false;
         };
-        redis::cmd("PING").query::<String>(&mut con).is_ok()
+        redis::cmd("INFO")
+            .arg("server")
+            .query::<String>(&mut con)
+            .is_ok_and(|info| {
+                info.lines()
+                    .any(|l| l.trim() == format!("process_id:{pid}"))
+            })
     }
 
     /// Runs `command` on a connection of its own.
