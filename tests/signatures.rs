@@ -1480,6 +1480,35 @@ async fn a_reload_that_moves_the_nonce_store_still_sees_the_old_nonces() {
     );
 }
 
+/// A request signed before a reload that moved the store is recorded in both; when the old
+/// one fails it is refused (503) and taken back from the new one, so sending it again is not
+/// called a replay.
+#[tokio::test]
+async fn a_request_refused_because_the_old_store_failed_is_not_a_replay_when_sent_again() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let partners = Partners::new();
+    let keys = Arc::new(Keys::new());
+    let h = on_redis(&redis, &keys, &partners, &[]).await;
+    reload_with(
+        &h,
+        &[(
+            "clock_skew = \"5s\"\n",
+            "clock_skew = \"5s\"\nnonce_store = \"local\"\n",
+        )],
+    )
+    .await;
+    let once = Outgoing::carrier(&h, &partners, ORDERS);
+    redis.stop();
+    for attempt in ["first", "again"] {
+        let (status, record) = once.send(&h, &h.client).await;
+        assert_eq!(status, 503, "{attempt}: {record}");
+        assert_eq!(record["detail"], "nonce_store_unavailable", "{attempt}");
+    }
+    assert_eq!(h.upstream.count(), 0);
+}
+
 #[test]
 fn ordergate_sign_refuses_what_it_cannot_sign() {
     let dir = tempfile::tempdir().unwrap();

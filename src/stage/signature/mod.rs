@@ -231,8 +231,19 @@ pub async fn check(
     } else {
         let mut recorded = record(settings.nonce_store, stores, nonce, ttl).await?;
         // Signed before a reload that moved the store: the old one is asked too ([`carry`]).
+        // Refused because the old one failed, the pair is taken back from the new one, so the
+        // same request sent again is not taken for a replay.
         if let (Ok(true), Some(old)) = (&recorded, also) {
-            recorded = record(old, stores, nonce, ttl).await?;
+            let carried = record(old, stores, nonce, ttl).await;
+            let refused = match &carried {
+                Err(_) => true,
+                Ok(Err(_)) => settings.on_store_error == OnStoreError::Reject,
+                Ok(Ok(_)) => false,
+            };
+            if refused {
+                forget(settings.nonce_store, stores, nonce).await;
+            }
+            recorded = carried?;
         }
         if lost && recorded == Ok(true) {
             recorded = Err(LOST.to_owned());
@@ -279,6 +290,20 @@ async fn holds(store: NonceStore, stores: Stores<'_>, nonce: nonce::NonceKey) ->
             Some(redis) => nonce::holds_shared(redis, nonce).await.unwrap_or(false),
             None => false,
         },
+    }
+}
+
+/// Takes back `nonce`, which this request recorded in `store` before it was refused.
+async fn forget(store: NonceStore, stores: Stores<'_>, nonce: nonce::NonceKey) {
+    match store {
+        NonceStore::Local => stores.local.forget(nonce),
+        NonceStore::Redis => {
+            if let Some(redis) = stores.redis
+                && let Err(error) = nonce::forget_shared(redis, nonce).await
+            {
+                tracing::warn!(%error, "a refused request's nonce could not be taken back");
+            }
+        }
     }
 }
 

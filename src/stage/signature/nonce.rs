@@ -4,8 +4,8 @@
 //!
 //! Pairs are kept as a SHA-256 of kind, keyid and nonce, so the stores hold fixed-size keys
 //! whatever the client sent. Locally they live in [`LocalNonces`]: 16 shards (no single lock on
-//! the request path), each a map and an expiry queue, bounded at [`LOCAL_CAPACITY`] pairs in
-//! all (about 20 MiB); when it is full of unexpired pairs the store reports an error and
+//! the request path), each a map and a queue ordered by deadline, bounded at [`LOCAL_CAPACITY`]
+//! pairs in all (about 20 MiB); when it is full of unexpired pairs the store reports an error and
 //! `on_store_error` decides — it never forgets a live pair to make room, which would reopen
 //! the replay. The shard is chosen by a keyed hash with a per-process random key, so a caller
 //! cannot grind nonces into one shard; and one credential holds at most a quarter of any shard
@@ -14,8 +14,9 @@
 //! whatever `on_store_error` says. With Redis, one `SET key 1 NX PX ttl` round trip: the first
 //! instance to set it wins, every other instance sees the pair taken.
 
+use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ pub const CREDENTIAL_SHARE: usize = 4;
 const PER_CREDENTIAL: usize = PER_SHARD / CREDENTIAL_SHARE;
 
 /// A `(kind, keyid, nonce)` pair, hashed, with the credential it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NonceKey {
     pair: [u8; 32],
     credential: u64,
@@ -90,26 +91,36 @@ impl StoreError {
 #[derive(Debug, Default)]
 struct Shard {
     until: HashMap<NonceKey, Instant>,
-    queue: VecDeque<(NonceKey, Instant)>,
+    /// Every pair in `until` once, soonest deadline first. Ordered by deadline, not by arrival:
+    /// after a reload shortens the ttl, a pair recorded before it must not hold the shorter-lived
+    /// ones behind it in the store (they would fill the shard's limits while dead).
+    queue: BinaryHeap<Reverse<(Instant, NonceKey)>>,
     held: HashMap<u64, usize>,
 }
 
 impl Shard {
-    /// Forgets pairs expired at `now`, oldest first.
+    /// Forgets every pair expired at `now`.
     fn expire(&mut self, now: Instant) {
-        while let Some(&(key, until)) = self.queue.front() {
+        while let Some(&Reverse((until, key))) = self.queue.peek() {
             if until > now {
                 break;
             }
-            self.queue.pop_front();
+            self.queue.pop();
             if self.until.get(&key) == Some(&until) {
-                self.until.remove(&key);
-                if let Some(held) = self.held.get_mut(&key.credential) {
-                    *held -= 1;
-                    if *held == 0 {
-                        self.held.remove(&key.credential);
-                    }
-                }
+                self.remove(key);
+            }
+        }
+    }
+
+    /// Forgets `key` and gives its credential's slot back.
+    fn remove(&mut self, key: NonceKey) {
+        if self.until.remove(&key).is_none() {
+            return;
+        }
+        if let Some(held) = self.held.get_mut(&key.credential) {
+            *held -= 1;
+            if *held == 0 {
+                self.held.remove(&key.credential);
             }
         }
     }
@@ -144,7 +155,7 @@ impl LocalNonces {
         if shard.until.get(&key).is_some_and(|until| *until > now) {
             return Ok(false);
         }
-        // The queue may hold stale entries after a reload shortened the ttl; bound it too.
+        // Pairs taken back ([`Self::forget`]) stay in the queue until their deadline; bound it.
         if shard.until.len() >= PER_SHARD || shard.queue.len() >= 2 * PER_SHARD {
             return Err(StoreError::Full);
         }
@@ -155,8 +166,16 @@ impl LocalNonces {
         *held += 1;
         let until = now + ttl;
         shard.until.insert(key, until);
-        shard.queue.push_back((key, until));
+        shard.queue.push(Reverse((until, key)));
         Ok(true)
+    }
+
+    /// Takes back `key`, recorded for a request that was then refused for another reason (so
+    /// the same request sent again is not taken for a replay).
+    pub fn forget(&self, key: NonceKey) {
+        if let Some(shard) = self.shard(key) {
+            shard.lock().remove(key);
+        }
     }
 
     /// True when `key` is remembered at `now` (recording nothing).
@@ -176,7 +195,7 @@ impl LocalNonces {
         self.shards.get(index)
     }
 
-    /// Pairs remembered now (expired ones included until the next record in their shard).
+    /// Pairs remembered (expired ones included until the next record in their shard).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().until.len()).sum()
     }
@@ -209,6 +228,13 @@ async fn query<T: redis::FromRedisValue>(
 pub async fn holds_shared(store: &SharedStore, key: NonceKey) -> Result<bool, StoreError> {
     let held: u64 = query(store, redis::cmd("EXISTS").arg(shared_name(store, key))).await?;
     Ok(held > 0)
+}
+
+/// Takes back `key` from the shared Redis (one `DEL`), recorded by this instance for a request
+/// then refused for another reason.
+pub async fn forget_shared(store: &SharedStore, key: NonceKey) -> Result<(), StoreError> {
+    let _: u64 = query(store, redis::cmd("DEL").arg(shared_name(store, key))).await?;
+    Ok(())
 }
 
 /// Records `key` in the shared Redis with one `SET NX PX`: `Ok(true)` when this instance was
@@ -322,5 +348,53 @@ mod tests {
         }
         // Its share frees as its pairs expire.
         assert!(store.record(key(u32::MAX), ttl, t0 + ttl).unwrap());
+    }
+
+    #[test]
+    fn a_shorter_ttl_after_a_long_one_does_not_fill_the_store_with_dead_pairs() {
+        let store = LocalNonces::default();
+        let t0 = Instant::now();
+        // A pair recorded under a day's ttl in every shard (before a reload lowered max_age).
+        let mut n = 0u32;
+        while store.shards.iter().any(|s| s.lock().until.is_empty()) {
+            let long = NonceKey::new(PrincipalKind::ApiKey, "before", &n.to_string());
+            assert!(store.record(long, Duration::from_secs(86_400), t0).unwrap());
+            n += 1;
+        }
+        let before = store.len();
+        // Then one partner at one live pair at a time, more pairs in all than its share of
+        // any shard: each must be accepted, and the dead ones forgotten.
+        let ttl = Duration::from_secs(1);
+        for n in 0..(SHARDS * PER_CREDENTIAL + 1000) as u32 {
+            let now = t0 + Duration::from_secs(u64::from(n));
+            assert!(store.record(key(n), ttl, now).unwrap(), "pair {n}");
+            assert!(store.holds(key(n), now));
+        }
+        assert!(store.len() <= before + SHARDS, "{} pairs", store.len());
+        // The long-lived pairs are still held.
+        let first = NonceKey::new(PrincipalKind::ApiKey, "before", "0");
+        assert!(
+            !store
+                .record(first, ttl, t0 + Duration::from_secs(86_399))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_pair_taken_back_can_be_recorded_again_and_frees_its_slot() {
+        let store = LocalNonces::default();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
+        assert!(store.record(key(1), ttl, t0).unwrap());
+        store.forget(key(1));
+        assert!(!store.holds(key(1), t0));
+        assert!(store.record(key(1), ttl, t0).unwrap());
+        assert!(!store.record(key(1), ttl, t0).unwrap());
+        // Taking back over and over does not use up the credential's share.
+        for n in 2..(SHARDS * PER_CREDENTIAL + 1000) as u32 {
+            assert!(store.record(key(n), ttl, t0).unwrap(), "pair {n}");
+            store.forget(key(n));
+        }
+        assert_eq!(store.len(), 1);
     }
 }
