@@ -30,7 +30,7 @@ impl InFlightLimit {
                 cause: Overload::MaxInFlight,
             });
         }
-        metrics::gauge!("ordergate_in_flight").set((previous + 1) as f64);
+        crate::vocab::metrics::in_flight(previous + 1);
         Ok(InFlight {
             current: self.current.clone(),
         })
@@ -45,7 +45,7 @@ impl InFlightLimit {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let now = self.current.fetch_sub(1, Ordering::AcqRel) - 1;
-        metrics::gauge!("ordergate_in_flight").set(now as f64);
+        crate::vocab::metrics::in_flight(now);
     }
 }
 

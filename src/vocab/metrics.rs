@@ -201,8 +201,18 @@ pub fn event_counted(kind: crate::vocab::event::EventKind, result: &'static str)
         .increment(1);
 }
 
-/// Counts `records` lines of `bytes` bytes written to the audit log, through handles kept once
-/// our recorder is installed (a lookup per write otherwise builds and hashes the series' key).
+/// Runs `use_it` on handles `take` makes, kept for the process once our recorder is installed
+/// (a lookup per call otherwise builds and hashes the series' key); before that, on handles
+/// made for this call alone (kept, they would stay bound to no recorder).
+fn with_kept<T>(kept: &'static OnceLock<T>, take: impl FnOnce() -> T, use_it: impl FnOnce(&T)) {
+    match kept.get() {
+        Some(handles) => use_it(handles),
+        None if HANDLE.get().is_some() => use_it(kept.get_or_init(take)),
+        None => use_it(&take()),
+    }
+}
+
+/// Counts `records` lines of `bytes` bytes written to the audit log.
 pub fn audit_written(records: u64, bytes: u64) {
     static WRITTEN: OnceLock<(metrics::Counter, metrics::Counter)> = OnceLock::new();
     let take = || {
@@ -211,17 +221,20 @@ pub fn audit_written(records: u64, bytes: u64) {
             metrics::counter!("ordergate_audit_bytes_total"),
         )
     };
-    let uncached;
-    let (lines, size) = match WRITTEN.get() {
-        Some(handles) => handles,
-        None if HANDLE.get().is_some() => WRITTEN.get_or_init(take),
-        None => {
-            uncached = take();
-            &uncached
-        }
-    };
-    lines.increment(records);
-    size.increment(bytes);
+    with_kept(&WRITTEN, take, |(lines, size)| {
+        lines.increment(records);
+        size.increment(bytes);
+    });
+}
+
+/// Sets the requests in flight (twice per request: when one starts and when it ends).
+pub fn in_flight(now: usize) {
+    static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+    with_kept(
+        &GAUGE,
+        || metrics::gauge!("ordergate_in_flight"),
+        |gauge| gauge.set(now as f64),
+    );
 }
 
 /// The series one finished request updates. Looking them up builds their label sets and

@@ -78,6 +78,14 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// data and may stay a number, otherwise its masked text (a phone number sent as an integer is
 /// still a phone number).
 pub fn redact_number(number: &serde_json::Number) -> Option<String> {
+    // An integer of at most seven digits cannot hold a number the detectors look for (they need
+    // at least eight): the common case (page sizes, counts), answered without writing it out.
+    let magnitude = number
+        .as_u64()
+        .or_else(|| number.as_i64().map(i64::unsigned_abs));
+    if magnitude.is_some_and(|m| m < 10_000_000) {
+        return None;
+    }
     let text = number.to_string();
     if let Cow::Owned(masked) = redact(&text) {
         return Some(masked);

@@ -198,6 +198,9 @@ pub fn format_ts(ts: SystemTime) -> String {
     out
 }
 
+/// Bytes reserved for a record line: a typical one (about 600) with its hash and room to spare.
+const LINE_CAPACITY: usize = 1024;
+
 impl Entry {
     /// Serialises the record as it is written (without the trailing newline), chained to
     /// `prev_hash` when given. Returns the line and its hash.
@@ -252,8 +255,11 @@ impl Entry {
             signed: self.signed,
             prev_hash,
         };
-        // Serialising strings, numbers and maps of them cannot fail.
-        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        // Serialising strings, numbers and maps of them cannot fail. Sized for a typical record
+        // with its hash, so the line is not grown (and copied) as it is written.
+        let mut text = Vec::with_capacity(LINE_CAPACITY);
+        let _ = serde_json::to_writer(&mut text, &line);
+        let mut text = String::from_utf8(text).unwrap_or_default();
         let hash = prev_hash.map(|prev| chain_hash(prev, &text));
         text.pop();
         match &hash {

@@ -69,6 +69,10 @@ fn key_prefix_anywhere(raw: &str) -> bool {
         text.windows(prefix.len())
             .any(|w| w.eq_ignore_ascii_case(prefix))
     };
+    // Without an escape no round of decoding changes the text: one look (the common case).
+    if !raw.contains('%') {
+        return holds(raw.as_bytes());
+    }
     let mut text = raw.as_bytes().to_vec();
     for _ in 0..DECODE_ROUNDS {
         if holds(&text) {
