@@ -258,7 +258,9 @@ impl Entry {
         // Serialising strings, numbers and maps of them cannot fail. Sized for a typical record
         // with its hash, so the line is not grown (and copied) as it is written.
         let mut text = Vec::with_capacity(LINE_CAPACITY);
-        let _ = serde_json::to_writer(&mut text, &line);
+        if serde_json::to_writer(&mut text, &line).is_err() {
+            text.clear();
+        }
         let mut text = String::from_utf8(text).unwrap_or_default();
         let hash = prev_hash.map(|prev| chain_hash(prev, &text));
         text.pop();

@@ -112,6 +112,12 @@ impl Shard {
         }
     }
 
+    /// Drops the queue's entries for pairs taken back (no longer held with that deadline).
+    fn drop_forgotten(&mut self) {
+        let Self { until, queue, .. } = self;
+        queue.retain(|Reverse((deadline, key))| until.get(key) == Some(deadline));
+    }
+
     /// Forgets `key` and gives its credential's slot back.
     fn remove(&mut self, key: NonceKey) {
         if self.until.remove(&key).is_none() {
@@ -155,7 +161,11 @@ impl LocalNonces {
         if shard.until.get(&key).is_some_and(|until| *until > now) {
             return Ok(false);
         }
-        // Pairs taken back ([`Self::forget`]) stay in the queue until their deadline; bound it.
+        // Pairs taken back ([`Self::forget`]) stay in the queue until their deadline: dropped
+        // once they are as many as the shard holds, so no caller can fill it with them.
+        if shard.queue.len() >= 2 * PER_SHARD {
+            shard.drop_forgotten();
+        }
         if shard.until.len() >= PER_SHARD || shard.queue.len() >= 2 * PER_SHARD {
             return Err(StoreError::Full);
         }
@@ -396,5 +406,11 @@ mod tests {
             store.forget(key(n));
         }
         assert_eq!(store.len(), 1);
+        // Nor does taking one pair back over and over fill its shard's queue for everyone.
+        for _ in 0..(2 * PER_SHARD + 10) {
+            assert!(store.record(key(0), ttl, t0).unwrap());
+            store.forget(key(0));
+        }
+        assert!(store.record(key(0), ttl, t0).unwrap());
     }
 }
